@@ -1,0 +1,134 @@
+"""The `search` and `evaluate` sections of the config (pydantic v2, frozen, no optuna here).
+
+`pipeline/config.py` imports `SearchConfig` and `EvaluateConfig` as two sections of the main
+config; every field has a default so `search: {}` is valid. The search space itself lives in
+`conf/search/<name>.yaml` (chosen with `search.space=<name>` or a path to a YAML file) and is
+validated by `parse_space`: a mapping from a dotted config key (`regularization.l2`) to a
+`ParamSpec`, so a user adds a knob (learning rate, hidden sizes, optimizer) by editing YAML only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ParamSpec(_Frozen):
+    """One searched knob: a float/int range (optionally log or stepped) or a list of choices."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ParamSpec":
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError(f"categorical needs a non-empty choices list, got {self.choices!r}")
+            if self.low is not None or self.high is not None or self.log or self.step is not None:
+                raise ValueError("categorical takes only choices, not low/high/log/step")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"{self.type} takes low/high, not choices (got choices={self.choices!r})")
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.type} needs low and high, got low={self.low}, high={self.high}")
+        if not self.low < self.high:
+            raise ValueError(f"low must be < high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("log scale cannot be combined with step (Optuna refuses it)")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step must be > 0, got {self.step}")
+        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
+            raise ValueError(f"int needs integer low/high, got low={self.low}, high={self.high}")
+        return self
+
+
+def parse_space(data: Any, source: str = "search space") -> dict[str, ParamSpec]:
+    """Validate a `{dotted.key: {type: ..., ...}}` mapping; errors name the source and the key."""
+    if not isinstance(data, Mapping) or not data:
+        raise ValueError(f"{source}: expected a non-empty mapping of dotted config keys, got {data!r}")
+    space: dict[str, ParamSpec] = {}
+    for key, spec in data.items():
+        if not isinstance(key, str) or "." not in key:
+            raise ValueError(f"{source}: key {key!r} must be a dotted config key like regularization.l2")
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"{source}: {key} must be a mapping with a type, got {spec!r}")
+        try:
+            space[key] = ParamSpec(**spec)
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            raise ValueError(f"{source}: {key}: {_first_error(exc)}") from None
+    return space
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        err = errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
+        return f"{where}: {msg}, got {err.get('input')!r}" if where else msg
+    return str(exc)
+
+
+class SamplerConfig(_Frozen):
+    name: Literal["tpe", "random"] = "tpe"
+    seed: int | None = None  # None = the config's top-level seed (the study's seed)
+
+
+class PrunerConfig(_Frozen):
+    name: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(5, ge=0)  # median: trials that are never pruned
+    n_warmup_steps: int = Field(0, ge=0)  # median: epochs before pruning may start
+    interval_steps: int = Field(1, ge=1)
+    min_resource: int = Field(1, ge=1)  # hyperband, in epochs
+    reduction_factor: int = Field(3, ge=2)  # hyperband
+
+
+class SearchConfig(_Frozen):
+    study: str | None = None  # None = "<experiment>-<data.name>"
+    n_trials: int = Field(20, ge=1)  # the TARGET number of finished trials (resume counts old ones)
+    workers: int = Field(1, ge=1)  # processes sharing one storage
+    storage: str | None = None  # None = journal file optuna/<study>.journal; else an Optuna URL
+    space: str = "default"  # conf/search/<space>.yaml, or a path to a YAML file
+    objective: Literal["dev_loss", "dev_error"] = "dev_error"
+    sampler: SamplerConfig = SamplerConfig()
+    pruner: PrunerConfig = PrunerConfig()
+    heartbeat_interval: int = Field(60, ge=1)  # RDB storages only (journal has no heartbeat)
+    grace_period: int = Field(120, ge=1)
+    trial_figures: bool = True  # boundary + curves per child run (about 0.3 s per trial)
+    top: int = Field(10, ge=1)  # rows of the final table
+
+
+class GateConfig(_Frozen):
+    """Dev-set gate for the registry alias: metric <= threshold (>= for accuracy)."""
+
+    metric: Literal["dev_error", "dev_loss", "dev_accuracy"] = "dev_error"
+    threshold: float | None = 0.2  # None = no gate, the alias is always set
+
+    def passes(self, value: float) -> bool:
+        if self.threshold is None:
+            return True
+        if self.metric == "dev_accuracy":
+            return value >= self.threshold
+        return value <= self.threshold
+
+
+class EvaluateConfig(_Frozen):
+    # "train": the retrained model is the trial's model (same data, same seed), so its dev
+    # metrics reproduce the search's and the gate is honest. "train+dev" uses more data but
+    # leaves no held-out set before the test; documented in docs/search.md.
+    retrain_on: Literal["train", "train+dev"] = "train"
+    gate: GateConfig = GateConfig()
+    registered_model: str = Field("nn-pipeline", min_length=1)
+    alias: str = Field("champion", min_length=1)
+    force: bool = False  # explicit override of the once-only rule; recorded as such
