@@ -1,0 +1,71 @@
+"""Bias/variance diagnosis from train and dev error, with an optional Bayes (human-level) error.
+
+    avoidable bias = train_error - bayes_error     how far training is from the best possible
+    variance       = dev_error - train_error       how much worse unseen data of the same kind is
+
+Each gap is "high" when it exceeds `threshold` (absolute error, default 0.02 = 2 percentage
+points). Two points is about the smallest gap that is not noise on a dev set of a few hundred
+examples, and it separates the classic cases: 1%/11% (variance), 15%/16% (bias), 15%/30% (both),
+0.5%/1% (fine), and 15%/16% with a 15% Bayes error (fine: the bias is not avoidable).
+The recommendation is the first step of the basic recipe: fix bias before variance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RECOMMENDATIONS = {
+    "high bias": "bigger network (more units or layers) or train longer / a better optimizer",
+    "high variance": "more data (or augmentation) or more regularization (L2, dropout)",
+    "high bias and high variance": "first reduce bias (bigger network, train longer), "
+                                   "then variance (more data, regularization)",
+    "fine": "no gap to close: evaluate once on the test set",
+}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    train_error: float
+    dev_error: float
+    bayes_error: float
+    avoidable_bias: float
+    variance: float
+    verdict: str            # a key of RECOMMENDATIONS
+    recommendation: str
+    threshold: float
+
+    def as_tags(self) -> dict[str, str]:
+        """Flat string tags for the tracking layer (`diagnosis.*`)."""
+        return {
+            "diagnosis.verdict": self.verdict,
+            "diagnosis.recommendation": self.recommendation,
+            "diagnosis.avoidable_bias": f"{self.avoidable_bias:.4f}",
+            "diagnosis.variance": f"{self.variance:.4f}",
+            "diagnosis.bayes_error": f"{self.bayes_error:.4f}",
+            "diagnosis.threshold": f"{self.threshold:.4f}",
+        }
+
+    def format(self) -> str:
+        return (f"diagnosis: {self.verdict} (avoidable bias {self.avoidable_bias:+.2%}, "
+                f"variance {self.variance:+.2%}, Bayes error {self.bayes_error:.2%})\n"
+                f"next step: {self.recommendation}")
+
+
+def diagnose(train_error: float, dev_error: float, *, bayes_error: float = 0.0,
+             threshold: float = 0.02) -> Diagnosis:
+    """Verdict and next step from errors in [0, 1] (not percentages)."""
+    for key, value in (("train_error", train_error), ("dev_error", dev_error),
+                       ("diagnosis.bayes_error", bayes_error)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{key} must be in [0, 1], got {value}")
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"diagnosis.threshold must be in (0, 1), got {threshold}")
+    bias = train_error - bayes_error
+    variance = dev_error - train_error
+    # a tiny tolerance so that 0.15 - 0.13 (= 0.0199999...) counts as exactly the threshold
+    high_bias = bias > threshold + 1e-12
+    high_variance = variance > threshold + 1e-12
+    verdict = {(True, True): "high bias and high variance", (True, False): "high bias",
+               (False, True): "high variance", (False, False): "fine"}[(high_bias, high_variance)]
+    return Diagnosis(float(train_error), float(dev_error), float(bayes_error), float(bias),
+                     float(variance), verdict, RECOMMENDATIONS[verdict], float(threshold))

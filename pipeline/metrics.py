@@ -1,0 +1,43 @@
+"""Classification metrics as plain dicts of floats, computed from probabilities and label codes.
+
+Loss here is the data cross-entropy (no L2/L1 penalty): it is what "dev loss" means when
+comparing models with different regularization strengths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.nn.losses import cross_entropy_from_probs
+
+
+def predictions(probs: np.ndarray) -> np.ndarray:
+    """Label codes (m,) from probabilities (m, n_out): threshold 0.5 for one column, else argmax."""
+    if probs.shape[1] == 1:
+        return (probs[:, 0] >= 0.5).astype(np.int64)
+    return probs.argmax(axis=1).astype(np.int64)
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred must have the same shape, got {y_true.shape} "
+                         f"and {y_pred.shape}")
+    if y_true.size == 0:
+        raise ValueError("accuracy of an empty split is undefined (0 examples)")
+    return float(np.mean(y_true == y_pred))
+
+
+def classification_metrics(probs: np.ndarray, y: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """{prefix_loss, prefix_accuracy, prefix_error} for probs (m, n_out) and codes y (m,)."""
+    output = "sigmoid" if probs.shape[1] == 1 else "softmax"
+    acc = accuracy(np.asarray(y), predictions(probs))
+    p = f"{prefix}_" if prefix else ""
+    return {f"{p}loss": cross_entropy_from_probs(probs, np.asarray(y), output),
+            f"{p}accuracy": acc, f"{p}error": 1.0 - acc}
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts (n_classes, n_classes): row = true class, column = predicted class."""
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return counts

@@ -1,0 +1,59 @@
+"""The basic-recipe diagnosis on the textbook cases (errors as fractions, Bayes 0 unless said)."""
+
+import pytest
+
+from pipeline.diagnosis import RECOMMENDATIONS, diagnose
+
+
+@pytest.mark.parametrize("train, dev, verdict", [
+    (0.01, 0.11, "high variance"),
+    (0.15, 0.16, "high bias"),
+    (0.15, 0.30, "high bias and high variance"),
+    (0.005, 0.01, "fine"),
+])
+def test_four_classic_cases(train, dev, verdict):
+    d = diagnose(train, dev, bayes_error=0.0)
+    assert d.verdict == verdict
+    assert d.avoidable_bias == pytest.approx(train)
+    assert d.variance == pytest.approx(dev - train)
+    assert d.recommendation == RECOMMENDATIONS[verdict]
+
+
+def test_bayes_15_percent_makes_the_bias_unavoidable():
+    d = diagnose(0.15, 0.16, bayes_error=0.15)
+    assert d.avoidable_bias == pytest.approx(0.0)
+    assert d.variance == pytest.approx(0.01)
+    assert d.verdict == "fine"
+
+
+def test_recommendations_follow_the_basic_recipe():
+    assert "bigger network" in diagnose(0.15, 0.16).recommendation
+    assert "regularization" in diagnose(0.01, 0.11).recommendation
+    both = diagnose(0.15, 0.30).recommendation
+    assert both.index("bias") < both.index("variance")  # bias first
+
+
+def test_threshold_is_a_boundary_not_noise():
+    assert diagnose(0.0, 0.02).verdict == "fine"        # exactly at the threshold
+    assert diagnose(0.0, 0.021).verdict == "high variance"
+    assert diagnose(0.0, 0.05, threshold=0.1).verdict == "fine"
+
+
+def test_tags_and_format():
+    d = diagnose(0.15, 0.30)
+    tags = d.as_tags()
+    assert tags["diagnosis.verdict"] == "high bias and high variance"
+    assert tags["diagnosis.variance"] == "0.1500"
+    assert "avoidable bias +15.00%" in d.format()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(train_error=1.5, dev_error=0.1), "train_error must be in [0, 1], got 1.5"),
+    (dict(train_error=0.1, dev_error=0.1, bayes_error=-0.1),
+     "diagnosis.bayes_error must be in [0, 1], got -0.1"),
+    (dict(train_error=0.1, dev_error=0.1, threshold=0), "diagnosis.threshold must be in (0, 1), got 0"),
+])
+def test_bad_inputs_name_key_bound_value(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]").replace("+", r"\+")):
+        diagnose(**kwargs)
