@@ -1,0 +1,161 @@
+"""Config loading, layering, overrides and the one-line validation messages."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import config_from_yaml, load_config, parse_override
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def load(*overrides, **kw):
+    return load_config(overrides, conf_dir=kw.pop("conf_dir", CONF), **kw)
+
+
+def test_default_config_loads_with_the_documented_defaults():
+    cfg = load()
+    assert cfg.data.name == "noisy_diagonal"
+    assert cfg.data.target.params == {"variant": "clean"}
+    assert cfg.model.hidden == (20, 3) and cfg.model.activation == "relu"
+    assert cfg.model.init == "he"
+    assert 0 < cfg.regularization.l2 < 0.1
+    assert cfg.training.patience is not None           # early stopping on dev is on
+    evaluations = cfg.training.epochs // cfg.training.eval_every
+    assert 100 <= evaluations <= 300
+
+
+def test_overrides_are_parsed_as_yaml():
+    cfg = load("model.hidden=[5,4,3]", "regularization.l2=0.7", "regularization.keep_prob=[0.5,0.8,1]",
+               "training.batch_size=null", "data.params.n_samples=500")
+    assert cfg.model.hidden == (5, 4, 3)
+    assert cfg.regularization.l2 == 0.7
+    assert cfg.regularization.keep_prob == (0.5, 0.8, 1.0)
+    assert cfg.training.batch_size is None
+    assert cfg.data.params == {"n_samples": 500}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("regularization.keep_prob=1.5", "regularization.keep_prob must be in (0, 1], got 1.5"),
+    ("regularization.keep_prob=0", "regularization.keep_prob must be in (0, 1], got 0"),
+    ("regularization.keep_prob=[0.5,2]", "regularization.keep_prob must be in (0, 1], got 2"),
+    ("regularization.keep_prob=[0.5]", "regularization.keep_prob must have one value per hidden layer "
+                                       "(2 for model.hidden=[20, 3]), got [0.5]"),
+    ("regularization.l2=-0.1", "regularization.l2 must be >= 0, got -0.1"),
+    ("regularization.l1=-1", "regularization.l1 must be >= 0, got -1.0"),
+    ("training.learning_rate=0", "training.learning_rate must be > 0, got 0.0"),
+    ("training.epochs=0", "training.epochs must be >= 1, got 0"),
+    ("training.epochs=abc", "training.epochs must be an integer, got 'abc'"),
+    ("training.batch_size=-5", "training.batch_size must be >= 1, got -5"),
+    ("model.hidden=[20,0]", "model.hidden[1] must be >= 1, got 0"),
+    ("model.init=ones", "model.init must be one of ['zeros', 'random', 'he', 'xavier', 'glorot'], got 'ones'"),
+    ("model.activation=gelu", "model.activation must be one of ['relu', 'leaky_relu', 'tanh', 'sigmoid'], got 'gelu'"),
+    ("training.optimizer=sgd", "training.optimizer must be one of ['gd', 'momentum', 'adam'], got 'sgd'"),
+    ("training.monitor=dev_acc", "training.monitor must be one of 'dev_loss' or 'dev_error', got 'dev_acc'"),
+    ("data.train=0.7", "data.train + data.dev + data.test must sum to 1, got 1.1"),
+    ("data.dev=1.5", "data.dev must be in (0, 1), got 1.5"),
+    ("diagnosis.bayes_error=1", "diagnosis.bayes_error must be in [0, 1), got 1.0"),
+    ("seed=-1", "seed must be >= 0, got -1"),
+    ("search.n_trials=0", "search.n_trials must be >= 1, got 0"),
+])
+def test_bad_values_name_key_bound_and_value(override, message):
+    with pytest.raises(ValueError) as info:
+        load(override)
+    assert str(info.value) == message
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_data_set_lists_the_valid_names():
+    if not hasattr(pytest.importorskip("pipeline.data"), "DATASETS"):
+        pytest.skip("pipeline.data is not built yet")
+    with pytest.raises(ValueError, match=r"data.name must be one of \[.*'rings'.*\], got 'mnist'"):
+        load("data.name=mnist")
+
+
+@pytest.mark.parametrize("override, key, section, valid", [
+    ("model.depth=3", "model.depth", "model", "activation, hidden, init, init_scale"),
+    ("regularisation.l2=1", "regularisation", "the config", "augment, data, diagnosis"),
+    ("training.lr=0.1", "training.lr", "training", "batch_size, beta1"),
+])
+def test_unknown_key_names_it_and_lists_valid_keys(override, key, section, valid):
+    with pytest.raises(ValueError) as info:
+        load(override)
+    assert str(info.value).startswith(f"unknown key {key}; valid keys of {section}: {valid}")
+
+
+@pytest.mark.parametrize("item", ["regularization.l2", "=3", "a b=1"])
+def test_malformed_override(item):
+    with pytest.raises(ValueError, match="override must look like key=value"):
+        parse_override(item)
+
+
+def test_override_into_a_value_is_refused():
+    with pytest.raises(ValueError, match=r"model.init.x: model.init is a value \('he'\), not a section"):
+        load("model.init.x=1")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_file_validates(name):
+    cfg = load(experiment=name)
+    assert cfg.flat()  # and it differs from the base somewhere
+    assert cfg != load()
+
+
+def test_experiment_files_set_what_they_say():
+    assert load(experiment="rings_init").data.name == "rings"
+    assert load(experiment="rings_init").data.target is None
+    assert load(experiment="noisy_diagonal_regularization").regularization.l2 == 0.7
+    assert load(experiment="digits").augment.names == ("shift",)
+
+
+def test_unknown_experiment_lists_known_ones():
+    with pytest.raises(ValueError, match=r"experiment must be one of \[.*'rings_init'.*\], got 'nope'"):
+        load(experiment="nope")
+
+
+def test_layers_base_experiment_local_overrides(tmp_path):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "local").mkdir()
+    (tmp_path / "base.yaml").write_text("seed: 1\nmodel: {hidden: [4], init: he}\nregularization: {l2: 0.1}\n")
+    (tmp_path / "experiment" / "e.yaml").write_text("seed: 2\nmodel: {hidden: [8, 8]}\n")
+    (tmp_path / "local" / "me.yaml").write_text("seed: 3\nregularization: {l2: 0.2}\n")
+    cfg = load_config(["regularization.l2=0.3"], conf_dir=tmp_path, experiment="e")
+    assert cfg.seed == 3                      # local beats experiment beats base
+    assert cfg.model.hidden == (8, 8)         # lists are replaced, not merged
+    assert cfg.model.init == "he"             # sibling keys of a merged section survive
+    assert cfg.regularization.l2 == 0.3       # the command line wins
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    (tmp_path / "base.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'base.yaml'}: not valid YAML")):
+        load_config(conf_dir=tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(conf_dir=tmp_path / "nowhere")
+
+
+def test_with_overrides_validates_and_copies():
+    cfg = load()
+    new = cfg.with_overrides({"regularization.l2": 0.5, "model.init": "xavier"})
+    assert (new.regularization.l2, new.model.init) == (0.5, "xavier")
+    assert cfg.regularization.l2 != 0.5                 # the original is untouched
+    with pytest.raises(ValueError, match=r"regularization.keep_prob must be in \(0, 1\], got 1.2"):
+        cfg.with_overrides({"regularization.keep_prob": 1.2})
+
+
+def test_flat_params_and_yaml_round_trip():
+    cfg = load("model.hidden=[7,3]", "regularization.keep_prob=[0.5,1]")
+    flat = cfg.flat()
+    assert flat["model.hidden"] == "[7, 3]"
+    assert flat["regularization.keep_prob"] == "[0.5, 1.0]"
+    assert flat["training.batch_size"] == "null"
+    assert flat["data.target.params.variant"] == "clean"
+    assert all(isinstance(v, str) and len(v) < 500 for v in flat.values())
+    assert config_from_yaml(cfg.to_yaml()) == cfg
+
+
+def test_config_is_frozen():
+    cfg = load()
+    with pytest.raises(Exception):
+        cfg.seed = 5
