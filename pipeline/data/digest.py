@@ -1,0 +1,23 @@
+"""Content digests: which exact arrays a run saw, so `reproduce` can tell when data changed."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+DIGEST_CHARS = 16  # 64 bits of sha256: collisions are not a concern at the scale of a run log
+
+
+def array_digest(X: np.ndarray, y: np.ndarray) -> str:
+    """First 16 hex characters of sha256 over, for X then y: shape, dtype and C-order bytes.
+
+    Shape and dtype are hashed too, so (100, 2) float64 and (200,) float64 holding the same
+    bytes, or the same values stored as float32, get different digests. Row order matters:
+    a shuffled copy is different data for the purpose of reproducing a run.
+    """
+    h = hashlib.sha256()
+    for arr in (np.asarray(X), np.asarray(y)):
+        h.update(f"{arr.shape}|{arr.dtype.str}|".encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:DIGEST_CHARS]

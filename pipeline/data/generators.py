@@ -1,0 +1,141 @@
+"""Built-in 2-D point sets, each drawn from an explicit `numpy.random.Generator`.
+
+Every generator is `fn(rng, **params) -> Dataset` with keyword parameters that have defaults;
+`pipeline.data.datasets.make_dataset` looks them up by name and refuses unknown parameters.
+Rows are returned class by class; the split shuffles them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.datasets import make_circles, make_moons
+
+from pipeline.data.dataset import Dataset, check_choice, check_float, check_int, check_rng
+
+_XY = ("x1", "x2")
+
+
+def _per_class(n_samples: int, n_classes: int) -> np.ndarray:
+    """Class sizes that differ by at most one and sum to n_samples."""
+    sizes = np.full(n_classes, n_samples // n_classes)
+    sizes[: n_samples % n_classes] += 1
+    return sizes
+
+
+def _labels(sizes: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(sizes)), sizes)  # (m,)
+
+
+def _codes(k: int) -> tuple[str, ...]:
+    return tuple(str(c) for c in range(k))
+
+
+def _sklearn_seed(rng: np.random.Generator) -> int:
+    # sklearn wants an int or a RandomState; drawing the int from rng keeps rng the only seed.
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def rings(rng, *, n_samples: int = 400, noise: float = 0.0) -> Dataset:
+    """Inner ring radius U[5, 6] -> 0, outer ring U[6, 7] -> 1, uniform angles; noise = N(0, noise) per coordinate."""
+    check_rng(rng)
+    n = check_int("rings.n_samples", n_samples, 4)
+    sd = check_float("rings.noise", noise, 0.0, 5.0)
+    sizes = _per_class(n, 2)
+    radius = np.concatenate([rng.uniform(5.0, 6.0, sizes[0]), rng.uniform(6.0, 7.0, sizes[1])])  # (m,)
+    angle = rng.uniform(0.0, 2 * np.pi, n)  # (m,)
+    X = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])  # (m, 2)
+    if sd > 0:
+        X = X + rng.normal(0.0, sd, X.shape)
+    return Dataset(X, _labels(sizes), ("inner", "outer"), _XY, "rings")
+
+
+def noisy_diagonal(rng, *, n_samples: int = 300, noise: float = 0.2, band: float = 0.1,
+                   variant: str = "noisy") -> Dataset:
+    """Unit-square points labelled 1 where x1 > x2, plus round(noise * n_samples) band points.
+
+    The band is the strip 0 < x2 - x1 < band just above the diagonal (uniform along the
+    diagonal and across the strip). variant="noisy" labels every band point 1, so inside the
+    band the labels are mixed (the rule says 0); variant="clean" labels every point by the
+    rule alone. Returns n_samples + round(noise * n_samples) rows, X (m, 2).
+    """
+    check_rng(rng)
+    n = check_int("noisy_diagonal.n_samples", n_samples, 4)
+    frac = check_float("noisy_diagonal.noise", noise, 0.0, 1.0)
+    width = check_float("noisy_diagonal.band", band, 0.0, 1.0, lo_open=True)
+    check_choice("noisy_diagonal.variant", variant, ("noisy", "clean"))
+    base = rng.uniform(0.0, 1.0, (n, 2))  # (n, 2)
+    n_band = int(round(frac * n))
+    offset = rng.uniform(0.0, width, n_band)  # (b,) distance above the diagonal along x2
+    x1 = rng.uniform(0.0, 1.0 - offset)  # keeps x2 = x1 + offset inside the square
+    X = np.vstack([base, np.column_stack([x1, x1 + offset])])  # (n + b, 2)
+    y = (X[:, 0] > X[:, 1]).astype(np.int64)  # (m,) the rule
+    if variant == "noisy":
+        y[n:] = 1
+    return Dataset(X, y, _codes(2), _XY, "noisy_diagonal")
+
+
+def circles(rng, *, n_samples: int = 400, noise: float = 0.05, factor: float = 0.5) -> Dataset:
+    """scikit-learn's two concentric circles: outer radius 1 -> 0, inner radius `factor` -> 1."""
+    check_rng(rng)
+    n = check_int("circles.n_samples", n_samples, 4)
+    sd = check_float("circles.noise", noise, 0.0, 1.0)
+    f = check_float("circles.factor", factor, 0.0, 1.0, lo_open=True, hi_open=True)
+    X, y = make_circles(n_samples=n, noise=sd or None, factor=f, random_state=_sklearn_seed(rng))
+    return Dataset(X, y, _codes(2), _XY, "circles")
+
+
+def moons(rng, *, n_samples: int = 400, noise: float = 0.1) -> Dataset:
+    """scikit-learn's two interleaving half circles."""
+    check_rng(rng)
+    n = check_int("moons.n_samples", n_samples, 4)
+    sd = check_float("moons.noise", noise, 0.0, 1.0)
+    X, y = make_moons(n_samples=n, noise=sd or None, random_state=_sklearn_seed(rng))
+    return Dataset(X, y, _codes(2), _XY, "moons")
+
+
+def flower(rng, *, n_samples: int = 400, noise: float = 0.2, petals: int = 4, radius: float = 4.0) -> Dataset:
+    """Two classes on the petals of r = radius * sin(petals * t), with noise in angle and radius."""
+    check_rng(rng)
+    n = check_int("flower.n_samples", n_samples, 4)
+    sd = check_float("flower.noise", noise, 0.0, 2.0)
+    p = check_int("flower.petals", petals, 1, 12)
+    a = check_float("flower.radius", radius, 0.0, 100.0, lo_open=True)
+    sizes = _per_class(n, 2)
+    parts = []
+    for j, size in enumerate(sizes):
+        t = np.linspace(j * np.pi, (j + 1) * np.pi, size) + rng.normal(0.0, sd, size)  # (size,)
+        r = a * np.sin(p * t) + rng.normal(0.0, sd, size)  # (size,)
+        parts.append(np.column_stack([r * np.sin(t), r * np.cos(t)]))
+    return Dataset(np.vstack(parts), _labels(sizes), _codes(2), _XY, "flower")
+
+
+def spirals(rng, *, n_samples: int = 300, n_classes: int = 3, noise: float = 0.2, turns: float = 0.65) -> Dataset:
+    """k interleaved spiral arms (the CS231n set): radius 0..1, angle noise N(0, noise)."""
+    check_rng(rng)
+    k = check_int("spirals.n_classes", n_classes, 2, 10)
+    n = check_int("spirals.n_samples", n_samples, 2 * k)
+    sd = check_float("spirals.noise", noise, 0.0, 2.0)
+    span = 2 * np.pi * check_float("spirals.turns", turns, 0.0, 5.0, lo_open=True)
+    sizes = _per_class(n, k)
+    parts = []
+    for j, size in enumerate(sizes):
+        r = np.linspace(0.0, 1.0, size)  # (size,)
+        start = j * 2 * np.pi / k  # arms evenly spaced around the origin
+        t = np.linspace(start, start + span, size) + rng.normal(0.0, sd, size)
+        parts.append(np.column_stack([r * np.sin(t), r * np.cos(t)]))
+    return Dataset(np.vstack(parts), _labels(sizes), _codes(k), _XY, "spirals")
+
+
+def blobs(rng, *, n_samples: int = 300, n_classes: int = 3, noise: float = 1.0, spread: float = 5.0) -> Dataset:
+    """k Gaussian blobs (std `noise`) centred evenly on a circle of radius `spread`."""
+    check_rng(rng)
+    k = check_int("blobs.n_classes", n_classes, 2, 10)
+    n = check_int("blobs.n_samples", n_samples, 2 * k)
+    sd = check_float("blobs.noise", noise, 0.0, 100.0)
+    s = check_float("blobs.spread", spread, 0.0, 1000.0, lo_open=True)
+    sizes = _per_class(n, k)
+    angle = 2 * np.pi * np.arange(k) / k
+    centres = s * np.column_stack([np.cos(angle), np.sin(angle)])  # (k, 2)
+    y = _labels(sizes)
+    X = centres[y] + rng.normal(0.0, sd, (n, 2))  # (m, 2)
+    return Dataset(X, y, _codes(k), _XY, "blobs")

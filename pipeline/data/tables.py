@@ -1,0 +1,90 @@
+"""A user's own table: CSV or Parquet -> DataFrame -> `Dataset`, with one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline.data.dataset import Dataset
+
+READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file; a missing, empty or unknown-extension file raises ValueError."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise ValueError(f"data file {path} has unknown extension {suffix or '(none)'!r}; "
+                         f"valid extensions: {', '.join(READERS)}")
+    if not path.is_file():
+        raise ValueError(f"data file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"data file {path} is empty (0 bytes)")
+    try:
+        df = READERS[suffix](path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"data file {path} is empty (no columns)") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"data file {path} could not be read as {suffix[1:]}: {first}") from None
+    if len(df) == 0:
+        raise ValueError(f"data file {path} has no data rows (columns: {', '.join(map(str, df.columns))})")
+    return df
+
+
+def dataset_from_frame(df: pd.DataFrame, *, label: str, features: Sequence[str] | None = None,
+                       name: str = "table") -> Dataset:
+    """Turn a frame into a `Dataset`: X (m, n) float64 from `features` (default: every column
+    but `label`), y (m,) codes of the sorted distinct labels, whose names go to `classes`."""
+    columns = [str(c) for c in df.columns]
+    if label not in columns:
+        raise ValueError(f"label column {label!r} not found in {name}; columns found: {', '.join(columns)}")
+    features = [c for c in columns if c != label] if features is None else [str(f) for f in features]
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise ValueError(f"feature column(s) {', '.join(map(repr, missing))} not found in {name}; "
+                         f"columns found: {', '.join(columns)}")
+    if label in features or not features:
+        raise ValueError(f"{name}: features must be a non-empty list without the label {label!r}, got {features}")
+    if len(df) == 0:
+        raise ValueError(f"{name} has no rows")
+    for col in features:
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            raise ValueError(f"feature column {col!r} in {name} is not numeric (dtype {df[col].dtype}); "
+                             "encode it as numbers or leave it out of the features")
+    X = df[features].to_numpy(dtype=np.float64)  # (m, n)
+    _check_finite(X, features, df[label], label, name)
+    y, classes = _encode_labels(df[label])
+    if len(classes) < 2:
+        raise ValueError(f"label column {label!r} in {name} has a single class ({classes[0]!r}); "
+                         "a classifier needs at least 2")
+    return Dataset(X, y, classes, tuple(features), name)
+
+
+def _check_finite(X: np.ndarray, features: list[str], labels: pd.Series, label: str, name: str) -> None:
+    bad = ~np.isfinite(X)  # (m, n)
+    per_col = {f: int(c) for f, c in zip(features, bad.sum(axis=0)) if c}
+    label_missing = labels.isna().to_numpy()
+    if label_missing.any():
+        per_col[label] = int(label_missing.sum())
+    if per_col:
+        rows = int((bad.any(axis=1) | label_missing).sum())
+        detail = ", ".join(f"{c} ({n} rows)" for c, n in per_col.items())
+        raise ValueError(f"{name} has NaN, infinite or missing values in {rows} of {len(X)} rows; "
+                         f"columns: {detail}")
+
+
+def _encode_labels(labels: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes 0..k-1 in sorted order of the distinct labels (numbers sort as numbers)."""
+    values = labels.to_numpy()
+    if pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels):
+        uniq, codes = np.unique(values.astype(np.float64), return_inverse=True)
+        names = tuple(str(int(v)) if float(v).is_integer() else repr(float(v)) for v in uniq)
+    else:
+        uniq, codes = np.unique(values.astype(str), return_inverse=True)
+        names = tuple(str(v) for v in uniq)
+    return codes.astype(np.int64), names
