@@ -1,0 +1,86 @@
+"""Output layers and their losses: sigmoid + binary cross-entropy, softmax + cross-entropy.
+
+Both pairs have the same gradient with respect to the logits, dJ/dZ = (P - T) / m, where T is
+the target as a float array: y itself as a column for sigmoid, one-hot rows for softmax.
+Losses are computed from the logits (logaddexp / log-sum-exp), which is exact and never takes
+log(0) or overflows; the from-probabilities variant clips at the smallest positive float, which
+only touches values that would otherwise be log(0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.nn.activations import sigmoid
+
+OUTPUTS = ("sigmoid", "softmax")
+
+
+def output_probs(ZT: np.ndarray, output: str, out: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities from FEATURES-FIRST logits ZT (n_out, m), same layout; softmax subtracts
+    each sample's max first so exp never overflows."""
+    if output == "sigmoid":
+        return sigmoid(ZT, out=out)
+    out = np.subtract(ZT, ZT.max(axis=0, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=0, keepdims=True)
+    return out
+
+
+def targets(y: np.ndarray, output: str, n_out: int, dtype=np.float64) -> np.ndarray:
+    """Float targets T: (m, 1) column of 0/1 for sigmoid, (m, n_out) one-hot for softmax."""
+    y = np.asarray(y)
+    if output == "sigmoid":
+        return y.astype(dtype).reshape(-1, 1)
+    T = np.zeros((y.shape[0], n_out), dtype=dtype)
+    T[np.arange(y.shape[0]), y] = 1.0
+    return T
+
+
+def cross_entropy_from_logits(Z: np.ndarray, y: np.ndarray, output: str) -> float:
+    """Mean cross-entropy over the m rows of Z (m, n_out); y is (m,) integer codes."""
+    y = np.asarray(y)
+    if output == "sigmoid":
+        z = Z[:, 0]
+        # -[y log s(z) + (1-y) log(1-s(z))] == log(1 + e^z) - y z, exactly, for every z
+        return float(np.mean(np.logaddexp(0.0, z) - y * z))
+    zmax = Z.max(axis=1, keepdims=True)
+    lse = (zmax + np.log(np.exp(Z - zmax).sum(axis=1, keepdims=True)))[:, 0]
+    return float(np.mean(lse - Z[np.arange(Z.shape[0]), y]))
+
+
+def cross_entropy_from_probs(P: np.ndarray, y: np.ndarray, output: str) -> float:
+    """Mean cross-entropy from probabilities P (m, n_out), clipped away from log(0)."""
+    y = np.asarray(y)
+    tiny = np.finfo(P.dtype).tiny
+    if output == "sigmoid":
+        p = P[:, 0]
+        log_p = np.log(np.maximum(p, tiny))
+        log_q = np.log(np.maximum(1.0 - p, tiny))
+        return float(-np.mean(y * log_p + (1 - y) * log_q))
+    return float(-np.mean(np.log(np.maximum(P[np.arange(P.shape[0]), y], tiny))))
+
+
+def penalty(weights, m: int, *, l2: float = 0.0, l1: float = 0.0) -> float:
+    """l2/(2m) * sum ||W||_F^2 + l1/m * sum |W| over the weight matrices (biases excluded)."""
+    total = 0.0
+    if l2:
+        total += l2 / (2.0 * m) * sum(float(np.vdot(W, W)) for W in weights)
+    if l1:
+        total += l1 / m * sum(float(np.abs(W).sum()) for W in weights)
+    return total
+
+
+def weight_sparsity(params: dict[str, np.ndarray], tol: float = 1e-8) -> float:
+    """Fraction of weight entries (biases excluded) with |w| < tol (tol=0: exactly zero only).
+
+    L1 by (sub)gradient descent drives weights towards zero but leaves them oscillating at about
+    learning_rate * l1 / m around it, so pick `tol` above that to count them as pruned.
+    """
+    Ws = [v for k, v in params.items() if k.startswith("W")]
+    n = sum(W.size for W in Ws)
+    if tol == 0:
+        small = sum(int(np.count_nonzero(W == 0)) for W in Ws)
+    else:
+        small = sum(int(np.count_nonzero(np.abs(W) < tol)) for W in Ws)
+    return small / n if n else 0.0

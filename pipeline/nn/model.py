@@ -1,0 +1,288 @@
+"""The fully-connected network: architecture, forward and backward passes, loss, prediction.
+
+Samples-first: Z_l = A_{l-1} @ W_l + b_l with W_l (n_{l-1}, n_l), b_l (n_l,), A_0 = X (m, n_0).
+The passes are written once, as kernels that fill a preallocated `Workspace`; the public
+`forward`/`backward` allocate a fresh workspace per call, while `pipeline.train.fit` keeps one
+per batch size and so does no allocation (and no dict building) per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.nn.activations import get_activation
+from pipeline.nn.dropout import draw_mask, normalize_keep_prob
+from pipeline.nn.losses import (cross_entropy_from_logits, cross_entropy_from_probs,
+                                output_probs, penalty, targets)
+
+Params = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Layer sizes (n_features, h1, ..., n_out) and the hidden activation.
+
+    The output is derived: n_out == 1 -> sigmoid + binary cross-entropy (labels 0/1);
+    n_out > 1 -> softmax + categorical cross-entropy (labels 0..n_out-1).
+    """
+
+    layer_sizes: tuple[int, ...]
+    hidden_activation: str = "relu"
+
+    def __post_init__(self):
+        sizes = tuple(int(n) for n in self.layer_sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(
+                f"layer_sizes must have >= 2 entries, each >= 1, got {tuple(self.layer_sizes)}")
+        object.__setattr__(self, "layer_sizes", sizes)
+        get_activation(self.hidden_activation)  # unknown names raise here, listing valid ones
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layer_sizes) - 1
+
+    @property
+    def n_hidden(self) -> int:
+        return len(self.layer_sizes) - 2
+
+    @property
+    def output(self) -> str:
+        return "sigmoid" if self.layer_sizes[-1] == 1 else "softmax"
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        s = self.layer_sizes
+        shapes: dict[str, tuple[int, ...]] = {}
+        for l in range(1, len(s)):
+            shapes[f"W{l}"] = (s[l - 1], s[l])
+            shapes[f"b{l}"] = (s[l],)
+        return shapes
+
+
+class ParamLayout:
+    """Where each block lives in one flat vector theta: all weights first, then all biases.
+
+    Weights being contiguous lets the L2/L1 terms and the optimizers act on one slice.
+    """
+
+    def __init__(self, arch: Architecture):
+        self.shapes = arch.param_shapes()
+        order = [k for k in self.shapes if k[0] == "W"] + [k for k in self.shapes if k[0] == "b"]
+        self.slices: dict[str, slice] = {}
+        start = 0
+        for key in order:
+            size = int(np.prod(self.shapes[key]))
+            self.slices[key] = slice(start, start + size)
+            start += size
+        self.size = start
+        self.n_weights = sum(int(np.prod(self.shapes[k])) for k in self.shapes if k[0] == "W")
+        self.keys = tuple(self.shapes)  # W1, b1, W2, b2, ...: the reporting order
+
+    def views(self, theta: np.ndarray) -> Params:
+        """Blocks of `theta` as arrays sharing its memory (writes go through)."""
+        return {k: theta[self.slices[k]].reshape(self.shapes[k]) for k in self.keys}
+
+    def flatten(self, params: Params, dtype=None) -> np.ndarray:
+        theta = np.empty(self.size, dtype=dtype or params["W1"].dtype)
+        for k in self.keys:
+            theta[self.slices[k]] = np.asarray(params[k]).reshape(-1)
+        return theta
+
+
+def params_to_vector(params: Params, arch: Architecture) -> np.ndarray:
+    """Flatten all blocks into one vector theta (weights first, then biases)."""
+    return ParamLayout(arch).flatten(params)
+
+
+def vector_to_params(theta: np.ndarray, arch: Architecture) -> Params:
+    """Inverse of `params_to_vector` (copies, so the result owns its memory)."""
+    return {k: v.copy() for k, v in ParamLayout(arch).views(theta).items()}
+
+
+class Workspace:
+    """Buffers for one batch size m; also serves as the forward cache.
+
+    Inside, arrays are FEATURES-FIRST, (n_l, m): broadcasting the bias over long rows and the
+    BLAS calls are several times cheaper per call than samples-first for small layers, which
+    is most of the time of a small network. Public functions transpose at the boundary;
+    `pre_activation(l)` / `activation(l)` give samples-first (m, n_l) views.
+    Fields: XT (n0, m), Z[l] logits/pre-activations, H[l] hidden activations before dropout,
+    A[l] layer inputs (A[0] = XT, A[l] = H[l-1] * mask), masks[l] (scaled, or None),
+    P probabilities (n_out, m), D[l] dJ/dZ. keep_z=False computes activations in place over Z.
+    """
+
+    def __init__(self, arch: Architecture, m: int, dtype, keep=None, keep_z: bool = True):
+        sizes, L = arch.layer_sizes, arch.n_layers
+        self.arch, self.m, self.L, self.output = arch, m, L, arch.output
+        self.act = get_activation(arch.hidden_activation)
+        self.keep = tuple(keep) if keep is not None else (1.0,) * arch.n_hidden
+        new = lambda n: np.empty((n, m), dtype=dtype)  # noqa: E731
+        self.Z = [new(n) for n in sizes[1:]]
+        self.H = [new(n) if keep_z else self.Z[l] for l, n in enumerate(sizes[1:-1])]
+        self.own_masks = [new(n) if k < 1.0 else None for n, k in zip(sizes[1:-1], self.keep)]
+        self.masks: list = list(self.own_masks)
+        self.A: list = [None] + [new(n) if k < 1.0 else h
+                                 for n, k, h in zip(sizes[1:-1], self.keep, self.H)]
+        self.P = new(sizes[-1])
+        self.D = [new(n) for n in sizes[1:]]
+        scratch = np.empty(m * max(sizes[1:]), dtype=dtype)
+        self.tmp = [scratch[: m * n].reshape(n, m) for n in sizes[1:-1]]
+        self.ones = np.ones(m, dtype=dtype)
+        self.inv_m = 1.0 / m
+        self.XT = None
+
+    @property
+    def probs(self) -> np.ndarray:
+        return self.P.T                                   # (m, n_out)
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.Z[-1].T                               # (m, n_out)
+
+    def pre_activation(self, l: int) -> np.ndarray:
+        """Z_l as (m, n_l), l = 1..L (only meaningful with keep_z=True for hidden layers)."""
+        return self.Z[l - 1].T
+
+    def activation(self, l: int) -> np.ndarray:
+        """Hidden activation H_l before dropout as (m, n_l), l = 1..L-1."""
+        return self.H[l - 1].T
+
+    def mask(self, l: int):
+        """Scaled dropout mask of hidden layer l as (m, n_l), or None."""
+        M = self.masks[l - 1]
+        return None if M is None else M.T
+
+
+def forward_into(ws: Workspace, Ws, bcols, XT: np.ndarray, rng=None, masks=None) -> np.ndarray:
+    """Forward pass into `ws` (features-first XT (n0, m); bcols[l] = b_l[:, None]).
+
+    Draws fresh masks from `rng` for layers with keep < 1 unless fixed `masks` (internal
+    (n_l, m) layout, e.g. `cache.masks` of an earlier call) are given.
+    """
+    ws.XT = ws.A[0] = A = XT
+    fwd = ws.act.forward
+    for l in range(ws.L - 1):
+        Z = ws.Z[l]
+        np.dot(Ws[l].T, A, out=Z)                     # (n_l, m)
+        np.add(Z, bcols[l], out=Z)
+        H = ws.H[l]
+        fwd(Z, H)
+        if masks is not None and masks[l] is not None:
+            ws.masks[l] = M = masks[l]
+        elif ws.keep[l] < 1.0:
+            ws.masks[l] = M = draw_mask(rng, ws.keep[l], ws.own_masks[l])
+        else:
+            A = H
+            continue
+        A = ws.A[l + 1]
+        if A is H:                                    # fixed mask on a layer with keep == 1
+            A = ws.A[l + 1] = np.empty_like(H)
+        np.multiply(H, M, out=A)                      # inverted dropout: scale already in M
+    Z = ws.Z[-1]
+    np.dot(Ws[-1].T, A, out=Z)                        # (n_out, m) logits
+    np.add(Z, bcols[-1], out=Z)
+    return output_probs(Z, ws.output, out=ws.P)
+
+
+def backward_into(ws: Workspace, Ws, TT: np.ndarray, gWs, gbs) -> None:
+    """Gradients of the mean cross-entropy into gWs/gbs (no penalty term; callers add it).
+
+    TT: targets features-first, (n_out, m).
+    """
+    D = ws.D[-1]
+    np.subtract(ws.P, TT, out=D)
+    np.multiply(D, ws.inv_m, out=D)                   # dJ/dZ_L = (P - T) / m
+    bwd = ws.act.backward
+    for l in range(ws.L - 1, -1, -1):
+        np.dot(ws.A[l], D.T, out=gWs[l])              # (n_{l-1}, n_l)
+        np.dot(D, ws.ones, out=gbs[l])                # row sums, (n_l,)
+        if l == 0:
+            break
+        Dp = ws.D[l - 1]
+        np.dot(Ws[l], D, out=Dp)                      # dJ/dA_{l-1}, (n_{l-1}, m)
+        if ws.masks[l - 1] is not None:
+            np.multiply(Dp, ws.masks[l - 1], out=Dp)  # same mask and scale as forward
+        bwd(Dp, ws.H[l - 1], ws.tmp[l - 1])           # dJ/dZ_{l-1}
+        D = Dp
+
+
+def _blocks(params: Params, L: int):
+    return [params[f"W{l}"] for l in range(1, L + 1)], [params[f"b{l}"] for l in range(1, L + 1)]
+
+
+def forward(params: Params, X: np.ndarray, arch: Architecture, *, keep_prob=1.0,
+            rng: np.random.Generator | None = None, masks=None, training: bool = False):
+    """Probabilities (m, n_out) and the cache for `backward`.
+
+    Dropout happens only with training=True: fixed `masks` (list per hidden layer of scaled
+    masks in the cache's internal (n_l, m) layout or None, i.e. `cache.masks` of an earlier
+    call) are reused; otherwise layers with keep_prob < 1 draw a fresh mask from `rng`.
+    training=False never touches `rng`. The cache is a `Workspace` (see its docstring).
+    """
+    Ws, bs = _blocks(params, arch.n_layers)
+    X = np.asarray(X, dtype=Ws[0].dtype)
+    if X.ndim != 2 or X.shape[1] != arch.layer_sizes[0]:
+        raise ValueError(f"X must have shape (m, {arch.layer_sizes[0]}), got {X.shape}")
+    keep = normalize_keep_prob(keep_prob, arch.n_hidden) if training else None
+    if not training:
+        masks = None
+    elif masks is not None:
+        if len(masks) != arch.n_hidden:
+            raise ValueError(f"masks must have one entry per hidden layer ({arch.n_hidden}), "
+                             f"got {len(masks)}")
+        masks = [None if mk is None else np.ascontiguousarray(mk) for mk in masks]
+        keep = tuple(1.0 if mk is None else k for mk, k in zip(masks, keep))
+    elif rng is None and min(keep, default=1.0) < 1.0:
+        raise ValueError("forward with keep_prob < 1 and training=True needs rng or masks")
+    ws = Workspace(arch, X.shape[0], Ws[0].dtype, keep, keep_z=True)
+    forward_into(ws, Ws, [b[:, None] for b in bs], np.ascontiguousarray(X.T), rng, masks)
+    return ws.probs, ws
+
+
+def backward(params: Params, cache: Workspace, y: np.ndarray, arch: Architecture, *,
+             l2: float = 0.0, l1: float = 0.0) -> Params:
+    """Gradients of `compute_loss` (same keys as params), from a `forward` cache."""
+    L = arch.n_layers
+    Ws, _ = _blocks(params, L)
+    grads = {k: np.empty(s, dtype=Ws[0].dtype) for k, s in arch.param_shapes().items()}
+    gWs, gbs = _blocks(grads, L)
+    TT = np.ascontiguousarray(targets(y, arch.output, arch.layer_sizes[-1], Ws[0].dtype).T)
+    backward_into(cache, Ws, TT, gWs, gbs)
+    m = cache.m
+    for W, gW in zip(Ws, gWs):
+        if l2:
+            gW += (l2 / m) * W
+        if l1:
+            gW += (l1 / m) * np.sign(W)
+    return grads
+
+
+def compute_loss(params: Params, probs: np.ndarray, y: np.ndarray, arch: Architecture, *,
+                 l2: float = 0.0, l1: float = 0.0) -> float:
+    """Mean cross-entropy from probabilities (clipped away from log 0) plus the L2/L1 terms."""
+    Ws, _ = _blocks(params, arch.n_layers)
+    return cross_entropy_from_probs(probs, y, arch.output) + penalty(Ws, len(y), l2=l2, l1=l1)
+
+
+def compute_loss_from_logits(params: Params, logits: np.ndarray, y: np.ndarray,
+                             arch: Architecture, *, l2: float = 0.0, l1: float = 0.0) -> float:
+    """Same as `compute_loss` but exact: from the logits (`cache.logits`, (m, n_out)), no clipping at all."""
+    Ws, _ = _blocks(params, arch.n_layers)
+    return cross_entropy_from_logits(logits, y, arch.output) + penalty(Ws, len(y), l2=l2, l1=l1)
+
+
+def predict_proba(params: Params, X: np.ndarray, arch: Architecture) -> np.ndarray:
+    """Class probabilities (m, n_out) in evaluation mode (no dropout)."""
+    return forward(params, X, arch)[0]
+
+
+def predict(params: Params, X: np.ndarray, arch: Architecture) -> np.ndarray:
+    """Integer class codes (m,): sigmoid p >= 0.5 -> 1, softmax -> argmax."""
+    return labels_from_probs(predict_proba(params, X, arch))
+
+
+def labels_from_probs(P: np.ndarray) -> np.ndarray:
+    if P.shape[1] == 1:
+        return (P[:, 0] >= 0.5).astype(np.int64)
+    return P.argmax(axis=1).astype(np.int64)

@@ -1,0 +1,319 @@
+"""The training loop: mini-batches, L2/L1, inverted dropout, early stopping, callbacks (numpy only).
+
+Speed: parameters and gradients live in two flat vectors (theta, grad) whose blocks are views,
+so the penalty terms and the optimizer update are one array operation each, and every buffer
+of the forward/backward pass is allocated once per batch size. Per step the loop runs only the
+forward pass, the backward pass, the penalty, a finiteness check and the update; losses,
+accuracies and statistics are computed only at evaluations (every `eval_every` epochs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.nn.dropout import normalize_keep_prob
+from pipeline.nn.losses import cross_entropy_from_logits, penalty, targets
+from pipeline.nn.model import (Architecture, Params, ParamLayout, Workspace, backward_into,
+                               forward_into, labels_from_probs)
+from pipeline.nn.optim import OPTIMIZERS, make_optimizer
+
+MONITORS = ("dev_loss", "dev_error")
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def _require(ok: bool, key: str, bound: str, value) -> None:
+    if not ok:
+        raise ValueError(f"{key} must be {bound}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    learning_rate: float = 0.01
+    epochs: int = 10_000            # passes over the training split; full batch -> one step each
+    batch_size: int | None = None   # None (or >= m) = full batch
+    optimizer: str = "gd"           # gd | momentum (beta = beta1) | adam
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    l2: float = 0.0
+    l1: float = 0.0
+    keep_prob: float | tuple[float, ...] = 1.0
+    eval_every: int = 100           # evaluate + callbacks every k epochs and at the last epoch
+    patience: int | None = None     # early stopping on dev, counted in evaluations; None = off
+    min_delta: float = 0.0
+    monitor: str = "dev_loss"       # dev_loss | dev_error
+    dtype: str = "float64"          # float64 | float32
+
+    def __post_init__(self):
+        f = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
+        _require(f(self.learning_rate) and self.learning_rate > 0, "learning_rate", "> 0",
+                 self.learning_rate)
+        _require(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", ">= 1", self.epochs)
+        _require(self.batch_size is None or (isinstance(self.batch_size, int)
+                                             and self.batch_size >= 1),
+                 "batch_size", "None or >= 1", self.batch_size)
+        _require(self.optimizer in OPTIMIZERS, "optimizer", f"one of {list(OPTIMIZERS)}",
+                 self.optimizer)
+        for key in ("beta1", "beta2"):
+            v = getattr(self, key)
+            _require(f(v) and 0 <= v < 1, key, "in [0, 1)", v)
+        _require(f(self.epsilon) and self.epsilon > 0, "epsilon", "> 0", self.epsilon)
+        for key in ("l2", "l1", "min_delta"):
+            v = getattr(self, key)
+            _require(f(v) and v >= 0, key, ">= 0", v)
+        if not isinstance(self.keep_prob, (int, float)):
+            object.__setattr__(self, "keep_prob", tuple(self.keep_prob))
+        normalize_keep_prob(self.keep_prob, len(self.keep_prob)
+                            if isinstance(self.keep_prob, tuple) else 1)
+        _require(isinstance(self.eval_every, int) and self.eval_every >= 1, "eval_every", ">= 1",
+                 self.eval_every)
+        _require(self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
+                 "patience", "None or >= 1", self.patience)
+        _require(self.monitor in MONITORS, "monitor", f"one of {list(MONITORS)}", self.monitor)
+        _require(self.dtype in DTYPES, "dtype", f"one of {list(DTYPES)}", self.dtype)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    params: Params                  # best-dev params when early stopping is on, else the last
+    history: dict[str, list[float]] # "epoch" plus every metric the callbacks saw
+    best_epoch: int                 # epoch of the best monitored dev metric (last epoch if no dev)
+    stop_reason: str                # "completed" | "early_stopping" | "non_finite"
+    stop_message: str
+    epochs_run: int
+    extra: dict = field(default_factory=dict)
+
+
+def check_labels(y, arch: Architecture, m: int, name: str) -> np.ndarray:
+    """y as int64 (m,), with codes in {0, 1} (sigmoid) or 0..n_out-1 (softmax)."""
+    y = np.asarray(y)
+    _require(y.shape == (m,), f"{name} shape", f"({m},) to match X", y.shape)
+    _require(y.dtype == bool or np.issubdtype(y.dtype, np.integer), f"{name} dtype",
+             "integer class codes", str(y.dtype))
+    k = max(2, arch.layer_sizes[-1])
+    if m:
+        _require(0 <= y.min() and y.max() < k, f"{name} values", f"in 0..{k - 1}",
+                 (int(y.min()), int(y.max())))
+    return y.astype(np.int64)
+
+
+def check_features(X, arch: Architecture, dtype, name: str) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=dtype)
+    n0 = arch.layer_sizes[0]
+    _require(X.ndim == 2 and X.shape[1] == n0, f"{name} shape", f"(m, {n0})", X.shape)
+    _require(X.shape[0] >= 1, f"{name} rows", ">= 1", X.shape[0])
+    _require(bool(np.isfinite(X).all()), name, "finite (no nan/inf)", "non-finite values")
+    return X
+
+
+def activation_stats(ws: Workspace) -> dict[str, float]:
+    """Mean and std of each hidden layer's activations (evaluation mode, no dropout)."""
+    out = {}
+    for l, H in enumerate(ws.H, start=1):
+        out[f"act_mean_{l}"] = float(H.mean())
+        out[f"act_std_{l}"] = float(H.std())
+    return out
+
+
+def grad_norms(grad_views: Params) -> dict[str, float]:
+    """Frobenius norm of every block of the last step's gradient (penalty included)."""
+    return {f"grad_norm_{k}": float(np.linalg.norm(v)) for k, v in grad_views.items()}
+
+
+def _scores(ws: Workspace, Ws, bcols, XT, y) -> tuple[float, float]:
+    P = forward_into(ws, Ws, bcols, XT)               # (n_out, m)
+    loss = cross_entropy_from_logits(ws.logits, y, ws.output)
+    return loss, float(np.mean(labels_from_probs(P.T) == y))
+
+
+class _Loop:
+    """Flat theta/grad vectors, their block views and the per-batch-size workspaces."""
+
+    def __init__(self, params, arch, X, y, settings: TrainSettings, rng):
+        dtype = DTYPES[settings.dtype]
+        self.arch, self.L, self.m = arch, arch.n_layers, X.shape[0]
+        self.layout = layout = ParamLayout(arch)
+        for k, shape in layout.shapes.items():
+            _require(k in params and np.shape(params[k]) == shape, f"params[{k!r}] shape",
+                     str(shape), np.shape(params.get(k)))
+        self.theta = layout.flatten(params, dtype=dtype)
+        self.grad = np.zeros_like(self.theta)
+        pv, gv = layout.views(self.theta), layout.views(self.grad)
+        self.grad_views = gv
+        keys = range(1, self.L + 1)
+        self.Ws, self.bs = [pv[f"W{l}"] for l in keys], [pv[f"b{l}"][:, None] for l in keys]
+        self.gWs, self.gbs = [gv[f"W{l}"] for l in keys], [gv[f"b{l}"] for l in keys]
+        nW = layout.n_weights
+        self.theta_w, self.grad_w = self.theta[:nW], self.grad[:nW]
+        self.tmp_w = np.empty(nW, dtype=dtype)
+        self.c2, self.c1 = settings.l2 / self.m, settings.l1 / self.m  # penalty uses m_train
+        keep = normalize_keep_prob(settings.keep_prob, arch.n_hidden)
+        self.XT = np.ascontiguousarray(X.T)                           # (n0, m)
+        self.TT = np.ascontiguousarray(targets(y, arch.output, arch.layer_sizes[-1], dtype).T)
+        self._make_batches(settings.batch_size, keep, dtype)
+        opt_kw = {"gd": {}, "momentum": {"beta": settings.beta1},
+                  "adam": {"beta1": settings.beta1, "beta2": settings.beta2,
+                           "epsilon": settings.epsilon}}[settings.optimizer]
+        self.opt = make_optimizer(settings.optimizer, settings.learning_rate, **opt_kw)
+        self.opt_step = self.opt.step_array
+        self.rng = rng
+        has_dropout = min(keep, default=1.0) < 1.0
+        full = self.batches[0][2] if not self.shuffle and not has_dropout else None
+        self.eval_train = full or Workspace(arch, self.m, dtype, keep_z=False)
+        self._eval_ws: dict[int, Workspace] = {self.m: self.eval_train}
+
+    def _make_batches(self, batch_size, keep, dtype):
+        m, arch = self.m, self.arch
+        bsz = m if batch_size is None else min(batch_size, m)
+        self.shuffle = bsz < m  # a full batch is the same sum in any order: no draw needed
+        if not self.shuffle:
+            self.batches = [(self.XT, self.TT, Workspace(arch, m, dtype, keep, keep_z=False))]
+            return
+        self.Xs, self.Ts = np.empty_like(self.XT), np.empty_like(self.TT)
+        wss = {}
+        self.batches = []
+        for s in range(0, m, bsz):
+            n = min(bsz, m - s)
+            ws = wss.get(n) or wss.setdefault(n, Workspace(arch, n, dtype, keep, keep_z=False))
+            self.batches.append((self.Xs[:, s:s + n], self.Ts[:, s:s + n], ws))
+
+    def epoch(self) -> bool:
+        """One pass over the training set; False (update not applied) if a gradient is not finite."""
+        Ws, bs, gWs, gbs, rng = self.Ws, self.bs, self.gWs, self.gbs, self.rng
+        if self.shuffle:
+            perm = rng.permutation(self.m)
+            np.take(self.XT, perm, axis=1, out=self.Xs)
+            np.take(self.TT, perm, axis=1, out=self.Ts)
+        for Xb, Tb, ws in self.batches:
+            forward_into(ws, Ws, bs, Xb, rng)
+            backward_into(ws, Ws, Tb, gWs, gbs)
+            if self.c2:
+                np.multiply(self.theta_w, self.c2, out=self.tmp_w)
+                self.grad_w += self.tmp_w                       # + l2/m W
+            if self.c1:
+                np.sign(self.theta_w, out=self.tmp_w)
+                self.tmp_w *= self.c1
+                self.grad_w += self.tmp_w                       # + l1/m sign(W)
+            if not math.isfinite(self.grad.sum()):
+                return False
+            self.opt_step(self.theta, self.grad)
+        return True
+
+    def workspace(self, m: int) -> Workspace:
+        ws = self._eval_ws.get(m)
+        if ws is None:
+            ws = self._eval_ws[m] = Workspace(self.arch, m, self.theta.dtype, keep_z=False)
+        return ws
+
+    def evaluate(self, y, XT_dev, y_dev) -> dict[str, float]:
+        ws = self.eval_train
+        train_loss, train_acc = _scores(ws, self.Ws, self.bs, self.XT, y)
+        metrics = {"train_loss": train_loss, "train_accuracy": train_acc}
+        metrics.update(activation_stats(ws))
+        if XT_dev is not None:
+            dev_ws = self.workspace(XT_dev.shape[1])
+            dev_loss, dev_acc = _scores(dev_ws, self.Ws, self.bs, XT_dev, y_dev)
+            metrics.update(dev_loss=dev_loss, dev_accuracy=dev_acc, dev_error=1.0 - dev_acc)
+        pen = penalty(self.Ws, self.m, l2=self.c2 * self.m, l1=self.c1 * self.m)
+        metrics["train_objective"] = train_loss + pen
+        metrics.update(grad_norms(self.grad_views))
+        return metrics
+
+    def params(self, theta=None) -> Params:
+        return {k: v.copy() for k, v in self.layout.views(
+            self.theta if theta is None else theta).items()}
+
+
+class _EarlyStopping:
+    """Best monitored dev value, its epoch, and (when patience is set) a copy of its params."""
+
+    def __init__(self, settings: TrainSettings, theta: np.ndarray):
+        self.patience, self.min_delta = settings.patience, settings.min_delta
+        self.best, self.best_epoch, self.wait = math.inf, 0, 0
+        self.best_theta = theta.copy() if self.patience else None
+
+    def update(self, epoch: int, value: float, theta: np.ndarray) -> bool:
+        """Record one evaluation; True when patience is exhausted."""
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.best_theta is not None:
+                np.copyto(self.best_theta, theta)
+        else:
+            self.wait += 1
+        return self.patience is not None and self.wait >= self.patience
+
+
+def fit(params: Params, arch: Architecture, X_train, y_train, X_dev, y_dev,
+        settings: TrainSettings, rng: np.random.Generator, callbacks=()) -> FitResult:
+    """Train a copy of `params` (never modified) on (X_train (m, n0), y_train (m,)).
+
+    Every `eval_every` epochs and at the last one: train/dev loss and accuracy (evaluation
+    mode), per-block norms of the last step's gradient, per-hidden-layer activation mean/std;
+    then `callback(epoch, metrics)` for each callback (exceptions propagate). X_dev may be None
+    (no dev metrics; early stopping then refused). `rng` shuffles mini-batches and draws masks.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    dtype = DTYPES[settings.dtype]
+    normalize_keep_prob(settings.keep_prob, arch.n_hidden)
+    X = check_features(X_train, arch, dtype, "X_train")
+    y = check_labels(y_train, arch, X.shape[0], "y_train")
+    if X_dev is not None:
+        X_dev = check_features(X_dev, arch, dtype, "X_dev")
+        y_dev = check_labels(y_dev, arch, X_dev.shape[0], "y_dev")
+    elif settings.patience is not None:
+        raise ValueError("patience (early stopping) needs a dev set, got X_dev=None")
+    XT_dev = None if X_dev is None else np.ascontiguousarray(X_dev.T)   # (n0, m_dev)
+    loop = _Loop(params, arch, X, y, settings, rng)
+    stopper = _EarlyStopping(settings, loop.theta)
+    # Overflow is detected explicitly (finiteness checks below), so numpy's warnings are noise.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _run(loop, stopper, settings, y, XT_dev, y_dev, callbacks)
+
+
+def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_dev, y_dev,
+         callbacks) -> FitResult:
+    last_good = loop.theta.copy()
+    history: dict[str, list[float]] = {"epoch": []}
+    reason, message, epochs_run = "completed", f"completed {settings.epochs} epochs", 0
+    for epoch in range(1, settings.epochs + 1):
+        if not loop.epoch():
+            reason = "non_finite"
+            message = (f"gradient became non-finite (nan/inf) at epoch {epoch}; the update was "
+                       f"not applied. Lower learning_rate ({settings.learning_rate}) or check "
+                       f"the input scale")
+            break
+        epochs_run = epoch
+        if epoch % settings.eval_every and epoch != settings.epochs:
+            continue
+        metrics = loop.evaluate(y, XT_dev, y_dev)
+        if not (math.isfinite(metrics["train_loss"]) and np.isfinite(loop.theta).all()):
+            np.copyto(loop.theta, last_good)
+            reason = "non_finite"
+            message = (f"loss became {metrics['train_loss']} at epoch {epoch}; parameters "
+                       f"rolled back to the previous evaluation. Lower learning_rate "
+                       f"({settings.learning_rate})")
+            break
+        np.copyto(last_good, loop.theta)
+        history["epoch"].append(epoch)
+        for key, value in metrics.items():
+            history.setdefault(key, []).append(value)
+        for callback in callbacks:
+            callback(epoch, metrics)
+        if XT_dev is not None and stopper.update(epoch, metrics[settings.monitor], loop.theta):
+            reason = "early_stopping"
+            message = (f"{settings.monitor} did not improve by more than {settings.min_delta} "
+                       f"for {settings.patience} evaluations; best {stopper.best:.6g} at epoch "
+                       f"{stopper.best_epoch}, stopped at epoch {epoch}")
+            break
+    if stopper.best_theta is not None and stopper.best_epoch:
+        final = loop.params(stopper.best_theta)
+        if reason == "non_finite":
+            message += f"; returning the best-dev parameters of epoch {stopper.best_epoch}"
+    else:
+        final = loop.params()
+    best_epoch = stopper.best_epoch if XT_dev is not None else epochs_run
+    return FitResult(final, history, best_epoch, reason, message, epochs_run)
