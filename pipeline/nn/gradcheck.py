@@ -49,6 +49,7 @@ class GradCheckReport:
     relative_error: float     # over the whole vector theta
     verdict: str
     epsilon: float
+    kinks: int = 0            # relu/leaky_relu pre-activations within 1e-6 of 0 (see format)
 
     @property
     def passed(self) -> bool:
@@ -62,6 +63,9 @@ class GradCheckReport:
         for b in self.blocks:
             lines.append(f"{b.name:<8}{str(b.shape):<12}{b.relative_error:>16.3e}  {b.verdict}")
         lines.append(f"{'overall':<20}{self.relative_error:>16.3e}  {self.verdict}")
+        if self.kinks:
+            lines.append(f"note: {self.kinks} hidden pre-activation(s) within 1e-6 of the relu kink "
+                         f"at 0; a large error there can be the kink, not a bug")
         return "\n".join(lines)
 
 
@@ -109,4 +113,7 @@ def gradient_check(params, X, y, arch: Architecture, *, l2: float = 0.0, l1: flo
         err = relative_error(approx[s], exact[s])
         blocks.append(BlockResult(key, layout.shapes[key], err, verdict(err)))
     total = relative_error(approx, exact)
-    return GradCheckReport(tuple(blocks), total, verdict(total), epsilon)
+    kinks = 0
+    if arch.hidden_activation in ("relu", "leaky_relu"):
+        kinks = sum(int(np.count_nonzero(np.abs(Z) < 1e-6)) for Z in cache.Z[:-1])
+    return GradCheckReport(tuple(blocks), total, verdict(total), epsilon, kinks)
