@@ -1,0 +1,161 @@
+"""The one-time test evaluation of a study's best trial.
+
+Rebuild the best trial's config (the study's stored base config + the trial's params), retrain
+it with the study's seed, open the test split ONCE, and record that it happened in the study's
+user attributes and as an experiment tag. A second evaluation on the same test data (same test
+digest) is refused unless `evaluate.force=true`, which is itself recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pipeline.config_search import parse_space
+from pipeline.search import storage as S
+from pipeline.search.space import decode
+from pipeline.search.study import best_trial, open_study, study_name
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    study: str
+    trial: int
+    run_id: str
+    parent_run_id: str | None
+    test_metrics: dict
+    dev_value: float
+    gate_passed: bool
+    model_version: str | None
+    forced: bool
+
+
+def load_best(cfg, workdir: Path):
+    """(study, best trial, the trial's config, the overrides applied, the storage label)."""
+    from pipeline.config import config_from_yaml
+
+    name = study_name(cfg)
+    sc = cfg.search
+    spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
+                     grace_period=sc.grace_period)
+    if spec.is_journal and not Path(spec.path).is_file():
+        raise ValueError(f"study {name!r} not found: no journal file {spec.path} (run "
+                         f"`python -m pipeline search search.study={name}` first)")
+    study = open_study(cfg, spec, create=False)
+    best = best_trial(study)
+    if best is None:
+        raise ValueError(f"study {name!r} has no COMPLETE trial to evaluate")
+    space = parse_space(yaml.safe_load(study.user_attrs["space"]), f"study {name} space")
+    overrides = decode(best.params, space)
+    base = config_from_yaml(study.user_attrs["base_config"], f"study {name} base_config")
+    # Training knobs come from the study; how to evaluate and where to log from this command.
+    trial_cfg = base.with_overrides({**overrides, "evaluate": cfg.evaluate.model_dump(),
+                                     "tracking": cfg.tracking.model_dump()})
+    return study, best, trial_cfg, overrides, spec.label
+
+
+def previous_evaluations(study, experiment_tags: dict, study_key: str, digest: str) -> list[dict]:
+    """Earlier evaluations of this study on this test data (study attrs, else experiment tag)."""
+    import json
+
+    records = list(study.user_attrs.get("test_evaluations", []))
+    tag = experiment_tags.get(study_key)
+    if tag and not records:  # the study's attrs were lost but MLflow remembers
+        records = [json.loads(tag)]
+    return [r for r in records if r.get("test_digest") == digest]
+
+
+def refusal(name: str, prior: dict) -> str:
+    return (f"study {name!r} was already evaluated on this test set (test digest "
+            f"{prior['test_digest']}) at {prior['time']} in run {prior['run_id']}; a second "
+            "look would turn the test set into a dev set. Pass evaluate.force=true (or --force) "
+            "to override; the override is recorded")
+
+
+def retrain_data(cfg, prepared, best):
+    """(config, prepared) to retrain on: the training split as searched, or train+dev for the
+    trial's best epoch count with early stopping off (dev is inside the training data then)."""
+    if cfg.evaluate.retrain_on == "train":
+        return cfg, prepared
+    from pipeline.data import Split
+
+    X = np.concatenate([prepared.train.X, prepared.dev.X])  # (m_train + m_dev, n)
+    y = np.concatenate([prepared.train.y, prepared.dev.y])  # (m_train + m_dev,)
+    epochs = max(1, int(best.user_attrs.get("best_epoch") or cfg.training.epochs))
+    cfg = cfg.with_overrides({"training.patience": None, "training.epochs": epochs})
+    return cfg, dataclasses.replace(prepared, train=Split.from_arrays(X, y, "train"))
+
+
+def run_evaluate(cfg, *, workdir: Path = Path("."), out=sys.stdout) -> Evaluation:
+    from pipeline import stages, tracking
+    from pipeline.tracking import study as T
+
+    study, best, trial_cfg, overrides, label = load_best(cfg, workdir)
+    name, force = study.study_name, cfg.evaluate.force
+    prepared = stages.prepare(trial_cfg)
+    digest = prepared.test.digest
+    experiment_id = tracking.configure(trial_cfg.tracking)
+    key = T.evaluation_tag_key(name)
+    prior = previous_evaluations(study, T.experiment_tags(experiment_id), key, digest)
+    if prior and not force:
+        raise ValueError(refusal(name, prior[-1]))
+    fit_cfg, fit_data = retrain_data(trial_cfg, prepared, best)
+    parents = study.user_attrs.get("mlflow_parent_runs") or [None]
+    tags = {"stage": "final_test", "optuna.study_name": name, "optuna.trial_number":
+            str(best.number), "forced": str(bool(prior and force)).lower(),
+            "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
+            "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
+    with tracking.run(f"final-test-{name}", tags=tags) as handle:
+        run_id = handle.info.run_id if hasattr(handle, "info") else str(handle)
+        trained = stages.train(fit_cfg, fit_data)
+        test = stages.open_test_split(prepared, f"one-time test evaluation of study {name}")
+        test_metrics = stages.split_metrics(trained, test)
+        record = {"run_id": run_id, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "test_digest": digest, "trial": best.number, "forced": bool(prior and force),
+                  "data_digests": prepared.digests, "test_metrics": test_metrics}
+        history = list(study.user_attrs.get("test_evaluations", [])) + [record]
+        study.set_user_attr("test_evaluations", history)  # recorded before anything else can fail
+        T.record_evaluation(experiment_id, key, record, count=len(history),
+                            forced=sum(1 for r in history if r.get("forced")))
+        tracking.log_training(run_id, fit_cfg, fit_data, trained)
+        T.log_test_metrics([run_id, parents[-1]], test_metrics, record)
+        dev_value = _gate_value(cfg, trained, best)
+        passed = cfg.evaluate.gate.passes(dev_value)
+        version = T.register(run_id, cfg.evaluate.registered_model, cfg.evaluate.alias, passed,
+                             f"{cfg.evaluate.gate.metric}={dev_value:.4g} vs threshold "
+                             f"{cfg.evaluate.gate.threshold}")
+    _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version, cfg,
+            T.ui_link(cfg.tracking.ui_url, experiment_id, run_id))
+    return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
+                      version, bool(prior and force))
+
+
+def _gate_value(cfg, trained, best) -> float:
+    """The dev metric of the gate: the retrained model's when it did not see dev, else the
+    best trial's (measured on dev before dev was folded into training)."""
+    metric = cfg.evaluate.gate.metric
+    if cfg.evaluate.retrain_on == "train":
+        return float(trained.metrics[metric])
+    if metric == "dev_accuracy":
+        return 1.0 - float(best.user_attrs["dev_error"])
+    return float(best.user_attrs[metric])
+
+
+def _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version, cfg,
+            link) -> None:
+    g = cfg.evaluate.gate
+    print(f"study {name}: best trial {best.number} ({', '.join(f'{k}={v}' for k, v in overrides.items())})",
+          file=out)
+    print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in test_metrics.items())
+          + f"  (digest {record['test_digest']}{', FORCED re-evaluation' if record['forced'] else ''})",
+          file=out)
+    verdict = (f"passed: alias {cfg.evaluate.alias!r} -> version {version}" if passed else
+               f"failed: version {version} registered without alias {cfg.evaluate.alias!r}")
+    print(f"dev gate {g.metric}={dev_value:.4f} (threshold {g.threshold}) {verdict}", file=out)
+    print(f"run {record['run_id']}: {link}", file=out)

@@ -1,0 +1,107 @@
+"""The Optuna objective: one trial = the tracked run's own `stages.train` on the dev split.
+
+The data are prepared ONCE per worker and closed over without the test split: the closure
+holds `prepared` with `test=None`, so no trial can reach the sealed split even by accident
+(`tests/test_search_study.py` checks both the closure and that `unseal` is never called).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Mapping
+
+import optuna
+
+from pipeline import stages
+from pipeline.config_search import ParamSpec
+from pipeline.search.space import suggest
+
+
+class Diverged(Exception):
+    """Training produced a non-finite loss; the trial ends PRUNED with this reason."""
+
+
+def without_test(prepared):
+    """A copy of the prepared data whose test split is gone (the search never needs it)."""
+    if dataclasses.is_dataclass(prepared) and hasattr(prepared, "test"):
+        return dataclasses.replace(prepared, test=None)
+    raise TypeError(f"stages.prepare returned {type(prepared).__name__}, expected a dataclass "
+                    "with a test field")
+
+
+class PruningCallback:
+    """A `fit` callback: report the dev objective at each evaluation (step = epoch) and stop
+    the run by raising `optuna.TrialPruned` when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, key: str):
+        self.trial, self.key = trial, key
+        self.last_epoch = 0
+
+    def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.last_epoch = int(epoch)
+        value = float(metrics[self.key])
+        if not math.isfinite(value):
+            raise Diverged(f"{self.key} became {value} at epoch {epoch}")
+        self.trial.report(value, step=int(epoch))
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}: {self.key}={value:.4g} "
+                                     "was worse than the pruner's bar")
+
+
+def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
+                   figures: bool = True) -> Callable[[optuna.Trial], float]:
+    """`objective(trial) -> dev_loss | dev_error` (config `search.objective`), minimized.
+
+    `logger` is a `pipeline.tracking.study.StudyLogger` (or None in tests of the pure search):
+    one child run per trial with params, curves, figures and the trial's final state."""
+    key = cfg.search.objective
+    prepared = without_test(prepared)
+
+    def objective(trial: optuna.Trial) -> float:
+        overrides = suggest(trial, space)
+        trial_cfg = cfg.with_overrides(overrides)
+        run_id = logger.start_trial(trial.number, trial_cfg, overrides) if logger else None
+        if run_id:
+            trial.set_user_attr("mlflow_run_id", run_id)
+        pruning = PruningCallback(trial, key)
+        callbacks = [pruning] + ([logger.metric_callback(run_id)] if logger else [])
+        try:
+            trained = stages.train(trial_cfg, prepared, callbacks=callbacks)
+            value = float(trained.metrics[key])
+            if trained.fit.stop_reason == "non_finite" or not math.isfinite(value):
+                raise Diverged(trained.fit.stop_message or f"{key} is {value}")
+        except (Diverged, optuna.TrialPruned) as exc:
+            reason = f"non_finite: {exc}" if isinstance(exc, Diverged) else str(exc)
+            _end(trial, logger, run_id, "PRUNED", reason, {"epochs_run": pruning.last_epoch})
+            raise optuna.TrialPruned(reason) from None
+        except BaseException as exc:
+            _end(trial, logger, run_id, "FAIL", f"{type(exc).__name__}: {exc}", {})
+            raise
+        attrs = _summary(trained)
+        figs = stages.figures(trial_cfg, prepared, trained) if (logger and figures) else {}
+        _end(trial, logger, run_id, "COMPLETE", None, attrs, value=value,
+             metrics=trained.metrics, figures=figs)
+        return value
+
+    objective.prepared = prepared  # what the closure holds, for the sealed-test check
+    return objective
+
+
+def _summary(trained) -> dict[str, Any]:
+    fit = trained.fit
+    out = {"epochs_run": int(fit.epochs_run), "best_epoch": int(fit.best_epoch),
+           "stop_reason": fit.stop_reason}
+    for k in ("train_error", "dev_error", "train_loss", "dev_loss"):
+        if k in trained.metrics:
+            out[k] = float(trained.metrics[k])
+    return out
+
+
+def _end(trial, logger, run_id, state: str, reason: str | None, attrs: dict, **logged) -> None:
+    for k, v in attrs.items():
+        trial.set_user_attr(k, v)
+    if reason:
+        trial.set_user_attr("fail_reason" if state == "FAIL" else "prune_reason", reason)
+    if logger and run_id:
+        logger.finish_trial(run_id, state, reason=reason, attrs=attrs, **logged)

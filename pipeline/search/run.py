@@ -1,0 +1,119 @@
+"""One search invocation: create or resume the study, clean stale trials, open the parent run,
+run the workers, then log the summary (best params and value, figures, top-trials table).
+
+Order matters (facts file, section 0 items 6-7): the MLflow database, the experiment, the
+study and the parent run all exist before any worker process starts, so workers never race
+on a fresh SQLite schema or on study creation.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from pipeline.search import storage as S
+from pipeline.search.study import (Job, Progress, best_trial, count, open_study, run_workers,
+                                   study_name, top_table)
+
+# Sections that do not change what a trial trains; a resumed study may differ in them.
+_FREE = ("search.", "evaluate.", "tracking.")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    study: str
+    storage: str
+    parent_run_id: str
+    experiment_id: str
+    finished: int
+    best_value: float | None
+    best_params: dict
+    stale: tuple[int, ...]
+    table: str
+
+
+def _check_base_config(study, cfg, space) -> None:
+    """The study remembers the config it was created with; resuming with a different training
+    config would mix incomparable trials, so it is refused with the differing keys."""
+    from pipeline.config import config_from_yaml
+
+    stored = study.user_attrs.get("base_config")
+    if stored is None:
+        study.set_user_attr("base_config", cfg.to_yaml())
+        return
+    old, new = config_from_yaml(stored, "study base_config").flat(), cfg.flat()
+    diff = sorted(k for k in set(old) | set(new)
+                  if old.get(k) != new.get(k) and not k.startswith(_FREE) and k not in space)
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in diff[:4])
+        raise ValueError(f"search.study {study.study_name!r} was created with a different config "
+                         f"({shown}); resume with the same config or choose a new search.study")
+
+
+def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
+               progress: bool = True, out=sys.stdout) -> SearchResult:
+    from pipeline import tracking
+    from pipeline.search.figures import study_figures
+    from pipeline.tracking import study as T
+
+    name, sc = study_name(cfg), cfg.search
+    spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
+                     grace_period=sc.grace_period)
+    study = open_study(cfg, spec, create=True)
+    _check_base_config(study, cfg, space)
+    stale = S.fail_stale_trials(study, spec)
+    experiment_id = tracking.configure(cfg.tracking)
+    T.mark_runs_failed([study.trials[n].user_attrs["mlflow_run_id"] for n in stale
+                        if "mlflow_run_id" in study.trials[n].user_attrs],
+                       "worker gone; trial marked FAIL on resume")
+    before = count(study)
+    tags = {"stage": "search", "optuna.study_name": name, "optuna.storage": spec.label,
+            "optuna.sampler": f"{sc.sampler.name}(seed={sc.sampler.seed or cfg.seed})",
+            "optuna.pruner": sc.pruner.name, "optuna.objective": sc.objective,
+            "optuna.stale_trials_failed": ",".join(map(str, stale)) or "none"}
+    with tracking.run(f"search-{name}", tags=tags) as handle:
+        parent = _run_id(handle)
+        T.log_params_dict(parent, {**cfg.flat(), "search.finished_before": before})
+        T.log_text(parent, space_text, "study/space.yaml")
+        study.set_user_attr("mlflow_parent_runs",
+                            list(study.user_attrs.get("mlflow_parent_runs", [])) + [parent])
+        study.set_user_attr("mlflow_experiment_id", experiment_id)
+        study.set_user_attr("space", space_text)  # evaluate decodes the best params with it
+        if stale:
+            print(f"resumed study {name}: trials {stale} were left RUNNING by a dead worker "
+                  "and are now FAIL", file=out)
+        job = Job(cfg.to_yaml(), dict(space), spec, sc.n_trials, T.current_tracking_uri(),
+                  experiment_id, parent)
+        bar = Progress(study, sc.n_trials, sc.objective, enabled=progress)
+        try:
+            if before < sc.n_trials:
+                run_workers(job, sc.workers, bar)
+        finally:
+            bar.close()
+        best = best_trial(study)
+        table = top_table(study, sc.top, sc.objective)
+        summary = None if best is None else {"params": best.params, "value": best.value,
+                                             "number": best.number}
+        counts = {s: count(study, (st,)) for s, st in _STATES.items()}
+        T.log_study_summary(parent, best=summary, counts=counts,
+                            figures=study_figures(study, sc.objective), table=table,
+                            best_run_id=None if best is None
+                            else best.user_attrs.get("mlflow_run_id"))
+    print(table, file=out)
+    print(f"study {name} ({spec.label}): {count(study)} finished trials (target {sc.n_trials})",
+          file=out)
+    print(f"parent run {parent}: {T.ui_link(cfg.tracking.ui_url, experiment_id, parent)}", file=out)
+    return SearchResult(name, spec.label, parent, experiment_id, count(study),
+                        None if best is None else best.value,
+                        {} if best is None else dict(best.params), tuple(stale), table)
+
+
+def _run_id(handle) -> str:
+    info = getattr(handle, "info", None)
+    return info.run_id if info is not None else str(handle)
+
+
+_STATES = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED, "FAIL": TrialState.FAIL}

@@ -1,0 +1,91 @@
+"""Where a study lives: a crash-safe journal file by default, any Optuna storage URL otherwise.
+
+Journal storage (`optuna/<study>.journal` in the working directory) is Optuna's documented
+choice for several local processes on one study: appends under a file lock, nothing lost when a
+worker dies. It has no heartbeat, so a trial whose worker was killed stays RUNNING; we assume ONE
+search invocation per study at a time (its workers are started after the cleanup), so every
+trial RUNNING when an invocation starts is stale and is marked FAIL first. RDB URLs (sqlite://,
+postgresql://, mysql://) get a heartbeat instead, and Optuna fails their stale trials itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+_RDB_SCHEMES = ("sqlite:", "postgresql", "mysql", "oracle", "mssql")
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """A picklable description of the storage (workers rebuild the storage from it)."""
+
+    url: str | None  # None = journal file at `path`
+    path: str | None
+    heartbeat_interval: int = 60
+    grace_period: int = 120
+
+    @property
+    def label(self) -> str:
+        return self.url or f"journal:{self.path}"
+
+    @property
+    def is_journal(self) -> bool:
+        return self.url is None
+
+
+def resolve(storage: str | None, study: str, workdir: Path, *, heartbeat_interval: int = 60,
+            grace_period: int = 120) -> StorageSpec:
+    """`None` -> `<workdir>/optuna/<study>.journal`; a `.journal`/`.log` path -> that journal file;
+    an RDB URL -> itself. Anything else is refused with the accepted forms."""
+    kw = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    if storage is None:
+        return StorageSpec(None, str((workdir / "optuna" / f"{study}.journal").resolve()), **kw)
+    if storage.startswith("journal:"):
+        storage = storage.removeprefix("journal:").removeprefix("//")
+    if storage.endswith((".journal", ".log")) and "://" not in storage:
+        return StorageSpec(None, str(Path(storage).resolve()), **kw)
+    if storage.startswith(_RDB_SCHEMES):
+        return StorageSpec(storage, None, **kw)
+    raise ValueError("search.storage must be null (journal file optuna/<study>.journal), a path "
+                     "ending in .journal, or an Optuna storage URL (sqlite:///x.db, "
+                     f"postgresql://user@host/db), got {storage!r}")
+
+
+def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
+    if spec.is_journal:
+        Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(spec.path))
+    kwargs = {}
+    if spec.url.startswith("sqlite:"):
+        # Several workers on one SQLite file wait for the lock instead of failing at once.
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
+    try:
+        return RDBStorage(spec.url, heartbeat_interval=spec.heartbeat_interval,
+                          grace_period=spec.grace_period, **kwargs)
+    except Exception as exc:  # driver missing, server down, bad URL: one line, exit 2
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"search.storage {spec.url!r} cannot be opened: {first}") from None
+
+
+def fail_stale_trials(study: optuna.Study, spec: StorageSpec) -> list[int]:
+    """Mark trials left RUNNING by a killed worker as FAIL; returns their numbers.
+
+    Journal: every RUNNING trial (one invocation per study at a time, see module doc).
+    RDB: Optuna's heartbeat check (`grace_period` seconds without a beat)."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not spec.is_journal:
+        optuna.storages.fail_stale_trials(study)
+        now = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+        return [t.number for t in running if now[t.number] == TrialState.FAIL]
+    stale = running
+    for trial in stale:
+        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                           "left RUNNING by a worker that is gone (stale on resume)")
+        study.tell(trial.number, state=TrialState.FAIL)
+    return [t.number for t in stale]

@@ -1,0 +1,207 @@
+"""Create or resume a study and run its trials in one or several worker processes.
+
+`n_trials` is the TARGET number of finished trials (COMPLETE + PRUNED) of the study, not a
+number to add: rerunning the same command after a crash finishes exactly the missing ones.
+FAIL trials (a crash, a stale trial, a bug) do not count, so they are redone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from pipeline.config_search import ParamSpec
+from pipeline.search.storage import StorageSpec, open_storage
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_RESERVED = FINISHED + (TrialState.RUNNING,)
+
+
+def study_name(cfg) -> str:
+    return cfg.search.study or f"{cfg.tracking.experiment}-{cfg.data.name}"
+
+
+def make_sampler(cfg, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """Seeded from `search.sampler.seed` (default: the config's seed); worker k adds k, so
+    parallel workers do not propose the same startup points. One worker is reproducible."""
+    s = cfg.search.sampler
+    seed = (cfg.seed if s.seed is None else s.seed) + worker
+    if s.name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def make_pruner(cfg) -> optuna.pruners.BasePruner:
+    p = cfg.search.pruner
+    if p.name == "none":
+        return optuna.pruners.NopPruner()
+    if p.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=p.min_resource,
+                                              max_resource=cfg.training.epochs,
+                                              reduction_factor=p.reduction_factor)
+    return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials,
+                                       n_warmup_steps=p.n_warmup_steps,
+                                       interval_steps=p.interval_steps)
+
+
+def open_study(cfg, spec: StorageSpec, *, create: bool, worker: int = 0) -> optuna.Study:
+    name, storage = study_name(cfg), open_storage(spec)
+    kw = dict(study_name=name, storage=storage, sampler=make_sampler(cfg, worker),
+              pruner=make_pruner(cfg))
+    if create:
+        return optuna.create_study(direction="minimize", load_if_exists=True, **kw)
+    try:
+        return optuna.load_study(**kw)
+    except KeyError:
+        raise ValueError(f"search.study {name!r} does not exist in {spec.label}") from None
+
+
+def count(study: optuna.Study, states=FINISHED) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker process needs, picklable (the spawn context re-imports the package)."""
+
+    cfg_yaml: str
+    space: dict[str, ParamSpec]
+    storage: StorageSpec
+    target: int
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+
+
+class _Overshoot(Exception):
+    """Another worker already reserved the last slot: this trial is not run."""
+
+
+def run_worker(job: Job, worker: int = 0, progress=None) -> None:
+    """Prepare the data once, then run trials until the study holds `target` finished ones."""
+    from pipeline import stages
+    from pipeline.config import config_from_yaml
+    from pipeline.search.objective import make_objective
+
+    cfg = config_from_yaml(job.cfg_yaml)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(cfg, job.storage, create=False, worker=worker)
+    if count(study, _RESERVED) >= job.target:
+        return
+    logger = None
+    if job.parent_run_id:
+        from pipeline.tracking.study import StudyLogger, use_tracking_uri
+        use_tracking_uri(job.tracking_uri)
+        logger = StudyLogger(job.experiment_id, job.parent_run_id, study.study_name)
+    objective = make_objective(cfg, job.space, stages.prepare(cfg), logger,
+                               figures=cfg.search.trial_figures)
+
+    def guarded(trial: optuna.Trial) -> float:
+        ahead = [t for t in study.get_trials(deepcopy=False, states=_RESERVED)
+                 if t.number < trial.number]
+        if len(ahead) >= job.target:  # lost a race for the last slot with another worker
+            trial.set_user_attr("fail_reason", "not run: the target was reached by other workers")
+            study.stop()
+            raise _Overshoot()
+        return objective(trial)
+
+    def stop_when_reserved(study: optuna.Study, _trial) -> None:
+        if progress is not None:
+            progress.poll()
+        if count(study, _RESERVED) >= job.target:
+            study.stop()
+
+    study.optimize(guarded, callbacks=[stop_when_reserved], catch=(_Overshoot,),
+                   gc_after_trial=False)
+
+
+def _worker_entry(job: Job, worker: int) -> None:
+    run_worker(job, worker)
+
+
+def run_workers(job: Job, workers: int, progress) -> None:
+    """One worker runs in this process (seeded runs reproduce); N > 1 are spawned processes
+    sharing the storage, while this process polls the storage to drive the progress bar."""
+    if workers == 1:
+        run_worker(job, 0, progress)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_entry, args=(job, k), name=f"search-worker-{k}")
+             for k in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            progress.poll()
+            time.sleep(0.5)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join()
+    bad = [f"{p.name} exit code {p.exitcode}" for p in procs if p.exitcode]
+    if bad:
+        raise RuntimeError("search worker failed: " + ", ".join(bad))
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:  # no COMPLETE trial yet
+        return None
+
+
+def top_table(study: optuna.Study, top: int, key: str) -> str:
+    """The `top` best COMPLETE trials, one line each, plus the count of every state."""
+    done = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+                  key=lambda t: t.value)[:top]
+    states = {s.name: count(study, (s,)) for s in (TrialState.COMPLETE, TrialState.PRUNED,
+                                                  TrialState.FAIL)}
+    lines = [f"top {len(done)} trials of study {study.study_name} by {key} "
+             f"({', '.join(f'{k.lower()} {v}' for k, v in states.items())})",
+             f"{'trial':>5}  {key:>9}  {'epochs':>6}  params"]
+    for t in done:
+        params = "  ".join(f"{k}={_short(v)}" for k, v in t.params.items())
+        lines.append(f"{t.number:>5}  {t.value:>9.4f}  {t.user_attrs.get('epochs_run', '?'):>6}"
+                     f"  {params}")
+    return "\n".join(lines)
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+class Progress:
+    """A tqdm bar over finished trials (stderr) and one line whenever the best value improves."""
+
+    def __init__(self, study: optuna.Study, target: int, key: str, enabled: bool = True):
+        from tqdm import tqdm
+        self.study, self.key = study, key
+        self.best: float | None = None
+        self.bar = tqdm(total=target, initial=min(count(study), target), desc="trials",
+                        unit="trial", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+        self.enabled = enabled
+        self.poll()
+
+    def poll(self) -> None:
+        done = count(self.study)
+        self.bar.update(max(0, min(done, self.bar.total) - self.bar.n))
+        best = best_trial(self.study)
+        if best is not None and (self.best is None or best.value < self.best):
+            self.best = best.value
+            params = ", ".join(f"{k}={_short(v)}" for k, v in best.params.items())
+            if self.enabled:
+                self.bar.write(f"trial {best.number}: best {self.key} {best.value:.4f} ({params})",
+                               file=sys.stderr)
+
+    def close(self) -> None:
+        self.poll()
+        self.bar.close()
