@@ -134,6 +134,18 @@ def test_split_with_target_draws_dev_and_test_from_the_target_only():
     assert (counted.dev.n, counted.test.n) == (50, 60)
 
 
+def test_split_with_target_fractions_use_every_target_row_even_with_odd_classes():
+    # 5 + 7 + 9 rows at 0.5/0.5: rounding dev and test separately per class would ask for
+    # 3 + 3 rows of a 5-row class; dev is allocated first and test takes from what is left.
+    y = np.repeat([0, 1, 2], [5, 7, 9])
+    target = Dataset(np.column_stack([np.arange(21.0), np.zeros(21)]), y, ("a", "b", "c"), ("r", "z"), "odd")
+    s = split_with_target(_indexed(), target, np.random.default_rng(0))
+    test = s.test.unseal("check")
+    assert s.dev.n + test.n == 21 and set(s.dev.X[:, 0]) | set(test.X[:, 0]) == set(range(21))
+    assert (np.bincount(s.dev.y) + np.bincount(test.y)).tolist() == [5, 7, 9]
+    assert min(np.bincount(s.dev.y).min(), np.bincount(test.y).min()) >= 2
+
+
 def test_split_with_target_refuses_mismatched_sets():
     with pytest.raises(ValueError, match=r"target data set 'digits' \(64 features.*does not match source 'moons'"):
         split_with_target(make_dataset("moons", np.random.default_rng(0)),
@@ -176,6 +188,6 @@ def test_bad_counts(counts, message):
 
 
 def test_large_dev_and_test_can_leave_a_class_without_training_rows():
-    with pytest.raises(ValueError, match=r"class 'c' of data set 'indexed' has 3 rows; after 2 dev and 2 test "
-                                         r"none is left to train"):
+    with pytest.raises(ValueError, match=r"class 'b' of data set 'indexed' has 17 rows, split 8 dev, 9 test, 0 train; "
+                                         r"every class needs at least one row in each"):
         split_dataset(_indexed((80, 17, 3)), np.random.default_rng(0), train=0.02, dev=0.49, test=0.49)

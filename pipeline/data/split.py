@@ -22,8 +22,8 @@ def split_dataset(ds: Dataset, rng: np.random.Generator, *, train: float = 0.6, 
     check_rng(rng)
     counts = _class_counts(ds)
     n_dev, n_test = _sizes(ds.n_samples, len(counts), train, dev, test, dev_count, test_count)
-    dev_c, test_c = _apportion(n_dev, counts), _apportion(n_test, counts)
-    _check_train_left(ds, counts, dev_c, test_c)
+    dev_c, test_c = _allocate(n_dev, n_test, counts)
+    _check_allocation(ds, counts, dev_c, test_c, train=True)
     parts: dict[str, list[np.ndarray]] = {"train": [], "dev": [], "test": []}
     for c in range(len(counts)):
         rows = rng.permutation(np.flatnonzero(ds.y == c))
@@ -58,12 +58,8 @@ def split_with_target(source: Dataset, target: Dataset, rng: np.random.Generator
         n_test = target.n_samples - n_dev
     else:
         n_dev, n_test = _counts(target.n_samples, len(counts), dev_count, test_count, train_rows=0)
-    dev_c, test_c = _apportion(n_dev, counts), _apportion(n_test, counts)
-    over = np.flatnonzero(dev_c + test_c > counts)
-    if over.size:
-        c = over[0]
-        raise ValueError(f"class {target.classes[c]!r} of target '{target.name}' has {counts[c]} rows, "
-                         f"fewer than the {dev_c[c]} dev + {test_c[c]} test it would need")
+    dev_c, test_c = _allocate(n_dev, n_test, counts)
+    _check_allocation(target, counts, dev_c, test_c, train=False)
     dev_rows, test_rows = [], []
     for c in range(len(counts)):
         rows = rng.permutation(np.flatnonzero(target.y == c))
@@ -122,21 +118,35 @@ def _check_sum(fractions: dict[str, float]) -> None:
         raise ValueError(f"split fractions {' + '.join(fractions)} must sum to 1, got {terms} = {total:g}")
 
 
+def _allocate(n_dev: int, n_test: int, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dev rows per class, then test rows per class out of what dev left: never more than a
+    class holds (rounding dev and test independently could both round one class up)."""
+    dev_c = _apportion(n_dev, counts)
+    return dev_c, _apportion(n_test, counts - dev_c)
+
+
 def _apportion(total: int, counts: np.ndarray) -> np.ndarray:
-    """Split `total` rows over classes in proportion to `counts` (largest remainder), with at
-    least one row per class: small classes take one row from the most over-served class."""
+    """Split `total` (<= counts.sum()) rows over classes in proportion to `counts` (largest
+    remainder), never above a class's count; a class left at zero takes one row from the most
+    over-served class, so small classes still appear in dev and test."""
     quotas = total * counts / counts.sum()  # (k,)
     alloc = np.floor(quotas).astype(np.int64)
     order = np.argsort(-(quotas - alloc), kind="stable")
     alloc[order[: total - alloc.sum()]] += 1
-    for c in np.flatnonzero(alloc == 0):
+    for c in np.flatnonzero((alloc == 0) & (counts > 0)):
         donors = np.where(alloc > 1, alloc - quotas, -np.inf)
-        alloc[int(np.argmax(donors))] -= 1
-        alloc[c] = 1
+        if np.isfinite(donors).any():
+            alloc[int(np.argmax(donors))] -= 1
+            alloc[c] = 1
     return alloc
 
 
-def _check_train_left(ds: Dataset, counts, dev_c, test_c) -> None:
-    for c in np.flatnonzero(counts - dev_c - test_c < 1):
-        raise ValueError(f"class {ds.classes[c]!r} of data set '{ds.name}' has {counts[c]} rows; after "
-                         f"{dev_c[c]} dev and {test_c[c]} test none is left to train (lower dev/test)")
+def _check_allocation(ds: Dataset, counts, dev_c, test_c, *, train: bool) -> None:
+    """Every class needs a row in dev, in test and (when this split trains on it) in train."""
+    train_c = counts - dev_c - test_c
+    for c in range(len(counts)):
+        if min(dev_c[c], test_c[c]) < 1 or (train and train_c[c] < 1):
+            parts = f"{dev_c[c]} dev, {test_c[c]} test" + (f", {train_c[c]} train" if train else "")
+            raise ValueError(f"class {ds.classes[c]!r} of data set '{ds.name}' has {counts[c]} rows, split "
+                             f"{parts}; every class needs at least one row in each (change the split "
+                             "fractions or counts)")
