@@ -109,6 +109,7 @@ def run_worker(job: Job, worker: int = 0, progress=None) -> None:
             trial.set_user_attr("fail_reason", "not run: the target was reached by other workers")
             study.stop()
             raise _Overshoot()
+        trial.set_user_attr("worker", worker)
         return objective(trial)
 
     def stop_when_reserved(study: optuna.Study, _trial) -> None:

@@ -1,0 +1,42 @@
+"""`python -m pipeline evaluate study=<name>`: the one-time test evaluation of a study.
+
+Retrains the best trial's configuration (train split by default, `evaluate.retrain_on`),
+evaluates it on the test split once, records the evaluation, registers the model and sets the
+alias when the dev gate passes. A second evaluation of the same study on the same test data
+exits 2 with the date and run of the first; `--force` (or `evaluate.force=true`) overrides and
+is recorded as forced.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.commands.search import expand
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="study=<name> (or search.study=<name>), evaluate.* settings")
+    parser.add_argument("--experiment", default=None, help="conf/experiment/<name>.yaml layer")
+    parser.add_argument("--conf-dir", default="conf", help="config directory (default: conf)")
+    parser.add_argument("--force", action="store_true",
+                        help="evaluate again although this study was evaluated (recorded)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+
+    overrides = expand(args.overrides, ("study", "storage"))
+    overrides = expand(overrides, ("retrain_on", "force"), section="evaluate")
+    if args.force:
+        overrides.append("evaluate.force=true")
+    cfg = load_config(overrides, conf_dir=Path(args.conf_dir), experiment=args.experiment)
+
+    import optuna
+
+    from pipeline.search.evaluate import run_evaluate
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    run_evaluate(cfg, workdir=Path.cwd())
+    return 0
