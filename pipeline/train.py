@@ -290,12 +290,16 @@ def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_de
         if epoch % settings.eval_every and epoch != settings.epochs:
             continue
         metrics = loop.evaluate(y, XT_dev, y_dev)
-        if not (math.isfinite(metrics["train_loss"]) and np.isfinite(loop.theta).all()):
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if not np.isfinite(loop.theta).all():
+            bad.insert(0, "weights")
+        if bad:  # exploded: keep the history and the params finite, say what overflowed
             np.copyto(loop.theta, last_good)
             reason = "non_finite"
-            message = (f"loss became {metrics['train_loss']} at epoch {epoch}; parameters "
-                       f"rolled back to the previous evaluation. Lower learning_rate "
-                       f"({settings.learning_rate})")
+            shown = metrics.get(bad[0], "non-finite")
+            message = (f"{bad[0]} became {shown} at epoch {epoch} (exploding values); "
+                       f"parameters rolled back to the previous evaluation. Lower "
+                       f"learning_rate ({settings.learning_rate}) or check the input scale")
             break
         np.copyto(last_good, loop.theta)
         history["epoch"].append(epoch)
