@@ -297,7 +297,7 @@ def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_de
             np.copyto(loop.theta, last_good)
             reason = "non_finite"
             shown = metrics.get(bad[0], "non-finite")
-            message = (f"{bad[0]} became {shown} at epoch {epoch} (exploding values); "
+            message = (f"{bad[0]} became non-finite ({shown}) at epoch {epoch} (exploding values); "
                        f"parameters rolled back to the previous evaluation. Lower "
                        f"learning_rate ({settings.learning_rate}) or check the input scale")
             break
