@@ -28,21 +28,27 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
 @pytest.fixture
 def search_cfg(tmp_path):
     """A factory of tiny search configs (200 points, 60 epochs: a trial takes ~0.1 s) whose
-    studies live in tmp_path; `space` writes a search-space YAML there and returns its path."""
+    study lives in a journal file in tmp_path. `space=` writes a search-space YAML there;
+    `search_cfg.args(...)` gives the same settings as key=value strings for the CLI. MLflow
+    goes wherever $MLFLOW_TRACKING_URI points (use the tracking_uri fixture)."""
     from pathlib import Path
 
     from pipeline.config import load_config
 
     conf = Path(__file__).resolve().parents[1] / "conf"
 
-    def make(*overrides: str, space: str | None = None):
+    def args(*overrides: str, space: str | None = None) -> list[str]:
         base = ["data.params={n_samples: 200}", "training.epochs=60", "training.eval_every=5",
                 "training.patience=4", f"search.storage={tmp_path / 'study.journal'}",
-                "search.study=tiny", "tracking.uri=sqlite:///" + str(tmp_path / "mlflow.db")]
+                "search.study=tiny"]
         if space is not None:
             path = tmp_path / f"space{abs(hash(space))}.yaml"
             path.write_text(space)
             base.append(f"search.space={path}")
-        return load_config([*base, *overrides], conf_dir=conf)
+        return [*base, *overrides]
 
+    def make(*overrides: str, space: str | None = None):
+        return load_config(args(*overrides, space=space), conf_dir=conf)
+
+    make.args = args
     return make

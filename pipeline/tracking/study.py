@@ -10,48 +10,27 @@ mapped from its Optuna state (COMPLETE -> FINISHED, PRUNED -> KILLED, FAIL -> FA
 from __future__ import annotations
 
 import json
+import os
 import tempfile
-import time
 from typing import Any, Mapping
 
 import mlflow
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from pipeline.tracking import records
+
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
-_BATCH = 1000  # log_batch limit for metrics; params go in chunks of 100
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
-    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-    for i in range(0, len(items), 100):
-        client.log_batch(run_id, params=items[i:i + 100])
+    records.log_params(run_id, params, client=client)
 
 
-def log_metrics(client: MlflowClient, run_id: str, values: Mapping[str, float], step: int = 0):
-    now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, step) for k, v in values.items()]
-    for i in range(0, len(items), _BATCH):
-        client.log_batch(run_id, metrics=items[i:i + _BATCH])
-
-
-class _Curves:
-    """A `fit` callback buffering every evaluation; flushed with `log_batch` when the trial ends
-    (one synchronous MLflow call per evaluation would cost more than a small trial's training)."""
-
-    def __init__(self):
-        self.points: list[Metric] = []
-
-    def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        now = int(time.time() * 1000)
-        self.points.extend(Metric(k, float(v), now, int(epoch)) for k, v in metrics.items())
-
-    def flush(self, client: MlflowClient, run_id: str) -> None:
-        for i in range(0, len(self.points), _BATCH):
-            client.log_batch(run_id, metrics=self.points[i:i + _BATCH])
-        self.points.clear()
+def log_metrics(client: MlflowClient, run_id: str, values: Mapping[str, float]) -> None:
+    records.log_metrics(run_id, values, client=client)
 
 
 class StudyLogger:
@@ -61,7 +40,7 @@ class StudyLogger:
         self.client = MlflowClient()
         self.experiment_id, self.parent_run_id, self.study_name = (experiment_id, parent_run_id,
                                                                    study_name)
-        self._curves: dict[str, _Curves] = {}
+        self._curves: dict[str, records.MetricBuffer] = {}
 
     def start_trial(self, number: int, cfg, overrides: Mapping[str, Any]) -> str:
         name = f"trial-{number}"
@@ -71,10 +50,12 @@ class StudyLogger:
                              "optuna.params": json.dumps(dict(overrides), default=str)})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         log_params(self.client, run.info.run_id, cfg.flat())
-        self._curves[run.info.run_id] = _Curves()
+        # Flushed once when the trial ends: a small trial is shorter than any flush interval.
+        self._curves[run.info.run_id] = records.MetricBuffer(run.info.run_id, client=self.client,
+                                                             flush_seconds=60.0)
         return run.info.run_id
 
-    def metric_callback(self, run_id: str) -> _Curves:
+    def metric_callback(self, run_id: str) -> records.MetricBuffer:
         return self._curves[run_id]
 
     def finish_trial(self, run_id: str, state: str, *, reason: str | None = None,
@@ -84,7 +65,7 @@ class StudyLogger:
         client = self.client
         curves = self._curves.pop(run_id, None)
         if curves:
-            curves.flush(client, run_id)
+            curves.flush()
         final = {f"final_{k}": v for k, v in (metrics or {}).items()
                  if isinstance(v, (int, float))}
         if value is not None:
@@ -129,6 +110,7 @@ def log_study_summary(parent_run_id: str, *, best: Mapping[str, Any] | None,
 
 
 def _copy_plots(client: MlflowClient, src: str, dst: str) -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr clean
     with tempfile.TemporaryDirectory() as tmp:
         for art in client.list_artifacts(src, "plots"):
             if "boundary" in art.path or "confusion" in art.path:
@@ -167,10 +149,12 @@ def register(run_id: str, name: str, alias: str, gate_passed: bool, gate_text: s
     A failed gate still registers the version (tagged gate=failed) and leaves the alias where
     it was, so `models:/<name>@<alias>` keeps serving the last model that passed."""
     client = MlflowClient()
-    if not any(a.path == "model" for a in client.list_artifacts(run_id)) and \
-            not _has_logged_model(client, run_id):
+    outputs = getattr(client.get_run(run_id), "outputs", None)
+    models = [m.model_id for m in (outputs.model_outputs if outputs else [])]
+    if not models:  # tracking.log_model=false: nothing to register
+        client.set_tag(run_id, "registry.version", "none (no model logged)")
         return None
-    version = mlflow.register_model(f"runs:/{run_id}/model", name).version
+    version = mlflow.register_model(f"models:/{models[-1]}", name).version
     client.set_model_version_tag(name, version, "gate", "passed" if gate_passed else "failed")
     client.set_model_version_tag(name, version, "gate.detail", gate_text)
     client.set_model_version_tag(name, version, "stage", "final_test")
@@ -179,11 +163,6 @@ def register(run_id: str, name: str, alias: str, gate_passed: bool, gate_text: s
     client.set_tag(run_id, "registry.version", f"{name}/{version}")
     client.set_tag(run_id, "registry.alias", alias if gate_passed else "none (gate failed)")
     return str(version)
-
-
-def _has_logged_model(client: MlflowClient, run_id: str) -> bool:
-    run = client.get_run(run_id)
-    return bool(getattr(run, "outputs", None) and run.outputs.model_outputs)
 
 
 def ui_link(ui_url: str, experiment_id: str, run_id: str) -> str:
