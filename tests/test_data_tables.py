@@ -91,3 +91,18 @@ def test_missing_labels_are_reported_too(frame):
 def test_single_class_table(frame):
     with pytest.raises(ValueError, match=r"label column 'species' in table has a single class \('setosa'\)"):
         dataset_from_frame(frame.assign(species="setosa"), label="species")
+
+
+def test_nullable_integer_missing_values_are_reported_not_crashed_on():
+    df = pd.DataFrame({"a": pd.array([1, None, 3, 4], dtype="Int64"), "y": ["u", "v", "u", "v"]})
+    with pytest.raises(ValueError, match=r"in 1 of 4 rows; columns: a \(1 rows\)"):
+        dataset_from_frame(df, label="y")
+
+
+def test_building_a_dataset_leaves_the_callers_arrays_writable(frame):
+    X = frame[["a", "b"]].to_numpy(dtype=float)
+    from pipeline.data import Dataset
+
+    ds = Dataset(X, np.array([0, 1, 0, 1, 0, 1]), ("p", "q"), ("a", "b"), "t")
+    X[0, 0] = 99.0  # still ours to change, and the Dataset does not see it
+    assert ds.X[0, 0] == 0.5 and not ds.X.flags.writeable

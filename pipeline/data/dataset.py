@@ -28,8 +28,9 @@ class Dataset:
     image_shape: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        X = np.asarray(self.X, dtype=np.float64)
-        y = np.asarray(self.y, dtype=np.int64)
+        # Own copies: making them read-only below must not freeze the caller's arrays.
+        X = np.array(self.X, dtype=np.float64, order="C", copy=True)
+        y = np.array(self.y, dtype=np.int64, copy=True)
         if X.ndim != 2 or y.shape != (X.shape[0],):
             raise ValueError(f"data set '{self.name}': X must be (m, n) and y (m,), got {X.shape} and {y.shape}")
         if len(self.feature_names) != X.shape[1]:
@@ -37,7 +38,8 @@ class Dataset:
                 f"data set '{self.name}': {len(self.feature_names)} feature names for {X.shape[1]} features"
             )
         if y.size and (y.min() < 0 or y.max() >= len(self.classes)):
-            raise ValueError(f"data set '{self.name}': label codes must be in [0, {len(self.classes)}), got {y.min()}..{y.max()}")
+            raise ValueError(f"data set '{self.name}': label codes must be in [0, {len(self.classes)}), "
+                             f"got {y.min()}..{y.max()}")
         # Read-only arrays: a stage that wants different data must make new arrays, so a
         # digest taken once stays true for the object it was taken from.
         X.flags.writeable = False

@@ -56,7 +56,7 @@ def dataset_from_frame(df: pd.DataFrame, *, label: str, features: Sequence[str] 
         if not pd.api.types.is_numeric_dtype(df[col]):
             raise ValueError(f"feature column {col!r} in {name} is not numeric (dtype {df[col].dtype}); "
                              "encode it as numbers or leave it out of the features")
-    X = df[features].to_numpy(dtype=np.float64)  # (m, n)
+    X = df[features].to_numpy(dtype=np.float64, na_value=np.nan)  # (m, n); nullable NA -> NaN
     _check_finite(X, features, df[label], label, name)
     y, classes = _encode_labels(df[label])
     if len(classes) < 2:
