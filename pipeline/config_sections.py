@@ -32,12 +32,12 @@ def _interval(lo: float | None, hi: float | None, lo_open: bool = False, hi_open
     return AfterValidator(check)
 
 
-def _registry(module: str, attr: str):
+def _registry(module: str, attr: str, extra: tuple[str, ...] = ()):
     """A validator checking a name against a core registry (imported only when validating)."""
     def check(name):
         import importlib
         try:
-            names = tuple(getattr(importlib.import_module(module), attr))
+            names = tuple(getattr(importlib.import_module(module), attr)) + extra
         except (ModuleNotFoundError, AttributeError):  # that core part is not built yet
             return name
         if name not in names:
@@ -78,7 +78,7 @@ class SourceConfig(Section):
 
 
 class DataConfig(SourceConfig):
-    name: Annotated[str, _registry("pipeline.data", "DATASETS")] | None = "noisy_diagonal"
+    name: Annotated[str, _registry("pipeline.data", "DATASETS", ("table",))] | None = "noisy_diagonal"
     # dev and test drawn from a separate source (e.g. the clean noisy_diagonal variant); its
     # params are merged over data.params; name null = same generator
     target: SourceConfig | None = None

@@ -1,0 +1,116 @@
+"""Figures of a training run: decision boundary, confusion matrix, learning curves, grad norms.
+
+Each function returns a `matplotlib.figure.Figure` built without pyplot (no global state, no
+display), so the tracking layer can log it and tests can inspect it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+_CMAP = "coolwarm"
+
+
+def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
+                      classes: Sequence[str], *, title: str = "", resolution: int = 300) -> Figure:
+    """Predicted class over a grid covering X (m, 2), with the points coloured by true label.
+
+    `predict` maps raw points (k, 2) to label codes (k,); the grid is in the same raw units.
+    """
+    if X.shape[1] != 2:
+        raise ValueError(f"decision_boundary needs 2 features, got {X.shape[1]}")
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    pad = 0.05 * (hi - lo) + 1e-9
+    g1 = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
+    g2 = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
+    G1, G2 = np.meshgrid(g1, g2)                                  # (r, r) each
+    Z = predict(np.column_stack([G1.ravel(), G2.ravel()])).reshape(G1.shape)
+    k = len(classes)
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.add_subplot()
+    ax.contourf(G1, G2, Z, levels=np.arange(k + 1) - 0.5, cmap=_CMAP, alpha=0.3)
+    for c, name in enumerate(classes):
+        pts = X[y == c]
+        ax.scatter(pts[:, 0], pts[:, 1], s=12, label=str(name), edgecolors="k", linewidths=0.3,
+                   color=_class_colour(c, k))
+    acc = float(np.mean(predict(X) == y))
+    ax.set_title(f"{title}\naccuracy {acc:.1%}" if title else f"accuracy {acc:.1%}", fontsize=9)
+    ax.legend(loc="best", fontsize=8, title="true label")
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    fig.tight_layout()
+    return fig
+
+
+def _class_colour(c: int, k: int):
+    from matplotlib import colormaps
+
+    return colormaps[_CMAP](c / max(k - 1, 1))
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str], *,
+              title: str = "") -> Figure:
+    """Counts with row = true class, column = predicted class (for data with != 2 features)."""
+    from pipeline.metrics import confusion_matrix
+
+    cm = confusion_matrix(y_true, y_pred, len(classes))          # (k, k)
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.add_subplot()
+    im = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=ax)
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, [str(c) for c in classes], fontsize=7)
+    ax.set_yticks(ticks, [str(c) for c in classes], fontsize=7)
+    for (i, j), n in np.ndenumerate(cm):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                color="white" if n > cm.max() / 2 else "black")
+    acc = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"{title}  accuracy {acc:.1%}", fontsize=9)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(history: Mapping[str, Sequence[float]], best_epoch: int | None = None) -> Figure:
+    """Train/dev loss and accuracy against epoch, with the best (restored) epoch marked."""
+    epochs = np.asarray(history["epoch"])
+    fig = Figure(figsize=(10, 4))
+    for i, what in enumerate(("loss", "accuracy")):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for split, style in (("train", "-"), ("dev", "--")):
+            key = f"{split}_{what}"
+            if key in history:
+                ax.plot(epochs, history[key], style, label=split)
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label=f"best epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle("learning curves (evaluation mode: no dropout)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_norms(history: Mapping[str, Sequence[float]]) -> Figure:
+    """Frobenius norm of each weight matrix's gradient per evaluation (log scale)."""
+    epochs = np.asarray(history["epoch"])
+    keys = sorted((k for k in history if k.startswith("grad_norm_W")), key=lambda k: int(k[11:]))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for key in keys:
+        values = np.asarray(history[key], dtype=float)
+        ax.plot(epochs, np.where(values > 0, values, np.nan), label=f"layer {key[11:]} (dJ/d{key[10:]})")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("||dJ/dW||_F")
+    ax.set_title("gradient norm per layer", fontsize=10)
+    if keys:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,175 @@
+"""Pure glue from a Config to prepared data, a trained network, metrics and figures.
+
+`train` (the command), the search objective and evaluate all call these same functions, so a
+trial and a run with the same config give the same numbers. Randomness: one `seed` in the
+config, split by `numpy.random.SeedSequence(seed).spawn` into one independent stream per
+concern (STREAMS), so changing e.g. the init scheme never changes the split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pipeline import data as D
+from pipeline.diagnosis import Diagnosis, diagnose
+from pipeline.metrics import classification_metrics
+from pipeline.nn import Architecture, init_params, predict, predict_proba
+from pipeline.train import TrainSettings, fit
+
+STREAMS = ("data", "target", "split", "augment", "init", "train")  # append only: order = seed
+
+
+def streams(seed: int) -> dict[str, np.random.Generator]:
+    """One fresh Generator per concern, derived from the config's seed (same seed, same draws)."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    train: object              # Split: standardized, augmented; what the network trains on
+    dev: object                # Split: standardized
+    test: object               # SealedSplit of RAW features; use `open_test_split` to open it
+    raw_train: object          # Split: raw, un-augmented (lineage, figures, input example)
+    raw_dev: object            # Split: raw
+    standardizer: object       # fitted on raw_train only; travels with the model
+    classes: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    image_shape: tuple[int, int] | None
+    name: str
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """Digests of the RAW splits as drawn (train before augmentation)."""
+        return {"train": self.raw_train.digest, "dev": self.raw_dev.digest,
+                "test": self.test.digest}
+
+
+@dataclass(frozen=True)
+class Trained:
+    fit: object                # FitResult
+    arch: object               # Architecture
+    metrics: dict[str, float]  # train_/dev_ loss, accuracy, error; best_epoch, epochs_run
+    diagnosis: Diagnosis
+
+    @property
+    def params(self):
+        return self.fit.params
+
+
+def prepare(cfg) -> Prepared:
+    """Data -> split -> standardize (train statistics) -> augment train. The test stays sealed."""
+    rngs = streams(cfg.seed)
+    dc = cfg.data
+    source = _load_source(dc.name, dc.params, dc, rngs["data"])
+    if dc.target is not None:
+        t = dc.target
+        target = _load_source(t.name or dc.name, {**dc.params, **t.params}, t if t.name else dc,
+                              rngs["target"])
+        dev_count, test_count = dc.dev_count, dc.test_count
+        if dev_count is None and test_count is None:
+            # dev : test in the config's proportion over the target; one row per class is left
+            # unused because split_with_target rounds dev and test per class independently,
+            # so with fractions both can round the same odd class up past its size.
+            k, n = len(target.classes), target.n_samples
+            dev_count = int(round(n * dc.dev / (dc.dev + dc.test)))
+            test_count = n - dev_count - k
+        splits = D.split_with_target(source, target, rngs["split"], dev_count=dev_count,
+                                     test_count=test_count)
+    else:
+        splits = D.split_dataset(source, rngs["split"], train=dc.train, dev=dc.dev, test=dc.test,
+                                 dev_count=dc.dev_count, test_count=dc.test_count)
+    std = D.fit_standardizer(splits.train.X)
+    X_aug, y_aug = splits.train.X, splits.train.y
+    if cfg.augment.copies and cfg.augment.names:
+        X_aug, y_aug = D.augment(X_aug, y_aug, list(cfg.augment.names), copies=cfg.augment.copies,
+                                 rng=rngs["augment"], image_shape=source.image_shape,
+                                 **cfg.augment.params)
+    train = D.Split.from_arrays(std.transform(X_aug), y_aug, "train")
+    dev = D.Split.from_arrays(std.transform(splits.dev.X), splits.dev.y, "dev")
+    return Prepared(train, dev, splits.test, splits.train, splits.dev, std, source.classes,
+                    source.feature_names, source.image_shape, source.name)
+
+
+def _load_source(name, params, where, rng):
+    if name == "table":
+        if not where.path or not where.label:
+            raise ValueError(f"data.name=table needs data.path and data.label, got "
+                             f"path={where.path!r}, label={where.label!r}")
+        frame = D.read_table(where.path)
+        return D.dataset_from_frame(frame, label=where.label, features=where.features,
+                                    name=str(where.path))
+    return D.make_dataset(name, rng, **params)
+
+
+def settings(cfg):
+    """The TrainSettings of a config (training + regularization sections)."""
+    t, r = cfg.training, cfg.regularization
+    return TrainSettings(learning_rate=t.learning_rate, epochs=t.epochs, batch_size=t.batch_size,
+                         optimizer=t.optimizer, beta1=t.beta1, beta2=t.beta2, epsilon=t.epsilon,
+                         l2=r.l2, l1=r.l1, keep_prob=r.keep_prob, eval_every=t.eval_every,
+                         patience=t.patience, min_delta=t.min_delta, monitor=t.monitor,
+                         dtype=t.dtype)
+
+
+def architecture(cfg, prepared: Prepared):
+    """(n_features, *hidden, n_out): one sigmoid output for 2 classes, else softmax."""
+    k = len(prepared.classes)
+    n_out = 1 if k == 2 else k
+    return Architecture((prepared.train.X.shape[1], *cfg.model.hidden, n_out),
+                        cfg.model.activation)
+
+
+def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = ()) -> Trained:
+    """Init -> fit with early stopping on dev -> train/dev metrics -> diagnosis."""
+    rngs = streams(cfg.seed)
+    arch = architecture(cfg, prepared)
+    params = init_params(arch, cfg.model.init, rngs["init"], scale=cfg.model.init_scale,
+                         dtype=np.dtype(cfg.training.dtype).type)
+    result = fit(params, arch, prepared.train.X, prepared.train.y, prepared.dev.X,
+                 prepared.dev.y, settings(cfg), rngs["train"], callbacks=callbacks)
+    probe = Trained(result, arch, {}, None)
+    metrics = {**split_metrics(probe, prepared.train), **split_metrics(probe, prepared.dev),
+               "best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run)}
+    diagnosis = diagnose(metrics["train_error"], metrics["dev_error"],
+                         bayes_error=cfg.diagnosis.bayes_error,
+                         threshold=cfg.diagnosis.threshold)
+    return Trained(result, arch, metrics, diagnosis)
+
+
+def split_metrics(trained: Trained, split) -> dict[str, float]:
+    """{<split.name>_loss, _accuracy, _error} of the trained network on a STANDARDIZED split."""
+    probs = predict_proba(trained.fit.params, split.X, trained.arch)
+    return classification_metrics(probs, split.y, split.name)
+
+
+def open_test_split(prepared: Prepared, purpose: str):
+    """Unseal the test split and standardize it with the training statistics (evaluate only)."""
+    raw = prepared.test.unseal(purpose)
+    return D.Split.from_arrays(prepared.standardizer.transform(raw.X), raw.y, raw.name)
+
+
+def figures(cfg, prepared: Prepared, trained: Trained) -> dict:
+    """{"plots/<name>.png": Figure}: boundaries (2-D) or confusion matrices, curves, grad norms."""
+    from pipeline.plots import training as P  # matplotlib only when figures are wanted
+
+    figs = {"plots/learning_curves.png": P.learning_curves(trained.fit.history,
+                                                           trained.fit.best_epoch),
+            "plots/gradient_norms.png": P.gradient_norms(trained.fit.history)}
+    for split in (prepared.raw_train, prepared.raw_dev):
+        if split.X.shape[1] == 2:
+            figs[f"plots/boundary_{split.name}.png"] = P.decision_boundary(
+                lambda X: _predict_raw(prepared, trained, X), split.X, split.y, prepared.classes,
+                title=f"{prepared.name}: decision boundary over {split.name} ({split.n} points)")
+        else:
+            y_pred = _predict_raw(prepared, trained, split.X)
+            figs[f"plots/confusion_{split.name}.png"] = P.confusion(
+                split.y, y_pred, prepared.classes, title=f"{prepared.name}: {split.name}")
+    return figs
+
+
+def _predict_raw(prepared: Prepared, trained: Trained, X_raw: np.ndarray) -> np.ndarray:
+    return predict(trained.fit.params, prepared.standardizer.transform(X_raw), trained.arch)
