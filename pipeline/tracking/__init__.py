@@ -1,0 +1,15 @@
+"""The tracking edge: the only package importing mlflow (see docs/tracking.md).
+
+runs.py      configure (URI + experiment), run (honest FINISHED/FAILED/KILLED), ui_links
+records.py   MetricBuffer (log_batch), params/tags/metrics helpers, git state, versions, datasets
+training.py  log_training: everything a finished training records
+model.py     the pyfunc model (served.py, logged as code: weights .npz + network.json)
+study.py     the search's parent/child runs (issue 5)
+"""
+
+from pipeline.tracking.records import MetricBuffer, git_state, package_versions
+from pipeline.tracking.runs import Terminated, configure, run, tracking_uri, ui_links
+from pipeline.tracking.training import final_metrics, log_training
+
+__all__ = ["MetricBuffer", "Terminated", "configure", "final_metrics", "git_state",
+           "log_training", "package_versions", "run", "tracking_uri", "ui_links"]

@@ -1,0 +1,97 @@
+"""Where runs go (tracking URI, experiment) and a run context whose final status is honest.
+
+MLflow's own `with start_run()` ends FAILED on Ctrl-C and leaves the run RUNNING forever on
+SIGTERM (see docs/tracking.md). `run` installs a SIGTERM handler for the run's lifetime and
+maps: normal exit -> FINISHED, exception -> FAILED, KeyboardInterrupt or SIGTERM -> KILLED.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Mapping
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+# The MLflow UI opens a new experiment on its GenAI overview; this tag makes it a training one.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+class Terminated(BaseException):
+    """Raised inside the run by the SIGTERM handler (a BaseException, like KeyboardInterrupt,
+    so `except Exception` in user code does not swallow it)."""
+
+
+def configure(tracking_cfg) -> str:
+    """Point MLflow at the store and create (or open) the experiment; returns its id.
+
+    `tracking_cfg.uri` wins; None leaves MLflow's own resolution: $MLFLOW_TRACKING_URI, else
+    `sqlite:///mlflow.db` in the working directory. Call this in the parent process before any
+    worker starts: several processes creating a fresh SQLite DB at once race on its schema.
+    """
+    if tracking_cfg.uri:
+        mlflow.set_tracking_uri(tracking_cfg.uri)
+    experiment = mlflow.set_experiment(tracking_cfg.experiment)
+    if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
+        MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
+    return experiment.experiment_id
+
+
+def tracking_uri() -> str:
+    return mlflow.get_tracking_uri()
+
+
+def ui_links(ui_url: str, experiment_id: str, run_id: str | None = None) -> dict[str, str]:
+    """{"runs": the experiment's runs table, "run": the run's page} in the MLflow UI."""
+    base = f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return {"runs": base, **({"run": f"{base}/{run_id}"} if run_id else {})}
+
+
+@contextmanager
+def run(run_name: str | None = None, *, parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None, experiment_id: str | None = None,
+        ) -> Iterator[mlflow.ActiveRun]:
+    """Start an MLflow run (the fluent active run of this thread) and end it honestly.
+
+    Yields the `mlflow.ActiveRun` (`.info.run_id`). SIGTERM is turned into `Terminated` while
+    the run is active (main thread only) and the previous handler is restored afterwards; the
+    exception is re-raised after the run is ended KILLED, so the caller still exits non-zero.
+    """
+    active = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id,
+                              tags=dict(tags or {}), experiment_id=experiment_id,
+                              nested=parent_run_id is not None)
+    installed, previous = _install_sigterm()
+    try:
+        yield active
+    except (KeyboardInterrupt, Terminated):
+        _end(active, "KILLED")
+        raise
+    except BaseException:
+        _end(active, "FAILED")
+        raise
+    else:
+        _end(active, "FINISHED")
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _end(active: mlflow.ActiveRun, status: str) -> None:
+    current = mlflow.active_run()
+    if current is not None and current.info.run_id == active.info.run_id:
+        mlflow.end_run(status)
+    else:  # someone ended or replaced the fluent run; set the status directly
+        MlflowClient().set_terminated(active.info.run_id, status)
+
+
+def _install_sigterm():
+    """(installed, previous handler); signals can only be handled in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return False, None
+
+    def on_sigterm(signum, frame):
+        raise Terminated(f"received signal {signum} (SIGTERM)")
+
+    return True, signal.signal(signal.SIGTERM, on_sigterm)

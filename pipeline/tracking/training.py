@@ -1,0 +1,67 @@
+"""`log_training`: everything a finished training records on its MLflow run.
+
+Params (the flattened config) + config.yaml; tags: data digests and sizes, stop reason, the
+diagnosis, git commit/dirty/diff, package versions; metrics: the curves (unless a MetricBuffer
+already logged them live) and the final values; the train and dev splits as dataset inputs;
+the figures; the pyfunc model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from pipeline.tracking import records as R
+
+
+def run_tags(cfg, prepared, trained) -> dict[str, str]:
+    fit = trained.fit
+    tags = {"data.name": prepared.name, "stop_reason": fit.stop_reason,
+            "stop_message": fit.stop_message, "seed": str(cfg.seed)}
+    for split, digest in prepared.digests.items():
+        tags[f"data.digest.{split}"] = digest          # the test digest reveals nothing
+    tags.update({"data.n_train": str(prepared.raw_train.n), "data.n_dev": str(prepared.raw_dev.n),
+                 "data.n_test": str(prepared.test.n),
+                 "data.n_train_augmented": str(prepared.train.n)})
+    if trained.diagnosis is not None:
+        tags.update(trained.diagnosis.as_tags())
+    return tags
+
+
+def final_metrics(trained) -> dict[str, float]:
+    """final_train_loss, ..., final_dev_error (of the returned = best-dev parameters)."""
+    out = {f"final_{k}": v for k, v in trained.metrics.items()
+           if k not in ("best_epoch", "epochs_run")}
+    out["best_epoch"] = float(trained.fit.best_epoch)
+    out["epochs_run"] = float(trained.fit.epochs_run)
+    return out
+
+
+def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
+                 figures: bool | None = None, model: bool | None = None,
+                 source_dir: Path | str | None = None, client: MlflowClient | None = None) -> None:
+    """Record a finished training on run `run_id` (see the module docstring).
+
+    curves=False when a MetricBuffer already logged every evaluation during `fit`;
+    figures/model default to cfg.tracking.log_figures / log_model.
+    """
+    from pipeline import stages
+
+    client = client or MlflowClient()
+    R.log_params(run_id, cfg.flat(), client)
+    client.log_text(run_id, cfg.to_yaml(), "config.yaml")
+    R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
+    R.log_source(run_id, source_dir, client)
+    points = R.history_metrics(trained.fit.history) if curves else []
+    for i in range(0, len(points), R.BATCH):
+        client.log_batch(run_id, metrics=points[i:i + R.BATCH])
+    R.log_metrics(run_id, final_metrics(trained), step=trained.fit.best_epoch, client=client)
+    R.log_datasets(run_id, prepared, client)
+    if cfg.tracking.log_figures if figures is None else figures:
+        for path, fig in stages.figures(cfg, prepared, trained).items():
+            client.log_figure(run_id, fig, path)
+    if cfg.tracking.log_model if model is None else model:
+        from pipeline.tracking.model import log_model
+
+        log_model(run_id, prepared, trained)
