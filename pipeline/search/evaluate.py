@@ -125,6 +125,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=sys.stdout) -> Evaluatio
                             forced=sum(1 for r in history if r.get("forced")))
         tracking.log_training(run_id, fit_cfg, fit_data, trained)
         T.log_test_metrics([run_id, parents[-1]], test_metrics, record)
+        T.set_run_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best)})
         dev_value = _gate_value(cfg, trained, best)
         passed = cfg.evaluate.gate.passes(dev_value)
         version = T.register(run_id, cfg.evaluate.registered_model, cfg.evaluate.alias, passed,
@@ -134,6 +135,14 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=sys.stdout) -> Evaluatio
             T.ui_link(cfg.tracking.ui_url, experiment_id, run_id))
     return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
                       version, bool(prior and force))
+
+
+def _reproduced(cfg, trained, best) -> str:
+    """Did the retrain give the trial's dev objective again? (expected bit for bit on train)"""
+    if cfg.evaluate.retrain_on != "train":
+        return "n/a (retrained on train+dev)"
+    again = float(trained.metrics[cfg.search.objective])
+    return "true" if again == best.value else f"false (trial {best.value!r}, retrain {again!r})"
 
 
 def _gate_value(cfg, trained, best) -> float:

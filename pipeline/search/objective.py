@@ -65,7 +65,8 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
         if run_id:
             trial.set_user_attr("mlflow_run_id", run_id)
         pruning = PruningCallback(trial, key)
-        callbacks = [pruning] + ([logger.metric_callback(run_id)] if logger else [])
+        # The curve buffer first: the evaluation that triggers pruning is still logged.
+        callbacks = ([logger.metric_callback(run_id)] if logger else []) + [pruning]
         try:
             trained = stages.train(trial_cfg, prepared, callbacks=callbacks)
             value = float(trained.metrics[key])

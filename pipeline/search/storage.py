@@ -10,6 +10,7 @@ postgresql://, mysql://) get a heartbeat instead, and Optuna fails their stale t
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,11 +67,24 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         # Several workers on one SQLite file wait for the lock instead of failing at once.
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
     try:
-        return RDBStorage(spec.url, heartbeat_interval=spec.heartbeat_interval,
-                          grace_period=spec.grace_period, **kwargs)
+        with warnings.catch_warnings():  # heartbeat is "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(postgres_driver(spec.url), heartbeat_interval=spec.heartbeat_interval,
+                              grace_period=spec.grace_period, **kwargs)
     except Exception as exc:  # driver missing, server down, bad URL: one line, exit 2
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"search.storage {spec.url!r} cannot be opened: {first}") from None
+
+
+def postgres_driver(url: str) -> str:
+    """SQLAlchemy 2.1 maps a bare `postgresql://` to the psycopg 3 driver, while our `postgres`
+    extra installs psycopg2-binary: name the driver that is actually installed."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def fail_stale_trials(study: optuna.Study, spec: StorageSpec) -> list[int]:
@@ -80,7 +94,9 @@ def fail_stale_trials(study: optuna.Study, spec: StorageSpec) -> list[int]:
     RDB: Optuna's heartbeat check (`grace_period` seconds without a beat)."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not spec.is_journal:
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         now = {t.number: t.state for t in study.get_trials(deepcopy=False)}
         return [t.number for t in running if now[t.number] == TrialState.FAIL]
     stale = running

@@ -181,6 +181,10 @@ def log_params_dict(run_id: str, params: Mapping[str, Any]) -> None:
     log_params(MlflowClient(), run_id, params)
 
 
+def set_run_tags(run_id: str, tags: Mapping[str, str]) -> None:
+    records.set_tags(run_id, tags)
+
+
 def log_text(run_id: str, text: str, path: str) -> None:
     MlflowClient().log_text(run_id, text, path)
 

@@ -1,0 +1,140 @@
+"""A small real study in a temp journal + a real MLflow SQLite store, read back with MlflowClient."""
+
+import io
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from pipeline.search.run import run_search
+from pipeline.search.space import load_space
+from pipeline.search.study import open_study
+from pipeline.search import storage as S
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+# he trains, zeros cannot break symmetry: with n_startup_trials=1 the median pruner stops zeros.
+SPACE = ("regularization.l2: {type: float, low: 1.0e-3, high: 1.0, log: true}\n"
+         "regularization.keep_prob: {type: float, low: 0.7, high: 1.0}\n"
+         "model.init: {type: categorical, choices: [he, zeros]}\n")
+ARGS = ("search.sampler.name=random", "search.pruner.n_startup_trials=1", "training.patience=null")
+
+
+def _search(cfg):
+    space, text = load_space(cfg.search.space, CONF)
+    return run_search(cfg, space, text, workdir=Path("."), progress=False, out=io.StringIO())
+
+
+def _study(cfg):
+    spec = S.resolve(cfg.search.storage, cfg.search.study, Path("."))
+    return open_study(cfg, spec, create=False)
+
+
+def _children(client, result):
+    return client.search_runs([result.experiment_id],
+                              f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+
+
+def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cfg, tracking_uri):
+    cfg = search_cfg("search.n_trials=6", *ARGS, space=SPACE)
+    result = _search(cfg)
+    study, client = _study(cfg), MlflowClient()
+    children = {r.info.run_id: r for r in _children(client, result)}
+    assert len(children) == len(study.trials) == 6
+    states = [t.state.name for t in study.trials]
+    assert "PRUNED" in states and "COMPLETE" in states
+    for t in study.trials:
+        run = children[t.user_attrs["mlflow_run_id"]]
+        assert run.info.status == STATUS[t.state.name]
+        assert run.data.tags["optuna.state"] == t.state.name
+        assert run.data.params["model.init"] == t.params["model.init"]
+        curve = client.get_metric_history(run.info.run_id, "dev_error")
+        assert [m.step for m in curve] == list(t.intermediate_values)
+        if t.state == TrialState.PRUNED:
+            assert run.data.tags["optuna.reason"].startswith("pruned at epoch")
+        else:
+            assert run.data.metrics["objective"] == pytest.approx(t.value)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert parent.data.params["best.model.init"] == study.best_params["model.init"]
+    assert float(parent.data.params["best.regularization.l2"]) == pytest.approx(
+        study.best_params["regularization.l2"])
+    assert parent.data.metrics["trials_pruned"] == states.count("PRUNED")
+    arts = {a.path for d in ("study", "best_trial") for a in client.list_artifacts(parent.info.run_id, d)}
+    assert {"study/optimization_history.png", "study/contour_l2_keep_prob.png",
+            "best_trial/boundary_dev.png", "study/top_trials.txt"} <= arts
+
+
+def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(search_cfg,
+                                                                          tracking_uri):
+    cfg = search_cfg("search.n_trials=3", "search.pruner.name=none")
+    first = _search(cfg)
+    study = _study(cfg)
+    dead = study.ask()  # a worker killed mid-trial: RUNNING in Optuna and in MLflow
+    from pipeline.tracking.study import StudyLogger
+    run_id = StudyLogger(first.experiment_id, first.parent_run_id, "tiny").start_trial(
+        dead.number, cfg, {})
+    dead.set_user_attr("mlflow_run_id", run_id)
+    second = _search(cfg.with_overrides({"search.n_trials": 5}))
+    study, client = _study(cfg), MlflowClient()
+    assert second.stale == (dead.number,)
+    assert study.trials[dead.number].state == TrialState.FAIL
+    assert client.get_run(run_id).info.status == "FAILED"
+    assert second.finished == 5
+    assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 5
+    assert len(_children(client, second)) == 2  # only this invocation's new trials
+    assert study.user_attrs["mlflow_parent_runs"] == [first.parent_run_id, second.parent_run_id]
+
+
+def test_resuming_with_a_different_training_config_is_refused(search_cfg, tracking_uri):
+    _search(search_cfg("search.n_trials=2"))
+    with pytest.raises(ValueError, match=r"different config \(training.epochs: 60 -> 70\)"):
+        _search(search_cfg("search.n_trials=3", "training.epochs=70"))
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_one_journal_study(search_cfg, tracking_uri):
+    cfg = search_cfg("search.n_trials=8", "search.workers=2", "search.trial_figures=false")
+    result = _search(cfg)
+    study = _study(cfg)
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) == 8 == result.finished
+    assert {t.user_attrs["worker"] for t in finished} == {0, 1}
+    ran = [t for t in study.trials if "mlflow_run_id" in t.user_attrs]
+    assert len(_children(MlflowClient(), result)) == len(ran) >= 8
+
+
+def _can_reach_postgres() -> str | None:
+    try:
+        import psycopg2
+    except ImportError:
+        return "psycopg2 is not installed (pip install psycopg2-binary)"
+    try:
+        psycopg2.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=2).close()
+    except Exception as exc:  # noqa: BLE001 - any failure means: skip with the reason
+        return f"PostgreSQL at 127.0.0.1:5432/test is unreachable: {str(exc).strip()[:120]}"
+    return None
+
+
+@pytest.mark.postgres
+def test_postgresql_storage_runs_and_resumes_a_study(search_cfg, tracking_uri):
+    reason = _can_reach_postgres()
+    if reason:
+        pytest.skip(reason)
+    import uuid
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    name = f"pytest-{uuid.uuid4().hex[:12]}"
+    cfg = search_cfg("search.n_trials=2", f"search.storage={url}", f"search.study={name}",
+                     "search.trial_figures=false")
+    try:
+        first = _search(cfg)
+        second = _search(cfg.with_overrides({"search.n_trials": 3}))
+        study = optuna.load_study(study_name=name, storage=S.postgres_driver(url))
+        assert (first.finished, second.finished, len(study.trials)) == (2, 3, 3)
+        assert first.storage == url
+    finally:
+        optuna.delete_study(study_name=name, storage=S.postgres_driver(url))
