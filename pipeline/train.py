@@ -16,8 +16,8 @@ import numpy as np
 
 from pipeline.nn.dropout import normalize_keep_prob
 from pipeline.nn.losses import cross_entropy_from_logits, penalty, targets
-from pipeline.nn.model import (Architecture, Params, ParamLayout, Workspace, backward_into,
-                               forward_into, labels_from_probs)
+from pipeline.nn.model import (Architecture, Params, ParamLayout, Workspace, augment_rows,
+                               backward_into, forward_into, labels_from_probs)
 from pipeline.nn.optim import OPTIMIZERS, make_optimizer
 
 MONITORS = ("dev_loss", "dev_error")
@@ -123,8 +123,8 @@ def grad_norms(grad_views: Params) -> dict[str, float]:
     return {f"grad_norm_{k}": float(np.linalg.norm(v)) for k, v in grad_views.items()}
 
 
-def _scores(ws: Workspace, Ws, bcols, XT, y) -> tuple[float, float]:
-    P = forward_into(ws, Ws, bcols, XT)               # (n_out, m)
+def _scores(ws: Workspace, Was, XA, y) -> tuple[float, float]:
+    P = forward_into(ws, Was, XA)                     # (n_out, m)
     loss = cross_entropy_from_logits(ws.logits, y, ws.output)
     return loss, float(np.mean(labels_from_probs(P.T) == y))
 
@@ -141,17 +141,15 @@ class _Loop:
                      str(shape), np.shape(params.get(k)))
         self.theta = layout.flatten(params, dtype=dtype)
         self.grad = np.zeros_like(self.theta)
-        pv, gv = layout.views(self.theta), layout.views(self.grad)
-        self.grad_views = gv
-        keys = range(1, self.L + 1)
-        self.Ws, self.bs = [pv[f"W{l}"] for l in keys], [pv[f"b{l}"][:, None] for l in keys]
-        self.gWs, self.gbs = [gv[f"W{l}"] for l in keys], [gv[f"b{l}"] for l in keys]
-        nW = layout.n_weights
-        self.theta_w, self.grad_w = self.theta[:nW], self.grad[:nW]
-        self.tmp_w = np.empty(nW, dtype=dtype)
+        self.grad_views = layout.views(self.grad)
+        self.Was, self.gWas = layout.blocks(self.theta), layout.blocks(self.grad)
+        self.Ws = [Wa[:-1] for Wa in self.Was]                       # weights without b row
+        self.tmp = np.empty_like(self.theta)
         self.c2, self.c1 = settings.l2 / self.m, settings.l1 / self.m  # penalty uses m_train
+        mask = layout.weight_mask.astype(dtype)                       # biases unpenalized
+        self.l2_vec, self.l1_vec = mask * self.c2, mask * self.c1
         keep = normalize_keep_prob(settings.keep_prob, arch.n_hidden)
-        self.XT = np.ascontiguousarray(X.T)                           # (n0, m)
+        self.XT = augment_rows(X.T)                                   # [X.T; 1], (n0 + 1, m)
         self.TT = np.ascontiguousarray(targets(y, arch.output, arch.layer_sizes[-1], dtype).T)
         self._make_batches(settings.batch_size, keep, dtype)
         opt_kw = {"gd": {}, "momentum": {"beta": settings.beta1},
@@ -182,24 +180,25 @@ class _Loop:
 
     def epoch(self) -> bool:
         """One pass over the training set; False (update not applied) if a gradient is not finite."""
-        Ws, bs, gWs, gbs, rng = self.Ws, self.bs, self.gWs, self.gbs, self.rng
+        Was, Ws, gWas, rng = self.Was, self.Ws, self.gWas, self.rng
+        theta, grad, tmp = self.theta, self.grad, self.tmp
         if self.shuffle:
             perm = rng.permutation(self.m)
             np.take(self.XT, perm, axis=1, out=self.Xs)
             np.take(self.TT, perm, axis=1, out=self.Ts)
         for Xb, Tb, ws in self.batches:
-            forward_into(ws, Ws, bs, Xb, rng)
-            backward_into(ws, Ws, Tb, gWs, gbs)
+            forward_into(ws, Was, Xb, rng)
+            backward_into(ws, Ws, Tb, gWas)
             if self.c2:
-                np.multiply(self.theta_w, self.c2, out=self.tmp_w)
-                self.grad_w += self.tmp_w                       # + l2/m W
+                np.multiply(theta, self.l2_vec, out=tmp)
+                np.add(grad, tmp, out=grad)                     # + l2/m W
             if self.c1:
-                np.sign(self.theta_w, out=self.tmp_w)
-                self.tmp_w *= self.c1
-                self.grad_w += self.tmp_w                       # + l1/m sign(W)
-            if not math.isfinite(self.grad.sum()):
+                np.sign(theta, out=tmp)
+                np.multiply(tmp, self.l1_vec, out=tmp)
+                np.add(grad, tmp, out=grad)                     # + l1/m sign(W)
+            if not math.isfinite(grad.sum()):
                 return False
-            self.opt_step(self.theta, self.grad)
+            self.opt_step(theta, grad)
         return True
 
     def workspace(self, m: int) -> Workspace:
@@ -210,12 +209,12 @@ class _Loop:
 
     def evaluate(self, y, XT_dev, y_dev) -> dict[str, float]:
         ws = self.eval_train
-        train_loss, train_acc = _scores(ws, self.Ws, self.bs, self.XT, y)
+        train_loss, train_acc = _scores(ws, self.Was, self.XT, y)
         metrics = {"train_loss": train_loss, "train_accuracy": train_acc}
         metrics.update(activation_stats(ws))
         if XT_dev is not None:
             dev_ws = self.workspace(XT_dev.shape[1])
-            dev_loss, dev_acc = _scores(dev_ws, self.Ws, self.bs, XT_dev, y_dev)
+            dev_loss, dev_acc = _scores(dev_ws, self.Was, XT_dev, y_dev)
             metrics.update(dev_loss=dev_loss, dev_accuracy=dev_acc, dev_error=1.0 - dev_acc)
         pen = penalty(self.Ws, self.m, l2=self.c2 * self.m, l1=self.c1 * self.m)
         metrics["train_objective"] = train_loss + pen
@@ -266,7 +265,7 @@ def fit(params: Params, arch: Architecture, X_train, y_train, X_dev, y_dev,
         y_dev = check_labels(y_dev, arch, X_dev.shape[0], "y_dev")
     elif settings.patience is not None:
         raise ValueError("patience (early stopping) needs a dev set, got X_dev=None")
-    XT_dev = None if X_dev is None else np.ascontiguousarray(X_dev.T)   # (n0, m_dev)
+    XT_dev = None if X_dev is None else augment_rows(X_dev.T)   # (n0 + 1, m_dev)
     loop = _Loop(params, arch, X, y, settings, rng)
     stopper = _EarlyStopping(settings, loop.theta)
     # Overflow is detected explicitly (finiteness checks below), so numpy's warnings are noise.

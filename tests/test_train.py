@@ -157,3 +157,20 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="X_train must be finite"):
         fit(p0, ARCH, Xn, y, None, None, s, rng)
     assert isinstance(fit(p0, ARCH, X, y, None, None, s, rng), FitResult)
+
+
+def test_benchmark_quick_code_path_on_a_tiny_workload():
+    # the benchmark's own code (every peer but torch, the table, the matmul rate) on tiny data
+    import os
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_nn.py")
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..")}
+    proc = subprocess.run([sys.executable, script, "--quick", "--scale", "1000", "--only", "1,3",
+                           "--no-torch"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("(")]
+    assert any(r.startswith("(1)") and "this project" in r for r in rows)
+    assert any(r.startswith("(3)") and "sklearn MLP" in r for r in rows)
+    assert "GFLOP/s on the step's shapes" in proc.stdout

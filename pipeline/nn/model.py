@@ -61,27 +61,39 @@ class Architecture:
 
 
 class ParamLayout:
-    """Where each block lives in one flat vector theta: all weights first, then all biases.
+    """Where each block lives in one flat vector theta: per layer, the rows of W_l followed by
+    b_l as one more row, i.e. an augmented block [W_l; b_l] of shape (n_{l-1} + 1, n_l).
 
-    Weights being contiguous lets the L2/L1 terms and the optimizers act on one slice.
+    With a row of ones appended to every layer input, Z_l = [W_l; b_l].T @ [A; 1] is ONE
+    matrix product (no separate bias broadcast) and dJ/d[W_l; b_l] = [A; 1] @ dZ.T gives the
+    bias gradient for free. `weight_mask` (1 on weights, 0 on biases) keeps biases out of L2/L1.
     """
 
     def __init__(self, arch: Architecture):
         self.shapes = arch.param_shapes()
-        order = [k for k in self.shapes if k[0] == "W"] + [k for k in self.shapes if k[0] == "b"]
-        self.slices: dict[str, slice] = {}
-        start = 0
-        for key in order:
-            size = int(np.prod(self.shapes[key]))
-            self.slices[key] = slice(start, start + size)
-            start += size
-        self.size = start
-        self.n_weights = sum(int(np.prod(self.shapes[k])) for k in self.shapes if k[0] == "W")
         self.keys = tuple(self.shapes)  # W1, b1, W2, b2, ...: the reporting order
+        self.slices: dict[str, slice] = {}
+        self.aug: list[tuple[slice, tuple[int, int]]] = []
+        start = 0
+        for l in range(1, arch.n_layers + 1):
+            n_in, n_out = self.shapes[f"W{l}"]
+            self.slices[f"W{l}"] = slice(start, start + n_in * n_out)
+            self.slices[f"b{l}"] = slice(start + n_in * n_out, start + (n_in + 1) * n_out)
+            self.aug.append((slice(start, start + (n_in + 1) * n_out), (n_in + 1, n_out)))
+            start += (n_in + 1) * n_out
+        self.size = start
+        self.weight_mask = np.zeros(self.size)
+        for k in self.keys:
+            if k[0] == "W":
+                self.weight_mask[self.slices[k]] = 1.0
 
     def views(self, theta: np.ndarray) -> Params:
         """Blocks of `theta` as arrays sharing its memory (writes go through)."""
         return {k: theta[self.slices[k]].reshape(self.shapes[k]) for k in self.keys}
+
+    def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Augmented [W_l; b_l] blocks (n_{l-1} + 1, n_l) sharing theta's memory."""
+        return [theta[s].reshape(shape) for s, shape in self.aug]
 
     def flatten(self, params: Params, dtype=None) -> np.ndarray:
         theta = np.empty(self.size, dtype=dtype or params["W1"].dtype)
@@ -91,7 +103,7 @@ class ParamLayout:
 
 
 def params_to_vector(params: Params, arch: Architecture) -> np.ndarray:
-    """Flatten all blocks into one vector theta (weights first, then biases)."""
+    """Flatten all blocks into one vector theta (per layer: W_l row-major, then b_l)."""
     return ParamLayout(arch).flatten(params)
 
 
@@ -100,37 +112,50 @@ def vector_to_params(theta: np.ndarray, arch: Architecture) -> Params:
     return {k: v.copy() for k, v in ParamLayout(arch).views(theta).items()}
 
 
+def augment_rows(XT: np.ndarray) -> np.ndarray:
+    """[XT; 1]: features-first inputs (n, m) with a row of ones appended, (n + 1, m)."""
+    out = np.empty((XT.shape[0] + 1, XT.shape[1]), dtype=XT.dtype)
+    out[:-1] = XT
+    out[-1] = 1.0
+    return out
+
+
 class Workspace:
     """Buffers for one batch size m; also serves as the forward cache.
 
-    Inside, arrays are FEATURES-FIRST, (n_l, m): broadcasting the bias over long rows and the
-    BLAS calls are several times cheaper per call than samples-first for small layers, which
-    is most of the time of a small network. Public functions transpose at the boundary;
-    `pre_activation(l)` / `activation(l)` give samples-first (m, n_l) views.
-    Fields: XT (n0, m), Z[l] logits/pre-activations, H[l] hidden activations before dropout,
-    A[l] layer inputs (A[0] = XT, A[l] = H[l-1] * mask), masks[l] (scaled, or None),
-    P probabilities (n_out, m), D[l] dJ/dZ. keep_z=False computes activations in place over Z.
+    Inside, arrays are FEATURES-FIRST, (n_l, m): for small layers the bias broadcast and the
+    BLAS calls are several times cheaper per call than samples-first, and that per-call cost is
+    most of the time of a small network. Public functions transpose at the boundary;
+    `pre_activation(l)`, `activation(l)`, `mask(l)`, `probs`, `logits` give (m, n) views.
+    Fields: A[l] augmented layer inputs (n_l + 1, m) ending in a row of ones (A[0] = [XT; 1]);
+    Z[l] pre-activations/logits; H[l] hidden activations before dropout; masks[l] scaled masks
+    or None; P probabilities (n_out, m); D[l] dJ/dZ. keep_z=False computes activations in place
+    (fit's hot path), so Z[l] then holds the activation.
     """
 
-    def __init__(self, arch: Architecture, m: int, dtype, keep=None, keep_z: bool = True):
-        sizes, L = arch.layer_sizes, arch.n_layers
-        self.arch, self.m, self.L, self.output = arch, m, L, arch.output
+    def __init__(self, arch: Architecture, m: int, dtype, keep=None, keep_z: bool = True,
+                 dropout=None):
+        sizes = arch.layer_sizes
+        self.arch, self.m, self.L, self.output = arch, m, arch.n_layers, arch.output
         self.act = get_activation(arch.hidden_activation)
         self.keep = tuple(keep) if keep is not None else (1.0,) * arch.n_hidden
+        drop = tuple(dropout) if dropout is not None else tuple(k < 1.0 for k in self.keep)
         new = lambda n: np.empty((n, m), dtype=dtype)  # noqa: E731
-        self.Z = [new(n) for n in sizes[1:]]
-        self.H = [new(n) if keep_z else self.Z[l] for l, n in enumerate(sizes[1:-1])]
-        self.own_masks = [new(n) if k < 1.0 else None for n, k in zip(sizes[1:-1], self.keep)]
-        self.masks: list = list(self.own_masks)
-        self.A: list = [None] + [new(n) if k < 1.0 else h
-                                 for n, k, h in zip(sizes[1:-1], self.keep, self.H)]
+        self.A: list = [None] + [augment_rows(new(n)) for n in sizes[1:-1]]
+        self.Z, self.H = [], []
+        for l, n in enumerate(sizes[1:-1]):
+            rows = self.A[l + 1][:-1]                 # contiguous view: the first n rows
+            H = new(n) if drop[l] else rows
+            self.H.append(H)
+            self.Z.append(new(n) if keep_z else H)
+        self.Z.append(new(sizes[-1]))
+        self.own_masks = [new(n) if d else None for n, d in zip(sizes[1:-1], drop)]
+        self.masks: list = [None] * arch.n_hidden
         self.P = new(sizes[-1])
         self.D = [new(n) for n in sizes[1:]]
         scratch = np.empty(m * max(sizes[1:]), dtype=dtype)
         self.tmp = [scratch[: m * n].reshape(n, m) for n in sizes[1:-1]]
-        self.ones = np.ones(m, dtype=dtype)
         self.inv_m = 1.0 / m
-        self.XT = None
 
     @property
     def probs(self) -> np.ndarray:
@@ -141,7 +166,7 @@ class Workspace:
         return self.Z[-1].T                               # (m, n_out)
 
     def pre_activation(self, l: int) -> np.ndarray:
-        """Z_l as (m, n_l), l = 1..L (only meaningful with keep_z=True for hidden layers)."""
+        """Z_l as (m, n_l), l = 1..L (for hidden layers only meaningful with keep_z=True)."""
         return self.Z[l - 1].T
 
     def activation(self, l: int) -> np.ndarray:
@@ -154,49 +179,45 @@ class Workspace:
         return None if M is None else M.T
 
 
-def forward_into(ws: Workspace, Ws, bcols, XT: np.ndarray, rng=None, masks=None) -> np.ndarray:
-    """Forward pass into `ws` (features-first XT (n0, m); bcols[l] = b_l[:, None]).
+def forward_into(ws: Workspace, Was, XA: np.ndarray, rng=None, masks=None) -> np.ndarray:
+    """Forward pass into `ws`: XA = [XT; 1] (n0 + 1, m), Was[l] = [W_l; b_l] blocks.
 
-    Draws fresh masks from `rng` for layers with keep < 1 unless fixed `masks` (internal
-    (n_l, m) layout, e.g. `cache.masks` of an earlier call) are given.
+    Layers with dropout draw a fresh mask from `rng` unless fixed `masks` (internal (n_l, m)
+    layout, e.g. `cache.masks` of an earlier call) are given.
     """
-    ws.XT = ws.A[0] = A = XT
+    ws.A[0] = A = XA
     fwd = ws.act.forward
     for l in range(ws.L - 1):
         Z = ws.Z[l]
-        np.dot(Ws[l].T, A, out=Z)                     # (n_l, m)
-        np.add(Z, bcols[l], out=Z)
+        np.dot(Was[l].T, A, out=Z)                    # (n_l, m), bias included via the ones row
         H = ws.H[l]
         fwd(Z, H)
-        if masks is not None and masks[l] is not None:
-            ws.masks[l] = M = masks[l]
-        elif ws.keep[l] < 1.0:
-            ws.masks[l] = M = draw_mask(rng, ws.keep[l], ws.own_masks[l])
-        else:
-            A = H
-            continue
         A = ws.A[l + 1]
-        if A is H:                                    # fixed mask on a layer with keep == 1
-            A = ws.A[l + 1] = np.empty_like(H)
-        np.multiply(H, M, out=A)                      # inverted dropout: scale already in M
+        if ws.own_masks[l] is None:
+            ws.masks[l] = None
+            continue                                  # H already is A's first n_l rows
+        if masks is not None and masks[l] is not None:
+            M = masks[l]
+        else:
+            M = draw_mask(rng, ws.keep[l], ws.own_masks[l])
+        ws.masks[l] = M
+        np.multiply(H, M, out=A[:-1])                 # inverted dropout: the scale is in M
     Z = ws.Z[-1]
-    np.dot(Ws[-1].T, A, out=Z)                        # (n_out, m) logits
-    np.add(Z, bcols[-1], out=Z)
+    np.dot(Was[-1].T, A, out=Z)                       # (n_out, m) logits
     return output_probs(Z, ws.output, out=ws.P)
 
 
-def backward_into(ws: Workspace, Ws, TT: np.ndarray, gWs, gbs) -> None:
-    """Gradients of the mean cross-entropy into gWs/gbs (no penalty term; callers add it).
+def backward_into(ws: Workspace, Ws, TT: np.ndarray, gWas) -> None:
+    """Gradients of the mean cross-entropy into the augmented blocks gWas (no penalty).
 
-    TT: targets features-first, (n_out, m).
+    Ws[l]: weights without the bias row (n_{l-1}, n_l); TT: targets (n_out, m).
     """
     D = ws.D[-1]
     np.subtract(ws.P, TT, out=D)
     np.multiply(D, ws.inv_m, out=D)                   # dJ/dZ_L = (P - T) / m
     bwd = ws.act.backward
     for l in range(ws.L - 1, -1, -1):
-        np.dot(ws.A[l], D.T, out=gWs[l])              # (n_{l-1}, n_l)
-        np.dot(D, ws.ones, out=gbs[l])                # row sums, (n_l,)
+        np.dot(ws.A[l], D.T, out=gWas[l])             # [dW_l; db_l], (n_{l-1} + 1, n_l)
         if l == 0:
             break
         Dp = ws.D[l - 1]
@@ -221,10 +242,12 @@ def forward(params: Params, X: np.ndarray, arch: Architecture, *, keep_prob=1.0,
     training=False never touches `rng`. The cache is a `Workspace` (see its docstring).
     """
     Ws, bs = _blocks(params, arch.n_layers)
-    X = np.asarray(X, dtype=Ws[0].dtype)
+    dtype = Ws[0].dtype
+    X = np.asarray(X, dtype=dtype)
     if X.ndim != 2 or X.shape[1] != arch.layer_sizes[0]:
         raise ValueError(f"X must have shape (m, {arch.layer_sizes[0]}), got {X.shape}")
     keep = normalize_keep_prob(keep_prob, arch.n_hidden) if training else None
+    drop = None
     if not training:
         masks = None
     elif masks is not None:
@@ -232,11 +255,12 @@ def forward(params: Params, X: np.ndarray, arch: Architecture, *, keep_prob=1.0,
             raise ValueError(f"masks must have one entry per hidden layer ({arch.n_hidden}), "
                              f"got {len(masks)}")
         masks = [None if mk is None else np.ascontiguousarray(mk) for mk in masks]
-        keep = tuple(1.0 if mk is None else k for mk, k in zip(masks, keep))
+        drop = [mk is not None for mk in masks]
     elif rng is None and min(keep, default=1.0) < 1.0:
         raise ValueError("forward with keep_prob < 1 and training=True needs rng or masks")
-    ws = Workspace(arch, X.shape[0], Ws[0].dtype, keep, keep_z=True)
-    forward_into(ws, Ws, [b[:, None] for b in bs], np.ascontiguousarray(X.T), rng, masks)
+    ws = Workspace(arch, X.shape[0], dtype, keep, keep_z=True, dropout=drop)
+    Was = [np.vstack([W, b[None, :]]).astype(dtype, copy=False) for W, b in zip(Ws, bs)]
+    forward_into(ws, Was, augment_rows(X.T), rng, masks)
     return ws.probs, ws
 
 
@@ -245,16 +269,18 @@ def backward(params: Params, cache: Workspace, y: np.ndarray, arch: Architecture
     """Gradients of `compute_loss` (same keys as params), from a `forward` cache."""
     L = arch.n_layers
     Ws, _ = _blocks(params, L)
-    grads = {k: np.empty(s, dtype=Ws[0].dtype) for k, s in arch.param_shapes().items()}
-    gWs, gbs = _blocks(grads, L)
-    TT = np.ascontiguousarray(targets(y, arch.output, arch.layer_sizes[-1], Ws[0].dtype).T)
-    backward_into(cache, Ws, TT, gWs, gbs)
+    dtype = Ws[0].dtype
+    gWas = [np.empty((W.shape[0] + 1, W.shape[1]), dtype=dtype) for W in Ws]
+    TT = np.ascontiguousarray(targets(y, arch.output, arch.layer_sizes[-1], dtype).T)
+    backward_into(cache, [np.ascontiguousarray(W) for W in Ws], TT, gWas)
+    grads: Params = {}
     m = cache.m
-    for W, gW in zip(Ws, gWs):
+    for l, (W, g) in enumerate(zip(Ws, gWas), start=1):
+        grads[f"W{l}"], grads[f"b{l}"] = g[:-1], g[-1]
         if l2:
-            gW += (l2 / m) * W
+            grads[f"W{l}"] += (l2 / m) * W
         if l1:
-            gW += (l1 / m) * np.sign(W)
+            grads[f"W{l}"] += (l1 / m) * np.sign(W)
     return grads
 
 

@@ -1,0 +1,234 @@
+"""Benchmark: the same network, data and iteration count in this project and its peers.
+
+Peers: a straightforward NumPy loop of the same math (written plainly below), scikit-learn's
+MLPClassifier (sgd, no momentum, batch = whole set, alpha = lambda, no early stop, no shuffle),
+and PyTorch on the CPU when importable (skipped otherwise). Each (workload, implementation) is
+run `--repeats` times; the table shows medians. Workload 3 also measures the float64 matrix-
+multiply rate NumPy reaches here, on the very matmul shapes of that network and on a square one.
+
+    python benchmarks/bench_nn.py            # full workloads (a few minutes on 2 cores)
+    python benchmarks/bench_nn.py --quick    # smoke run: fewer iterations and repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from pipeline.nn import Architecture, init_params  # noqa: E402
+from pipeline.train import TrainSettings, fit  # noqa: E402
+
+LR = 0.3
+
+
+# ---------------------------------------------------------------- data and workloads
+def circles(rng, m):
+    r = rng.uniform(0, 1, m)
+    t = rng.uniform(0, 2 * np.pi, m)
+    X = np.c_[r * np.cos(t), r * np.sin(t)] + 0.1 * rng.standard_normal((m, 2))
+    return X, (r > 0.5).astype(np.int64)
+
+
+def teacher(rng, m, n, k):
+    X = rng.standard_normal((m, n))
+    return X, np.argmax(X @ rng.standard_normal((n, k)), axis=1)
+
+
+def workloads(quick: bool, scale: int | None = None):
+    rng = np.random.default_rng(0)
+    s = scale or (10 if quick else 1)
+    return [
+        dict(name="(1) 300x2 [2,10,5,1]", data=circles(rng, 300), layers=(2, 10, 5, 1),
+             lam=0.0, iters=15_000 // s),
+        dict(name="(2) 211x2 [2,20,3,1] l2=0.7", data=circles(rng, 211), layers=(2, 20, 3, 1),
+             lam=0.7, iters=30_000 // s),
+        dict(name="(3) 20000x64 [64,256,128,10]", data=teacher(rng, 20_000 // s, 64, 10),
+             layers=(64, 256, 128, 10), lam=0.0, iters=max(1, 50 // (5 if quick else s))),
+    ]
+
+
+# ---------------------------------------------------------------- implementations
+def run_ours(wl, params, dtype="float64"):
+    X, y = wl["data"]
+    arch = Architecture(wl["layers"], "relu")
+    s = TrainSettings(learning_rate=LR, epochs=wl["iters"], l2=wl["lam"],
+                      eval_every=wl["iters"], dtype=dtype)
+    r = fit(params, arch, X, y, None, None, s, np.random.default_rng(0))
+    return r.history["train_loss"][-1]
+
+
+def run_plain(wl, params):
+    """A straightforward NumPy loop of the same math (relu hidden, sigmoid/softmax output, L2)."""
+    X, y = wl["data"]
+    m, L, lam = X.shape[0], len(wl["layers"]) - 1, wl["lam"]
+    Ws = [params[f"W{l}"].copy() for l in range(1, L + 1)]
+    bs = [params[f"b{l}"].copy() for l in range(1, L + 1)]
+    k = wl["layers"][-1]
+    Y = y.reshape(-1, 1).astype(float) if k == 1 else np.eye(k)[y]
+    for _ in range(wl["iters"]):
+        A = [X]
+        for l in range(L - 1):
+            A.append(np.maximum(A[-1] @ Ws[l] + bs[l], 0))
+        Z = A[-1] @ Ws[-1] + bs[-1]
+        if k == 1:
+            P = 1 / (1 + np.exp(-Z))
+        else:
+            E = np.exp(Z - Z.max(axis=1, keepdims=True))
+            P = E / E.sum(axis=1, keepdims=True)
+        dZ = (P - Y) / m
+        for l in range(L - 1, -1, -1):
+            dW = A[l].T @ dZ + lam / m * Ws[l]
+            db = dZ.sum(axis=0)
+            if l:
+                dZ = (dZ @ Ws[l].T) * (A[l] > 0)
+            Ws[l] -= LR * dW
+            bs[l] -= LR * db
+    return None
+
+
+def run_sklearn(wl, params):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    X, y = wl["data"]
+    clf = MLPClassifier(hidden_layer_sizes=wl["layers"][1:-1], activation="relu", solver="sgd",
+                        momentum=0.0, nesterovs_momentum=False, batch_size=X.shape[0],
+                        learning_rate="constant", learning_rate_init=LR, alpha=wl["lam"],
+                        max_iter=wl["iters"], tol=0.0, n_iter_no_change=wl["iters"] + 1,
+                        shuffle=False, early_stopping=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert clf.n_iter_ == wl["iters"], clf.n_iter_
+    return clf.loss_
+
+
+def run_torch(wl, params):
+    import torch
+    # tiny tensors: intra-op threads only add synchronization (measured 8x slower with 2
+    # threads on the shared 2-core box), so (1) and (2) run single-threaded; (3) uses all cores
+    torch.set_num_threads(1 if wl["data"][0].shape[0] < 1000 else os.cpu_count())
+    X, y = wl["data"]
+    L, k, m = len(wl["layers"]) - 1, wl["layers"][-1], X.shape[0]
+    Xt = torch.from_numpy(X)
+    Ws = [torch.tensor(params[f"W{l}"], requires_grad=True) for l in range(1, L + 1)]
+    bs = [torch.tensor(params[f"b{l}"], requires_grad=True) for l in range(1, L + 1)]
+    opt = torch.optim.SGD([{"params": Ws, "weight_decay": wl["lam"] / m},
+                           {"params": bs, "weight_decay": 0.0}], lr=LR)
+    if k == 1:
+        loss_fn, target = torch.nn.BCEWithLogitsLoss(), torch.from_numpy(y.astype(float))[:, None]
+    else:
+        loss_fn, target = torch.nn.CrossEntropyLoss(), torch.from_numpy(y)
+    for _ in range(wl["iters"]):
+        opt.zero_grad(set_to_none=True)
+        A = Xt
+        for l in range(L - 1):
+            A = torch.relu(A @ Ws[l] + bs[l])
+        loss = loss_fn(A @ Ws[-1] + bs[-1], target)
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+# ---------------------------------------------------------------- measurement
+def timed(fn, repeats):
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def model_flops(layers, m):
+    """Multiply-adds x 2 of one training step: forward, dW, and dA for layers above the first."""
+    pairs = list(zip(layers[:-1], layers[1:]))
+    fwd = sum(2 * m * a * b for a, b in pairs)
+    return fwd + fwd + sum(2 * m * a * b for a, b in pairs[1:])
+
+
+def matmul_rate(layers, m, repeats, dtype=np.float64):
+    """FLOP/s NumPy reaches on the exact matmul shapes of one step, and on a square product."""
+    rng = np.random.default_rng(0)
+    shapes = []
+    for i, (a, b) in enumerate(zip(layers[:-1], layers[1:])):
+        shapes.append(((m, a), (a, b)))            # forward
+        shapes.append(((a, m), (m, b)))            # dW
+        if i:
+            shapes.append(((m, b), (b, a)))        # dA
+    mats = [(rng.standard_normal(s1).astype(dtype), rng.standard_normal(s2).astype(dtype))
+            for s1, s2 in shapes]
+    flops = sum(2 * s1[0] * s1[1] * s2[1] for s1, s2 in shapes)
+    t, _ = timed(lambda: [np.dot(A, B) for A, B in mats], max(repeats, 5))
+    n = 2048
+    S1, S2 = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
+    ts, _ = timed(lambda: np.dot(S1, S2), 3)
+    return flops / t, 2 * n ** 3 / ts
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+            f"NumPy {np.__version__}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer iterations and repeats")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--only", default="", help="comma list of workload numbers, e.g. 1,3")
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    ap.add_argument("--scale", type=int, default=None, help=argparse.SUPPRESS)  # tests: tiny
+    args = ap.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 5)
+    peers = {"this project": run_ours, "plain NumPy loop": run_plain, "sklearn MLP": run_sklearn}
+    if not args.no_torch and importlib.util.find_spec("torch") is not None:
+        peers["PyTorch CPU"] = run_torch
+    else:
+        print("PyTorch not installed (or --no-torch): skipped")
+    import sklearn.neural_network  # noqa: F401  (imports stay out of the timings)
+    if "PyTorch CPU" in peers:
+        import torch  # noqa: F401
+    print(f"machine: {machine()}; repeats {repeats}, medians")
+    print(f"{'workload':<32}{'implementation':<24}{'median s':>10}{'us/iter':>12}"
+          f"{'ours faster by':>16}  final loss")
+    for i, wl in enumerate(workloads(args.quick, args.scale), start=1):
+        if args.only and str(i) not in args.only.split(","):
+            continue
+        params = init_params(Architecture(wl["layers"], "relu"), "he", np.random.default_rng(1))
+        rows = dict(peers)
+        if i == 3:
+            rows["this project float32"] = lambda w, p: run_ours(w, p, "float32")
+        base = None
+        for name, fn in rows.items():
+            t, loss = timed(lambda: fn(wl, params), repeats)
+            base = base or t
+            loss_s = "" if loss is None else f"{loss:.4g}"
+            print(f"{wl['name']:<32}{name:<24}{t:>10.3f}{t / wl['iters'] * 1e6:>12.1f}"
+                  f"{t / base:>15.2f}x  {loss_s}", flush=True)
+            if i == 3 and name.startswith("this project"):
+                rate = model_flops(wl["layers"], wl["data"][0].shape[0]) * wl["iters"] / t
+                print(f"{'':<32}{'  -> achieved':<24}{rate / 1e9:>10.1f} GFLOP/s")
+        if i == 3:
+            same, square = matmul_rate(wl["layers"], wl["data"][0].shape[0], repeats)
+            print(f"{'':<32}{'NumPy f64 matmul rate':<24}{same / 1e9:>10.1f} GFLOP/s on the "
+                  f"step's shapes, {square / 1e9:.1f} GFLOP/s on 2048^2")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
