@@ -10,7 +10,7 @@ accuracies and statistics are computed only at evaluations (every `eval_every` e
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -84,7 +84,6 @@ class FitResult:
     stop_reason: str                # "completed" | "early_stopping" | "non_finite"
     stop_message: str
     epochs_run: int
-    extra: dict = field(default_factory=dict)
 
 
 def check_labels(y, arch: Architecture, m: int, name: str) -> np.ndarray:

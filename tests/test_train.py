@@ -104,6 +104,15 @@ def test_minibatches_shuffle_from_rng_and_are_reproducible():
     assert a.history["train_accuracy"][-1] > 0.8
 
 
+def test_float32_with_dropout_and_minibatches():
+    X, y = _data()
+    r = fit(init_params(ARCH, "he", np.random.default_rng(1)), ARCH, X, y, X, y,
+            TrainSettings(learning_rate=0.3, epochs=50, keep_prob=0.8, batch_size=32,
+                          dtype="float32", eval_every=50), np.random.default_rng(0))
+    assert r.params["W1"].dtype == np.float32 and r.stop_reason == "completed"
+    assert r.history["train_accuracy"][-1] > 0.8
+
+
 def test_adam_and_float32():
     X, y = _data()
     p0 = init_params(ARCH, "he", np.random.default_rng(1))

@@ -30,7 +30,7 @@ def normalize_keep_prob(keep_prob, n_hidden: int) -> tuple[float, ...]:
 
 def draw_mask(rng: np.random.Generator, keep_prob: float, out: np.ndarray) -> np.ndarray:
     """Fill `out` (m, n) with the scaled mask: 1/keep_prob with probability keep_prob, else 0."""
-    rng.random(out=out)
+    rng.random(dtype=out.dtype, out=out)
     np.less(out, keep_prob, out=out)  # 1.0 where kept
     out *= 1.0 / keep_prob
     return out
