@@ -16,8 +16,8 @@ import numpy as np
 
 from pipeline.nn.dropout import normalize_keep_prob
 from pipeline.nn.losses import cross_entropy_from_logits, penalty, targets
-from pipeline.nn.model import (Architecture, Params, ParamLayout, Workspace, augment_rows,
-                               backward_into, forward_into, labels_from_probs)
+from pipeline.nn.kernels import Workspace, augment_rows, backward_into, forward_into
+from pipeline.nn.model import Architecture, Params, ParamLayout, labels_from_probs
 from pipeline.nn.optim import OPTIMIZERS, make_optimizer
 
 MONITORS = ("dev_loss", "dev_error")

@@ -8,6 +8,7 @@ from pipeline.nn.dropout import draw_mask, normalize_keep_prob
 from pipeline.nn.gradcheck import (BlockResult, GradCheckReport, gradient_check,
                                    relative_error, verdict)
 from pipeline.nn.initializers import INITIALIZERS, init_params
+from pipeline.nn.kernels import Workspace
 from pipeline.nn.losses import (cross_entropy_from_logits, cross_entropy_from_probs, penalty,
                                 weight_sparsity)
 from pipeline.nn.model import (Architecture, Params, ParamLayout, backward, compute_loss,
@@ -22,5 +23,5 @@ __all__ = [
     "draw_mask", "forward", "get_activation", "gradient_check", "init_params",
     "make_optimizer", "normalize_keep_prob", "params_to_vector", "penalty", "predict",
     "predict_proba", "relative_error", "sigmoid", "vector_to_params", "verdict",
-    "weight_sparsity",
+    "weight_sparsity", "Workspace",
 ]
