@@ -79,9 +79,10 @@ class SourceConfig(Section):
 
 class DataConfig(SourceConfig):
     name: Annotated[str, _registry("pipeline.data", "DATASETS", ("table",))] | None = "noisy_diagonal"
-    # dev and test drawn from a separate source (e.g. the clean noisy_diagonal variant); its
-    # params are merged over data.params; name null = same generator
-    target: SourceConfig | None = None
+    # dev and test from a separate source, e.g. {params: {variant: clean}}: its params are
+    # merged over data.params, name null = the same generator. "auto" = the generator's clean
+    # variant when it has a `variant` parameter (noisy_diagonal), else none; null = none.
+    target: Literal["auto"] | SourceConfig | None = "auto"
     train: Fraction = 0.6
     dev: Fraction = 0.2
     test: Fraction = 0.2

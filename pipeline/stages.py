@@ -65,8 +65,8 @@ def prepare(cfg) -> Prepared:
     rngs = streams(cfg.seed)
     dc = cfg.data
     source = _load_source(dc.name, dc.params, dc, rngs["data"])
-    if dc.target is not None:
-        t = dc.target
+    t = resolve_target(dc)
+    if t is not None:
         target = _load_source(t.name or dc.name, {**dc.params, **t.params}, t if t.name else dc,
                               rngs["target"])
         dev_count, test_count = dc.dev_count, dc.test_count
@@ -92,6 +92,16 @@ def prepare(cfg) -> Prepared:
     dev = D.Split.from_arrays(std.transform(splits.dev.X), splits.dev.y, "dev")
     return Prepared(train, dev, splits.test, splits.train, splits.dev, std, source.classes,
                     source.feature_names, source.image_shape, source.name)
+
+
+def resolve_target(dc):
+    """The dev/test source of a DataConfig, or None (split one data set three ways)."""
+    if dc.target != "auto":
+        return dc.target
+    from pipeline.config_sections import SourceConfig
+
+    has_variant = dc.name != "table" and "variant" in D.dataset_params(dc.name)
+    return SourceConfig(params={"variant": "clean"}) if has_variant else None
 
 
 def _load_source(name, params, where, rng):

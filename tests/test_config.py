@@ -17,7 +17,7 @@ def load(*overrides, **kw):
 def test_default_config_loads_with_the_documented_defaults():
     cfg = load()
     assert cfg.data.name == "noisy_diagonal"
-    assert cfg.data.target.params == {"variant": "clean"}
+    assert cfg.data.target == "auto"
     assert cfg.model.hidden == (20, 3) and cfg.model.activation == "relu"
     assert cfg.model.init == "he"
     assert 0 < cfg.regularization.l2 < 0.1
@@ -148,7 +148,7 @@ def test_flat_params_and_yaml_round_trip():
     assert flat["model.hidden"] == "[7, 3]"
     assert flat["regularization.keep_prob"] == "[0.5, 1.0]"
     assert flat["training.batch_size"] == "null"
-    assert flat["data.target.params.variant"] == "clean"
+    assert flat["data.target"] == "auto"
     assert all(isinstance(v, str) and len(v) < 500 for v in flat.values())
     assert config_from_yaml(cfg.to_yaml()) == cfg
 

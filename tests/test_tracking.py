@@ -1,0 +1,164 @@
+"""The tracking edge against a real SQLite store: statuses, batches, what a run records, the model."""
+
+import signal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from pipeline import stages, tracking  # noqa: E402
+from pipeline.config import config_from_yaml, load_config  # noqa: E402
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One SQLite store per module (creating one costs seconds); artifacts land next to it."""
+    tmp = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        cfg = load_config([f"tracking.uri={uri}", "tracking.experiment=t", "training.epochs=60",
+                           "training.eval_every=3"], conf_dir=CONF)
+        yield cfg, tracking.configure(cfg.tracking)
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture(autouse=True)
+def _uri(store):
+    mlflow.set_tracking_uri(store[0].tracking.uri)     # other modules may have pointed elsewhere
+
+
+def status(run_id):
+    return MlflowClient().get_run(run_id).info.status
+
+
+def test_configure_creates_the_experiment_as_a_training_experiment(store):
+    cfg, experiment_id = store
+    exp = MlflowClient().get_experiment(experiment_id)
+    assert exp.name == "t"
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert tracking.configure(cfg.tracking) == experiment_id          # idempotent
+    links = tracking.ui_links("http://127.0.0.1:5000/", experiment_id, "abc")
+    assert links == {"runs": f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs",
+                     "run": f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/abc"}
+
+
+def test_statuses_are_honest(store):
+    with tracking.run("ok") as ok:
+        pass
+    assert status(ok.info.run_id) == "FINISHED"
+    with pytest.raises(ZeroDivisionError):
+        with tracking.run("boom") as boom:
+            1 / 0
+    assert status(boom.info.run_id) == "FAILED"
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.run("ctrl-c") as stopped:
+            raise KeyboardInterrupt
+    assert status(stopped.info.run_id) == "KILLED"
+
+
+def test_sigterm_ends_the_run_killed_and_the_handler_is_restored(store):
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(tracking.Terminated):
+        with tracking.run("term") as term:
+            assert signal.getsignal(signal.SIGTERM) is not before
+            signal.raise_signal(signal.SIGTERM)
+    assert status(term.info.run_id) == "KILLED"
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert mlflow.active_run() is None
+
+
+def test_metric_buffer_logs_everything_in_batches(store):
+    with tracking.run("buffer") as active:
+        run_id = active.info.run_id
+        buffer = tracking.MetricBuffer(run_id)
+        for epoch in range(1, 301):                  # 300 evaluations x 5 metrics = 1500 points
+            buffer(epoch, {f"m{i}": epoch * 0.5 + i for i in range(5)})
+        assert buffer.n_logged == 0                  # nothing written during the loop
+        buffer.flush()
+    assert buffer.n_logged == 1500
+    history = MlflowClient().get_metric_history(run_id, "m3")
+    assert len(history) == 300
+    assert sorted((m.step, m.value) for m in history)[-1] == (300, 153.0)
+
+
+@pytest.fixture(scope="module")
+def logged(store):
+    """One fully logged short run shared by the read-back tests (logging costs seconds)."""
+    cfg = store[0]
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    prepared = stages.prepare(cfg)
+    with tracking.run("logged") as active:
+        run_id = active.info.run_id
+        trained = stages.train(cfg, prepared)
+        tracking.log_training(run_id, cfg, prepared, trained)
+    return cfg, prepared, trained, run_id
+
+
+def test_a_run_records_params_config_tags_and_metrics(logged):
+    cfg, prepared, trained, run_id = logged
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == cfg.flat()
+    text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
+    assert config_from_yaml(text) == cfg
+    tags = run.data.tags
+    assert tags["data.digest.train"] == prepared.digests["train"]
+    assert tags["data.digest.test"] == prepared.digests["test"]
+    assert tags["diagnosis.verdict"] == trained.diagnosis.verdict
+    assert tags["stop_reason"] == trained.fit.stop_reason
+    assert len(tags["git.commit"]) == 40 and tags["git.dirty"] in ("true", "false")
+    assert tags["version.numpy"] == np.__version__ and tags["version.mlflow"] == mlflow.__version__
+    assert len(client.get_metric_history(run_id, "dev_loss")) == 20          # 60 / 3 evaluations
+    assert len(client.get_metric_history(run_id, "grad_norm_W2")) == 20
+    assert run.data.metrics["final_dev_accuracy"] == trained.metrics["dev_accuracy"]
+    assert run.data.metrics["best_epoch"] == trained.fit.best_epoch
+
+
+def test_dataset_inputs_are_train_and_dev_only(logged):
+    _, prepared, _, run_id = logged
+    inputs = MlflowClient().get_run(run_id).inputs.dataset_inputs
+    found = {d.dataset.name: (d.dataset.digest, {t.key: t.value for t in d.tags}) for d in inputs}
+    assert found == {
+        "noisy_diagonal-train": (prepared.digests["train"], {"mlflow.data.context": "training"}),
+        "noisy_diagonal-dev": (prepared.digests["dev"], {"mlflow.data.context": "validation"}),
+    }
+
+
+def test_figures_are_logged_as_png(logged):
+    run_id = logged[3]
+    paths = sorted(a.path for a in MlflowClient().list_artifacts(run_id, "plots"))
+    assert paths == ["plots/boundary_dev.png", "plots/boundary_train.png",
+                     "plots/gradient_norms.png", "plots/learning_curves.png"]
+
+
+def test_pyfunc_predicts_raw_inputs_like_the_pipeline(logged):
+    _, prepared, trained, run_id = logged
+    from pipeline.nn import predict
+
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    X = prepared.raw_dev.X                                             # raw, unstandardized
+    expected = np.asarray(prepared.classes)[predict(trained.params,
+                                                    prepared.standardizer.transform(X), trained.arch)]
+    got = model.predict(pd.DataFrame(X, columns=list(prepared.feature_names)))
+    assert list(got) == list(expected)
+    proba = model.predict(pd.DataFrame(X[:4], columns=["x1", "x2"]), params={"proba": True})
+    assert list(proba.columns) == ["label", "proba_0", "proba_1"]
+    np.testing.assert_allclose(proba[["proba_0", "proba_1"]].sum(axis=1), 1.0)
+    schema = model.metadata.get_input_schema()
+    assert schema.input_names() == ["x1", "x2"]
+    with pytest.raises(Exception, match="x2"):
+        model.predict(pd.DataFrame({"x1": [0.5]}))
+
+
+def test_git_state_outside_a_repository(tmp_path):
+    assert tracking.git_state(tmp_path) is None
