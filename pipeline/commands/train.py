@@ -61,16 +61,21 @@ def run(args) -> int:
     name = cfg.tracking.run_name or f"train-{prepared.name}"
     tags = {"stage": "train", "config.experiment": args.experiment or "none"}
     started = time.perf_counter()
-    with tracking.run(name, tags=tags) as active:
-        run_id = active.info.run_id
-        buffer = tracking.MetricBuffer(run_id)
-        progress = Progress(cfg.training.epochs, enabled=not args.quiet)
-        try:
-            trained = stages.train(cfg, prepared, callbacks=[buffer, progress])
-        finally:
-            progress.close()
-            buffer.flush()                           # curves so far, even when interrupted
-        tracking.log_training(run_id, cfg, prepared, trained, curves=False)
+    try:
+        with tracking.run(name, tags=tags) as active:
+            run_id = active.info.run_id
+            buffer = tracking.MetricBuffer(run_id)
+            progress = Progress(cfg.training.epochs, enabled=not args.quiet)
+            try:
+                trained = stages.train(cfg, prepared, callbacks=[buffer, progress])
+            finally:
+                progress.close()
+                buffer.flush()                       # curves so far, even when interrupted
+            tracking.log_training(run_id, cfg, prepared, trained, curves=False)
+    except (KeyboardInterrupt, tracking.Terminated) as exc:
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+        print(f"{what}: run {run_id} ended KILLED", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
     report(cfg, run_id, experiment_id, trained, time.perf_counter() - started)
     return 0
 
