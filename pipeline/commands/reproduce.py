@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the verdict")
 
 
-def run(args, out=sys.stdout) -> int:
+def run(args, out=None) -> int:
     from pipeline import stages
     from pipeline.config import config_from_yaml
 
@@ -33,7 +33,7 @@ def run(args, out=sys.stdout) -> int:
         rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"), digest))
     trained = stages.train(cfg, prepared)
     rows += metric_checks(logged, trained)
-    return report(args.run_id, rows, out, quiet=args.quiet)
+    return report(args.run_id, rows, out or sys.stdout, quiet=args.quiet)
 
 
 def fetch(run_id: str) -> dict:

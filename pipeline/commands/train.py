@@ -80,7 +80,7 @@ def run(args) -> int:
     return 0
 
 
-def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=sys.stdout) -> None:
+def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=None) -> None:
     from pipeline import tracking
 
     m, fit = trained.metrics, trained.fit
@@ -100,4 +100,4 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=sy
     ]
     if fit.stop_reason == "non_finite":
         lines.insert(1, f"  WARNING: training diverged: {fit.stop_message}")
-    print("\n".join(lines), file=out)
+    print("\n".join(lines), file=out or sys.stdout)

@@ -1,0 +1,110 @@
+"""`python -m pipeline reproduce <run_id>`: a fresh run matches; a tampered one names the difference."""
+
+from pathlib import Path
+
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from pipeline.cli import main  # noqa: E402
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One short tracked run (figures and model off: reproduce needs neither)."""
+    tmp = tmp_path_factory.mktemp("repro")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        assert main(["train", "--quiet", "--conf-dir", CONF, "training.epochs=120",
+                     "training.eval_every=3", "tracking.log_model=false",
+                     "tracking.log_figures=false"]) == 0
+        (run,) = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name(
+            "nn-pipeline").experiment_id])
+        yield uri, run.info.run_id, mp
+
+
+@pytest.fixture
+def store(trained_run, monkeypatch):
+    uri, run_id, _ = trained_run
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return uri, run_id
+
+
+def copy_run(uri, run_id, *, skip_metric=None, skip_tag=None):
+    """A copy of the run (params, tags, every metric point, config.yaml) to tamper with."""
+    client = MlflowClient(uri)
+    src = client.get_run(run_id)
+    new = client.create_run(src.info.experiment_id, run_name="tampered-copy")
+    new_id = new.info.run_id
+    client.log_batch(new_id, params=[], tags=[mlflow.entities.RunTag(k, v)
+                                              for k, v in src.data.tags.items()
+                                              if k != skip_tag and not k.startswith("mlflow.")])
+    points = []
+    for key in src.data.metrics:
+        if key != skip_metric:
+            points += client.get_metric_history(run_id, key)
+    for i in range(0, len(points), 1000):
+        client.log_batch(new_id, metrics=points[i:i + 1000])
+    client.log_text(new_id, mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"), "config.yaml")
+    if src.data.tags.get("git.dirty") == "true":
+        client.log_text(new_id, mlflow.artifacts.load_text(f"runs:/{run_id}/git/diff.patch"),
+                        "git/diff.patch")
+    client.set_terminated(new_id)
+    return new_id
+
+
+def test_a_fresh_run_reproduces_bit_for_bit(store, capsys):
+    uri, run_id = store
+    code = main(["reproduce", run_id])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"run {run_id} reproduces: all" in out
+    assert "metric final_dev_loss" in out and "curve dev_loss (40 points)" in out
+    assert "DIFFERS" not in out
+
+
+def test_the_untampered_copy_also_reproduces(store, capsys):
+    uri, run_id = store
+    assert main(["reproduce", copy_run(uri, run_id), "--quiet"]) == 0, capsys.readouterr().out
+
+
+def test_a_changed_metric_is_named(store, capsys):
+    uri, run_id = store
+    copy = copy_run(uri, run_id)
+    client = MlflowClient(uri)
+    value = client.get_run(copy).data.metrics["final_dev_loss"]
+    client.log_metric(copy, "final_dev_loss", value + 1e-12, step=10**6)   # the latest value wins
+    code = main(["reproduce", copy])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "does NOT reproduce: 1 of" in out and out.rstrip().endswith("metric final_dev_loss")
+
+
+def test_a_changed_data_digest_is_named(store, capsys):
+    uri, run_id = store
+    copy = copy_run(uri, run_id)
+    MlflowClient(uri).set_tag(copy, "data.digest.dev", "0000000000000000")
+    assert main(["reproduce", copy, "--quiet"]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("checks differ: data digest dev")
+
+
+def test_a_changed_commit_is_named(store, capsys):
+    uri, run_id = store
+    copy = copy_run(uri, run_id)
+    MlflowClient(uri).set_tag(copy, "git.commit", "0" * 40)
+    assert main(["reproduce", copy, "--quiet"]) == 1
+    assert "checks differ: git commit" in capsys.readouterr().out
+
+
+def test_an_unknown_run_exits_2_with_one_line(store, capsys):
+    assert main(["reproduce", "0123456789abcdef0123456789abcdef"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: run 0123456789abcdef0123456789abcdef cannot be reproduced")
+    assert err.count("\n") == 1
