@@ -7,6 +7,7 @@ run behind. Only then is the run opened (FINISHED / FAILED / KILLED, never left 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,7 +58,11 @@ def run(args) -> int:
 
     from pipeline import tracking                    # mlflow costs ~1 s to import: only now
 
-    experiment_id = tracking.configure(cfg.tracking)
+    # Under `mlflow run`, the project runner has already created the run (MLFLOW_RUN_ID) in the
+    # experiment it chose (--experiment-name, else Default): log into that run, not a new one.
+    project_experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") if os.environ.get(
+        "MLFLOW_RUN_ID") else None
+    experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment)
     name = cfg.tracking.run_name or f"train-{prepared.name}"
     tags = {"stage": "train", "config.experiment": args.experiment or "none"}
     started = time.perf_counter()
@@ -87,8 +92,7 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
     links = tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)
     uri = tracking.tracking_uri()
     lines = [
-        f"run {run_id} finished in {seconds:.1f} s (experiment {cfg.tracking.experiment!r}, "
-        f"id {experiment_id})",
+        f"run {run_id} finished in {seconds:.1f} s (experiment id {experiment_id})",
         f"  train: loss {m['train_loss']:.4f}  accuracy {m['train_accuracy']:.2%}",
         f"  dev:   loss {m['dev_loss']:.4f}  accuracy {m['dev_accuracy']:.2%}",
         f"  stop:  {fit.stop_reason} after {fit.epochs_run} epochs, best epoch {fit.best_epoch} "

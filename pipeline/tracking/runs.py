@@ -24,16 +24,20 @@ class Terminated(BaseException):
     so `except Exception` in user code does not swallow it)."""
 
 
-def configure(tracking_cfg) -> str:
+def configure(tracking_cfg, *, experiment_id: str | None = None) -> str:
     """Point MLflow at the store and create (or open) the experiment; returns its id.
 
     `tracking_cfg.uri` wins; None leaves MLflow's own resolution: $MLFLOW_TRACKING_URI, else
-    `sqlite:///mlflow.db` in the working directory. Call this in the parent process before any
-    worker starts: several processes creating a fresh SQLite DB at once race on its schema.
+    `sqlite:///mlflow.db` in the working directory. `experiment_id` (e.g. the one `mlflow run`
+    already chose) overrides `tracking_cfg.experiment`. Call this in the parent process before
+    any worker starts: several processes creating a fresh SQLite DB at once race on its schema.
     """
     if tracking_cfg.uri:
         mlflow.set_tracking_uri(tracking_cfg.uri)
-    experiment = mlflow.set_experiment(tracking_cfg.experiment)
+    if experiment_id is not None:
+        experiment = mlflow.set_experiment(experiment_id=experiment_id)
+    else:
+        experiment = mlflow.set_experiment(tracking_cfg.experiment)
     if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
         MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
     return experiment.experiment_id

@@ -1,0 +1,107 @@
+"""MLproject: entry points parse; a real `mlflow run . --env-manager local` records everything;
+`mlflow models predict` on raw inputs gives the pipeline's predictions."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_entry_points_and_typed_parameters():
+    from mlflow.projects._project_spec import load_project
+
+    project = load_project(str(ROOT))
+    assert project.env_type == "python_env"
+    main = project.get_entry_point("main")
+    assert {"dataset", "init", "l2", "keep_prob", "learning_rate", "epochs", "seed"} <= set(main.parameters)
+    assert main.parameters["l2"].type == "float"
+    command = main.compute_command({"l2": 0.7, "dataset": "rings"}, storage_dir=None)
+    assert "python -m pipeline train" in command
+    assert "regularization.l2=0.7" in command and "data.name=rings" in command
+    assert "reproduce" in project._entry_points
+
+
+def test_mlproject_defaults_match_the_base_config():
+    from mlflow.projects._project_spec import load_project
+
+    from pipeline.config import load_config, parse_override
+
+    command = load_project(str(ROOT)).get_entry_point("main").compute_command({}, storage_dir=None)
+    overrides = [t for t in command.split() if "=" in t]
+    assert load_config(overrides, conf_dir=ROOT / "conf") == load_config(conf_dir=ROOT / "conf"), \
+        [parse_override(o) for o in overrides]
+
+
+def _env(tmp_path):
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def project_run(tmp_path_factory):
+    """`mlflow run <repo> --env-manager local -P epochs=300` against a temporary store."""
+    tmp = tmp_path_factory.mktemp("mlproject")
+    done = subprocess.run(["mlflow", "run", str(ROOT), "--env-manager", "local",
+                           "-P", "epochs=300", "-P", "l2=0.05"],
+                          cwd=tmp, env=_env(tmp), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    (run,) = client.search_runs(["0"])             # mlflow run's experiment: Default unless named
+    assert f"run {run.info.run_id} finished" in done.stdout
+    return tmp, client, run
+
+
+@pytest.mark.slow
+def test_mlflow_run_records_params_metrics_figures_inputs_and_model(project_run):
+    tmp, client, run = project_run
+    run_id = run.info.run_id
+    assert run.info.status == "FINISHED"
+    assert run.data.params["regularization.l2"] == "0.05"
+    assert run.data.params["training.epochs"] == "300"
+    assert run.data.tags["mlflow.project.entryPoint"] == "main"
+    n_eval = len(client.get_metric_history(run_id, "dev_loss"))
+    assert n_eval == len(client.get_metric_history(run_id, "grad_norm_W1")) > 20
+    plots = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert {"plots/boundary_train.png", "plots/boundary_dev.png", "plots/learning_curves.png",
+            "plots/gradient_norms.png"} <= plots
+    contexts = sorted(t.value for d in run.inputs.dataset_inputs for t in d.tags)
+    assert contexts == ["training", "validation"]
+    assert any(a.path == "model" for a in client.list_artifacts(run_id)) or run.outputs.model_outputs
+
+
+@pytest.mark.slow
+def test_mlflow_models_predict_matches_the_pipeline(project_run):
+    tmp, client, run = project_run
+    run_id = run.info.run_id
+    from pipeline import stages
+    from pipeline.config import config_from_yaml
+    from pipeline.nn import predict
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+    cfg = config_from_yaml(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
+    prepared = stages.prepare(cfg)
+    trained = stages.train(cfg, prepared)                  # bit-identical retrain (same config)
+    X = prepared.raw_dev.X
+    expected = np.asarray(prepared.classes)[predict(trained.params,
+                                                    prepared.standardizer.transform(X), trained.arch)]
+    frame = pd.DataFrame(X, columns=list(prepared.feature_names))
+    frame.to_csv(tmp / "dev.csv", index=False)
+    done = subprocess.run(["mlflow", "models", "predict", "-m", f"runs:/{run_id}/model",
+                           "-i", str(tmp / "dev.csv"), "-t", "csv", "-o", str(tmp / "pred.json"),
+                           "--env-manager", "local"],
+                          cwd=tmp, env=_env(tmp), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    predictions = json.loads((tmp / "pred.json").read_text())["predictions"]
+    labels = [p["label"] if isinstance(p, dict) else p for p in predictions]
+    assert labels == [str(v) for v in expected]
+    assert len(labels) == prepared.raw_dev.n
