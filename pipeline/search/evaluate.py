@@ -92,9 +92,11 @@ def retrain_data(cfg, prepared, best):
     return cfg, dataclasses.replace(prepared, train=Split.from_arrays(X, y, "train"))
 
 
-def run_evaluate(cfg, *, workdir: Path = Path("."), out=sys.stdout) -> Evaluation:
+def run_evaluate(cfg, *, workdir: Path = Path("."), out=None) -> Evaluation:
     from pipeline import stages, tracking
     from pipeline.tracking import study as T
+
+    out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
 
     study, best, trial_cfg, overrides, label = load_best(cfg, workdir)
     name, force = study.study_name, cfg.evaluate.force

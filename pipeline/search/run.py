@@ -54,10 +54,12 @@ def _check_base_config(study, cfg, space) -> None:
 
 
 def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
-               progress: bool = True, out=sys.stdout) -> SearchResult:
+               progress: bool = True, out=None) -> SearchResult:
     from pipeline import tracking
     from pipeline.search.figures import study_figures
     from pipeline.tracking import study as T
+
+    out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
 
     name, sc = study_name(cfg), cfg.search
     spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,

@@ -194,6 +194,7 @@ def current_tracking_uri() -> str:
 
 
 def use_tracking_uri(uri: str | None) -> None:
-    """Workers (spawned processes) point MLflow at the parent's store before any call."""
-    if uri:
+    """Workers (spawned processes) point MLflow at the parent's store before any call. Only
+    when it differs: pinning the URI in-process would outlive a changed $MLFLOW_TRACKING_URI."""
+    if uri and mlflow.get_tracking_uri() != uri:
         mlflow.set_tracking_uri(uri)
