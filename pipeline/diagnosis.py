@@ -43,12 +43,24 @@ class Diagnosis:
             "diagnosis.variance": f"{self.variance:.4f}",
             "diagnosis.bayes_error": f"{self.bayes_error:.4f}",
             "diagnosis.threshold": f"{self.threshold:.4f}",
+            "diagnosis.distribution_mismatch": str(self.mismatch).lower(),
         }
 
+    @property
+    def mismatch(self) -> bool:
+        """Dev clearly easier than train: the two splits do not come from one distribution
+        (e.g. noisy train labels, clean dev), so "variance" is not only variance."""
+        return self.variance < -self.threshold
+
     def format(self) -> str:
-        return (f"diagnosis: {self.verdict} (avoidable bias {self.avoidable_bias:+.2%}, "
+        text = (f"diagnosis: {self.verdict} (avoidable bias {self.avoidable_bias:+.2%}, "
                 f"variance {self.variance:+.2%}, Bayes error {self.bayes_error:.2%})\n"
                 f"next step: {self.recommendation}")
+        if self.mismatch:
+            text += ("\nnote: dev error is below train error: train and dev differ in "
+                     "distribution (e.g. label noise in train only); set diagnosis.bayes_error "
+                     "to the train labels' noise level to judge bias")
+        return text
 
 
 def diagnose(train_error: float, dev_error: float, *, bayes_error: float = 0.0,

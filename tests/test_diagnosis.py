@@ -57,3 +57,11 @@ def test_bad_inputs_name_key_bound_value(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]").replace("+", r"\+")):
         diagnose(**kwargs)
+
+
+def test_dev_easier_than_train_is_flagged_as_a_mismatch():
+    d = diagnose(0.15, 0.05)
+    assert d.verdict == "high bias" and d.mismatch
+    assert "train and dev differ in distribution" in d.format()
+    assert d.as_tags()["diagnosis.distribution_mismatch"] == "true"
+    assert not diagnose(0.01, 0.11).mismatch

@@ -70,7 +70,9 @@ def test_default_run_is_short_early_stopped_and_evaluated_100_to_300_times(defau
     assert 100 <= n_eval <= 300
     assert trained.fit.stop_reason == "early_stopping"
     assert trained.metrics["best_epoch"] == trained.fit.best_epoch < trained.fit.epochs_run
-    assert trained.metrics["dev_accuracy"] > 0.7 and trained.metrics["train_accuracy"] > 0.85
+    # early stopping on dev error keeps the near-diagonal boundary: the clean dev is easy, the
+    # noisy train band is not
+    assert trained.metrics["dev_accuracy"] > 0.9 and trained.metrics["train_accuracy"] > 0.8
 
 
 def test_split_metrics_agree_with_the_trained_metrics(default_run):
