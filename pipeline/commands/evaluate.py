@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.commands.search import expand
+from pipeline.commands.search import expand, project_experiment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.search.evaluate import run_evaluate
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    run_evaluate(cfg, workdir=Path.cwd())
+    run_evaluate(cfg, workdir=Path.cwd(), experiment_id=project_experiment())
     return 0

@@ -8,6 +8,7 @@ resumes the study up to `n_trials` finished trials.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 SHORTHANDS = ("study", "n_trials", "workers", "storage", "space", "objective")
@@ -20,6 +21,12 @@ def expand(overrides: list[str], shorthands=SHORTHANDS, section: str = "search")
         key, sep, value = item.partition("=")
         out.append(f"{section}.{key}={value}" if sep and key in shorthands else item)
     return out
+
+
+def project_experiment() -> str | None:
+    """Under `mlflow run` the project runner already created the run (MLFLOW_RUN_ID) in the
+    experiment it chose; the parent run must be that run, in that experiment."""
+    return os.environ.get("MLFLOW_EXPERIMENT_ID") if os.environ.get("MLFLOW_RUN_ID") else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,5 +51,6 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.search.run import run_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet)
+    run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
+               experiment_id=project_experiment())
     return 0

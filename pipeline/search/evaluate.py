@@ -92,7 +92,8 @@ def retrain_data(cfg, prepared, best):
     return cfg, dataclasses.replace(prepared, train=Split.from_arrays(X, y, "train"))
 
 
-def run_evaluate(cfg, *, workdir: Path = Path("."), out=None) -> Evaluation:
+def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
+                 experiment_id: str | None = None) -> Evaluation:
     from pipeline import stages, tracking
     from pipeline.tracking import study as T
 
@@ -102,7 +103,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None) -> Evaluation:
     name, force = study.study_name, cfg.evaluate.force
     prepared = stages.prepare(trial_cfg)
     digest = prepared.test.digest
-    experiment_id = tracking.configure(trial_cfg.tracking)
+    experiment_id = tracking.configure(trial_cfg.tracking, experiment_id=experiment_id)
     key = T.evaluation_tag_key(name)
     prior = previous_evaluations(study, T.experiment_tags(experiment_id), key, digest)
     if prior and not force:

@@ -54,7 +54,8 @@ def _check_base_config(study, cfg, space) -> None:
 
 
 def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
-               progress: bool = True, out=None) -> SearchResult:
+               progress: bool = True, out=None, experiment_id: str | None = None) -> SearchResult:
+    """`experiment_id`: the experiment `mlflow run` already chose (else tracking.experiment)."""
     from pipeline import tracking
     from pipeline.search.figures import study_figures
     from pipeline.tracking import study as T
@@ -67,7 +68,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     study = open_study(cfg, spec, create=True)
     _check_base_config(study, cfg, space)
     stale = S.fail_stale_trials(study, spec)
-    experiment_id = tracking.configure(cfg.tracking)
+    experiment_id = tracking.configure(cfg.tracking, experiment_id=experiment_id)
     T.mark_runs_failed([study.trials[n].user_attrs["mlflow_run_id"] for n in stale
                         if "mlflow_run_id" in study.trials[n].user_attrs],
                        "worker gone; trial marked FAIL on resume")
