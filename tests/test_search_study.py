@@ -134,3 +134,22 @@ def test_storage_forms(tmp_path, value, expected):
 def test_bad_storage_is_one_clear_line(tmp_path):
     with pytest.raises(ValueError, match=r"search.storage must be .* got 'redis://x'"):
         S.resolve("redis://x", "st", tmp_path)
+
+
+def _heavy_after_import(*modules: str) -> set[str]:
+    import subprocess
+    import sys
+    code = (f"import importlib, sys\nfor m in {list(modules)!r}: importlib.import_module(m)\n"
+            "print(','.join(m for m in ('mlflow', 'optuna') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True).stdout.strip()
+    return set(filter(None, out.split(",")))
+
+
+def test_import_boundaries_of_the_search():
+    # tracking/study.py is MLflow-only; the search package is Optuna-only; commands import
+    # neither at module level (the parser imports every command).
+    assert _heavy_after_import("pipeline.tracking.study") == {"mlflow"}
+    assert _heavy_after_import("pipeline.search.run", "pipeline.search.evaluate",
+                               "pipeline.search.figures") == {"optuna"}
+    assert _heavy_after_import("pipeline.commands.search", "pipeline.commands.evaluate") == set()
