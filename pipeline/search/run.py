@@ -57,11 +57,9 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                progress: bool = True, out=None, experiment_id: str | None = None) -> SearchResult:
     """`experiment_id`: the experiment `mlflow run` already chose (else tracking.experiment)."""
     from pipeline import tracking
-    from pipeline.search.figures import study_figures
     from pipeline.tracking import study as T
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
-
     name, sc = study_name(cfg), cfg.search
     spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
                      grace_period=sc.grace_period)
@@ -72,12 +70,11 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     T.mark_runs_failed([study.trials[n].user_attrs["mlflow_run_id"] for n in stale
                         if "mlflow_run_id" in study.trials[n].user_attrs],
                        "worker gone; trial marked FAIL on resume")
+    if stale:
+        print(f"resumed study {name}: trials {stale} were left RUNNING by a dead worker "
+              "and are now FAIL", file=out)
     before = count(study)
-    tags = {"stage": "search", "optuna.study_name": name, "optuna.storage": spec.label,
-            "optuna.sampler": f"{sc.sampler.name}(seed={sc.sampler.seed or cfg.seed})",
-            "optuna.pruner": sc.pruner.name, "optuna.objective": sc.objective,
-            "optuna.stale_trials_failed": ",".join(map(str, stale)) or "none"}
-    with tracking.run(f"search-{name}", tags=tags) as handle:
+    with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale)) as handle:
         parent = _run_id(handle)
         T.log_params_dict(parent, {**cfg.flat(), "search.finished_before": before})
         T.log_text(parent, space_text, "study/space.yaml")
@@ -85,9 +82,6 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                             list(study.user_attrs.get("mlflow_parent_runs", [])) + [parent])
         study.set_user_attr("mlflow_experiment_id", experiment_id)
         study.set_user_attr("space", space_text)  # evaluate decodes the best params with it
-        if stale:
-            print(f"resumed study {name}: trials {stale} were left RUNNING by a dead worker "
-                  "and are now FAIL", file=out)
         job = Job(cfg.to_yaml(), dict(space), spec, sc.n_trials, T.current_tracking_uri(),
                   experiment_id, parent)
         bar = Progress(study, sc.n_trials, sc.objective, enabled=progress)
@@ -96,15 +90,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                 run_workers(job, sc.workers, bar)
         finally:
             bar.close()
-        best = best_trial(study)
-        table = top_table(study, sc.top, sc.objective)
-        summary = None if best is None else {"params": best.params, "value": best.value,
-                                             "number": best.number}
-        counts = {s: count(study, (st,)) for s, st in _STATES.items()}
-        T.log_study_summary(parent, best=summary, counts=counts,
-                            figures=study_figures(study, sc.objective), table=table,
-                            best_run_id=None if best is None
-                            else best.user_attrs.get("mlflow_run_id"))
+        best, table = _summarize(study, sc, parent)
     print(table, file=out)
     print(f"study {name} ({spec.label}): {count(study)} finished trials (target {sc.n_trials})",
           file=out)
@@ -112,6 +98,31 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     return SearchResult(name, spec.label, parent, experiment_id, count(study),
                         None if best is None else best.value,
                         {} if best is None else dict(best.params), tuple(stale), table)
+
+
+def _parent_tags(cfg, spec, stale) -> dict[str, str]:
+    sc = cfg.search
+    seed = cfg.seed if sc.sampler.seed is None else sc.sampler.seed
+    return {"stage": "search", "optuna.study_name": study_name(cfg), "optuna.storage": spec.label,
+            "optuna.sampler": f"{sc.sampler.name}(seed={seed})", "optuna.pruner": sc.pruner.name,
+            "optuna.objective": sc.objective, "optuna.workers": str(sc.workers),
+            "optuna.stale_trials_failed": ",".join(map(str, stale)) or "none"}
+
+
+def _summarize(study, sc, parent: str):
+    """Best trial, state counts, figures and the top-trials table onto the parent run."""
+    from pipeline.search.figures import study_figures
+    from pipeline.tracking import study as T
+
+    best = best_trial(study)
+    table = top_table(study, sc.top, sc.objective)
+    summary = None if best is None else {"params": best.params, "value": best.value,
+                                         "number": best.number}
+    counts = {s: count(study, (st,)) for s, st in _STATES.items()}
+    T.log_study_summary(parent, best=summary, counts=counts,
+                        figures=study_figures(study, sc.objective), table=table,
+                        best_run_id=None if best is None else best.user_attrs.get("mlflow_run_id"))
+    return best, table
 
 
 def _run_id(handle) -> str:
