@@ -122,22 +122,37 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
         record = {"run_id": run_id, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "test_digest": digest, "trial": best.number, "forced": bool(prior and force),
                   "data_digests": prepared.digests, "test_metrics": test_metrics}
-        history = list(study.user_attrs.get("test_evaluations", [])) + [record]
-        study.set_user_attr("test_evaluations", history)  # recorded before anything else can fail
-        T.record_evaluation(experiment_id, key, record, count=len(history),
-                            forced=sum(1 for r in history if r.get("forced")))
+        _record(study, experiment_id, key, record)  # before anything else can fail
         tracking.log_training(run_id, fit_cfg, fit_data, trained)
         T.log_test_metrics([run_id, parents[-1]], test_metrics, record)
         T.set_run_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best)})
-        dev_value = _gate_value(cfg, trained, best)
-        passed = cfg.evaluate.gate.passes(dev_value)
-        version = T.register(run_id, cfg.evaluate.registered_model, cfg.evaluate.alias, passed,
-                             f"{cfg.evaluate.gate.metric}={dev_value:.4g} vs threshold "
-                             f"{cfg.evaluate.gate.threshold}")
+        dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best)
     _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version, cfg,
             T.ui_link(cfg.tracking.ui_url, experiment_id, run_id))
     return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
                       version, bool(prior and force))
+
+
+def _record(study, experiment_id: str, key: str, record: dict) -> None:
+    """The evaluation in the study's user attributes and as experiment tags (with counters)."""
+    from pipeline.tracking import study as T
+
+    history = list(study.user_attrs.get("test_evaluations", [])) + [record]
+    study.set_user_attr("test_evaluations", history)
+    T.record_evaluation(experiment_id, key, record, count=len(history),
+                        forced=sum(1 for r in history if r.get("forced")))
+
+
+def _gate_and_register(cfg, run_id: str, trained, best):
+    """(dev value, gate passed, registered version): the alias moves only when it passed."""
+    from pipeline.tracking import study as T
+
+    gate = cfg.evaluate.gate
+    dev_value = _gate_value(cfg, trained, best)
+    passed = gate.passes(dev_value)
+    version = T.register(run_id, cfg.evaluate.registered_model, cfg.evaluate.alias, passed,
+                         f"{gate.metric}={dev_value:.4g} vs threshold {gate.threshold}")
+    return dev_value, passed, version
 
 
 def _reproduced(cfg, trained, best) -> str:
