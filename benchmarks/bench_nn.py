@@ -21,7 +21,20 @@ import sys
 import time
 import warnings
 
-import numpy as np
+
+def _blas_threads_from_argv() -> None:
+    """--blas-threads N must take effect before NumPy loads OpenBLAS, so it is read here."""
+    for i, arg in enumerate(sys.argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--blas-threads=") else (
+            sys.argv[i + 1] if arg == "--blas-threads" and i + 1 < len(sys.argv) else None)
+        if value:
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ[var] = value
+
+
+_blas_threads_from_argv()
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -117,7 +130,8 @@ def run_torch(wl, params):
     import torch
     # tiny tensors: intra-op threads only add synchronization (measured 8x slower with 2
     # threads on the shared 2-core box), so (1) and (2) run single-threaded; (3) uses all cores
-    torch.set_num_threads(1 if wl["data"][0].shape[0] < 1000 else os.cpu_count())
+    big = int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count()))
+    torch.set_num_threads(1 if wl["data"][0].shape[0] < 1000 else big)
     X, y = wl["data"]
     L, k, m = len(wl["layers"]) - 1, wl["layers"][-1], X.shape[0]
     Xt = torch.from_numpy(X)
@@ -178,8 +192,8 @@ def step_matmuls(layers, m, dtype=np.float64):
         shapes.append(((a, m), (m, b)))            # dW
         if i:
             shapes.append(((m, b), (b, a)))        # dA
-    mats = [(rng.standard_normal(s1).astype(dtype), rng.standard_normal(s2).astype(dtype))
-            for s1, s2 in shapes]
+    mats = [(rng.standard_normal(s1).astype(dtype), rng.standard_normal(s2).astype(dtype),
+             np.empty((s1[0], s2[1]), dtype=dtype)) for s1, s2 in shapes]  # preallocated out
     return mats, sum(2 * s1[0] * s1[1] * s2[1] for s1, s2 in shapes)
 
 
@@ -189,8 +203,8 @@ def make_run_matmuls(wl):
 
     def run(wl, params):
         for _ in range(wl["iters"]):
-            for A, B in mats:
-                np.dot(A, B)
+            for A, B, C in mats:
+                np.dot(A, B, out=C)
     return run
 
 
@@ -217,6 +231,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer iterations and repeats")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--only", default="", help="comma list of workload numbers, e.g. 1,3")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="BLAS (and torch) threads; default: the libraries' own choice")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     ap.add_argument("--scale", type=int, default=None, help=argparse.SUPPRESS)  # tests: tiny
     args = ap.parse_args(argv)
@@ -229,7 +245,9 @@ def main(argv=None) -> int:
     import sklearn.neural_network  # noqa: F401  (imports stay out of the timings)
     if "PyTorch CPU" in peers:
         import torch  # noqa: F401
-    print(f"machine: {machine()}; repeats {repeats}, medians")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(f"machine: {machine()}; BLAS threads {threads}; repeats {repeats} interleaved, "
+          f"medians; load average before: {os.getloadavg()[0]:.2f}")
     print(f"{'workload':<32}{'implementation':<24}{'median s':>10}{'min s':>9}{'us/iter':>12}"
           f"{'ours faster by':>16}  final loss")
     for i, wl in enumerate(workloads(args.quick, args.scale), start=1):
@@ -256,6 +274,7 @@ def main(argv=None) -> int:
                 print(f"{name} reaches {ceiling / statistics.median(times[name]):.0%} of the "
                       f"NumPy float64 matmul rate on the step's own shapes")
             print(f"(reference: NumPy float64 2048x2048 matmul {square_rate() / 1e9:.1f} GFLOP/s)")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 
