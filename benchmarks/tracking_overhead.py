@@ -101,7 +101,8 @@ def main() -> None:
         os.environ.update(MLFLOW_TRACKING_URI=uri, MLFLOW_DISABLE_TELEMETRY="true")
         os.chdir(tmp)                                      # artifacts (./mlruns) go to tmp
         parts = in_process(args.overrides, args.repeats)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "WORKDIR": tmp}
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_EXPERIMENT_ID"}
+        env.update(PYTHONPATH=str(ROOT), WORKDIR=tmp)     # set_experiment exported the id
         e2e = end_to_end(args.overrides, max(3, args.repeats // 2), env)
     curves = parts["fit+curves"] - parts["fit"]
     wall = e2e["command with tracking"]

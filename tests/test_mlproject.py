@@ -43,7 +43,11 @@ def test_mlproject_defaults_match_the_base_config():
 
 
 def _env(tmp_path):
-    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    # mlflow.set_experiment (run by earlier tests in this process) exports MLFLOW_EXPERIMENT_ID;
+    # a child pointed at another store must not inherit it
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
+    return {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
             "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(ROOT)}
 
 

@@ -90,7 +90,9 @@ def _wait_for_running(uri, timeout=120):
 @pytest.mark.slow
 def test_sigterm_mid_run_ends_the_run_killed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items()          # set_experiment exports these
+           if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
+    env.update(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "train", "--quiet", "--conf-dir", CONF,
          "training.epochs=10000000", "training.patience=null"],
