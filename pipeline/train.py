@@ -178,7 +178,7 @@ class _Loop:
             self.batches.append((self.Xs[:, s:s + n], self.Ts[:, s:s + n], ws))
 
     def epoch(self) -> bool:
-        """One pass over the training set; False (update not applied) if a gradient is not finite."""
+        """One pass over the training set; False (update not applied) if a gradient is non-finite."""
         Was, Ws, gWas, rng = self.Was, self.Ws, self.gWas, self.rng
         theta, grad, tmp = self.theta, self.grad, self.tmp
         if self.shuffle:
@@ -295,8 +295,8 @@ def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_de
             np.copyto(loop.theta, last_good)
             reason = "non_finite"
             shown = metrics.get(bad[0], "non-finite")
-            message = (f"{bad[0]} became non-finite ({shown}) at epoch {epoch} (exploding values); "
-                       f"parameters rolled back to the previous evaluation. Lower "
+            message = (f"{bad[0]} became non-finite ({shown}) at epoch {epoch} (exploding "
+                       f"values); parameters rolled back to the previous evaluation. Lower "
                        f"learning_rate ({settings.learning_rate}) or check the input scale")
             break
         np.copyto(last_good, loop.theta)

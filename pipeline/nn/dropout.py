@@ -1,4 +1,4 @@
-"""Inverted dropout: keep_prob per hidden layer, masks drawn from a Generator, scaled by 1/keep_prob."""
+"""Inverted dropout: keep_prob per hidden layer, masks drawn from a Generator, scaled 1/keep_prob."""
 
 from __future__ import annotations
 

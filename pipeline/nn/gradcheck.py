@@ -64,8 +64,8 @@ class GradCheckReport:
             lines.append(f"{b.name:<8}{str(b.shape):<12}{b.relative_error:>16.3e}  {b.verdict}")
         lines.append(f"{'overall':<20}{self.relative_error:>16.3e}  {self.verdict}")
         if self.kinks:
-            lines.append(f"note: {self.kinks} hidden pre-activation(s) within 1e-6 of the relu kink "
-                         f"at 0; a large error there can be the kink, not a bug")
+            lines.append(f"note: {self.kinks} hidden pre-activation(s) within 1e-6 of the relu "
+                         f"kink at 0; a large error there can be the kink, not a bug")
         return "\n".join(lines)
 
 
