@@ -178,7 +178,7 @@ class _Loop:
             self.batches.append((self.Xs[:, s:s + n], self.Ts[:, s:s + n], ws))
 
     def epoch(self) -> bool:
-        """One pass over the training set; False (update not applied) if a gradient is non-finite."""
+        """One pass over the training set; False (update not applied) on a non-finite gradient."""
         Was, Ws, gWas, rng = self.Was, self.Ws, self.gWas, self.rng
         theta, grad, tmp = self.theta, self.grad, self.tmp
         if self.shuffle:

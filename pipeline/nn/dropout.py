@@ -1,4 +1,4 @@
-"""Inverted dropout: keep_prob per hidden layer, masks drawn from a Generator, scaled 1/keep_prob."""
+"""Inverted dropout: a keep_prob per hidden layer, masks drawn from a Generator, scaled."""
 
 from __future__ import annotations
 

@@ -178,7 +178,7 @@ def compute_loss(params: Params, probs: np.ndarray, y: np.ndarray, arch: Archite
 
 def compute_loss_from_logits(params: Params, logits: np.ndarray, y: np.ndarray,
                              arch: Architecture, *, l2: float = 0.0, l1: float = 0.0) -> float:
-    """Same as `compute_loss` but exact: from the logits (`cache.logits`, (m, n_out)), no clipping."""
+    """Same as `compute_loss` but exact: from the logits (`cache.logits`, (m, n_out))."""
     Ws, _ = _blocks(params, arch.n_layers)
     return cross_entropy_from_logits(logits, y, arch.output) + penalty(Ws, len(y), l2=l2, l1=l1)
 
