@@ -69,16 +69,11 @@ def prepare(cfg) -> Prepared:
     if t is not None:
         target = _load_source(t.name or dc.name, {**dc.params, **t.params}, t if t.name else dc,
                               rngs["target"])
-        dev_count, test_count = dc.dev_count, dc.test_count
-        if dev_count is None and test_count is None:
-            # dev : test in the config's proportion over the target; one row per class is left
-            # unused because split_with_target rounds dev and test per class independently,
-            # so with fractions both can round the same odd class up past its size.
-            k, n = len(target.classes), target.n_samples
-            dev_count = int(round(n * dc.dev / (dc.dev + dc.test)))
-            test_count = n - dev_count - k
-        splits = D.split_with_target(source, target, rngs["split"], dev_count=dev_count,
-                                     test_count=test_count)
+        # all of the source trains; the target is cut dev : test in the config's proportion
+        total = dc.dev + dc.test
+        splits = D.split_with_target(source, target, rngs["split"], dev=dc.dev / total,
+                                     test=dc.test / total, dev_count=dc.dev_count,
+                                     test_count=dc.test_count)
     else:
         splits = D.split_dataset(source, rngs["split"], train=dc.train, dev=dc.dev, test=dc.test,
                                  dev_count=dc.dev_count, test_count=dc.test_count)
