@@ -74,6 +74,20 @@ def test_median_pruner_prunes_hopeless_trials(search_cfg):
             assert t.user_attrs["epochs_run"] == 5 and list(t.intermediate_values) == [5]
 
 
+def test_hyperband_pruner_uses_epochs_as_its_resource(search_cfg):
+    from pipeline.search.study import make_pruner
+
+    cfg = search_cfg("search.pruner.name=hyperband", "search.pruner.min_resource=5",
+                     "search.n_trials=6", "training.patience=null")
+    pruner = make_pruner(cfg)
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    assert (pruner._min_resource, pruner._max_resource) == (5, 60)
+    study = _search(cfg)
+    assert count(study) == 6
+    for t in study.get_trials(states=(TrialState.PRUNED,)):
+        assert max(t.intermediate_values) < 60 and "pruned at epoch" in t.user_attrs["prune_reason"]
+
+
 def test_a_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(search_cfg):
     space = "training.learning_rate: {type: float, low: 1.0e+6, high: 1.0e+7, log: true}\n"
     cfg = search_cfg("search.n_trials=2", "search.pruner.name=none", "training.optimizer=gd",

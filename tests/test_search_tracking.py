@@ -58,6 +58,16 @@ def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cf
             assert run.data.tags["optuna.reason"].startswith("pruned at epoch")
         else:
             assert run.data.metrics["objective"] == pytest.approx(t.value)
+    # Figures (search.trial_figures=improving) on exactly the trials that beat the best so far.
+    best_so_far, improving = float("inf"), set()
+    for t in study.trials:
+        if t.state == TrialState.COMPLETE and t.value < best_so_far:
+            best_so_far = t.value
+            improving.add(t.number)
+    for t in study.trials:
+        plots = {a.path for a in client.list_artifacts(t.user_attrs["mlflow_run_id"], "plots")}
+        assert ("plots/boundary_dev.png" in plots) == (t.number in improving)
+    assert study.best_trial.number in improving
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
@@ -99,7 +109,7 @@ def test_resuming_with_a_different_training_config_is_refused(search_cfg, tracki
 
 @pytest.mark.slow
 def test_two_worker_processes_share_one_journal_study(search_cfg, tracking_uri):
-    cfg = search_cfg("search.n_trials=8", "search.workers=2", "search.trial_figures=false")
+    cfg = search_cfg("search.n_trials=8", "search.workers=2", "search.trial_figures=none")
     result = _search(cfg)
     study = _study(cfg)
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
@@ -130,7 +140,7 @@ def test_postgresql_storage_runs_and_resumes_a_study(search_cfg, tracking_uri):
     url = "postgresql://postgres@127.0.0.1:5432/test"
     name = f"pytest-{uuid.uuid4().hex[:12]}"
     cfg = search_cfg("search.n_trials=2", f"search.storage={url}", f"search.study={name}",
-                     "search.trial_figures=false")
+                     "search.trial_figures=none")
     try:
         first = _search(cfg)
         second = _search(cfg.with_overrides({"search.n_trials": 3}))

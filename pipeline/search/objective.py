@@ -50,7 +50,7 @@ class PruningCallback:
 
 
 def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
-                   figures: bool = True) -> Callable[[optuna.Trial], float]:
+                   figures: str = "improving") -> Callable[[optuna.Trial], float]:
     """`objective(trial) -> dev_loss | dev_error` (config `search.objective`), minimized.
 
     `logger` is a `pipeline.tracking.study.StudyLogger` (or None in tests of the pure search):
@@ -80,13 +80,23 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
             _end(trial, logger, run_id, "FAIL", f"{type(exc).__name__}: {exc}", {})
             raise
         attrs = _summary(trained)
-        figs = stages.figures(trial_cfg, prepared, trained) if (logger and figures) else {}
+        draw = logger is not None and (figures == "all" or
+                                       (figures == "improving" and _improves(trial, value)))
+        figs = stages.figures(trial_cfg, prepared, trained) if draw else {}
         _end(trial, logger, run_id, "COMPLETE", None, attrs, value=value,
              metrics=trained.metrics, figures=figs)
         return value
 
     objective.prepared = prepared  # what the closure holds, for the sealed-test check
     return objective
+
+
+def _improves(trial: optuna.Trial, value: float) -> bool:
+    """Strictly better than every COMPLETE trial so far (ties keep the earlier best, as Optuna)."""
+    try:
+        return value < trial.study.best_value
+    except ValueError:  # no COMPLETE trial yet
+        return True
 
 
 def _summary(trained) -> dict[str, Any]:
