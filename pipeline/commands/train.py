@@ -56,7 +56,9 @@ def run(args) -> int:
     stages.settings(cfg)                             # so do training-setting errors
     stages.architecture(cfg, prepared)
 
-    from pipeline import tracking                    # mlflow costs ~1 s to import: only now
+    # the model's input-example check downloads artifacts with a progress bar each: noise here
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from pipeline import tracking                    # mlflow costs seconds to import: only now
 
     # Under `mlflow run`, the project runner has already created the run (MLFLOW_RUN_ID) in the
     # experiment it chose (--experiment-name, else Default): log into that run, not a new one.

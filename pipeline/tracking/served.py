@@ -28,6 +28,10 @@ _HIDDEN = {
 class NumpyNetwork(mlflow.pyfunc.PythonModel):
     """Standardize with the training statistics, forward pass, map codes to label names."""
 
+    # the logged signature enforces the input columns; no type-hint validation on top (MLflow
+    # would otherwise warn on every load that predict has no type hints)
+    _skip_type_hint_validation = True
+
     def load_context(self, context):
         with open(context.artifacts["network"], encoding="utf-8") as f:
             self.meta = json.load(f)
