@@ -8,8 +8,10 @@ FAIL trials (a crash, a stale trial, a bug) do not count, so they are redone.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,8 +137,9 @@ def run_workers(job: Job, workers: int, progress) -> None:
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker_entry, args=(job, k), name=f"search-worker-{k}")
              for k in range(workers)]
-    for p in procs:
-        p.start()
+    with _one_blas_thread():
+        for p in procs:
+            p.start()
     try:
         while any(p.is_alive() for p in procs):
             progress.poll()
@@ -151,6 +154,23 @@ def run_workers(job: Job, workers: int, progress) -> None:
     bad = [f"{p.name} exit code {p.exitcode}" for p in procs if p.exitcode]
     if bad:
         raise RuntimeError("search worker failed: " + ", ".join(bad))
+
+
+@contextmanager
+def _one_blas_thread():
+    """N workers x a multi-threaded BLAS oversubscribe the cores (measured: 2 workers did
+    ~10% more trials per minute with one BLAS thread each). Spawned children read these at
+    numpy import; a value the user set wins."""
+    keys = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in keys}
+    for k in keys:
+        os.environ.setdefault(k, "1")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
