@@ -39,7 +39,7 @@ class TrainSettings:
     beta2: float = 0.999
     epsilon: float = 1e-8
     l2: float = 0.0
-    l1: float = 0.0
+    l1: float = 0.0                 # with optimizer "gd": proximal step, exact zeros
     keep_prob: float | tuple[float, ...] = 1.0
     eval_every: int = 100           # evaluate + callbacks every k epochs and at the last epoch
     patience: int | None = None     # early stopping on dev, counted in evaluations; None = off
@@ -147,6 +147,11 @@ class _Loop:
         self.c2, self.c1 = settings.l2 / self.m, settings.l1 / self.m  # penalty uses m_train
         mask = layout.weight_mask.astype(dtype)                       # biases unpenalized
         self.l2_vec, self.l1_vec = mask * self.c2, mask * self.c1
+        # L1 with plain gd takes a proximal step (soft-thresholding by lr * l1/m after the
+        # smooth update): same objective, but weights land on exactly 0 instead of oscillating
+        # around it as the subgradient makes them. Momentum/Adam use the subgradient.
+        self.prox = bool(self.c1) and settings.optimizer == "gd"
+        self.l1_step = self.l1_vec * settings.learning_rate
         keep = normalize_keep_prob(settings.keep_prob, arch.n_hidden)
         self.XT = augment_rows(X.T)                                   # [X.T; 1], (n0 + 1, m)
         self.TT = np.ascontiguousarray(targets(y, arch.output, arch.layer_sizes[-1], dtype).T)
@@ -191,13 +196,18 @@ class _Loop:
             if self.c2:
                 np.multiply(theta, self.l2_vec, out=tmp)
                 np.add(grad, tmp, out=grad)                     # + l2/m W
-            if self.c1:
+            if self.c1 and not self.prox:
                 np.sign(theta, out=tmp)
                 np.multiply(tmp, self.l1_vec, out=tmp)
                 np.add(grad, tmp, out=grad)                     # + l1/m sign(W)
             if not math.isfinite(grad.sum()):
                 return False
             self.opt_step(theta, grad)
+            if self.prox:                                       # w <- sign(w) max(|w| - t, 0)
+                np.abs(theta, out=tmp)
+                np.subtract(tmp, self.l1_step, out=tmp)
+                np.maximum(tmp, 0.0, out=tmp)
+                np.copysign(tmp, theta, out=theta)
         return True
 
     def workspace(self, m: int) -> Workspace:

@@ -80,6 +80,26 @@ def test_l1_drives_weights_to_zero_and_sparsity_is_reported():
                 eval_every=2000, l1=lam), np.random.default_rng(0))
         s[lam] = weight_sparsity(r.params, tol=1e-2)
     assert s[0.0] < 0.1 < s[3.0]
+
+
+def test_l1_with_gd_gives_exact_zeros_and_lowers_the_objective():
+    # gd takes a proximal step for L1, so pruned weights are exactly 0, not just small
+    arch = Architecture((2, 20, 1), "tanh")
+    X, y = _xor(np.random.default_rng(3))
+    p0 = init_params(arch, "he", np.random.default_rng(4))
+    s = TrainSettings(learning_rate=0.1, epochs=2000, eval_every=100, l1=3.0)
+    r = fit(p0, arch, X, y, None, None, s, np.random.default_rng(0))
+    assert weight_sparsity(r.params, tol=0) > 0.3
+    assert not np.any(r.params["b1"] == 0)                 # biases are never thresholded
+    objective = r.history["train_objective"]
+    assert objective[-1] < objective[0]
+    from pipeline.nn import forward, compute_loss_from_logits
+    cache = forward(r.params, X, arch)[1]
+    assert abs(compute_loss_from_logits(r.params, cache.logits, y, arch, l1=3.0)
+               - objective[-1]) < 1e-12
+    mom = fit(p0, arch, X, y, None, None, TrainSettings(learning_rate=0.1, epochs=300,
+              eval_every=300, l1=3.0, optimizer="momentum"), np.random.default_rng(0))
+    assert weight_sparsity(mom.params, tol=0) == 0.0          # subgradient: near 0, not at 0
     assert weight_sparsity({"W1": np.array([[0.0, 1e-9, 1.0, 0.0]]), "b1": np.zeros(4)}) == 0.75
     assert weight_sparsity({"W1": np.array([[0.0, 1e-9, 1.0, 0.0]])}, tol=0) == 0.5
 

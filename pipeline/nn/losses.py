@@ -74,8 +74,9 @@ def penalty(weights, m: int, *, l2: float = 0.0, l1: float = 0.0) -> float:
 def weight_sparsity(params: dict[str, np.ndarray], tol: float = 1e-8) -> float:
     """Fraction of weight entries (biases excluded) with |w| < tol (tol=0: exactly zero only).
 
-    L1 by (sub)gradient descent drives weights towards zero but leaves them oscillating at about
-    learning_rate * l1 / m around it, so pick `tol` above that to count them as pruned.
+    `fit` with optimizer "gd" applies L1 as a proximal step, so pruned weights are exactly 0
+    (use tol=0). With momentum/Adam L1 is a subgradient: weights then hover at about
+    learning_rate * l1 / m around zero, so pick `tol` above that to count them as pruned.
     """
     Ws = [v for k, v in params.items() if k.startswith("W")]
     n = sum(W.size for W in Ws)
