@@ -23,6 +23,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from pipeline.tracking import records
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+# Curves a child run keeps: the learning curves. Gradient norms and activation statistics
+# (11 more series) made the SQLite writes 0.37 s of a 0.67 s trial; the final evaluation run
+# logs every series through log_training.
+TRIAL_CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error")
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
@@ -55,8 +59,13 @@ class StudyLogger:
                                                              flush_seconds=60.0)
         return run.info.run_id
 
-    def metric_callback(self, run_id: str) -> records.MetricBuffer:
-        return self._curves[run_id]
+    def metric_callback(self, run_id: str):
+        """A `fit` callback buffering the TRIAL_CURVES of every evaluation."""
+        buffer = self._curves[run_id]
+
+        def curves(epoch: int, metrics: Mapping[str, float]) -> None:
+            buffer(epoch, {k: metrics[k] for k in TRIAL_CURVES if k in metrics})
+        return curves
 
     def finish_trial(self, run_id: str, state: str, *, reason: str | None = None,
                      attrs: Mapping[str, Any] = (), value: float | None = None,
