@@ -59,7 +59,13 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     from pipeline import tracking
     from pipeline.tracking import study as T
 
+    from pipeline import stages
+
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
+    # Data and training settings fail here, before a study, a journal file or a run exists.
+    prepared = stages.prepare(cfg)
+    stages.settings(cfg)
+    stages.architecture(cfg, prepared)
     name, sc = study_name(cfg), cfg.search
     spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
                      grace_period=sc.grace_period)
@@ -87,7 +93,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         bar = Progress(study, sc.n_trials, sc.objective, enabled=progress)
         try:
             if before < sc.n_trials:
-                run_workers(job, sc.workers, bar)
+                run_workers(job, sc.workers, bar, prepared)
         finally:
             bar.close()
         best, table = _summarize(study, sc, parent)

@@ -85,8 +85,9 @@ class _Overshoot(Exception):
     """Another worker already reserved the last slot: this trial is not run."""
 
 
-def run_worker(job: Job, worker: int = 0, progress=None) -> None:
-    """Prepare the data once, then run trials until the study holds `target` finished ones."""
+def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
+    """Prepare the data once (or take the caller's `prepared`), then run trials until the
+    study holds `target` finished ones."""
     from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.search.objective import make_objective
@@ -101,7 +102,7 @@ def run_worker(job: Job, worker: int = 0, progress=None) -> None:
         from pipeline.tracking.study import StudyLogger, use_tracking_uri
         use_tracking_uri(job.tracking_uri)
         logger = StudyLogger(job.experiment_id, job.parent_run_id, study.study_name)
-    objective = make_objective(cfg, job.space, stages.prepare(cfg), logger,
+    objective = make_objective(cfg, job.space, prepared or stages.prepare(cfg), logger,
                                figures=cfg.search.trial_figures)
 
     def guarded(trial: optuna.Trial) -> float:
@@ -128,11 +129,12 @@ def _worker_entry(job: Job, worker: int) -> None:
     run_worker(job, worker)
 
 
-def run_workers(job: Job, workers: int, progress) -> None:
-    """One worker runs in this process (seeded runs reproduce); N > 1 are spawned processes
-    sharing the storage, while this process polls the storage to drive the progress bar."""
+def run_workers(job: Job, workers: int, progress, prepared=None) -> None:
+    """One worker runs in this process (seeded runs reproduce; it reuses `prepared`); N > 1
+    are spawned processes sharing the storage, while this process polls the storage to drive
+    the progress bar."""
     if workers == 1:
-        run_worker(job, 0, progress)
+        run_worker(job, 0, progress, prepared)
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker_entry, args=(job, k), name=f"search-worker-{k}")
