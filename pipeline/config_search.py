@@ -32,14 +32,17 @@ class ParamSpec(_Frozen):
     def _check(self) -> "ParamSpec":
         if self.type == "categorical":
             if not self.choices:
-                raise ValueError(f"categorical needs a non-empty choices list, got {self.choices!r}")
+                raise ValueError(f"categorical needs a non-empty choices list, "
+                                 f"got {self.choices!r}")
             if self.low is not None or self.high is not None or self.log or self.step is not None:
                 raise ValueError("categorical takes only choices, not low/high/log/step")
             return self
         if self.choices is not None:
-            raise ValueError(f"{self.type} takes low/high, not choices (got choices={self.choices!r})")
+            raise ValueError(f"{self.type} takes low/high, not choices "
+                             f"(got choices={self.choices!r})")
         if self.low is None or self.high is None:
-            raise ValueError(f"{self.type} needs low and high, got low={self.low}, high={self.high}")
+            raise ValueError(f"{self.type} needs low and high, "
+                             f"got low={self.low}, high={self.high}")
         if not self.low < self.high:
             raise ValueError(f"low must be < high, got low={self.low}, high={self.high}")
         if self.log and self.low <= 0:
@@ -56,11 +59,13 @@ class ParamSpec(_Frozen):
 def parse_space(data: Any, source: str = "search space") -> dict[str, ParamSpec]:
     """Validate a `{dotted.key: {type: ..., ...}}` mapping; errors name the source and the key."""
     if not isinstance(data, Mapping) or not data:
-        raise ValueError(f"{source}: expected a non-empty mapping of dotted config keys, got {data!r}")
+        raise ValueError(f"{source}: expected a non-empty mapping of dotted config keys, "
+                         f"got {data!r}")
     space: dict[str, ParamSpec] = {}
     for key, spec in data.items():
         if not isinstance(key, str) or "." not in key:
-            raise ValueError(f"{source}: key {key!r} must be a dotted config key like regularization.l2")
+            raise ValueError(f"{source}: key {key!r} must be a dotted config key "
+                             "like regularization.l2")
         if not isinstance(spec, Mapping):
             raise ValueError(f"{source}: {key} must be a mapping with a type, got {spec!r}")
         try:

@@ -119,7 +119,8 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
         trained = stages.train(fit_cfg, fit_data)
         test = stages.open_test_split(prepared, f"one-time test evaluation of study {name}")
         test_metrics = stages.split_metrics(trained, test)
-        record = {"run_id": run_id, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record = {"run_id": run_id, "time": now,
                   "test_digest": digest, "trial": best.number, "forced": bool(prior and force),
                   "data_digests": prepared.digests, "test_metrics": test_metrics}
         _record(study, experiment_id, key, record)  # before anything else can fail
@@ -177,10 +178,11 @@ def _gate_value(cfg, trained, best) -> float:
 def _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version, cfg,
             link) -> None:
     g = cfg.evaluate.gate
-    print(f"study {name}: best trial {best.number} ({', '.join(f'{k}={v}' for k, v in overrides.items())})",
-          file=out)
+    values = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    print(f"study {name}: best trial {best.number} ({values})", file=out)
     print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in test_metrics.items())
-          + f"  (digest {record['test_digest']}{', FORCED re-evaluation' if record['forced'] else ''})",
+          + f"  (digest {record['test_digest']}"
+          + (", FORCED re-evaluation)" if record["forced"] else ")"),
           file=out)
     verdict = (f"passed: alias {cfg.evaluate.alias!r} -> version {version}" if passed else
                f"failed: version {version} registered without alias {cfg.evaluate.alias!r}")

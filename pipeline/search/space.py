@@ -39,7 +39,8 @@ def suggest(trial: optuna.Trial, space: Mapping[str, ParamSpec]) -> dict[str, An
             values[key] = trial.suggest_int(key, int(spec.low), int(spec.high),
                                             step=int(spec.step or 1), log=spec.log)
         else:
-            values[key] = trial.suggest_float(key, spec.low, spec.high, step=spec.step, log=spec.log)
+            values[key] = trial.suggest_float(key, spec.low, spec.high, step=spec.step,
+                                              log=spec.log)
     return decode(values, space)
 
 
@@ -78,4 +79,5 @@ def check_space(cfg, space: Mapping[str, ParamSpec]) -> None:
             try:
                 cfg.with_overrides({key: value})
             except ValueError as exc:
-                raise ValueError(f"search space {key}={value!r} is not a valid config: {exc}") from None
+                raise ValueError(f"search space {key}={value!r} is not a valid config: "
+                                 f"{exc}") from None

@@ -101,7 +101,8 @@ def fail_stale_trials(study: optuna.Study, spec: StorageSpec) -> list[int]:
         return [t.number for t in running if now[t.number] == TrialState.FAIL]
     stale = running
     for trial in stale:
-        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
-                                           "left RUNNING by a worker that is gone (stale on resume)")
+        study._storage.set_trial_user_attr(  # no public API sets another trial's attrs
+            trial._trial_id, "fail_reason",
+            "left RUNNING by a worker that is gone (stale on resume)")
         study.tell(trial.number, state=TrialState.FAIL)
     return [t.number for t in stale]
