@@ -48,6 +48,11 @@ def load_best(cfg, workdir: Path):
         raise ValueError(f"study {name!r} not found: no journal file {spec.path} (run "
                          f"`python -m pipeline search search.study={name}` first)")
     study = open_study(cfg, spec, create=False)
+    missing = [k for k in ("base_config", "space") if k not in study.user_attrs]
+    if missing:
+        raise ValueError(f"study {name!r} in {spec.label} was not created by `python -m pipeline "
+                         f"search` (no {', '.join(missing)} user attribute): cannot rebuild its "
+                         "configuration")
     best = best_trial(study)
     if best is None:
         raise ValueError(f"study {name!r} has no COMPLETE trial to evaluate")
