@@ -162,3 +162,43 @@ def test_bad_data_config_fails_before_any_study_or_run(search_cfg, tracking_uri,
     assert err.count("\n") == 1
     assert not (tmp_path / "study.journal").exists()
     assert not MlflowClient().search_runs([e.experiment_id for e in MlflowClient().search_experiments()])
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_nothing_running_and_the_same_command_resumes(search_cfg, tracking_uri,
+                                                                    tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = search_cfg.args("search.n_trials=500", "search.trial_figures=none")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "search", "--quiet", *args,
+                             "--conf-dir", str(CONF)], cwd=CONF.parent, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "study.journal"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        text = journal.read_text() if journal.exists() else ""
+        if text.count('"state":1') + text.count('"state":2') >= 3:  # 3 finished trials
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err
+    cfg = search_cfg("search.n_trials=500")
+    study = _study(cfg)
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states and len(states) >= 3
+    client = MlflowClient()
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert "RUNNING" not in {r.info.status for r in runs}
+    [parent] = [r for r in runs if r.data.tags.get("stage") == "search"]
+    assert parent.info.status == "KILLED"
+    done = len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    again = _search(search_cfg(f"search.n_trials={done + 2}", "search.trial_figures=none"))
+    assert again.finished == done + 2 and again.stale == ()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 SHORTHANDS = ("study", "n_trials", "workers", "storage", "space", "objective")
@@ -50,7 +51,16 @@ def run(args: argparse.Namespace) -> int:
 
     from pipeline.search.run import run_search
 
+    from pipeline.tracking import Terminated
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
-               experiment_id=project_experiment())
+    try:
+        run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
+                   experiment_id=project_experiment())
+    except (KeyboardInterrupt, Terminated) as exc:
+        sigterm = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
+        print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the parent run ended "
+              "KILLED and the trial in progress FAIL; rerun the same command to resume",
+              file=sys.stderr)
+        return 143 if sigterm else 130
     return 0

@@ -30,6 +30,11 @@ def without_test(prepared):
                     "with a test field")
 
 
+class Interrupted(KeyboardInterrupt):
+    """A SIGTERM (or another BaseException) inside a trial, passed to Optuna as an interrupt
+    so the trial is recorded FAIL; `__cause__` holds the original."""
+
+
 class PruningCallback:
     """A `fit` callback: report the dev objective at each evaluation (step = epoch) and stop
     the run by raising `optuna.TrialPruned` when the pruner says so."""
@@ -61,31 +66,34 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
     def objective(trial: optuna.Trial) -> float:
         overrides = suggest(trial, space)
         trial_cfg = cfg.with_overrides(overrides)
-        run_id = logger.start_trial(trial.number, trial_cfg, overrides) if logger else None
-        if run_id:
-            trial.set_user_attr("mlflow_run_id", run_id)
-        pruning = PruningCallback(trial, key)
-        # The curve buffer first: the evaluation that triggers pruning is still logged.
-        callbacks = ([logger.metric_callback(run_id)] if logger else []) + [pruning]
+        pruning, run_id = PruningCallback(trial, key), None
         try:
+            if logger:
+                run_id = logger.start_trial(trial.number, trial_cfg, overrides)
+                trial.set_user_attr("mlflow_run_id", run_id)
+            # The curve buffer first: the evaluation that triggers pruning is still logged.
+            callbacks = ([logger.metric_callback(run_id)] if logger else []) + [pruning]
             trained = stages.train(trial_cfg, prepared, callbacks=callbacks)
             value = float(trained.metrics[key])
             if trained.fit.stop_reason == "non_finite" or not math.isfinite(value):
                 raise Diverged(trained.fit.stop_message or f"{key} is {value}")
+            draw = logger is not None and (figures == "all" or
+                                           (figures == "improving" and _improves(trial, value)))
+            figs = stages.figures(trial_cfg, prepared, trained) if draw else {}
+            _end(trial, logger, run_id, "COMPLETE", None, _summary(trained), value=value,
+                 metrics=trained.metrics, figures=figs)
+            return value
         except (Diverged, optuna.TrialPruned) as exc:
             reason = f"non_finite: {exc}" if isinstance(exc, Diverged) else str(exc)
             _end(trial, logger, run_id, "PRUNED", reason, {"epochs_run": pruning.last_epoch})
             raise optuna.TrialPruned(reason) from None
-        except BaseException as exc:
+        except BaseException as exc:  # a bug, Ctrl-C or SIGTERM: the child run ends FAILED
             _end(trial, logger, run_id, "FAIL", f"{type(exc).__name__}: {exc}", {})
-            raise
-        attrs = _summary(trained)
-        draw = logger is not None and (figures == "all" or
-                                       (figures == "improving" and _improves(trial, value)))
-        figs = stages.figures(trial_cfg, prepared, trained) if draw else {}
-        _end(trial, logger, run_id, "COMPLETE", None, attrs, value=value,
-             metrics=trained.metrics, figures=figs)
-        return value
+            if isinstance(exc, (Exception, KeyboardInterrupt)):
+                raise
+            # Optuna marks a trial FAIL only for Exception/KeyboardInterrupt; anything else
+            # (tracking.Terminated on SIGTERM) would leave it RUNNING in the storage.
+            raise Interrupted(str(exc)) from exc
 
     objective.prepared = prepared  # what the closure holds, for the sealed-test check
     return objective

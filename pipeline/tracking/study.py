@@ -53,7 +53,11 @@ class StudyLogger:
                              "optuna.trial_number": str(number), "optuna.state": "RUNNING",
                              "optuna.params": json.dumps(dict(overrides), default=str)})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        log_params(self.client, run.info.run_id, cfg.flat())
+        try:
+            log_params(self.client, run.info.run_id, cfg.flat())
+        except BaseException:  # interrupted before the caller knows the run: end it here
+            self.client.set_terminated(run.info.run_id, "FAILED")
+            raise
         # Flushed once when the trial ends: a small trial is shorter than any flush interval.
         self._curves[run.info.run_id] = records.MetricBuffer(run.info.run_id, client=self.client,
                                                              flush_seconds=60.0)
@@ -72,23 +76,25 @@ class StudyLogger:
                      metrics: Mapping[str, float] | None = None,
                      figures: Mapping[str, Any] | None = None) -> None:
         client = self.client
-        curves = self._curves.pop(run_id, None)
-        if curves:
-            curves.flush()
-        final = {f"final_{k}": v for k, v in (metrics or {}).items()
-                 if isinstance(v, (int, float))}
-        if value is not None:
-            final["objective"] = value
-        if final:
-            log_metrics(client, run_id, final)
-        tags = [RunTag("optuna.state", state)] + [RunTag(f"trial.{k}", str(v))
-                                                  for k, v in dict(attrs).items()]
-        if reason:
-            tags.append(RunTag("optuna.reason", reason[:5000]))
-        client.log_batch(run_id, tags=tags)
-        for path, fig in (figures or {}).items():
-            client.log_figure(run_id, fig, path)
-        client.set_terminated(run_id, STATUS[state])
+        try:
+            curves = self._curves.pop(run_id, None)
+            if curves:
+                curves.flush()
+            final = {f"final_{k}": v for k, v in (metrics or {}).items()
+                     if isinstance(v, (int, float))}
+            if value is not None:
+                final["objective"] = value
+            if final:
+                log_metrics(client, run_id, final)
+            tags = [RunTag("optuna.state", state)] + [RunTag(f"trial.{k}", str(v))
+                                                      for k, v in dict(attrs).items()]
+            if reason:
+                tags.append(RunTag("optuna.reason", reason[:5000]))
+            client.log_batch(run_id, tags=tags)
+            for path, fig in (figures or {}).items():
+                client.log_figure(run_id, fig, path)
+        finally:  # the status is written even if logging is interrupted
+            client.set_terminated(run_id, STATUS[state])
 
 
 def mark_runs_failed(run_ids: list[str], reason: str) -> None:
