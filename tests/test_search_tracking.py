@@ -1,7 +1,6 @@
 """A small real study in a temp journal + a real MLflow SQLite store, read back with MlflowClient."""
 
 import io
-import json
 from pathlib import Path
 
 import optuna

@@ -188,10 +188,6 @@ def experiment_tags(experiment_id: str) -> dict[str, str]:
     return dict(MlflowClient().get_experiment(experiment_id).tags)
 
 
-def set_experiment_tag(experiment_id: str, key: str, value: str) -> None:
-    MlflowClient().set_experiment_tag(experiment_id, key, value)
-
-
 def log_params_dict(run_id: str, params: Mapping[str, Any]) -> None:
     log_params(MlflowClient(), run_id, params)
 
