@@ -17,11 +17,65 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+
+
+def _mlflow_state_restorer():
+    """Snapshot MLflow's process-global state; return a function that puts it back.
+
+    `mlflow.set_tracking_uri` and `mlflow.set_experiment` change module globals AND export
+    environment variables, so a test (or a module-scoped store fixture) that points MLflow at
+    its own store would otherwise leak that store into every later test: a later
+    `MlflowClient()` then reads another test's runs.
+    """
+    import sys
+
+    env = {k: os.environ.get(k) for k in _MLFLOW_ENV}
+    utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    uri = getattr(utils, "_tracking_uri", None)
+    experiment = getattr(fluent, "_active_experiment_id", None)
+
+    def restore() -> None:
+        mlflow = sys.modules.get("mlflow")
+        if mlflow is None:
+            return
+        while mlflow.active_run():
+            mlflow.end_run()
+        for key, value in env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        # Private attributes, touched in tests only: there is no public "unset".
+        sys.modules["mlflow.tracking._tracking_service.utils"]._tracking_uri = uri
+        sys.modules["mlflow.tracking.fluent"]._active_experiment_id = experiment
+
+    return restore
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _isolate_mlflow_per_module():
+    restore = _mlflow_state_restorer()
+    yield
+    restore()
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_per_test():
+    restore = _mlflow_state_restorer()
+    yield
+    restore()
+
+
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch) -> str:
     """A real MLflow SQLite store in a temp dir (the file:// store is refused by MLflow 3.17)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    import mlflow  # a URI set by mlflow.set_tracking_uri elsewhere would win over the env var
+
+    mlflow.set_tracking_uri(uri)
     return uri
 
 
