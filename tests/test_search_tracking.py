@@ -203,3 +203,39 @@ def test_sigterm_leaves_nothing_running_and_the_same_command_resumes(search_cfg,
     done = len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
     again = _search(search_cfg(f"search.n_trials={done + 2}", "search.trial_figures=none"))
     assert again.finished == done + 2 and again.stale == ()
+
+
+@pytest.mark.slow
+def test_sigterm_with_two_workers_leaves_no_trial_or_run_running(search_cfg, tracking_uri,
+                                                                 tmp_path):
+    # The parent stops its spawned workers with SIGTERM; each worker acts on it at its next
+    # evaluation, so its trial ends FAIL and its child run FAILED instead of staying RUNNING.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = search_cfg.args("search.n_trials=500", "search.workers=2", "search.trial_figures=none",
+                           "training.epochs=400", "training.patience=null")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "search", "--quiet", *args,
+                             "--conf-dir", str(CONF)], cwd=CONF.parent, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "study.journal"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        text = journal.read_text() if journal.exists() else ""
+        if text.count('"state":1') + text.count('"state":2') >= 4:  # both workers are busy
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    study = _study(search_cfg("search.n_trials=500"))
+    assert TrialState.RUNNING not in {t.state for t in study.trials}
+    client = MlflowClient()
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert "RUNNING" not in {r.info.status for r in runs}
+    assert [r.info.status for r in runs if r.data.tags.get("stage") == "search"] == ["KILLED"]

@@ -93,7 +93,8 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         bar = Progress(study, sc.n_trials, sc.objective, enabled=progress)
         try:
             if before < sc.n_trials:
-                run_workers(job, sc.workers, bar, prepared)
+                run_workers(job, sc.workers, bar, prepared,
+                            safe_point=tracking.check_terminated)
         finally:
             bar.close()
         best, table = _summarize(study, sc, parent)

@@ -126,13 +126,25 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
 
 
 def _worker_entry(job: Job, worker: int) -> None:
-    run_worker(job, worker)
+    if not job.parent_run_id:
+        run_worker(job, worker)
+        return
+    # The parent stops workers with SIGTERM. Deferred to the next evaluation, it ends the trial
+    # FAIL and its child run FAILED through the objective, instead of leaving both RUNNING.
+    from pipeline.tracking import Terminated, defer_sigterm
+
+    defer_sigterm()
+    try:
+        run_worker(job, worker)
+    except (KeyboardInterrupt, Terminated):
+        sys.exit(143)
 
 
-def run_workers(job: Job, workers: int, progress, prepared=None) -> None:
+def run_workers(job: Job, workers: int, progress, prepared=None,
+                safe_point=lambda: None) -> None:
     """One worker runs in this process (seeded runs reproduce; it reuses `prepared`); N > 1
     are spawned processes sharing the storage, while this process polls the storage to drive
-    the progress bar."""
+    the progress bar and calls `safe_point()` (which raises on a pending SIGTERM)."""
     if workers == 1:
         run_worker(job, 0, progress, prepared)
         return
@@ -144,6 +156,7 @@ def run_workers(job: Job, workers: int, progress, prepared=None) -> None:
             p.start()
     try:
         while any(p.is_alive() for p in procs):
+            safe_point()
             progress.poll()
             time.sleep(0.5)
     except BaseException:

@@ -8,8 +8,10 @@ study.py     the search's parent/child runs (issue 5)
 """
 
 from pipeline.tracking.records import MetricBuffer, git_state, package_versions
-from pipeline.tracking.runs import Terminated, configure, run, tracking_uri, ui_links
+from pipeline.tracking.runs import (Terminated, check_terminated, configure, defer_sigterm, run,
+                                    tracking_uri, ui_links)
 from pipeline.tracking.training import final_metrics, log_training
 
-__all__ = ["MetricBuffer", "Terminated", "configure", "final_metrics", "git_state",
-           "log_training", "package_versions", "run", "tracking_uri", "ui_links"]
+__all__ = ["MetricBuffer", "Terminated", "check_terminated", "configure", "defer_sigterm",
+           "final_metrics", "git_state", "log_training", "package_versions", "run",
+           "tracking_uri", "ui_links"]

@@ -3,6 +3,12 @@
 MLflow's own `with start_run()` ends FAILED on Ctrl-C and leaves the run RUNNING forever on
 SIGTERM (see docs/tracking.md). `run` installs a SIGTERM handler for the run's lifetime and
 maps: normal exit -> FINISHED, exception -> FAILED, KeyboardInterrupt or SIGTERM -> KILLED.
+
+The SIGTERM handler does not raise where the signal lands: raised inside an MLflow write it can
+cut a SQLite transaction halfway and leave the database locked for the very writes that end
+the run (seen in CI: a search hung 60 s on "database is locked" after SIGTERM). It records the
+signal; `check_terminated()` raises it at safe points (every training evaluation, through
+MetricBuffer, and the end of the run). A second SIGTERM raises at once.
 """
 
 from __future__ import annotations
@@ -22,6 +28,17 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 class Terminated(BaseException):
     """Raised inside the run by the SIGTERM handler (a BaseException, like KeyboardInterrupt,
     so `except Exception` in user code does not swallow it)."""
+
+
+_pending: list[int] = []  # SIGTERMs received and not yet raised at a safe point
+
+
+def check_terminated() -> None:
+    """A safe point: raise `Terminated` if a SIGTERM arrived since the run started."""
+    if _pending:
+        signum = _pending[0]
+        _pending.clear()
+        raise Terminated(f"received signal {signum} (SIGTERM)")
 
 
 def configure(tracking_cfg, *, experiment_id: str | None = None) -> str:
@@ -69,6 +86,7 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
     installed, previous = _install_sigterm()
     try:
         yield active
+        check_terminated()  # a SIGTERM during the run's last writes still ends it KILLED
     except (KeyboardInterrupt, Terminated):
         _end(active, "KILLED")
         raise
@@ -90,12 +108,21 @@ def _end(active: mlflow.ActiveRun, status: str) -> None:
         MlflowClient().set_terminated(active.info.run_id, status)
 
 
+def defer_sigterm() -> None:
+    """In a worker process with no run of its own: record SIGTERM for the next safe point
+    (the next training evaluation) instead of dying with the trial's run left RUNNING."""
+    _install_sigterm()
+
+
 def _install_sigterm():
     """(installed, previous handler); signals can only be handled in the main thread."""
     if threading.current_thread() is not threading.main_thread():
         return False, None
 
     def on_sigterm(signum, frame):
-        raise Terminated(f"received signal {signum} (SIGTERM)")
+        if _pending:  # asked twice: do not wait for a safe point
+            raise Terminated(f"received signal {signum} (SIGTERM) twice")
+        _pending.append(signum)
 
+    _pending.clear()
     return True, signal.signal(signal.SIGTERM, on_sigterm)
