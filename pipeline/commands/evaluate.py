@@ -33,10 +33,9 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("evaluate.force=true")
     cfg = load_config(overrides, conf_dir=Path(args.conf_dir), experiment=args.experiment)
 
-    import optuna
-
+    from pipeline.search import quiet_optuna
     from pipeline.search.evaluate import run_evaluate
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     run_evaluate(cfg, workdir=Path.cwd(), experiment_id=project_experiment())
     return 0

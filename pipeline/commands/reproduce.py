@@ -25,7 +25,9 @@ def run(args, out=None) -> int:
     from pipeline import stages
     from pipeline.config import config_from_yaml
 
-    logged = fetch(args.run_id)
+    from pipeline.tracking.readback import read_run
+
+    logged = read_run(args.run_id, CURVES)
     cfg = config_from_yaml(logged["config"], f"config.yaml of run {args.run_id}")
     rows = environment_checks(logged)
     prepared = stages.prepare(cfg)
@@ -34,29 +36,6 @@ def run(args, out=None) -> int:
     trained = stages.train(cfg, prepared)
     rows += metric_checks(logged, trained)
     return report(args.run_id, rows, out or sys.stdout, quiet=args.quiet)
-
-
-def fetch(run_id: str) -> dict:
-    """Tags, metrics, curves and the config text of a logged run (read-only)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    try:
-        run = client.get_run(run_id)
-        config = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
-    except MlflowException as exc:
-        first = str(exc).splitlines()[0]
-        raise ValueError(f"run {run_id} cannot be reproduced from {mlflow.get_tracking_uri()}: "
-                         f"{first}") from None
-    diff = ""
-    if run.data.tags.get("git.dirty") == "true":
-        diff = mlflow.artifacts.load_text(f"runs:/{run_id}/git/diff.patch")
-    curves = {k: [m.value for m in sorted(client.get_metric_history(run_id, k),
-                                          key=lambda m: m.step)] for k in CURVES}
-    return {"tags": run.data.tags, "metrics": run.data.metrics, "config": config,
-            "diff": diff, "curves": curves}
 
 
 def environment_checks(logged: dict) -> list[tuple[str, object, object]]:

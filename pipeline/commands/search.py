@@ -47,13 +47,12 @@ def run(args: argparse.Namespace) -> int:
     space, text = load_space(cfg.search.space, conf_dir)
     check_space(cfg, space)  # a bad space fails here, before any study or run exists
 
-    import optuna
-
+    from pipeline.search import quiet_optuna
     from pipeline.search.run import run_search
 
     from pipeline.tracking import Terminated
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     try:
         run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
                    experiment_id=project_experiment())

@@ -5,3 +5,10 @@
 `space` the search space; `storage` where studies live. The MLflow side is
 `pipeline/tracking/study.py`.
 """
+
+
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO; the commands print their own progress and table."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)

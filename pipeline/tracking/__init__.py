@@ -5,6 +5,7 @@ records.py   MetricBuffer (log_batch), params/tags/metrics helpers, git state, v
 training.py  log_training: everything a finished training records
 model.py     the pyfunc model (served.py, logged as code: weights .npz + network.json)
 study.py     the search's parent/child runs (issue 5)
+readback.py  a logged run read back for reproduce
 """
 
 from pipeline.tracking.records import MetricBuffer, git_state, package_versions
