@@ -165,16 +165,16 @@ def test_bad_data_config_fails_before_any_study_or_run(search_cfg, tracking_uri,
     assert not MlflowClient().search_runs([e.experiment_id for e in MlflowClient().search_experiments()])
 
 
-@pytest.mark.slow
-def test_sigterm_leaves_nothing_running_and_the_same_command_resumes(search_cfg, tracking_uri,
-                                                                    tmp_path):
+def _sigterm_search_after(search_cfg, tracking_uri, tmp_path, finished: int, *overrides):
+    """Start `python -m pipeline search` in a subprocess, SIGTERM it once `finished` trials are
+    in the journal, and return (exit code, stderr)."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    args = search_cfg.args("search.n_trials=500", "search.trial_figures=none")
+    args = search_cfg.args("search.n_trials=500", "search.trial_figures=none", *overrides)
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     env.pop("MLFLOW_EXPERIMENT_ID", None)
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "search", "--quiet", *args,
@@ -184,12 +184,19 @@ def test_sigterm_leaves_nothing_running_and_the_same_command_resumes(search_cfg,
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         text = journal.read_text() if journal.exists() else ""
-        if text.count('"state":1') + text.count('"state":2') >= 3:  # 3 finished trials
+        if text.count('"state":1') + text.count('"state":2') >= finished:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_nothing_running_and_the_same_command_resumes(search_cfg, tracking_uri,
+                                                                    tmp_path):
+    returncode, err = _sigterm_search_after(search_cfg, tracking_uri, tmp_path, 3)
+    assert returncode == 143, err
     assert "terminated (SIGTERM)" in err
     cfg = search_cfg("search.n_trials=500")
     study = _study(cfg)
@@ -210,29 +217,10 @@ def test_sigterm_with_two_workers_leaves_no_trial_or_run_running(search_cfg, tra
                                                                  tmp_path):
     # The parent stops its spawned workers with SIGTERM; each worker acts on it at its next
     # evaluation, so its trial ends FAIL and its child run FAILED instead of staying RUNNING.
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    args = search_cfg.args("search.n_trials=500", "search.workers=2", "search.trial_figures=none",
-                           "training.epochs=400", "training.patience=null")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    env.pop("MLFLOW_EXPERIMENT_ID", None)
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "search", "--quiet", *args,
-                             "--conf-dir", str(CONF)], cwd=CONF.parent, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    journal = tmp_path / "study.journal"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        text = journal.read_text() if journal.exists() else ""
-        if text.count('"state":1') + text.count('"state":2') >= 4:  # both workers are busy
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    returncode, err = _sigterm_search_after(search_cfg, tracking_uri, tmp_path, 4,
+                                            "search.workers=2", "training.epochs=400",
+                                            "training.patience=null")
+    assert returncode == 143, err
     study = _study(search_cfg("search.n_trials=500"))
     assert TrialState.RUNNING not in {t.state for t in study.trials}
     client = MlflowClient()
