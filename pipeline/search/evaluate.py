@@ -100,6 +100,7 @@ def retrain_data(cfg, prepared, best):
 def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
                  experiment_id: str | None = None) -> Evaluation:
     from pipeline import stages, tracking
+    from pipeline.tracking import records
     from pipeline.tracking import study as T
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
@@ -131,10 +132,10 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
         _record(study, experiment_id, key, record)  # before anything else can fail
         tracking.log_training(run_id, fit_cfg, fit_data, trained)
         T.log_test_metrics([run_id, parents[-1]], test_metrics, record)
-        T.set_run_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best)})
+        records.set_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best)})
         dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best)
     _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version, cfg,
-            T.ui_link(cfg.tracking.ui_url, experiment_id, run_id))
+            tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)["run"])
     return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
                       version, bool(prior and force))
 

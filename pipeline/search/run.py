@@ -57,6 +57,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                progress: bool = True, out=None, experiment_id: str | None = None) -> SearchResult:
     """`experiment_id`: the experiment `mlflow run` already chose (else tracking.experiment)."""
     from pipeline import tracking
+    from pipeline.tracking import records
     from pipeline.tracking import study as T
 
     from pipeline import stages
@@ -82,13 +83,13 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     before = count(study)
     with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale)) as handle:
         parent = _run_id(handle)
-        T.log_params_dict(parent, {**cfg.flat(), "search.finished_before": before})
+        records.log_params(parent, {**cfg.flat(), "search.finished_before": before})
         T.log_text(parent, space_text, "study/space.yaml")
         study.set_user_attr("mlflow_parent_runs",
                             list(study.user_attrs.get("mlflow_parent_runs", [])) + [parent])
         study.set_user_attr("mlflow_experiment_id", experiment_id)
         study.set_user_attr("space", space_text)  # evaluate decodes the best params with it
-        job = Job(cfg.to_yaml(), dict(space), spec, sc.n_trials, T.current_tracking_uri(),
+        job = Job(cfg.to_yaml(), dict(space), spec, sc.n_trials, tracking.tracking_uri(),
                   experiment_id, parent)
         bar = Progress(study, sc.n_trials, sc.objective, enabled=progress)
         try:
@@ -101,7 +102,8 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     print(table, file=out)
     print(f"study {name} ({spec.label}): {count(study)} finished trials (target {sc.n_trials})",
           file=out)
-    print(f"parent run {parent}: {T.ui_link(cfg.tracking.ui_url, experiment_id, parent)}", file=out)
+    link = tracking.ui_links(cfg.tracking.ui_url, experiment_id, parent)["run"]
+    print(f"parent run {parent}: {link}", file=out)
     return SearchResult(name, spec.label, parent, experiment_id, count(study),
                         None if best is None else best.value,
                         {} if best is None else dict(best.params), tuple(stale), table)

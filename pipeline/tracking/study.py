@@ -29,14 +29,6 @@ STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 TRIAL_CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error")
 
 
-def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
-    records.log_params(run_id, params, client=client)
-
-
-def log_metrics(client: MlflowClient, run_id: str, values: Mapping[str, float]) -> None:
-    records.log_metrics(run_id, values, client=client)
-
-
 class StudyLogger:
     """Trial -> child run of `parent_run_id`; used by the objective in every worker process."""
 
@@ -54,7 +46,7 @@ class StudyLogger:
                              "optuna.params": json.dumps(dict(overrides), default=str)})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         try:
-            log_params(self.client, run.info.run_id, cfg.flat())
+            records.log_params(run.info.run_id, cfg.flat(), client=self.client)
         except BaseException:  # interrupted before the caller knows the run: end it here
             self.client.set_terminated(run.info.run_id, "FAILED")
             raise
@@ -85,7 +77,7 @@ class StudyLogger:
             if value is not None:
                 final["objective"] = value
             if final:
-                log_metrics(client, run_id, final)
+                records.log_metrics(run_id, final, client=client)
             tags = [RunTag("optuna.state", state)] + [RunTag(f"trial.{k}", str(v))
                                                       for k, v in dict(attrs).items()]
             if reason:
@@ -112,10 +104,12 @@ def log_study_summary(parent_run_id: str, *, best: Mapping[str, Any] | None,
     """Best params (`best.<key>` params) and value, state counts, the study's figures, the
     top-trials table, and the best trial's decision-boundary figures copied from its child."""
     client = MlflowClient()
-    log_metrics(client, parent_run_id, {f"trials_{k.lower()}": v for k, v in counts.items()})
+    records.log_metrics(parent_run_id, {f"trials_{k.lower()}": v for k, v in counts.items()},
+                        client=client)
     if best:
-        log_params(client, parent_run_id, {f"best.{k}": v for k, v in best["params"].items()})
-        log_metrics(client, parent_run_id, {"best_value": best["value"]})
+        records.log_params(parent_run_id, {f"best.{k}": v for k, v in best["params"].items()},
+                           client=client)
+        records.log_metrics(parent_run_id, {"best_value": best["value"]}, client=client)
         client.set_tag(parent_run_id, "best_trial", str(best["number"]))
     for path, fig in figures.items():
         client.log_figure(parent_run_id, fig, path)
@@ -151,7 +145,7 @@ def log_test_metrics(run_ids: list[str | None], metrics: Mapping[str, float],
     """Test metrics + digest on the dedicated run and the study's parent run (never children)."""
     client = MlflowClient()
     for run_id in filter(None, run_ids):
-        log_metrics(client, run_id, metrics)
+        records.log_metrics(run_id, metrics, client=client)
         client.log_batch(run_id, tags=[RunTag("test_digest", str(record["test_digest"])),
                                        RunTag("test_evaluation.run_id", str(record["run_id"])),
                                        RunTag("test_evaluation.time", str(record["time"])),
@@ -180,28 +174,20 @@ def register(run_id: str, name: str, alias: str, gate_passed: bool, gate_text: s
     return str(version)
 
 
-def ui_link(ui_url: str, experiment_id: str, run_id: str) -> str:
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def experiment_tags(experiment_id: str) -> dict[str, str]:
     return dict(MlflowClient().get_experiment(experiment_id).tags)
 
 
-def log_params_dict(run_id: str, params: Mapping[str, Any]) -> None:
-    log_params(MlflowClient(), run_id, params)
 
 
-def set_run_tags(run_id: str, tags: Mapping[str, str]) -> None:
-    records.set_tags(run_id, tags)
 
 
 def log_text(run_id: str, text: str, path: str) -> None:
     MlflowClient().log_text(run_id, text, path)
 
 
-def current_tracking_uri() -> str:
-    return mlflow.get_tracking_uri()
 
 
 def use_tracking_uri(uri: str | None) -> None:
