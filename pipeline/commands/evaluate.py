@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.commands.search import expand, project_experiment
+from pipeline.commands import project_experiment
+from pipeline.commands.search import expand
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

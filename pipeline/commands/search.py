@@ -8,9 +8,10 @@ resumes the study up to `n_trials` finished trials.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from pipeline.commands import project_experiment
 
 SHORTHANDS = ("study", "n_trials", "workers", "storage", "space", "objective")
 
@@ -22,12 +23,6 @@ def expand(overrides: list[str], shorthands=SHORTHANDS, section: str = "search")
         key, sep, value = item.partition("=")
         out.append(f"{section}.{key}={value}" if sep and key in shorthands else item)
     return out
-
-
-def project_experiment() -> str | None:
-    """Under `mlflow run` the project runner already created the run (MLFLOW_RUN_ID) in the
-    experiment it chose; the parent run must be that run, in that experiment."""
-    return os.environ.get("MLFLOW_EXPERIMENT_ID") if os.environ.get("MLFLOW_RUN_ID") else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.commands import project_experiment
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -60,11 +62,7 @@ def run(args) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from pipeline import tracking                    # mlflow costs seconds to import: only now
 
-    # Under `mlflow run`, the project runner has already created the run (MLFLOW_RUN_ID) in the
-    # experiment it chose (--experiment-name, else Default): log into that run, not a new one.
-    project_experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") if os.environ.get(
-        "MLFLOW_RUN_ID") else None
-    experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment)
+    experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())
     name = cfg.tracking.run_name or f"train-{prepared.name}"
     tags = {"stage": "train", "config.experiment": args.experiment or "none"}
     started = time.perf_counter()
