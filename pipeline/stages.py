@@ -128,6 +128,15 @@ def architecture(cfg, prepared: Prepared):
                         cfg.model.activation)
 
 
+def prepare_checked(cfg) -> Prepared:
+    """`prepare`, then build the training settings and architecture once, so that every data
+    and training error surfaces here, before a command creates a run, a study or a file."""
+    prepared = prepare(cfg)
+    settings(cfg)
+    architecture(cfg, prepared)
+    return prepared
+
+
 def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = ()) -> Trained:
     """Init -> fit with early stopping on dev -> train/dev metrics -> diagnosis."""
     rngs = streams(cfg.seed)

@@ -54,9 +54,7 @@ def run(args) -> int:
     from pipeline.config import load_config
 
     cfg = load_config(args.overrides, conf_dir=args.conf_dir, experiment=args.experiment)
-    prepared = stages.prepare(cfg)                   # data errors surface here, before a run
-    stages.settings(cfg)                             # so do training-setting errors
-    stages.architecture(cfg, prepared)
+    prepared = stages.prepare_checked(cfg)           # bad data/settings fail before a run
 
     # the model's input-example check downloads artifacts with a progress bar each: noise here
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
