@@ -17,7 +17,7 @@ import numpy as np
 from pipeline import data as D
 from pipeline.diagnosis import Diagnosis, diagnose
 from pipeline.metrics import classification_metrics
-from pipeline.nn import Architecture, init_params, predict, predict_proba
+from pipeline.nn import Architecture, init_params, never_broke_symmetry, predict, predict_proba
 from pipeline.train import TrainSettings, fit
 
 STREAMS = ("data", "target", "split", "augment", "init", "train")  # append only: order = seed
@@ -162,7 +162,8 @@ def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = ()) -> Traine
                "best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run)}
     diagnosis = diagnose(metrics["train_error"], metrics["dev_error"],
                          bayes_error=cfg.diagnosis.bayes_error,
-                         threshold=cfg.diagnosis.threshold)
+                         threshold=cfg.diagnosis.threshold,
+                         symmetric=never_broke_symmetry(result.params, arch.n_hidden))
     return Trained(result, arch, metrics, diagnosis)
 
 
