@@ -62,7 +62,7 @@ def existing_store(tmp_path_factory):
     (["regularization.keep_prob=1.5"], "error: regularization.keep_prob must be in (0, 1], got 1.5"),
     (["model.depth=3"], "error: unknown key model.depth; valid keys of model:"),
     (["data.params.radius=2"], "error: data set 'noisy_diagonal' has no parameter 'radius'"),
-    (["--experiment", "nope"], "error: experiment must be one of"),
+    (["--preset", "nope"], "error: preset must be one of"),
 ])
 def test_bad_config_exits_2_with_one_line_and_creates_no_run(existing_store, tmp_path, monkeypatch,
                                                              capsys, args, message):

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.commands import project_experiment
+from pipeline.commands import add_config_arguments, conf_dir, project_experiment
 
 SHORTHANDS = ("study", "n_trials", "workers", "storage", "space", "objective")
 
@@ -28,8 +28,7 @@ def expand(overrides: list[str], shorthands=SHORTHANDS, section: str = "search")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. n_trials=50 workers=2 regularization.l1=0")
-    parser.add_argument("--experiment", default=None, help="conf/experiment/<name>.yaml layer")
-    parser.add_argument("--conf-dir", default="conf", help="config directory (default: conf)")
+    add_config_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -37,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.search.space import check_space, load_space
 
-    conf_dir = Path(args.conf_dir)
-    cfg = load_config(expand(args.overrides), conf_dir=conf_dir, experiment=args.experiment)
-    space, text = load_space(cfg.search.space, conf_dir)
+    conf = conf_dir(args)
+    cfg = load_config(expand(args.overrides), conf_dir=conf, preset=args.preset)
+    space, text = load_space(cfg.search.space, conf)
     check_space(cfg, space)  # a bad space fails here, before any study or run exists
 
     from pipeline.search import quiet_optuna
