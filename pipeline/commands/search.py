@@ -1,8 +1,9 @@
 """`python -m pipeline search [key=value ...]`: Optuna search on the dev set.
 
-Bare `study=`, `n_trials=`, `workers=`, `storage=`, `space=`, `objective=` are shorthands for
-`search.<key>=` (the MLproject entry point passes them that way). Rerunning the same command
-resumes the study up to `n_trials` finished trials.
+Bare `study=`, `n_trials=`, `target_trials=`, `workers=`, `storage=`, `space=`, `objective=` are
+shorthands for `search.<key>=` (the MLproject entry point passes them that way). `n_trials=N`
+runs N more trials, as in Optuna; `target_trials=T` runs until the study has T finished trials
+(resume after a crash), and runs nothing, creating no MLflow run, when it already has them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from pipeline.commands import add_config_arguments, conf_dir, project_experiment
 
-SHORTHANDS = ("study", "n_trials", "workers", "storage", "space", "objective")
+SHORTHANDS = ("study", "n_trials", "target_trials", "workers", "storage", "space", "objective")
 
 
 def expand(overrides: list[str], shorthands=SHORTHANDS, section: str = "search") -> list[str]:
@@ -27,7 +28,8 @@ def expand(overrides: list[str], shorthands=SHORTHANDS, section: str = "search")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, e.g. n_trials=50 workers=2 regularization.l1=0")
+                        help="config overrides, e.g. n_trials=50 (50 more trials), target_trials=80 "
+                             "(until 80 finished), workers=2, regularization.l1=0")
     add_config_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, Terminated) as exc:
         sigterm = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
         print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the parent run ended "
-              "KILLED and the trial in progress FAIL; rerun the same command to resume",
+              "KILLED and the trial in progress FAIL; resume with the target_trials above",
               file=sys.stderr)
         return 143 if sigterm else 130
     return 0
