@@ -111,7 +111,7 @@ def test_n_trials_runs_that_many_more_each_time(search_cfg, tracking_uri):
 
 
 def test_target_reached_runs_nothing_creates_no_run_and_says_why(search_cfg, tracking_uri,
-                                                                tmp_path, capsys):
+                                                                tmp_path, capsys, monkeypatch):
     from pipeline.cli import main
 
     args = [*search_cfg.args("search.pruner.name=none", "search.trial_figures=none"),
@@ -129,6 +129,13 @@ def test_target_reached_runs_nothing_creates_no_run_and_says_why(search_cfg, tra
     runs_after = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert len(runs_after) == len(runs_before) == 4        # parent + 3 trials, nothing new
     assert (tmp_path / "study.journal").read_bytes() == journal   # the study is untouched
+    runner = client.create_run(runs_before[0].info.experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", runner)           # as `mlflow run -e search` does
+    assert main(["search", "target_trials=3", *args]) == 0
+    note = client.get_run(runner).data.tags["mlflow.note.content"]
+    assert note.startswith("Nothing to run: study tiny (journal:") and "3 finished" in note
+    assert client.get_run(runner).data.tags["search.nothing_to_do"] == "true"
+    monkeypatch.delenv("MLFLOW_RUN_ID")
     assert main(["search", "target_trials=4", *args]) == 0   # one short: runs exactly one
     assert _study(search_cfg()).trials[-1].number == 3 and len(_study(search_cfg()).trials) == 4
 

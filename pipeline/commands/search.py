@@ -9,6 +9,7 @@ runs N more trials, as in Optuna; `target_trials=T` runs until the study has T f
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -50,12 +51,27 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_optuna()
     try:
-        run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
-                   experiment_id=project_experiment())
+        result = run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
+                            experiment_id=project_experiment())
     except (KeyboardInterrupt, Terminated) as exc:
         sigterm = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
         print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the parent run ended "
               "KILLED and the trial in progress FAIL; resume with the target_trials above",
               file=sys.stderr)
         return 143 if sigterm else 130
+    if result.parent_run_id is None and project_experiment() is not None:
+        _describe_empty_project_run(result)
     return 0
+
+
+def _describe_empty_project_run(result) -> None:
+    """Nothing to run, but `mlflow run` already opened a run: say in it why it is empty."""
+    from pipeline.tracking.project_run import describe_project_run
+
+    describe_project_run(
+        os.environ["MLFLOW_RUN_ID"], name=f"search-{result.study} (nothing to run)",
+        note=f"Nothing to run: study {result.study} ({result.storage}) already had "
+             f"{result.finished} finished trials, target_trials={result.target}. No trial ran "
+             "and the study is unchanged; n_trials=N runs N more.",
+        tags={"stage": "search", "optuna.study_name": result.study,
+              "optuna.target_trials": str(result.target), "search.nothing_to_do": "true"})
