@@ -45,6 +45,15 @@ class Progress:
             self.bar.close()
 
 
+def status_printer(enabled: bool):
+    """One line on stderr per post-training step: after the bar closes, writing curves, figures
+    and the model takes seconds, and a silent terminal looks hung. Nothing when --quiet."""
+    def say(line: str) -> None:
+        if enabled:
+            print(line, file=sys.stderr, flush=True)
+    return say
+
+
 def run(args) -> int:
     from pipeline import stages
     from pipeline.config import load_config
@@ -65,12 +74,15 @@ def run(args) -> int:
             run_id = active.info.run_id
             buffer = tracking.MetricBuffer(run_id)
             progress = Progress(cfg.training.epochs, enabled=not args.quiet)
+            say = status_printer(enabled=not args.quiet)
             try:
                 trained = stages.train(cfg, prepared, callbacks=[buffer, progress])
             finally:
                 progress.close()
+                if buffer.points:
+                    say(f"writing {len(buffer.points)} curve points...")
                 buffer.flush()                       # curves so far, even when interrupted
-            tracking.log_training(run_id, cfg, prepared, trained, curves=False)
+            tracking.log_training(run_id, cfg, prepared, trained, curves=False, status=say)
     except (KeyboardInterrupt, tracking.Terminated) as exc:
         what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
         print(f"{what}: run {run_id} ended KILLED", file=sys.stderr)
