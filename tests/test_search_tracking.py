@@ -215,10 +215,12 @@ def _sigterm_search_after(search_cfg, tracking_uri, tmp_path, finished: int, *ov
     import time
 
     args = search_cfg.args("search.n_trials=500", "search.trial_figures=none", *overrides)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    # run in tmp_path (artifacts go to ./mlruns of the working directory), this checkout's code
+    path = os.pathsep.join(filter(None, [str(CONF.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": path}
     env.pop("MLFLOW_EXPERIMENT_ID", None)
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "search", "--quiet", *args,
-                             "--conf-dir", str(CONF)], cwd=CONF.parent, env=env,
+                             "--conf-dir", str(CONF)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = tmp_path / "study.journal"
     deadline = time.monotonic() + 120
