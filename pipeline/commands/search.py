@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.commands import project_experiment
+from pipeline.commands import project_experiment, take_project_run
 
 SHORTHANDS = ("study", "n_trials", "workers", "storage", "space", "objective")
 
@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_optuna()
     try:
+        experiment = project_experiment()            # before take_project_run clears it
         run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
-                   experiment_id=project_experiment())
+                   experiment_id=experiment, pointer_run_id=take_project_run())
     except (KeyboardInterrupt, Terminated) as exc:
         sigterm = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
         print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the parent run ended "

@@ -61,7 +61,7 @@ def run(args) -> int:
     from pipeline import tracking                    # mlflow costs seconds to import: only now
 
     experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())
-    name = cfg.tracking.run_name or f"train-{prepared.name}"
+    name = cfg.tracking.run_name or tracking.run_name(cfg)  # the knobs, in short
     tags = {"stage": "train", "config.experiment": args.experiment or "none"}
     started = time.perf_counter()
     try:
