@@ -101,6 +101,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
                  experiment_id: str | None = None) -> Evaluation:
     from pipeline import stages, tracking
     from pipeline.tracking import records
+    from pipeline.tracking.notes import final_test_name
     from pipeline.tracking import study as T
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
@@ -120,7 +121,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
             str(best.number), "forced": str(bool(prior and force)).lower(),
             "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
             "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
-    with tracking.run(f"final-test-{name}", tags=tags) as handle:
+    with tracking.run(final_test_name(name, best.number, overrides), tags=tags) as handle:
         run_id = handle.info.run_id if hasattr(handle, "info") else str(handle)
         trained = stages.train(fit_cfg, fit_data)
         test = stages.open_test_split(prepared, f"one-time test evaluation of study {name}")

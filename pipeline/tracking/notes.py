@@ -37,6 +37,11 @@ def trial_name(number: int, overrides: Mapping[str, Any]) -> str:
                                            for k, v in overrides.items()])
 
 
+def final_test_name(study: str, number: int, overrides: Mapping[str, Any]) -> str:
+    """`final-test-demo trial-0 l2=0.0555 keep_prob=0.858 init=he`."""
+    return f"final-test-{study} {trial_name(number, overrides)}"
+
+
 def _short(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
@@ -63,8 +68,9 @@ def training_note(cfg, prepared, trained) -> str:
         text += f" Diagnosis: **{d.verdict}**; next: {d.recommendation}."
         if d.mismatch:
             text += " Dev error is below train error: train and dev differ in distribution."
-    return text + ("\n\nCurves under *Model metrics* (`gradients/`, `activations/` below the "
-                   "learning curves), figures under *Artifacts* `plots/`, the full config in "
+    return text + ("\n\n*Model metrics*: the learning curves (`curves/`), the final values "
+                   "(`final/`), then gradient norms (`gradients/`) and hidden-layer activations "
+                   "(`hidden/`). Figures under *Artifacts* `plots/`, the full config in "
                    "`config.yaml`.")
 
 

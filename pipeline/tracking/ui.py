@@ -32,11 +32,9 @@ NOTE_DIGEST = "nn_pipeline.note_digest"
 # the UI's `<type>.`<key>``). Everything else stays in params and config.yaml.
 KNOBS = ("data.name", "model.init", "regularization.l2", "regularization.keep_prob",
          "training.learning_rate", "model.hidden", "seed")
-TRAIN_METRICS = ("final/dev_accuracy", "final/train_accuracy", "final/dev_loss",
-                 "final/train_loss", "test_accuracy")
+TRAIN_METRICS = ("final/dev_accuracy", "final/train_accuracy", "final/dev_loss", "test_accuracy")
 TRAIN_TAGS = ("diagnosis.verdict", "stage")
-SEARCH_METRICS = ("objective", "final/dev_accuracy", "final/train_accuracy", "best_value",
-                  "trials_complete")
+SEARCH_METRICS = ("objective", "final/dev_accuracy", "final/train_accuracy", "best_value")
 SEARCH_TAGS = ("optuna.state", "stage")
 
 
@@ -51,9 +49,9 @@ def view_state(search: bool = False) -> dict:
     metrics, tags = (SEARCH_METRICS, SEARCH_TAGS) if search else (TRAIN_METRICS, TRAIN_TAGS)
     chosen = ([_col("metrics", k) for k in metrics] + [_col("params", k) for k in KNOBS]
               + [_col("tags", k) for k in tags])
-    order = [_col("attributes", "Run Name"), "runDateAndNestInfo", "duration", *chosen]
-    widths = {order[0]: 330, "runDateAndNestInfo": 120, "duration": 80,
-              **{c: 120 for c in chosen}}
+    order = [_col("attributes", "Run Name"), "runDateAndNestInfo", *chosen]
+    widths = {order[0]: 350, "runDateAndNestInfo": 125,
+              **{c: 125 if c.startswith("metrics") else 100 for c in chosen}}
     return {"selectedColumns": chosen, "columnOrder": order, "columnWidths": widths,
             "orderByKey": "attributes.start_time", "orderByAsc": False}
 
