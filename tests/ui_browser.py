@@ -169,7 +169,7 @@ def look(base: str, info: dict, shots: Path | None = None) -> dict:
     train_e, search_e = info["train_experiment"], info["search_experiment"]
     train_names = [r["name"] for r in info["train_runs"]]
     run = next(r for r in info["train_runs"] if r["stage"] == "train")
-    with browser(width=1960) as page:
+    with browser(width=1990) as page:
         # 1. A plain link without the mode: what the tag alone achieves in a fresh browser.
         plain = f"{base}/#/experiments/{train_e}/runs"
         seen["plain"] = show(page, plain, train_names[0])

@@ -50,8 +50,9 @@ def view_state(search: bool = False) -> dict:
     chosen = ([_col("metrics", k) for k in metrics] + [_col("params", k) for k in KNOBS]
               + [_col("tags", k) for k in tags])
     order = [_col("attributes", "Run Name"), "runDateAndNestInfo", *chosen]
-    widths = {order[0]: 350, "runDateAndNestInfo": 125,
-              **{c: 125 if c.startswith("metrics") else 100 for c in chosen}}
+    widths = {order[0]: 340, "runDateAndNestInfo": 130,
+              **{c: 125 if c.startswith("metrics") else 100 for c in chosen},
+              _col("params", "data.name"): 125}
     return {"selectedColumns": chosen, "columnOrder": order, "columnWidths": widths,
             "orderByKey": "attributes.start_time", "orderByAsc": False}
 
