@@ -106,7 +106,7 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
 
 
 def _which(cfg, fit) -> str:
-    """Why those parameters: the metrics above and the logged final_* are of this epoch."""
+    """Why those parameters: the metrics above and the logged final/* are of this epoch."""
     if cfg.training.patience is not None:
         return f"best {cfg.training.monitor} on dev, restored by early stopping"
     if fit.best_epoch == fit.epochs_run:
