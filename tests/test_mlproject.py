@@ -73,8 +73,8 @@ def test_mlflow_run_records_params_metrics_figures_inputs_and_model(project_run)
     assert run.data.params["regularization.l2"] == "0.05"
     assert run.data.params["training.epochs"] == "300"
     assert run.data.tags["mlflow.project.entryPoint"] == "main"
-    n_eval = len(client.get_metric_history(run_id, "dev_loss"))
-    assert n_eval == len(client.get_metric_history(run_id, "grad_norm_W1")) > 20
+    n_eval = len(client.get_metric_history(run_id, "curves/dev_loss"))
+    assert n_eval == len(client.get_metric_history(run_id, "gradients/norm_W1")) > 20
     plots = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert {"plots/boundary_train.png", "plots/boundary_dev.png", "plots/learning_curves.png",
             "plots/gradient_norms.png"} <= plots

@@ -66,7 +66,7 @@ def test_a_fresh_run_reproduces_bit_for_bit(store, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"run {run_id} reproduces: all" in out
-    assert "metric final_dev_loss" in out and "curve dev_loss (40 points)" in out
+    assert "metric final/dev_loss" in out and "curve dev_loss (40 points)" in out
     assert "DIFFERS" not in out
 
 
@@ -79,12 +79,12 @@ def test_a_changed_metric_is_named(store, capsys):
     uri, run_id = store
     copy = copy_run(uri, run_id)
     client = MlflowClient(uri)
-    value = client.get_run(copy).data.metrics["final_dev_loss"]
-    client.log_metric(copy, "final_dev_loss", value + 1e-12, step=10**6)   # the latest value wins
+    value = client.get_run(copy).data.metrics["final/dev_loss"]
+    client.log_metric(copy, "final/dev_loss", value + 1e-12, step=10**6)   # the latest value wins
     code = main(["reproduce", copy])
     out = capsys.readouterr().out
     assert code == 1
-    assert "does NOT reproduce: 1 of" in out and out.rstrip().endswith("metric final_dev_loss")
+    assert "does NOT reproduce: 1 of" in out and out.rstrip().endswith("metric final/dev_loss")
 
 
 def test_a_changed_data_digest_is_named(store, capsys):

@@ -34,7 +34,7 @@ def _study(cfg):
 
 
 def _children(client, result):
-    return client.search_runs([result.experiment_id],
+    return client.search_runs([result.search_experiment_id],
                               f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
 
 
@@ -52,12 +52,18 @@ def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cf
         assert run.info.status == STATUS[t.state.name]
         assert run.data.tags["optuna.state"] == t.state.name
         assert run.data.params["model.init"] == t.params["model.init"]
-        curve = client.get_metric_history(run.info.run_id, "dev_error")
+        curve = client.get_metric_history(run.info.run_id, "curves/dev_error")
         assert [m.step for m in curve] == list(t.intermediate_values)
+        init = t.params["model.init"]
+        assert run.info.run_name.startswith(f"trial-{t.number} ") and f"init={init}" in \
+            run.info.run_name                             # the proposals, readable in the table
+        assert run.data.tags["mlflow.note.content"].startswith(f"Trial {t.number} of study tiny")
         if t.state == TrialState.PRUNED:
             assert run.data.tags["optuna.reason"].startswith("pruned at epoch")
+            assert "Pruned: pruned at epoch" in run.data.tags["mlflow.note.content"]
         else:
             assert run.data.metrics["objective"] == pytest.approx(t.value)
+            assert f"**dev_error {t.value:.4f}**" in run.data.tags["mlflow.note.content"]
     # Figures (search.trial_figures=improving) on exactly the trials that beat the best so far.
     best_so_far, improving = float("inf"), set()
     for t in study.trials:
@@ -70,6 +76,17 @@ def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cf
     assert study.best_trial.number in improving
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
+    # The search has its own experiment; the training experiment holds none of its runs and
+    # names it in a tag.
+    search = client.get_experiment(result.search_experiment_id)
+    assert search.name == "tiny-search" and parent.info.experiment_id == search.experiment_id
+    assert search.tags["mlflow.experimentKind"] == "custom_model_development"
+    train = client.get_experiment(result.experiment_id)
+    assert train.tags["search.tiny"] == search.experiment_id != train.experiment_id
+    assert client.search_runs([train.experiment_id]) == []
+    assert parent.data.tags["mlflow.note.content"].startswith(
+        f"Optuna search of study **tiny** towards 6 finished trials: 6 finished. Best trial "
+        f"**{study.best_trial.number}**")
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
     assert parent.data.params["best.model.init"] == study.best_params["model.init"]
     assert float(parent.data.params["best.regularization.l2"]) == pytest.approx(
@@ -87,7 +104,7 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
     study = _study(cfg)
     dead = study.ask()  # a worker killed mid-trial: RUNNING in Optuna and in MLflow
     from pipeline.tracking.study import StudyLogger
-    run_id = StudyLogger(first.experiment_id, first.parent_run_id, "tiny").start_trial(
+    run_id = StudyLogger(first.search_experiment_id, first.parent_run_id, "tiny").start_trial(
         dead.number, cfg, {})
     dead.set_user_attr("mlflow_run_id", run_id)
     second = _search(cfg.with_overrides({"search.target_trials": 5}))

@@ -41,13 +41,13 @@ def test_train_prints_the_run_and_records_it(workdir, tracking_uri, capsys):
     assert run.info.status == "FINISHED"
     assert f"run {run_id} finished" in out
     m = run.data.metrics
-    assert f"train: loss {m['final_train_loss']:.4f}  accuracy {m['final_train_accuracy']:.2%}" in out
-    assert f"dev:   loss {m['final_dev_loss']:.4f}  accuracy {m['final_dev_accuracy']:.2%}" in out
+    assert f"train: loss {m['final/train_loss']:.4f}  accuracy {m['final/train_accuracy']:.2%}" in out
+    assert f"dev:   loss {m['final/dev_loss']:.4f}  accuracy {m['final/dev_accuracy']:.2%}" in out
     assert f"diagnosis: {run.data.tags['diagnosis.verdict']}" in out
     assert "next step: " in out
-    assert f"model: the parameters of epoch {int(m['best_epoch'])}" in out
+    assert f"model: the parameters of epoch {int(m['final/best_epoch'])}" in out
     assert f"#/experiments/{run.info.experiment_id}/runs" in out
-    assert len(MlflowClient(tracking_uri).get_metric_history(run_id, "dev_loss")) == 20
+    assert len(MlflowClient(tracking_uri).get_metric_history(run_id, "curves/dev_loss")) == 20
 
 
 @pytest.fixture(scope="module")
@@ -128,4 +128,4 @@ def test_sigterm_mid_run_ends_the_run_killed(tmp_path):
     run = MlflowClient(uri).get_run(run_id)
     assert run.info.status == "KILLED"
     # the curves evaluated before the signal were flushed
-    assert len(MlflowClient(uri).get_metric_history(run_id, "dev_loss")) > 0
+    assert len(MlflowClient(uri).get_metric_history(run_id, "curves/dev_loss")) > 0

@@ -36,3 +36,10 @@ def conf_dir(args) -> Path:
     if (local / "base.yaml").is_file():
         return local
     return PACKAGED_CONF
+
+
+def take_project_run() -> str | None:
+    """Under `mlflow run`: the runner's run id, removed from the environment so that MLflow's
+    `start_run` does not resume it. The search logs its parent and trials into the study's own
+    experiment and leaves the runner's run as a pointer to them. None outside `mlflow run`."""
+    return os.environ.pop("MLFLOW_RUN_ID", None)

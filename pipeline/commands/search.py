@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.commands import add_config_arguments, conf_dir, project_experiment
+from pipeline.commands import add_config_arguments, conf_dir, project_experiment, take_project_run
 
 SHORTHANDS = ("study", "n_trials", "target_trials", "workers", "storage", "space", "objective")
 
@@ -51,25 +51,27 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_optuna()
     try:
+        experiment = project_experiment()            # before take_project_run clears it
+        pointer = take_project_run()
         result = run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
-                            experiment_id=project_experiment())
+                            experiment_id=experiment, pointer_run_id=pointer)
     except (KeyboardInterrupt, Terminated) as exc:
         sigterm = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
         print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the parent run ended "
               "KILLED and the trial in progress FAIL; resume with the target_trials above",
               file=sys.stderr)
         return 143 if sigterm else 130
-    if result.parent_run_id is None and project_experiment() is not None:
-        _describe_empty_project_run(result)
+    if result.parent_run_id is None and pointer is not None:
+        _describe_empty_project_run(pointer, result)
     return 0
 
 
-def _describe_empty_project_run(result) -> None:
+def _describe_empty_project_run(run_id: str, result) -> None:
     """Nothing to run, but `mlflow run` already opened a run: say in it why it is empty."""
     from pipeline.tracking.project_run import describe_project_run
 
     describe_project_run(
-        os.environ["MLFLOW_RUN_ID"], name=f"search-{result.study} (nothing to run)",
+        run_id, name=f"search-{result.study} (nothing to run)",
         note=f"Nothing to run: study {result.study} ({result.storage}) already had "
              f"{result.finished} finished trials, target_trials={result.target}. No trial ran "
              "and the study is unchanged; n_trials=N runs N more.",

@@ -66,7 +66,7 @@ def run(args) -> int:
     from pipeline import tracking                    # mlflow costs seconds to import: only now
 
     experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())
-    name = cfg.tracking.run_name or f"train-{prepared.name}"
+    name = cfg.tracking.run_name or tracking.run_name(cfg)  # the knobs, in short
     tags = {"stage": "train", "config.preset": args.preset or "none"}
     started = time.perf_counter()
     try:
@@ -114,7 +114,7 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
 
 
 def _which(cfg, fit) -> str:
-    """Why those parameters: the metrics above and the logged final_* are of this epoch."""
+    """Why those parameters: the metrics above and the logged final/* are of this epoch."""
     if cfg.training.patience is not None:
         return f"best {cfg.training.monitor} on dev, restored by early stopping"
     if fit.best_epoch == fit.epochs_run:

@@ -34,6 +34,7 @@ class SearchResult:
     best_params: dict
     stale: tuple[int, ...]
     table: str
+    search_experiment_id: str | None = None  # `<study>-search`: the parent and its trials
 
 
 def _check_base_config(study, cfg, space) -> None:
@@ -55,10 +56,15 @@ def _check_base_config(study, cfg, space) -> None:
 
 
 def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
-               progress: bool = True, out=None, experiment_id: str | None = None) -> SearchResult:
-    """`experiment_id`: the experiment `mlflow run` already chose (else tracking.experiment)."""
+               progress: bool = True, out=None, experiment_id: str | None = None,
+               pointer_run_id: str | None = None) -> SearchResult:
+    """`experiment_id`: the experiment `mlflow run` already chose (else tracking.experiment).
+
+    The parent and trial runs go to the study's own experiment `<study>-search`; the training
+    experiment gets a tag linking to it. `pointer_run_id` (the run `mlflow run -e search`
+    created in the training experiment) becomes a pointer to the parent, with the result."""
     from pipeline import tracking
-    from pipeline.tracking import records
+    from pipeline.tracking import notes, records
     from pipeline.tracking import study as T
 
     from pipeline import stages
@@ -76,6 +82,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         return _nothing_to_do(study, spec, target, out)
     stale = S.fail_stale_trials(study, spec)
     experiment_id = tracking.configure(cfg.tracking, experiment_id=experiment_id)
+    search_id = T.search_experiment(experiment_id, name)
     T.mark_runs_failed([study.trials[n].user_attrs["mlflow_run_id"] for n in stale
                         if "mlflow_run_id" in study.trials[n].user_attrs],
                        "worker gone; trial marked FAIL on resume")
@@ -83,16 +90,19 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         print(f"resumed study {name}: trials {stale} were left RUNNING by a dead worker "
               "and are now FAIL", file=out)
     before = count(study)
-    with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target)) as handle:
+    with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target),
+                      experiment_id=search_id) as handle:
         parent = _run_id(handle)
+        T.describe_search(parent, notes.search_note(name, target))
         records.log_params(parent, {**cfg.flat(), "search.finished_before": before})
         T.log_text(parent, space_text, "study/space.yaml")
         study.set_user_attr("mlflow_parent_runs",
                             list(study.user_attrs.get("mlflow_parent_runs", [])) + [parent])
         study.set_user_attr("mlflow_experiment_id", experiment_id)
+        study.set_user_attr("mlflow_search_experiment_id", search_id)
         study.set_user_attr("space", space_text)  # evaluate decodes the best params with it
         job = Job(cfg.to_yaml(), dict(space), spec, target, tracking.tracking_uri(),
-                  experiment_id, parent)
+                  search_id, parent)
         bar = Progress(study, target, sc.objective, enabled=progress)
         try:
             run_workers(job, sc.workers, bar, prepared, safe_point=tracking.check_terminated)
@@ -103,14 +113,16 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         finally:
             bar.close()
         best, table = _summarize(study, sc, parent)
+        _describe(study, sc, target, parent, best, pointer_run_id, search_id)
     print(table, file=out)
     print(f"study {name} ({spec.label}): {count(study) - before} trials finished in this run, "
           f"{count(study)} in total (target {target})", file=out)
-    link = tracking.ui_links(cfg.tracking.ui_url, experiment_id, parent)["run"]
+    link = tracking.ui_links(cfg.tracking.ui_url, search_id, parent)["run"]
     print(f"parent run {parent}: {link}", file=out)
     return SearchResult(name, spec.label, parent, experiment_id, count(study), target,
                         None if best is None else best.value,
-                        {} if best is None else dict(best.params), tuple(stale), table)
+                        {} if best is None else dict(best.params), tuple(stale), table,
+                        search_id)
 
 
 def _existing_study(cfg, spec):
@@ -164,6 +176,22 @@ def _summarize(study, sc, parent: str):
                         figures=study_figures(study, sc.objective), table=table,
                         best_run_id=None if best is None else best.user_attrs.get("mlflow_run_id"))
     return best, table
+
+
+def _describe(study, sc, target, parent, best, pointer_run_id, search_id) -> None:
+    """The parent's description with the result; the `mlflow run` pointer run links to it."""
+    from pipeline.tracking import notes
+    from pipeline.tracking import study as T
+
+    summary = None if best is None else {"params": best.params, "value": best.value,
+                                         "number": best.number}
+    text = notes.search_note(study.study_name, target, count(study), summary,
+                             sc.objective, f"python -m pipeline evaluate study={study.study_name}")
+    T.describe_search(parent, text)
+    if pointer_run_id:
+        T.link_pointer(pointer_run_id, study=study.study_name, experiment_id=search_id,
+                       parent_run_id=parent, text=text,
+                       best_value=None if best is None else best.value)
 
 
 def _run_id(handle) -> str:

@@ -1,8 +1,9 @@
 """`log_training`: everything a finished training records on its MLflow run.
 
 Params (the flattened config) + config.yaml; tags: data digests and sizes, stop reason, the
-diagnosis, git commit/dirty/diff, package versions; metrics: the curves (unless a MetricBuffer
-already logged them live) and the final values; the train and dev splits as dataset inputs;
+diagnosis, git commit/dirty/diff, package versions, the description (`mlflow.note.content`:
+knobs, result, diagnosis); metrics: the curves (unless a MetricBuffer already logged them live)
+and the final values (`final/...`); the train and dev splits as dataset inputs;
 the figures; the pyfunc model.
 """
 
@@ -13,7 +14,10 @@ from typing import Callable
 
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking import records as R
+from pipeline.tracking import notes, records as R
+from pipeline.tracking.ui import set_run_note
+
+FINAL = "final/"  # the prefix of the single-value results (a section after the curves)
 
 
 def run_tags(cfg, prepared, trained) -> dict[str, str]:
@@ -31,11 +35,12 @@ def run_tags(cfg, prepared, trained) -> dict[str, str]:
 
 
 def final_metrics(trained) -> dict[str, float]:
-    """final_train_loss, ..., final_dev_error (of the returned = best-dev parameters)."""
-    out = {f"final_{k}": v for k, v in trained.metrics.items()
+    """final/train_loss, ..., final/dev_error (of the returned = best-dev parameters),
+    final/best_epoch, final/epochs_run: one section of the run page, below the curves."""
+    out = {f"{FINAL}{k}": v for k, v in trained.metrics.items()
            if k not in ("best_epoch", "epochs_run")}
-    out["best_epoch"] = float(trained.fit.best_epoch)
-    out["epochs_run"] = float(trained.fit.epochs_run)
+    out[f"{FINAL}best_epoch"] = float(trained.fit.best_epoch)
+    out[f"{FINAL}epochs_run"] = float(trained.fit.epochs_run)
     return out
 
 
@@ -58,6 +63,7 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     R.log_params(run_id, cfg.flat(), client)
     client.log_text(run_id, cfg.to_yaml(), "config.yaml")
     R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
+    set_run_note(run_id, notes.training_note(cfg, prepared, trained), client)
     R.log_source(run_id, source_dir, client)
     for i in range(0, len(points), R.BATCH):
         client.log_batch(run_id, metrics=points[i:i + R.BATCH])
