@@ -105,7 +105,7 @@ def test_every_preset_file_validates(name):
 def test_preset_files_set_what_they_say():
     assert load(preset="rings_init").data.name == "rings"
     assert load(preset="rings_init").data.target is None
-    assert load(preset="noisy_diagonal_regularization").regularization.l2 == 0.7
+    assert load(preset="noisy_diagonal_regularization").regularization.keep_prob == 0.5
     assert load(preset="digits").augment.names == ("shift",)
 
 

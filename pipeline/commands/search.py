@@ -9,7 +9,6 @@ runs N more trials, as in Optuna; `target_trials=T` runs until the study has T f
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
