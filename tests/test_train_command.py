@@ -112,11 +112,11 @@ def test_sigterm_mid_run_ends_the_run_killed(tmp_path):
     env.update(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "train", "--quiet", "--conf-dir", CONF,
-         "training.epochs=10000000", "training.patience=null"],
+         "training.epochs=10000000", "training.patience=null", "training.eval_every=1"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         run_id = _wait_for_running(uri)
-        time.sleep(1.0)                           # mid-training
+        time.sleep(3.0)                           # mid-training (evaluated every epoch)
         proc.send_signal(subprocess.signal.SIGTERM)
         proc.wait(timeout=60)
     finally:
