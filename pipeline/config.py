@@ -16,12 +16,11 @@ from typing import Any, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.redact import redact
-
 from pipeline.config_search import EvaluateConfig, SearchConfig
 from pipeline.config_sections import (AugmentConfig, DataConfig, DiagnosisConfig, ModelConfig,
                                       RegularizationConfig, TrackingConfig, TrainingConfig,
                                       explain_error)
+from pipeline.redact import redact
 
 
 class Config(BaseModel):
