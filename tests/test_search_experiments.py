@@ -21,8 +21,13 @@ def test_mlflow_run_search_leaves_a_pointer_run_and_logs_into_the_study_experime
            if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
     env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
                MLFLOW_DISABLE_TELEMETRY="true", PYTHONPATH=str(ROOT))
+    # `mlflow run` starts the entry point in the project directory (the checkout): the journal
+    # and the search experiment's artifacts must be placed under tmp_path explicitly
+    MlflowClient(env["MLFLOW_TRACKING_URI"]).create_experiment(
+        "mr-search", artifact_location=(tmp_path / "artifacts").as_uri())
     done = subprocess.run(["mlflow", "run", str(ROOT), "-e", "search", "--env-manager", "local",
-                           "--experiment-name", "proj", "-P", "n_trials=2", "-P", "study=mr"],
+                           "--experiment-name", "proj", "-P", "n_trials=2", "-P", "study=mr",
+                           "-P", f"storage={tmp_path / 'mr.journal'}"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
