@@ -3,6 +3,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,21 @@ def test_mlproject_defaults_match_the_base_config():
     overrides = [t for t in command.split() if "=" in t]
     assert load_config(overrides, conf_dir=ROOT / "conf") == load_config(conf_dir=ROOT / "conf"), \
         [parse_override(o) for o in overrides]
+
+
+@pytest.mark.parametrize("params, n_trials, target", [({}, 20, None),
+                                                      ({"target_trials": "80"}, 20, 80)])
+def test_search_entry_point_passes_n_trials_and_an_optional_target(params, n_trials, target):
+    from mlflow.projects._project_spec import load_project
+
+    from pipeline.commands.search import expand
+    from pipeline.config import load_config
+
+    entry = load_project(str(ROOT)).get_entry_point("search")
+    command = entry.compute_command(params, storage_dir=None)
+    overrides = [t for t in shlex.split(command) if "=" in t]   # as the shell passes them
+    cfg = load_config(expand(overrides), conf_dir=ROOT / "conf")
+    assert (cfg.search.n_trials, cfg.search.target_trials) == (n_trials, target)
 
 
 def _env(tmp_path):

@@ -115,8 +115,9 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         best, table = _summarize(study, sc, parent)
         _describe(study, sc, target, parent, best, pointer_run_id, search_id)
     print(table, file=out)
-    print(f"study {name} ({spec.label}): {count(study) - before} trials finished in this run, "
-          f"{count(study)} in total (target {target})", file=out)
+    ran = count(study) - before
+    print(f"study {name} ({spec.label}): {ran} trial{'' if ran == 1 else 's'} finished in this "
+          f"run, {count(study)} in total (target {target})", file=out)
     link = tracking.ui_links(cfg.tracking.ui_url, search_id, parent)["run"]
     print(f"parent run {parent}: {link}", file=out)
     return SearchResult(name, spec.label, parent, experiment_id, count(study), target,
