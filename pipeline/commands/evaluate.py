@@ -10,6 +10,7 @@ is recorded as forced.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from pipeline.commands import add_config_arguments, conf_dir, project_experiment
@@ -36,6 +37,19 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.search import quiet_optuna
     from pipeline.search.evaluate import run_evaluate
 
+    from pipeline.tracking import Terminated
+
     quiet_optuna()
-    run_evaluate(cfg, workdir=Path.cwd(), experiment_id=project_experiment())
+    try:
+        run_evaluate(cfg, workdir=Path.cwd(), experiment_id=project_experiment())
+    except (KeyboardInterrupt, Terminated) as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        if getattr(exc, "held", False):  # raised by the hold's end, after the report
+            print(f"{what} after the test look: the evaluation above was recorded and "
+                  "printed in full", file=sys.stderr)
+        else:
+            print(f"{what} before the test split was opened: nothing recorded, the test look "
+                  "is not spent (run evaluate again)", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
     return 0
+

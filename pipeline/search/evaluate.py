@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 
 from pipeline.config_search import parse_space
 from pipeline.search import storage as S
+from pipeline.search.claim import evaluation_claim
 from pipeline.search.space import decode
 from pipeline.search.study import best_trial, open_study, study_name
 
@@ -100,17 +102,30 @@ def retrain_data(cfg, prepared, best):
 def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
                  experiment_id: str | None = None) -> Evaluation:
     from pipeline import stages, tracking
-    from pipeline.tracking import records
-    from pipeline.tracking.notes import final_test_name
-    from pipeline.tracking import study as T
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
 
     study, best, trial_cfg, overrides, label = load_best(cfg, workdir)
-    name, force = study.study_name, cfg.evaluate.force
+    name = study.study_name
     prepared = stages.prepare(trial_cfg)
-    digest = prepared.test.digest
     experiment_id = tracking.configure(trial_cfg.tracking, experiment_id=experiment_id)
+    sc = cfg.search
+    spec = S.resolve(sc.storage, name, workdir)
+    # The once-only check and the record of the look happen under one claim (see claim.py):
+    # a second evaluate at the same instant is refused instead of unsealing the test split too.
+    with evaluation_claim(spec, name, workdir):
+        return _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared,
+                                 experiment_id, out)
+
+
+def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experiment_id,
+                      out) -> Evaluation:
+    from pipeline import stages, tracking
+    from pipeline.tracking import records
+    from pipeline.tracking.notes import final_test_name
+    from pipeline.tracking import study as T
+
+    name, force, digest = study.study_name, cfg.evaluate.force, prepared.test.digest
     key = T.evaluation_tag_key(name)
     prior = previous_evaluations(study, T.experiment_tags(experiment_id), key, digest)
     if prior and not force:
@@ -121,9 +136,15 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
             str(best.number), "forced": str(bool(prior and force)).lower(),
             "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
             "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
-    with tracking.run(final_test_name(name, best.number, overrides), tags=tags) as handle:
+    with ExitStack() as held, \
+            tracking.run(final_test_name(name, best.number, overrides), tags=tags) as handle:
         run_id = handle.info.run_id if hasattr(handle, "info") else str(handle)
-        trained = stages.train(fit_cfg, fit_data)
+        # Each evaluation is a safe point: SIGTERM before the unsealing ends the run KILLED
+        # and spends nothing (no record; the next evaluate is allowed).
+        trained = stages.train(fit_cfg, fit_data, callbacks=[_safe_point])
+        # From here a signal waits until the report is printed (the hold ends with `held`);
+        # one already pending is raised on entering, before the test split is opened.
+        held.enter_context(tracking.hold_signals())
         test = stages.open_test_split(prepared, f"one-time test evaluation of study {name}")
         test_metrics = stages.split_metrics(trained, test)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -138,10 +159,18 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
         about = (name, best.number, overrides, test_metrics)
         dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best, about,
                                                         record["forced"])
-    _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version, cfg,
-            tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)["run"])
+        # A held signal does not end the run KILLED (the look is spent and recorded): the
+        # run ends FINISHED, then the hold raises the signal (exit 130/143 after the report).
+        _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version,
+                cfg, tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)["run"])
     return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
                       version, bool(prior and force))
+
+
+def _safe_point(epoch, metrics) -> None:
+    from pipeline.tracking import check_terminated
+
+    check_terminated()
 
 
 def _record(study, experiment_id: str, key: str, record: dict) -> None:

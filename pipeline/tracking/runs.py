@@ -30,11 +30,15 @@ class Terminated(BaseException):
 
 
 _pending: list[int] = []  # SIGTERMs received and not yet raised at a safe point
+# While `hold_signals` is active: on=True, "sigint" = SIGINTs recorded, "restore" = handlers to
+# put back at its end (a run ending inside the hold leaves its recording SIGTERM handler).
+_hold: dict = {"on": False, "sigint": [], "restore": {}}
 
 
 def check_terminated() -> None:
-    """A safe point: raise `Terminated` if a SIGTERM arrived since the run started."""
-    if _pending:
+    """A safe point: raise `Terminated` if a SIGTERM arrived since the run started (not while
+    signals are held: the held work finishes first)."""
+    if _pending and not _hold["on"]:
         signum = _pending[0]
         _pending.clear()
         raise Terminated(f"received signal {signum} (SIGTERM)")
@@ -93,7 +97,55 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
         _end(active, "FINISHED")
     finally:
         if installed:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            previous = signal.SIG_DFL if previous is None else previous
+            if _hold["on"]:  # keep recording until the hold ends; it restores this one
+                _hold["restore"].setdefault(signal.SIGTERM, previous)
+            else:
+                signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def hold_signals() -> Iterator[None]:
+    """Work that must not be cut in half (evaluate after the test split is unsealed: the look
+    is spent, so its numbers must be recorded and printed). A SIGTERM or SIGINT already pending
+    is raised on entry, before the work starts; inside the block both are recorded only; at its
+    end the first recorded one is raised (KeyboardInterrupt or `Terminated`), so the caller
+    still exits 130/143. Main thread only; elsewhere the block runs unprotected."""
+    check_terminated()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        _hold["sigint"].append(signum)
+
+    def on_sigterm(signum, frame):
+        _pending.append(signum)
+
+    _hold.update(on=True, sigint=[], restore={})
+    _hold["restore"][signal.SIGINT] = signal.signal(signal.SIGINT, on_sigint)
+    term = signal.getsignal(signal.SIGTERM)
+    if term in (signal.SIG_DFL, signal.SIG_IGN, None):  # no run's handler: record ourselves
+        _hold["restore"][signal.SIGTERM] = signal.signal(signal.SIGTERM, on_sigterm)
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        restore, got_int = _hold["restore"], bool(_hold["sigint"])
+        _hold.update(on=False, sigint=[], restore={})
+        for signum, handler in restore.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if not failed and (got_int or _pending):
+            # `held` tells the caller the work was finished before this was raised
+            exc = (KeyboardInterrupt("SIGINT held until the work was finished") if got_int else
+                   Terminated(f"received signal {_pending[0]} (SIGTERM), held until the work "
+                              "was finished"))
+            _pending.clear()
+            exc.held = True
+            raise exc
 
 
 def _end(active: mlflow.ActiveRun, status: str) -> None:
@@ -116,7 +168,7 @@ def _install_sigterm():
         return False, None
 
     def on_sigterm(signum, frame):
-        if _pending:  # asked twice: do not wait for a safe point
+        if _pending and not _hold["on"]:  # asked twice: do not wait for a safe point
             raise Terminated(f"received signal {signum} (SIGTERM) twice")
         _pending.append(signum)
 
