@@ -3,7 +3,8 @@
 Each sub-command lives in `pipeline/commands/<name>.py` and exposes
 `add_arguments(parser)` and `run(args) -> int`. Command modules are imported only when their
 command is chosen, so `--help` and validation errors stay fast (mlflow alone costs ~1 s).
-A `ValueError` anywhere below becomes one line on stderr and exit code 2.
+A `ValueError` anywhere below, or an exception of the environment (MLflow, HTTP, SQLAlchemy,
+Optuna storage, OSError), becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -36,10 +37,35 @@ def _command_module(name: str):
     return importlib.import_module(f"pipeline.commands.{name}")
 
 
+# Exceptions of the environment rather than of our code: a store, server or file that cannot be
+# used. They become one line and exit 2 like a ValueError; anything else (a bug) keeps its
+# traceback. Matched by module so that --help does not import mlflow or SQLAlchemy.
+_ENVIRONMENT = ("mlflow.", "requests.", "urllib3.", "sqlalchemy.", "optuna.", "psycopg2")
+
+
+def foreseeable(exc: BaseException) -> bool:
+    if isinstance(exc, (ValueError, OSError)):
+        return True
+    return any(c.__module__.startswith(_ENVIRONMENT) for c in type(exc).__mro__)
+
+
+def one_line(exc: BaseException) -> str:
+    from pipeline.redact import redact
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    kind = "" if isinstance(exc, ValueError) else f"{type(exc).__name__}: "
+    return redact(kind + text)[:500]
+
+
 def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
     args = build_parser(prog).parse_args(argv)
+    from pipeline.commands.preflight import http_defaults
+
+    http_defaults()  # MLflow's HTTP retries bounded for every command (user values win)
     try:
         return int(_command_module(args.command).run(args) or 0)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if not foreseeable(exc):
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     if args.force:
         overrides.append("evaluate.force=true")
     cfg = load_config(overrides, conf_dir=conf_dir(args), preset=args.preset)
+    from pipeline.commands import preflight, unsent
+
+    preflight.check(cfg)  # the tracking store answers, before the study is opened
+    unsent.replay_pending(preflight.tracking_uri(cfg))
 
     from pipeline.search import quiet_optuna
     from pipeline.search.evaluate import run_evaluate

@@ -42,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(expand(args.overrides), conf_dir=conf, preset=args.preset)
     space, text = load_space(cfg.search.space, conf)
     check_space(cfg, space)  # a bad space fails here, before any study or run exists
+    from pipeline.commands import preflight, unsent
+
+    preflight.check(cfg, storage=True)  # tracking store and storage path usable, before a study
+    unsent.replay_pending(preflight.tracking_uri(cfg))
 
     from pipeline.search import quiet_optuna
     from pipeline.search.run import run_search

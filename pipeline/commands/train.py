@@ -11,7 +11,8 @@ import os
 import sys
 import time
 
-from pipeline.commands import add_config_arguments, conf_dir, project_experiment
+from pipeline.commands import (add_config_arguments, conf_dir, preflight, project_experiment,
+                               unsent)
 from pipeline.redact import redact
 
 
@@ -61,15 +62,19 @@ def run(args) -> int:
 
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
     prepared = stages.prepare_checked(cfg)           # bad data/settings fail before a run
+    preflight.check(cfg)                             # tracking store usable, before a run
 
     # the model's input-example check downloads artifacts with a progress bar each: noise here
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from pipeline import tracking                    # mlflow costs seconds to import: only now
 
     experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())
+    uri = tracking.tracking_uri()
+    unsent.replay_pending(uri)                       # runs a lost server left RUNNING
     name = cfg.tracking.run_name or tracking.run_name(cfg)  # the knobs, in short
     tags = {"stage": "train", "config.preset": args.preset or "none"}
     started = time.perf_counter()
+    run_id = buffer = trained = None
     try:
         with tracking.run(name, tags=tags) as active:
             run_id = active.info.run_id
@@ -88,6 +93,10 @@ def run(args) -> int:
         what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
         print(f"{what}: run {run_id} ended KILLED", file=sys.stderr)
         return 130 if isinstance(exc, KeyboardInterrupt) else 143
+    except Exception as exc:
+        if not uri.startswith(("http://", "https://")) or _answers(uri):
+            raise
+        return _server_gone(cfg, uri, run_id, buffer, trained, exc)
     report(cfg, run_id, experiment_id, trained, time.perf_counter() - started)
     return 0
 
@@ -112,6 +121,35 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
     if fit.stop_reason == "non_finite":
         lines.insert(1, f"  WARNING: training diverged: {fit.stop_message}")
     print("\n".join(lines), file=out or sys.stdout)
+
+
+def _answers(uri: str) -> bool:
+    try:
+        preflight.check_tracking(uri)
+        return True
+    except ValueError:
+        return False
+
+
+def _server_gone(cfg, uri, run_id, buffer, trained, exc) -> int:
+    """The tracking server stopped answering mid-run (MLflow gave up after its bounded
+    retries): keep what was not sent locally, say where, exit 2. The run cannot be ended on a
+    dead server; the next command against it replays the copy and ends the run FAILED."""
+    from pipeline.tracking import final_metrics
+    from pipeline.tracking.unsent import points
+
+    shown = redact(uri)
+    if run_id is None:
+        print(f"error: tracking server {shown} went away before the run was created "
+              f"({type(exc).__name__}); nothing was recorded", file=sys.stderr)
+        return 2
+    path = unsent.save(run_id, uri, type(exc).__name__, cfg.to_yaml(), points(buffer),
+                       None if trained is None else final_metrics(trained),
+                       0 if trained is None else int(trained.fit.best_epoch))
+    print(f"error: tracking server {shown} went away during run {run_id} "
+          f"({type(exc).__name__}); unsent curves and metrics kept in {path}; the next command "
+          "against this server sends them and ends the run FAILED", file=sys.stderr)
+    return 2
 
 
 def _which(cfg, fit) -> str:

@@ -1,0 +1,63 @@
+"""The local copy of what a run could not send to a tracking server that went away.
+
+`save` writes `mlflow-unsent/<run_id>.json` in the working directory: the tracking URI (password
+masked), the reason, the config, the curve points not yet sent and the final metrics when
+training had finished. `replay_pending` (called by the next train/search/evaluate against the
+same server, once it answers) sends them, ends the run FAILED instead of RUNNING, and renames
+the file to `.replayed.json` so it is kept but not sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline.redact import redact
+
+DIR = "mlflow-unsent"
+
+
+def save(run_id: str, uri: str, reason: str, cfg_yaml: str, rows: list, final: dict | None,
+         final_step: int = 0, workdir: Path = Path(".")) -> Path:
+    path = workdir / DIR / f"{run_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "run_id": run_id, "tracking_uri": redact(uri), "reason": reason,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": redact(cfg_yaml), "metric_rows": rows, "final_metrics": final,
+        "final_step": final_step}, indent=1))
+    return path
+
+
+def replay_pending(uri: str, workdir: Path = Path("."), err=None) -> list[str]:
+    """Replay every kept file of this tracking URI; returns the run ids ended FAILED. A file
+    that cannot be replayed (run deleted, server down again) stays for the next command."""
+    directory = workdir / DIR
+    if not directory.is_dir():
+        return []
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking.unsent import replay
+
+    done = []
+    for path in sorted(directory.glob("*.json")):
+        if path.name.endswith(".replayed.json"):
+            continue
+        kept = json.loads(path.read_text())
+        if kept.get("tracking_uri") != redact(uri):
+            continue
+        try:
+            status = replay(kept["run_id"], kept["metric_rows"], kept["final_metrics"],
+                            f"tracking server went away mid-run ({kept['reason']}); "
+                            f"replayed from {path}", MlflowClient(uri), kept["final_step"])
+        except Exception as exc:  # the next command tries again
+            print(f"note: could not replay {path}: {type(exc).__name__}", file=err or sys.stderr)
+            continue
+        path.rename(path.with_name(path.stem + ".replayed.json"))
+        print(f"note: run {kept['run_id']} (left behind when the tracking server went away): "
+              f"{len(kept['metric_rows'])} kept curve points sent from {path}, run {status}",
+              file=err or sys.stderr)
+        done.append(kept["run_id"])
+    return done
