@@ -90,6 +90,15 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     if stale:
         print(f"resumed study {name}: trials {stale} were left RUNNING by a dead worker "
               "and are now FAIL", file=out)
+    if spec.is_journal:  # one invocation per journal study at a time (storage.py): any earlier
+        # parent run still RUNNING belongs to a search process that died (kill -9)
+        from pipeline.tracking.stale import end_if_running
+
+        gone = end_if_running(list(study.user_attrs.get("mlflow_parent_runs", [])),
+                              "search process gone (found RUNNING on resume)")
+        if gone:
+            print(f"resumed study {name}: parent run{'s' if len(gone) > 1 else ''} "
+                  f"{', '.join(gone)} of a search process that died ended FAILED", file=out)
     before = count(study)
     with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target),
                       experiment_id=search_id) as handle:

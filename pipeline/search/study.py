@@ -126,6 +126,9 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
 
 
 def _worker_entry(job: Job, worker: int) -> None:
+    from pipeline.search.orphan import watch_parent
+
+    watch_parent()  # the parent killed (-9) -> this worker stops within seconds
     if not job.parent_run_id:
         run_worker(job, worker)
         return
