@@ -7,7 +7,7 @@ compare-and-set, so the claim is taken outside Optuna, and the "already evaluate
 made only while holding it:
 
 - journal (the default) and SQLite: `fcntl.flock(LOCK_EX | LOCK_NB)` on a lock file next to
-  the journal / database (`<file>.<study>.evaluate.lock`). One machine, as the files are.
+  the journal / database (`<file>.<study>.evaluate.lock`, one per study). One machine, as the files are.
 - PostgreSQL: `pg_try_advisory_lock(key)` on a dedicated connection, key = 63 bits of
   sha256("nnp-evaluate:<study>"). Works across machines sharing the database.
 - any other RDB URL: a lock file under `<workdir>/optuna/` (one machine only; said in the
@@ -43,8 +43,8 @@ def lock_key(study: str) -> int:
 def lock_file(spec: StorageSpec, study: str, workdir: Path) -> Path | None:
     """The lock file for file-based storages (journal, SQLite, other RDBs); None = PostgreSQL."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study)
-    if spec.is_journal:
-        return Path(f"{spec.path}.evaluate.lock")
+    if spec.is_journal:  # one journal file may hold several studies: one lock each
+        return Path(f"{spec.path}.{safe}.evaluate.lock")
     if spec.url.startswith("postgresql"):
         return None
     if spec.url.startswith("sqlite:///") and spec.url != "sqlite:///:memory:":
