@@ -151,13 +151,14 @@ def gradcheck(runs: Sequence, arms: Sequence[str]) -> Figure:
 
 
 _DIAG_COLOURS = {"fine": "#b7e4c7", "high bias": "#ffd6a5", "high variance": "#a0c4ff",
-                 "high bias and high variance": "#ffadad"}
+                 "high bias and high variance": "#ffadad", "never broke symmetry": "#d9d9d9",
+                 "train/dev mismatch": "#e2c2ff"}
 
 
 def diagnoses(grid, table: pd.DataFrame, cells: Mapping[str, object]) -> Figure:
     """Rows x cols of the grid; each cell: its diagnosis (colour), mean train/dev error, next step."""
     rows, cols = list(grid.rows), list(grid.cols)
-    fig = Figure(figsize=(3.1 * len(cols) + 1, 2.3 * len(rows) + 1.2))
+    fig = Figure(figsize=(2.9 * len(cols) + 1, 1.5 * len(rows) + 1.3))
     ax = fig.add_subplot()
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
@@ -171,9 +172,9 @@ def diagnoses(grid, table: pd.DataFrame, cells: Mapping[str, object]) -> Figure:
     ax.set_xticks(np.arange(len(cols)) + 0.5, cols)
     ax.set_yticks(np.arange(len(rows)) + 0.5, rows)
     ax.tick_params(length=0)
-    handles = [_rect(0, 0, col) for col in _DIAG_COLOURS.values()]
-    ax.legend(handles, list(_DIAG_COLOURS), fontsize=7, loc="upper center",
-              bbox_to_anchor=(0.5, -0.04), ncols=4)
+    shown = [k for k in _DIAG_COLOURS if k in {d.verdict for d in cells.values()}]
+    ax.legend([_rect(0, 0, _DIAG_COLOURS[k]) for k in shown], shown, fontsize=7,
+              loc="upper center", bbox_to_anchor=(0.5, -0.06), ncols=len(shown))
     ax.set_title("bias/variance diagnosis per cell (mean errors over seeds) and the next step",
                  fontsize=10)
     fig.tight_layout()

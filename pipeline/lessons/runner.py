@@ -116,7 +116,8 @@ def display_metrics(lesson: Lesson) -> list[str]:
     """The table's columns: the claim's metrics first, then the usual ones of the kind."""
     usual = {"arms": ["train_accuracy", "dev_accuracy", "dev_loss"],
              "grid": ["train_error", "dev_error"],
-             "gradient_flow": ["log10_grad_ratio", "log10_grad_spread", "first_train_loss"],
+             "gradient_flow": ["grad_norm_first", "grad_norm_last", "log10_grad_ratio",
+                               "log10_grad_spread", "first_train_loss"],
              "gradcheck": ["n_failed", "relative_error"]}[lesson.kind]
     if lesson.threshold is not None:
         usual += ["epochs_to_threshold", "reached_threshold"]

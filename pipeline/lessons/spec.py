@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pipeline.config_sections import explain_error
 
 KINDS = ("arms", "grid", "gradient_flow", "gradcheck")
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 # Metrics every arm run reports (pipeline.lessons.execute), by kind; checks and curves must
 # name one of them, so a typo fails at the door instead of as a "failed" verdict.
@@ -36,7 +36,7 @@ CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error
 
 def _name(value: str) -> str:
     if not _NAME.match(value):
-        raise ValueError(f"must use only letters, digits, _ and -, got {value!r}")
+        raise ValueError(f"must use only letters, digits, _ . and -, got {value!r}")
     return value
 
 

@@ -1,0 +1,61 @@
+"""Run every lesson through the real command and keep its figures and table for the docs.
+
+    python docs/make_lesson_figures.py [lesson ...] [--workers N]
+
+Each lesson runs as `python -m pipeline experiment --output <tmp> <lesson> workers=N` against a
+throw-away SQLite store, timed from the outside (wall time, the MLflow logging included).
+Writes docs/img/lessons/<lesson>.png (the comparison figure; the grid's diagnosis figure as
+<lesson>_diagnoses.png) and docs/img/lessons/<lesson>.md (table, verdict, wall time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "img" / "lessons"
+
+
+def run(lesson: str, workers: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+               "MLFLOW_DISABLE_TELEMETRY": "true", "MPLBACKEND": "Agg",
+               "PYTHONPATH": str(ROOT)}
+        cmd = [sys.executable, "-m", "pipeline", "experiment", "--quiet", "--conf-dir",
+               str(ROOT / "conf"), "--output", f"{tmp}/out", lesson, f"workers={workers}"]
+        started = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=tmp, env=env)
+        seconds = time.perf_counter() - started
+        OUT.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f"{tmp}/out/comparison.png", OUT / f"{lesson}.png")
+        if Path(f"{tmp}/out/diagnoses.png").exists():
+            shutil.copy(f"{tmp}/out/diagnoses.png", OUT / f"{lesson}_diagnoses.png")
+        table = Path(f"{tmp}/out/table.md").read_text()
+        (OUT / f"{lesson}.md").write_text(
+            table + f"\nwall time: {seconds:.0f} s with {workers} worker(s) "
+            f"(`python -m pipeline experiment {lesson} workers={workers}`)\n")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lessons", nargs="*")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from pipeline.lessons import available
+
+    for lesson in args.lessons or available(ROOT / "conf"):
+        print(f"{lesson}: {run(lesson, args.workers):.1f} s with {args.workers} worker(s)",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
