@@ -54,6 +54,9 @@ def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = Non
 
 def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> CheckResult:
     m = check.metric
+    missing = [a for a in check.arms() if a not in table.index]
+    if missing:
+        return CheckResult(False, f"{m}: arm(s) {missing} not run")
     if check.best_of is not None:
         pool = [a for a in check.best_of if a not in optimistic]
         left = [a for a in check.best_of if a in optimistic]

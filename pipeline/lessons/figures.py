@@ -162,7 +162,9 @@ def diagnoses(grid, table: pd.DataFrame, cells: Mapping[str, object]) -> Figure:
     ax = fig.add_subplot()
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
-            d = cells[f"{r}/{c}"]
+            d = cells.get(f"{r}/{c}")
+            if d is None:  # a cell left out (run_lesson(arms=...))
+                continue
             ax.add_patch(_rect(j, i, _DIAG_COLOURS.get(d.verdict, "white")))
             step = textwrap.fill(d.recommendation, 34)
             ax.text(j + 0.5, i + 0.5, f"{d.verdict}\ntrain err {d.train_error:.1%}  dev err "

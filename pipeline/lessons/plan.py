@@ -33,9 +33,14 @@ def dotted(items: Sequence[str]) -> dict[str, Any]:
 
 
 def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] = (),
-         conf_dir: Path | str = Path("conf")) -> list[Job]:
-    """Every (arm, seed) job, arm-major, each with its validated config. Seeds are 0..n-1."""
+         conf_dir: Path | str = Path("conf"), arms: Sequence[str] | None = None) -> list[Job]:
+    """Every (arm, seed) job, arm-major, each with its validated config. Seeds are 0..n-1.
+    `arms`: run only these (a notebook's quick look; the claim then needs its arms)."""
     n = lesson.seeds if seeds is None else seeds
+    known = lesson.arm_names()
+    for arm in arms or ():
+        if arm not in known:
+            raise ValueError(f"arms must be among {known}, got {arm!r}")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"seeds must be an integer >= 1, got {n!r}")
     base = load_config(conf_dir=conf_dir)
@@ -43,6 +48,8 @@ def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] =
     layers = [("base", lesson.base), ("command line", cli)]
     jobs = []
     for arm, arm_over in lesson.arm_overrides().items():
+        if arms is not None and arm not in arms:
+            continue
         cfg = base
         for where, layer in [*layers, (f"arms.{arm}", arm_over)]:
             try:

@@ -43,17 +43,19 @@ def optimistic_arms(jobs: Sequence[Job]) -> list[str]:
 def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int = 1,
                overrides: Sequence[str] = (), conf_dir: Path | str = Path("conf"),
                on_result: Callable[[ArmRun], None] | None = None, figures: bool = True,
-               jobs: Sequence[Job] | None = None) -> LessonResult:
+               jobs: Sequence[Job] | None = None,
+               arms: Sequence[str] | None = None) -> LessonResult:
     """Run every arm over `seeds` seeds (default: the lesson's) and judge the claim.
 
     `lesson`: a Lesson or a name under conf/lessons. `workers` > 1 runs jobs in spawned
     processes with one BLAS thread each. `on_result(run)` is called in this process as each
     job finishes. `jobs`: an already validated plan (the command builds it before any run).
+    `arms`: only these arms (the claim's checks that name another arm then fail).
     """
     if isinstance(lesson, str):
         lesson = load_lesson(lesson, conf_dir)
     jobs = list(jobs) if jobs is not None else plan(lesson, seeds=seeds, overrides=overrides,
-                                                    conf_dir=conf_dir)
+                                                    conf_dir=conf_dir, arms=arms)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     runs = run_jobs(jobs, workers, on_result)
@@ -96,7 +98,8 @@ def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,
              figures: bool = True) -> LessonResult:
     from pipeline.lessons import table as T
 
-    arms = lesson.arm_names()
+    ran = {j.arm for j in jobs}
+    arms = [a for a in lesson.arm_names() if a in ran]
     table = summarize(runs, arms, optimistic_arms(jobs))
     cells = _diagnoses(lesson, table, jobs)
     verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()})
