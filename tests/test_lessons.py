@@ -173,3 +173,23 @@ def test_vanishing_exploding_and_gradient_checking_hold():
     assert g.verdict.held, g.verdict.format()
     assert "failed blocks: W2" in g.texts["lesson/gradcheck/broken-seed0.txt"]
     assert "failed blocks: none" in g.texts["lesson/gradcheck/correct-seed1.txt"]
+
+
+@pytest.mark.slow
+def test_the_full_regularization_lesson_reaches_the_target():
+    """The issue's target: the best regularized arm that did not select on dev >= 0.95 mean
+    clean-dev accuracy over 5 seeds, and the verdict says held."""
+    r = run_lesson("regularization", conf_dir=CONF, figures=False, workers=2)
+    assert r.verdict.held, r.verdict.format()
+    honest = r.table.drop(index=["none", "early_stopping"])
+    assert honest["dev_accuracy_mean"].max() >= 0.95
+    assert (r.table["n_seeds"] == 5).all()
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_same_numbers_as_one():
+    kw = dict(seeds=2, conf_dir=CONF, figures=False, arms=["zeros", "he"],
+              overrides=["training.epochs=300"])
+    one, two = run_lesson("initialization", **kw), run_lesson("initialization", workers=2, **kw)
+    assert [(r.arm, r.seed) for r in two.runs] == [(r.arm, r.seed) for r in one.runs]
+    pd.testing.assert_frame_equal(one.table, two.table, rtol=1e-12)

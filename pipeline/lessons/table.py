@@ -60,6 +60,8 @@ def _cell(row, metric: str) -> str:
 def _fmt(v: float) -> str:
     if not math.isfinite(v):
         return str(v)
-    if v == 0 or 1e-3 <= abs(v) < 1e4:
-        return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+    if v == 0 or 1e-3 <= abs(v) < 10:
+        return f"{v:.3f}"
+    if 10 <= abs(v) < 1e5:
+        return f"{v:.1f}"
     return f"{v:.2e}"
