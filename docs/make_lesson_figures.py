@@ -5,13 +5,16 @@
 Each lesson runs as `python -m pipeline experiment --output <tmp> <lesson> workers=N` against a
 throw-away SQLite store, timed from the outside (wall time, the MLflow logging included).
 Writes docs/img/lessons/<lesson>.png (the comparison figure; the grid's diagnosis figure as
-<lesson>_diagnoses.png) and docs/img/lessons/<lesson>.md (table, verdict, wall time).
+<lesson>_diagnoses.png) and docs/img/lessons/<lesson>.md (table, verdict, wall time), and
+appends a line to docs/img/lessons/timings.tsv: lesson, workers, wall seconds of the whole
+command (imports and a fresh SQLite store included), seconds of the runs loop (as printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,8 +34,9 @@ def run(lesson: str, workers: int) -> float:
         cmd = [sys.executable, "-m", "pipeline", "experiment", "--quiet", "--conf-dir",
                str(ROOT / "conf"), "--output", f"{tmp}/out", lesson, f"workers={workers}"]
         started = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=tmp, env=env)
+        done = subprocess.run(cmd, check=True, cwd=tmp, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - started
+        loop = re.search(r"runs in ([0-9.]+) s", done.stdout).group(1)
         OUT.mkdir(parents=True, exist_ok=True)
         shutil.copy(f"{tmp}/out/comparison.png", OUT / f"{lesson}.png")
         if Path(f"{tmp}/out/diagnoses.png").exists():
@@ -40,7 +44,10 @@ def run(lesson: str, workers: int) -> float:
         table = Path(f"{tmp}/out/table.md").read_text()
         (OUT / f"{lesson}.md").write_text(
             table + f"\nwall time: {seconds:.0f} s with {workers} worker(s) "
-            f"(`python -m pipeline experiment {lesson} workers={workers}`)\n")
+            f"(`python -m pipeline experiment {lesson} workers={workers}`; the runs "
+            f"themselves {loop} s)\n")
+        with open(OUT / "timings.tsv", "a") as f:
+            f.write(f"{lesson}\t{workers}\t{seconds:.1f}\t{loop}\n")
     return seconds
 
 
