@@ -11,6 +11,7 @@ from pipeline import stages
 from pipeline.config import load_config
 from pipeline.lessons import available, judge, load_lesson, parse_lesson, plan, run_lesson
 from pipeline.lessons.execute import execute
+from pipeline.lessons.spec import Corrupt
 from pipeline.nn import Architecture, init_params, symmetric_units
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -69,6 +70,13 @@ def test_a_bad_override_in_an_arm_names_the_arm_and_the_key():
         plan(bad, seeds=1, conf_dir=CONF)
     with pytest.raises(ValueError, match="seeds must be an integer >= 1, got 0"):
         plan(lesson(), seeds=0, conf_dir=CONF)
+    with pytest.raises(ValueError, match=r"corrupt.block must be one of \['W1', 'b1', 'W2', "
+                                         r"'b2', 'W3', 'b3'\], got 'W9'"):
+        plan(load_lesson("gradient_checking", CONF).model_copy(
+            update={"corrupt": Corrupt(arm="broken", block="W9")}), seeds=1, conf_dir=CONF)
+    with pytest.raises(ValueError, match="kind gradient_flow needs training.eval_every=1"):
+        plan(load_lesson("vanishing_exploding", CONF), overrides=["training.eval_every=2"],
+             conf_dir=CONF)
 
 
 def test_an_arm_seed_is_exactly_the_train_command_with_its_overrides():

@@ -16,6 +16,7 @@ import numpy as np
 from pipeline import stages
 from pipeline.config import config_from_yaml
 from pipeline.lessons.plan import Job
+from pipeline.nn import symmetric_units
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,6 @@ def execute(job: Job) -> ArmRun:
     fit, hist = trained.fit, trained.fit.history
     metrics = {k: float(v) for k, v in trained.metrics.items()}
     metrics.update(_first(hist), non_finite=float(fit.stop_reason == "non_finite"))
-    from pipeline.nn import symmetric_units
     metrics["symmetric_units"] = symmetric_units(fit.params)
     if job.lesson.threshold is not None:
         metrics.update(_to_threshold(hist, job.lesson.threshold, fit.epochs_run))

@@ -56,11 +56,27 @@ def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] =
                 cfg = cfg.with_overrides(layer)
             except ValueError as exc:
                 raise ValueError(f"lesson {lesson.name}: {where}: {exc}") from None
+        _check_kind(lesson, arm, cfg)
         for seed in range(n):
             seeded = cfg.with_overrides({"seed": seed})
             items = [*_items(lesson.base), *overrides, *_items(arm_over), f"seed={seed}"]
             jobs.append(Job(lesson, arm, seed, seeded.to_yaml(), tuple(items)))
     return jobs
+
+
+def _check_kind(lesson: Lesson, arm: str, cfg) -> None:
+    """What a kind needs of every arm's config, refused here rather than halfway through."""
+    where = f"lesson {lesson.name}: arms.{arm}"
+    if lesson.kind == "gradient_flow" and cfg.training.eval_every != 1:
+        raise ValueError(f"{where}: kind gradient_flow needs training.eval_every=1 (the first "
+                         f"evaluation is the gradient at the initial weights), got "
+                         f"{cfg.training.eval_every}")
+    c = lesson.corrupt
+    if c is not None and c.arm == arm:
+        blocks = [f"{p}{l}" for l in range(1, len(cfg.model.hidden) + 2) for p in "Wb"]
+        if c.block not in blocks:
+            raise ValueError(f"lesson {lesson.name}: corrupt.block must be one of {blocks}, "
+                             f"got {c.block!r}")
 
 
 def _items(layer: Mapping[str, Any]) -> list[str]:
