@@ -131,9 +131,13 @@ def _held(result, *indices):
 
 
 def test_initialization_direction_on_a_small_budget():
-    r = run_lesson("initialization", seeds=2, conf_dir=CONF, figures=False,
+    r = run_lesson("initialization", seeds=2, conf_dir=CONF,
                    overrides=["data.params={n_samples: 160}", "training.epochs=1500"])
     t = r.table
+    axes = r.figures["lesson/comparison.png"].axes     # 4 boundaries, then the 2 curve panels
+    assert [a.get_title().split(":")[0] for a in axes[:4]] == list(t.index)
+    assert "seed" in axes[0].get_title() and axes[4].get_ylabel() == "train_loss"
+    assert [l.get_label() for l in axes[5].get_lines()] == list(t.index)
     assert t.loc["zeros", "dev_accuracy_max"] == 0.5 and t.loc["zeros", "symmetric_units_min"] == 1
     assert t.loc["random_large", "first_train_loss_min"] > 10 * t.loc["he", "first_train_loss_max"]
     assert t.loc["he", "dev_accuracy_mean"] > t.loc["random_large", "dev_accuracy_mean"] + 0.1
