@@ -89,8 +89,7 @@ def run(args: argparse.Namespace) -> int:
             runs = run_jobs(jobs, workers, on_result)
             result = assemble(lesson, jobs, runs)
             seconds = time.perf_counter() - started
-            TL.log_summary(parent, result, lesson_yaml=lesson_yaml, seeds=seeds,
-                           workers=workers, overrides=overrides, seconds=seconds)
+            TL.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
     except (KeyboardInterrupt, tracking.Terminated) as exc:
         sigterm = isinstance(exc, tracking.Terminated)
         print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the lesson's parent run "

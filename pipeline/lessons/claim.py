@@ -92,9 +92,10 @@ def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> 
 
 
 def _relative(value, ref, greater: bool, margin: float, factor: float | None):
-    if factor is not None:
-        passed = value > factor * ref if greater else value < ref / factor
-        return passed, f"{'>' if greater else '<'} {factor:g}x" if greater else f"< 1/{factor:g} x"
+    if factor is not None:  # a ratio: greater means > factor x ref, less means < ref / factor
+        if greater:
+            return value > factor * ref, f"> {factor:g}x"
+        return value < ref / factor, f"< 1/{factor:g} x"
     passed = value > ref + margin if greater else value < ref - margin
     sign = ">" if greater else "<"
     return passed, f"{sign} (margin {margin:g})" if margin else sign

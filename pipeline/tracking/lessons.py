@@ -81,8 +81,7 @@ class LessonLogger:
             self.client.log_batch(child, metrics=points[i:i + R.BATCH])
 
 
-def log_summary(parent_run_id: str, result, *, lesson_yaml: str, seeds: int, workers: int,
-                overrides: list[str], seconds: float) -> None:
+def log_summary(parent_run_id: str, result, *, lesson_yaml: str, seconds: float) -> None:
     """Table (csv, md, and `<arm>.<metric>_<stat>` metrics), figures, verdict on the parent."""
     client = MlflowClient()
     table = result.table
