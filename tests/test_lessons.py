@@ -159,7 +159,7 @@ def test_bias_variance_direction_on_a_small_budget():
     r = run_lesson("bias_variance", seeds=2, conf_dir=CONF,
                    arms=["small/l2_0", "large/l2_0", "large/l2_10"],
                    overrides=["training.epochs=400"])
-    assert set(r.figures) == {"lesson/comparison.png", "lesson/diagnoses.png"}
+    assert set(r.figures) == {"lesson/comparison.png", "lesson/curves.png"}
     assert "high bias" in r.diagnoses["small/l2_0"].verdict
     assert "high bias" in r.diagnoses["large/l2_10"].verdict
     assert r.table.loc["large/l2_0", "train_error_mean"] < r.table.loc[

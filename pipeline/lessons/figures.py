@@ -6,6 +6,7 @@ comparison  the arms' decision boundaries side by side (2-D data; one seed's mod
 grad_flow   layer index vs ||dJ/dW_l|| at the first step, one line per arm (log scale)
 gradcheck   per-block relative error of each arm, with the verdict thresholds
 diagnoses   the grid's cells placed on the four bias/variance diagnoses, with the next step
+            (a grid's comparison figure; its curves go to lesson/curves.png)
 """
 
 from __future__ import annotations

@@ -148,10 +148,11 @@ def make_figures(lesson: Lesson, runs, arms, table, cells) -> dict:
     from pipeline.lessons import figures as F
 
     figs = {}
-    if lesson.kind in ("arms", "grid"):
+    if lesson.kind == "arms":
         figs["lesson/comparison.png"] = F.comparison(lesson, runs, arms)
-    if lesson.kind == "grid":
-        figs["lesson/diagnoses.png"] = F.diagnoses(lesson.grid, table, cells)
+    if lesson.kind == "grid":  # the cells on the diagnoses; 12 overlaid curves come second
+        figs["lesson/comparison.png"] = F.diagnoses(lesson.grid, table, cells)
+        figs["lesson/curves.png"] = F.comparison(lesson, runs, arms)
     if lesson.kind == "gradient_flow":
         figs["lesson/comparison.png"] = F.grad_flow(runs, arms)
         figs["lesson/curves.png"] = F.comparison(lesson.model_copy(
