@@ -56,6 +56,9 @@ def test_an_unknown_lesson_lists_the_available_ones():
      "claim.checks[0] needs a comparison"),
     ({"arms": {"a b": {}}}, "arms.a b must use only letters"),
     ({"colour": "red"}, "unknown key colour; valid keys of the config"),
+    ({"title": None}, "lesson tiny: title must be a string, got None"),
+    ({"claim": {"text": "c", "checks": [{"metric": "dev_accuracy", "arm": "a", "above": 1}]}},
+     "unknown key claim.checks[0].above; valid keys of claim.checks.0: arm, at_least,"),
 ])
 def test_a_bad_lesson_file_is_one_line_naming_the_key(replace, message):
     with pytest.raises(ValueError) as err:
