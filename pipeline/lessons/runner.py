@@ -66,6 +66,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
     order = {(j.arm, j.seed): i for i, j in enumerate(jobs)}
     done: list[ArmRun] = []
     if workers == 1 or len(jobs) == 1:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(1)   # this process too: see _one_blas_thread
         results = map(execute, jobs)
         pool = None
     else:
@@ -85,11 +87,16 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
         if pool is not None:
             pool.close()
             pool.join()
+        else:
+            limit.restore_original_limits()
     return sorted(done, key=lambda r: order[(r.arm, r.seed)])
 
 
 def _one_blas_thread() -> None:
-    """N workers x a multi-threaded BLAS oversubscribe the cores (the search measured ~10%)."""
+    """One BLAS thread per job, in workers and in this process alike. These matrices are small
+    (at most 2000 x 80), so BLAS threads buy little, and on a busy machine they cost a lot:
+    2 arms x 2 seeds of the regularization lesson took 50-74 s with the default threads and
+    3-4 s with one (2 cores, load average ~9; docs/lessons.md)."""
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)
 
