@@ -44,7 +44,7 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
                overrides: Sequence[str] = (), conf_dir: Path | str = Path("conf"),
                on_result: Callable[[ArmRun], None] | None = None, figures: bool = True,
                jobs: Sequence[Job] | None = None,
-               arms: Sequence[str] | None = None) -> LessonResult:
+               arms: Sequence[str] | None = None, first_seed: int = 0) -> LessonResult:
     """Run every arm over `seeds` seeds (default: the lesson's) and judge the claim.
 
     `lesson`: a Lesson or a name under conf/lessons. `workers` > 1 runs jobs in spawned
@@ -55,7 +55,8 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
     if isinstance(lesson, str):
         lesson = load_lesson(lesson, conf_dir)
     jobs = list(jobs) if jobs is not None else plan(lesson, seeds=seeds, overrides=overrides,
-                                                    conf_dir=conf_dir, arms=arms)
+                                                    conf_dir=conf_dir, arms=arms,
+                                                    first_seed=first_seed)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     runs = run_jobs(jobs, workers, on_result)
@@ -145,7 +146,7 @@ def _diagnoses(lesson: Lesson, table: pd.DataFrame, jobs: Sequence[Job]) -> dict
     from pipeline.config import config_from_yaml
     from pipeline.diagnosis import diagnose
 
-    first = {j.arm: config_from_yaml(j.cfg_yaml) for j in jobs if j.seed == 0}
+    first = {j.arm: config_from_yaml(j.cfg_yaml) for j in jobs}
     return {a: diagnose(table.loc[a, "train_error_mean"], table.loc[a, "dev_error_mean"],
                         bayes_error=first[a].diagnosis.bayes_error,
                         threshold=first[a].diagnosis.threshold) for a in table.index}
