@@ -1,11 +1,12 @@
 """`python -m pipeline experiment <lesson> [seeds=N] [workers=N] [key=value ...]`: a lesson run
 over seeds as one MLflow parent run with a child run per (arm, seed).
 
-`seeds=` and `workers=` belong to the experiment; every other key=value is a config override
-applied to every arm (an arm's own keys win: they are the comparison). Order for honest
-records: the lesson file, every arm's config and each arm's data are validated BEFORE a run
-exists, so bad input exits 2 with one line and creates nothing. `--output DIR` also writes the
-table, the verdict and the figures as files (docs/make_lesson_figures.py uses it).
+`seeds=`, `first_seed=` (default 0) and `workers=` belong to the experiment; every other
+key=value is a config override applied to every arm (an arm's own keys win: they are the
+comparison). Order for honest records: the lesson file, every arm's config and each arm's
+data are validated BEFORE a run exists, so bad input exits 2 with one line and creates nothing.
+`--output DIR` also writes the table, the verdict and the figures as files
+(docs/make_lesson_figures.py uses it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from pipeline.commands import project_experiment
 
-OWN = ("seeds", "workers")
+OWN = ("seeds", "workers", "first_seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +45,9 @@ def split_own(items: list[str]) -> tuple[dict[str, int], list[str]]:
             v = yaml.safe_load(value)
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+            low = 0 if key == "first_seed" else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
             own[key] = v
         else:
             rest.append(item)
@@ -61,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
     own, overrides = split_own(args.overrides)
     lesson = load_lesson(args.lesson, args.conf_dir)
     seeds, workers = own.get("seeds", lesson.seeds), own.get("workers", 1)
-    jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=args.conf_dir)
+    jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=args.conf_dir,
+                first_seed=own.get("first_seed", 0))
     for job in jobs:                       # each arm's data and settings, before any run
-        if job.seed == 0:
+        if job.seed == jobs[0].seed:
             stages.prepare_checked(config_from_yaml(job.cfg_yaml))
     cfg = config_from_yaml(jobs[0].cfg_yaml)
     lesson_yaml = _lesson_text(args.lesson, args.conf_dir)

@@ -33,10 +33,14 @@ def dotted(items: Sequence[str]) -> dict[str, Any]:
 
 
 def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] = (),
-         conf_dir: Path | str = Path("conf"), arms: Sequence[str] | None = None) -> list[Job]:
-    """Every (arm, seed) job, arm-major, each with its validated config. Seeds are 0..n-1.
+         conf_dir: Path | str = Path("conf"), arms: Sequence[str] | None = None,
+         first_seed: int = 0) -> list[Job]:
+    """Every (arm, seed) job, arm-major, each with its validated config. Seeds are
+    first_seed .. first_seed + n - 1 (fresh seeds check a lesson tuned on seeds 0..n-1).
     `arms`: run only these (a notebook's quick look; the claim then needs its arms)."""
     n = lesson.seeds if seeds is None else seeds
+    if not isinstance(first_seed, int) or isinstance(first_seed, bool) or first_seed < 0:
+        raise ValueError(f"first_seed must be an integer >= 0, got {first_seed!r}")
     known = lesson.arm_names()
     for arm in arms or ():
         if arm not in known:
@@ -57,7 +61,7 @@ def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] =
             except ValueError as exc:
                 raise ValueError(f"lesson {lesson.name}: {where}: {exc}") from None
         _check_kind(lesson, arm, cfg)
-        for seed in range(n):
+        for seed in range(first_seed, first_seed + n):
             seeded = cfg.with_overrides({"seed": seed})
             items = [*_items(lesson.base), *overrides, *_items(arm_over), f"seed={seed}"]
             jobs.append(Job(lesson, arm, seed, seeded.to_yaml(), tuple(items)))

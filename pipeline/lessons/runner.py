@@ -44,7 +44,7 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
                overrides: Sequence[str] = (), conf_dir: Path | str = Path("conf"),
                on_result: Callable[[ArmRun], None] | None = None, figures: bool = True,
                jobs: Sequence[Job] | None = None,
-               arms: Sequence[str] | None = None) -> LessonResult:
+               arms: Sequence[str] | None = None, first_seed: int = 0) -> LessonResult:
     """Run every arm over `seeds` seeds (default: the lesson's) and judge the claim.
 
     `lesson`: a Lesson or a name under conf/lessons. `workers` > 1 runs jobs in spawned
@@ -55,7 +55,8 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
     if isinstance(lesson, str):
         lesson = load_lesson(lesson, conf_dir)
     jobs = list(jobs) if jobs is not None else plan(lesson, seeds=seeds, overrides=overrides,
-                                                    conf_dir=conf_dir, arms=arms)
+                                                    conf_dir=conf_dir, arms=arms,
+                                                    first_seed=first_seed)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     runs = run_jobs(jobs, workers, on_result)
@@ -66,6 +67,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
     order = {(j.arm, j.seed): i for i, j in enumerate(jobs)}
     done: list[ArmRun] = []
     if workers == 1 or len(jobs) == 1:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(1)   # this process too: see _one_blas_thread
         results = map(execute, jobs)
         pool = None
     else:
@@ -85,11 +88,16 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
         if pool is not None:
             pool.close()
             pool.join()
+        else:
+            limit.restore_original_limits()
     return sorted(done, key=lambda r: order[(r.arm, r.seed)])
 
 
 def _one_blas_thread() -> None:
-    """N workers x a multi-threaded BLAS oversubscribe the cores (the search measured ~10%)."""
+    """One BLAS thread per job, in workers and in this process alike. These matrices are small
+    (at most 2000 x 80), so BLAS threads buy little, and on a busy machine they cost a lot:
+    2 arms x 2 seeds of the regularization lesson took 50-74 s with the default threads and
+    3-4 s with one (2 cores, load average ~9; docs/lessons.md)."""
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)
 
@@ -138,7 +146,7 @@ def _diagnoses(lesson: Lesson, table: pd.DataFrame, jobs: Sequence[Job]) -> dict
     from pipeline.config import config_from_yaml
     from pipeline.diagnosis import diagnose
 
-    first = {j.arm: config_from_yaml(j.cfg_yaml) for j in jobs if j.seed == 0}
+    first = {j.arm: config_from_yaml(j.cfg_yaml) for j in jobs}
     return {a: diagnose(table.loc[a, "train_error_mean"], table.loc[a, "dev_error_mean"],
                         bayes_error=first[a].diagnosis.bayes_error,
                         threshold=first[a].diagnosis.threshold) for a in table.index}
