@@ -50,7 +50,8 @@ def test_a_lesson_is_a_parent_with_one_finished_child_per_arm_and_seed(workdir, 
         "broken-seed0", "broken-seed1", "correct-seed0", "correct-seed1"]
     tags, metrics = parent.data.tags, parent.data.metrics
     assert tags["lesson.verdict"].startswith("held: every block of the correct network passes")
-    assert tags["mlflow.note.content"].startswith("verdict: held")
+    assert tags["mlflow.note.content"].startswith("**held: every block")
+    assert "\n- met: broken n_failed mean 1 <= 1" in tags["mlflow.note.content"]
     assert tags["lesson.verdict"] in out
     assert metrics["correct.n_failed_mean"] == 0 and metrics["broken.n_failed_max"] == 1
     assert metrics["broken.target_failed_mean"] == 1 and metrics["lesson.held"] == 1

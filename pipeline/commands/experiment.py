@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.commands import project_experiment
+from pipeline.commands import conf_dir, project_experiment
 
 OWN = ("seeds", "workers", "first_seed")
 
@@ -27,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "path to a lesson .yaml")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="seeds=5 workers=2, or config overrides for every arm")
-    parser.add_argument("--conf-dir", type=Path, default=Path("conf"),
-                        help="config directory (default: ./conf)")
+    parser.add_argument("--conf-dir", type=Path, default=None, metavar="DIR",
+                        help="config directory (default: ./conf if it holds base.yaml, else "
+                             "the config shipped with the package); lessons are DIR/lessons/*.yaml")
     parser.add_argument("--output", type=Path, default=None,
                         help="also write table.md/.csv, verdict.txt and the figures here")
     parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
@@ -61,15 +62,16 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.lessons.runner import assemble, run_jobs
 
     own, overrides = split_own(args.overrides)
-    lesson = load_lesson(args.lesson, args.conf_dir)
+    conf = conf_dir(args)
+    lesson = load_lesson(args.lesson, conf)
     seeds, workers = own.get("seeds", lesson.seeds), own.get("workers", 1)
-    jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=args.conf_dir,
+    jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=conf,
                 first_seed=own.get("first_seed", 0))
     for job in jobs:                       # each arm's data and settings, before any run
         if job.seed == jobs[0].seed:
             stages.prepare_checked(config_from_yaml(job.cfg_yaml))
     cfg = config_from_yaml(jobs[0].cfg_yaml)
-    lesson_yaml = _lesson_text(args.lesson, args.conf_dir)
+    lesson_yaml = _lesson_text(args.lesson, conf)
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from pipeline import tracking

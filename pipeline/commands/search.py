@@ -69,7 +69,7 @@ def _describe_empty_project_run(run_id: str, result) -> None:
     """Nothing to run, but `mlflow run` already opened a run: say in it why it is empty."""
     from pipeline.tracking.project_run import describe_project_run
 
-    print(f"(mlflow run had already opened run {os.environ['MLFLOW_RUN_ID']}: it stays empty, "
+    print(f"(mlflow run had already opened run {run_id}: it stays empty, "
           "named and described as 'nothing to run')")
     describe_project_run(
         run_id, name=f"search-{result.study} (nothing to run)",

@@ -12,6 +12,7 @@ import sys
 import time
 
 from pipeline.commands import add_config_arguments, conf_dir, project_experiment
+from pipeline.redact import redact
 
 
 def add_arguments(parser) -> None:
@@ -96,7 +97,7 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
 
     m, fit = trained.metrics, trained.fit
     links = tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)
-    uri = tracking.tracking_uri()
+    uri = redact(tracking.tracking_uri())
     lines = [
         f"run {run_id} finished in {seconds:.1f} s (experiment id {experiment_id})",
         f"  train: loss {m['train_loss']:.4f}  accuracy {m['train_accuracy']:.2%}",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from pipeline.redact import redact
 from pipeline.search import storage as S
 from pipeline.search.study import (Job, Progress, best_trial, count, open_study, run_workers,
                                    study_name, top_table)
@@ -44,7 +45,7 @@ def _check_base_config(study, cfg, space) -> None:
 
     stored = study.user_attrs.get("base_config")
     if stored is None:
-        study.set_user_attr("base_config", cfg.to_yaml())
+        study.set_user_attr("base_config", redact(cfg.to_yaml()))  # evaluate takes URLs anew
         return
     old, new = config_from_yaml(stored, "study base_config").flat(), cfg.flat()
     diff = sorted(k for k in set(old) | set(new)

@@ -19,8 +19,8 @@ from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from pipeline.tracking import records as R
+from pipeline.tracking.ui import NOTE  # the run's description (markdown) in the MLflow UI
 
-NOTE = "mlflow.note.content"      # the run's description in the MLflow UI
 # Curves a child keeps: the learning curves, plus gradient norms for the gradient-flow lesson.
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error",
           "train_objective")
@@ -99,7 +99,9 @@ def log_summary(parent_run_id: str, result, *, lesson_yaml: str, seconds: float)
     for path, fig in result.figures.items():
         client.log_figure(parent_run_id, fig, path)
     verdict = result.verdict
-    R.set_tags(parent_run_id, {"lesson.verdict": verdict.line, NOTE: verdict.format(),
+    note = "\n".join([f"**{verdict.line}**", ""] + [
+        f"- {'met' if c.passed else 'NOT met'}: {c.text}" for c in verdict.checks])
+    R.set_tags(parent_run_id, {"lesson.verdict": verdict.line, NOTE: note,
                                "lesson.held": str(verdict.held).lower()}, client)
 
 

@@ -14,6 +14,7 @@ from typing import Callable
 
 from mlflow.tracking import MlflowClient
 
+from pipeline.redact import redact
 from pipeline.tracking import notes, records as R
 from pipeline.tracking.ui import set_run_note
 
@@ -61,7 +62,7 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     status(f"recording config, tags, source and data lineage"
            f"{f', {len(points)} curve points' if points else ''}...")
     R.log_params(run_id, cfg.flat(), client)
-    client.log_text(run_id, cfg.to_yaml(), "config.yaml")
+    client.log_text(run_id, redact(cfg.to_yaml()), "config.yaml")
     R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
     set_run_note(run_id, notes.training_note(cfg, prepared, trained), client)
     R.log_source(run_id, source_dir, client)
