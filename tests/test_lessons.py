@@ -16,7 +16,7 @@ from pipeline.nn import Architecture, init_params, symmetric_units
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SHIPPED = ["bias_variance", "gradient_checking", "initialization", "normalization",
-           "regularization", "vanishing_exploding"]
+           "regularization", "regularization_coin_flip", "vanishing_exploding"]
 
 MINIMAL = """
 title: t
