@@ -64,10 +64,12 @@ def test_streams_are_independent_per_concern():
     assert stages.streams(0)["init"].random() != stages.streams(0)["split"].random()
 
 
-def test_default_run_is_short_early_stopped_and_evaluated_100_to_300_times(default_run):
-    _, _, trained = default_run
-    n_eval = len(trained.fit.history["epoch"])
-    assert 100 <= n_eval <= 300
+def test_default_run_is_short_early_stopped_and_evaluated_every_10_epochs(default_run):
+    cfg, _, trained = default_run
+    epochs = trained.fit.history["epoch"]
+    # eval_every: auto = 2000 // 200 = 10 epochs; patience 20 evaluations = 200 epochs
+    assert stages.settings(cfg).eval_every == 10 and epochs[:3] == [10, 20, 30]
+    assert trained.fit.epochs_run - trained.fit.best_epoch == 200 and len(epochs) >= 20
     assert trained.fit.stop_reason == "early_stopping"
     assert trained.metrics["best_epoch"] == trained.fit.best_epoch < trained.fit.epochs_run
     # early stopping on dev error keeps the near-diagonal boundary: the clean dev is easy, the

@@ -8,11 +8,13 @@ study.py     the search's parent/child runs (issue 5)
 readback.py  a logged run read back for reproduce
 """
 
-from pipeline.tracking.records import MetricBuffer, git_state, package_versions
+from pipeline.tracking.records import (MetricBuffer, curve_stride, git_state, kept_indices,
+                                       package_versions)
 from pipeline.tracking.runs import (Terminated, check_terminated, configure, defer_sigterm, run,
                                     tracking_uri, ui_links)
 from pipeline.tracking.training import final_metrics, log_training
 
-__all__ = ["MetricBuffer", "Terminated", "check_terminated", "configure", "defer_sigterm",
+__all__ = ["MetricBuffer", "Terminated", "check_terminated", "configure", "curve_stride",
+           "defer_sigterm", "kept_indices",
            "final_metrics", "git_state", "log_training", "package_versions", "run",
            "tracking_uri", "ui_links"]

@@ -51,8 +51,12 @@ class StudyLogger:
             self.client.set_terminated(run.info.run_id, "FAILED")
             raise
         # Flushed once when the trial ends: a small trial is shorter than any flush interval.
-        self._curves[run.info.run_id] = records.MetricBuffer(run.info.run_id, client=self.client,
-                                                             flush_seconds=60.0)
+        from pipeline import stages
+
+        settings = stages.settings(cfg)
+        self._curves[run.info.run_id] = records.MetricBuffer(
+            run.info.run_id, client=self.client, flush_seconds=60.0,
+            stride=records.curve_stride(settings.epochs, settings.eval_every))
         return run.info.run_id
 
     def metric_callback(self, run_id: str):
@@ -60,7 +64,9 @@ class StudyLogger:
         buffer = self._curves[run_id]
 
         def curves(epoch: int, metrics: Mapping[str, float]) -> None:
-            buffer(epoch, {k: metrics[k] for k in TRIAL_CURVES if k in metrics})
+            point = {k: metrics[k] for k in TRIAL_CURVES if k in metrics}
+            buffer.last = (epoch, point)  # logged at the end if the stride skipped it
+            buffer(epoch, point)
         return curves
 
     def finish_trial(self, run_id: str, state: str, *, reason: str | None = None,
@@ -71,6 +77,9 @@ class StudyLogger:
         try:
             curves = self._curves.pop(run_id, None)
             if curves:
+                last = getattr(curves, "last", None)
+                if last is not None and last[0] not in curves.steps:
+                    curves._add(*last)
                 curves.flush()
             final = {f"final_{k}": v for k, v in (metrics or {}).items()
                      if isinstance(v, (int, float))}

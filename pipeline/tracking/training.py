@@ -53,7 +53,10 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     client.log_text(run_id, cfg.to_yaml(), "config.yaml")
     R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
     R.log_source(run_id, source_dir, client)
-    points = R.history_metrics(trained.fit.history) if curves else []
+    settings = stages.settings(cfg)
+    fit = trained.fit
+    points = (R.history_metrics(fit.history, R.curve_stride(settings.epochs, settings.eval_every),
+                                fit.best_epoch) if curves else [])
     for i in range(0, len(points), R.BATCH):
         client.log_batch(run_id, metrics=points[i:i + R.BATCH])
     R.log_metrics(run_id, final_metrics(trained), step=trained.fit.best_epoch, client=client)

@@ -1,0 +1,47 @@
+"""Issue 12: the evaluation cadence, bounded curves, lazy imports."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.config_sections import eval_cadence
+from pipeline.tracking.records import curve_stride, history_metrics, kept_indices
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.mark.parametrize("epochs, every", [(1, 1), (199, 1), (200, 1), (400, 2), (2000, 10),
+                                           (20_000, 100), (20_199, 100)])
+def test_auto_cadence_gives_200_to_399_evaluations_or_one_per_epoch(epochs, every):
+    assert eval_cadence("auto", epochs) == every
+    n = -(-epochs // every)
+    assert n == epochs if epochs < 200 else 200 <= n < 400
+
+
+def test_an_explicit_cadence_is_kept_and_bad_ones_name_the_key():
+    assert eval_cadence(3, 2000) == 3
+    assert load_config(["training.eval_every=7"], conf_dir=CONF).training.eval_every == 7
+    with pytest.raises(ValueError, match="training.eval_every must be a positive integer or "
+                                         "'auto', got 0"):
+        load_config(["training.eval_every=0"], conf_dir=CONF)
+
+
+def test_curves_hold_at_most_about_1000_points_keeping_the_last_and_the_best():
+    assert curve_stride(2000, 10) == 1 and curve_stride(20_000, 1) == 20
+    keep = kept_indices(20_000, 20, best=4567)
+    assert len(keep) == 1002 and keep[0] == 0 and 19_999 in keep and 4567 in keep
+    history = {"epoch": list(range(1, 20_001)), "dev_loss": [1.0 / e for e in range(1, 20_001)]}
+    points = history_metrics(history, stride=20, best_epoch=4568)
+    assert len(points) == 1002 and {p.step for p in points} >= {1, 4568, 20_000}
+
+
+def test_the_core_and_a_config_error_import_neither_sklearn_nor_pandas_nor_mlflow():
+    code = ("import sys; from pipeline.config import load_config; from pipeline import stages; "
+            f"cfg = load_config([], conf_dir={str(CONF)!r}); stages.train(cfg, stages.prepare(cfg)); "
+            "print(sorted(m for m in ('sklearn', 'pandas', 'mlflow', 'optuna', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
