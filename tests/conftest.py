@@ -1,6 +1,7 @@
 """Shared fixtures. Helpers append below; keep each fixture small and explain why it exists."""
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -9,6 +10,9 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# New SQLite stores are copies of a template built once (pipeline/tracking/store.py); tests
+# keep that template in a temporary directory of their own, never in the user's cache.
+os.environ.setdefault("NN_PIPELINE_CACHE", tempfile.mkdtemp(prefix="nn-pipeline-cache-"))
 
 
 @pytest.fixture

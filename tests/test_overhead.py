@@ -45,3 +45,26 @@ def test_the_core_and_a_config_error_import_neither_sklearn_nor_pandas_nor_mlflo
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_new_sqlite_store_is_a_copy_of_the_template_with_its_own_default_experiment(
+        tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking.store import seed_store, sqlite_path
+
+    monkeypatch.setenv("NN_PIPELINE_CACHE", str(tmp_path / "cache"))
+    assert sqlite_path("postgresql://db") is None and sqlite_path("sqlite:///:memory:") is None
+    for name in ("a", "b"):                       # "a" builds the template, "b" copies it
+        (tmp_path / name).mkdir()
+        uri = f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+        assert seed_store(uri) is True
+        assert seed_store(uri) is False           # it exists now: never overwritten
+        monkeypatch.chdir(tmp_path / name)
+        client = MlflowClient(uri)
+        assert client.get_experiment("0").artifact_location == str(tmp_path / name / "mlruns" / "0")
+        run = client.create_run(client.create_experiment("x"))
+        client.log_metric(run.info.run_id, "m", 1.0)
+        assert client.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+    assert [p.name for p in (tmp_path / "cache").iterdir()][0].endswith("-store.db")
