@@ -68,3 +68,19 @@ def test_a_new_sqlite_store_is_a_copy_of_the_template_with_its_own_default_exper
         client.log_metric(run.info.run_id, "m", 1.0)
         assert client.get_run(run.info.run_id).data.metrics == {"m": 1.0}
     assert [p.name for p in (tmp_path / "cache").iterdir()][0].endswith("-store.db")
+
+
+def _schedule(*overrides):
+    from pipeline.search.study import ReportSchedule
+
+    return ReportSchedule(load_config(list(overrides), conf_dir=CONF))
+
+
+def test_trials_report_only_where_the_pruner_decides():
+    evaluations = range(10, 2001, 10)
+    median = _schedule("search.pruner.n_warmup_steps=100", "search.pruner.interval_steps=50")
+    assert [e for e in evaluations if median.due(e)] == list(range(100, 2001, 50))
+    assert not any(_schedule("search.pruner.name=none").due(e) for e in evaluations)
+    hyper = _schedule("search.pruner.name=hyperband", "search.pruner.min_resource=1",
+                      "search.pruner.reduction_factor=3")   # rungs 1, 3, 9, 27, 81, 243, 729
+    assert [e for e in evaluations if hyper.due(e)] == [10, 30, 90, 250, 730]

@@ -108,16 +108,17 @@ def test_resuming_with_a_different_training_config_is_refused(search_cfg, tracki
 
 @pytest.mark.slow
 def test_two_worker_processes_share_one_journal_study(search_cfg, tracking_uri):
-    # Trials of ~0.4 s, so the first worker cannot finish them all while the second starts.
-    cfg = search_cfg("search.n_trials=16", "search.workers=2", "search.trial_figures=none",
+    # Trials of ~0.4 s, so worker 0 (in this process) cannot finish them all while worker 1
+    # starts (imports + data: seconds).
+    cfg = search_cfg("search.n_trials=40", "search.workers=2", "search.trial_figures=none",
                      "training.epochs=800", "training.patience=null", "search.pruner.name=none")
     result = _search(cfg)
     study = _study(cfg)
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
-    assert len(finished) == 16 == result.finished
+    assert len(finished) == 40 == result.finished
     assert {t.user_attrs["worker"] for t in finished} == {0, 1}
     ran = [t for t in study.trials if "mlflow_run_id" in t.user_attrs]
-    assert len(_children(MlflowClient(), result)) == len(ran) >= 16
+    assert len(_children(MlflowClient(), result)) == len(ran) >= 40
 
 
 def _can_reach_postgres() -> str | None:
