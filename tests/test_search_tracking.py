@@ -52,21 +52,16 @@ def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cf
         assert run.data.tags["optuna.state"] == t.state.name
         assert run.data.params["model.init"] == t.params["model.init"]
         curve = client.get_metric_history(run.info.run_id, "dev_error")
-        assert [m.step for m in curve] == list(t.intermediate_values)
+        # reports only where the pruner decides; the child's curve has every evaluation
+        assert set(t.intermediate_values) <= {m.step for m in curve}
         if t.state == TrialState.PRUNED:
             assert run.data.tags["optuna.reason"].startswith("pruned at epoch")
         else:
             assert run.data.metrics["objective"] == pytest.approx(t.value)
-    # Figures (search.trial_figures=improving) on exactly the trials that beat the best so far.
-    best_so_far, improving = float("inf"), set()
-    for t in study.trials:
-        if t.state == TrialState.COMPLETE and t.value < best_so_far:
-            best_so_far = t.value
-            improving.add(t.number)
+    # Figures (search.trial_figures=best, one worker) on exactly the best trial, drawn once.
     for t in study.trials:
         plots = {a.path for a in client.list_artifacts(t.user_attrs["mlflow_run_id"], "plots")}
-        assert ("plots/boundary_dev.png" in plots) == (t.number in improving)
-    assert study.best_trial.number in improving
+        assert ("plots/boundary_dev.png" in plots) == (t.number == study.best_trial.number)
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)

@@ -82,9 +82,13 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
             value = float(trained.metrics[key])
             if trained.fit.stop_reason == "non_finite" or not math.isfinite(value):
                 raise Diverged(trained.fit.stop_message or f"{key} is {value}")
+            improves = logger is not None and figures in ("improving", "best") and _improves(
+                trial, value)
             draw = logger is not None and (figures == "all" or
-                                           (figures == "improving" and _improves(trial, value)))
+                                           (figures == "improving" and improves))
             figs = stages.figures(trial_cfg, prepared, trained) if draw else {}
+            if figures == "best" and improves:  # drawn once, in `finish`
+                best[:] = [(run_id, trial_cfg, trained)]
             _end(trial, logger, run_id, "COMPLETE", None, _summary(trained), value=value,
                  metrics=trained.metrics, figures=figs)
             return value
@@ -100,7 +104,16 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
             # (tracking.Terminated on SIGTERM) would leave it RUNNING in the storage.
             raise Interrupted(str(exc)) from exc
 
+    best: list = []  # (run_id, cfg, trained) of this worker's last trial that beat the best
+
+    def finish() -> None:
+        """search.trial_figures=best: the figures of this worker's best trial, drawn once."""
+        if best:
+            run_id, trial_cfg, trained = best.pop()
+            logger.log_figures(run_id, stages.figures(trial_cfg, prepared, trained))
+
     objective.prepared = prepared  # what the closure holds, for the sealed-test check
+    objective.finish = finish
     return objective
 
 

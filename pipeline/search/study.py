@@ -160,6 +160,7 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
 
     study.optimize(guarded, callbacks=[stop_when_reserved], catch=(_Overshoot,),
                    gc_after_trial=False)
+    objective.finish()
 
 
 def _worker_entry(job: Job, worker: int) -> None:

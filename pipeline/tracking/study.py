@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from typing import Any, Mapping
 
 import mlflow
-from mlflow.entities import RunTag
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
@@ -39,24 +40,24 @@ class StudyLogger:
         self._curves: dict[str, records.MetricBuffer] = {}
 
     def start_trial(self, number: int, cfg, overrides: Mapping[str, Any]) -> str:
+        """Create the child run (RUNNING, with the trial's values in `optuna.params`). Its
+        params, curves, final metrics and tags are written in one `log_batch` when the trial
+        ends: each SQLite write is a transaction with a sync, and a default trial used to
+        spend more time in its six writes than in its training."""
         name = f"trial-{number}"
         tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name,
                              "stage": "search_trial", "optuna.study_name": self.study_name,
                              "optuna.trial_number": str(number), "optuna.state": "RUNNING",
                              "optuna.params": json.dumps(dict(overrides), default=str)})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        try:
-            records.log_params(run.info.run_id, cfg.flat(), client=self.client)
-        except BaseException:  # interrupted before the caller knows the run: end it here
-            self.client.set_terminated(run.info.run_id, "FAILED")
-            raise
-        # Flushed once when the trial ends: a small trial is shorter than any flush interval.
         from pipeline import stages
 
         settings = stages.settings(cfg)
-        self._curves[run.info.run_id] = records.MetricBuffer(
-            run.info.run_id, client=self.client, flush_seconds=60.0,
-            stride=records.curve_stride(settings.epochs, settings.eval_every))
+        buffer = records.MetricBuffer(run.info.run_id, client=self.client, flush_seconds=600.0,
+                                      stride=records.curve_stride(settings.epochs,
+                                                                  settings.eval_every))
+        buffer.params = [Param(k, str(v)[:6000]) for k, v in cfg.flat().items()]
+        self._curves[run.info.run_id] = buffer
         return run.info.run_id
 
     def metric_callback(self, run_id: str):
@@ -76,26 +77,43 @@ class StudyLogger:
         client = self.client
         try:
             curves = self._curves.pop(run_id, None)
+            points, params = [], []
             if curves:
                 last = getattr(curves, "last", None)
                 if last is not None and last[0] not in curves.steps:
                     curves._add(*last)
-                curves.flush()
+                points, params = list(curves.points), curves.params
+                curves.points.clear()
             final = {f"final_{k}": v for k, v in (metrics or {}).items()
                      if isinstance(v, (int, float))}
             if value is not None:
                 final["objective"] = value
-            if final:
-                records.log_metrics(run_id, final, client=client)
+            now = int(time.time() * 1000)
+            points += [Metric(k, float(v), now, 0) for k, v in final.items()]
             tags = [RunTag("optuna.state", state)] + [RunTag(f"trial.{k}", str(v))
                                                       for k, v in dict(attrs).items()]
             if reason:
                 tags.append(RunTag("optuna.reason", reason[:5000]))
-            client.log_batch(run_id, tags=tags)
+            _log_batches(client, run_id, points, params, tags)
             for path, fig in (figures or {}).items():
                 client.log_figure(run_id, fig, path)
         finally:  # the status is written even if logging is interrupted
             client.set_terminated(run_id, STATUS[state])
+
+    def log_figures(self, run_id: str, figures: Mapping[str, Any]) -> None:
+        """Figures drawn after the trial ended (search.trial_figures=best)."""
+        for path, fig in figures.items():
+            self.client.log_figure(run_id, fig, path)
+
+
+def _log_batches(client, run_id: str, metrics: list, params: list, tags: list) -> None:
+    """As few `log_batch` calls as MLflow's limits allow (1000 entities, 100 params/tags)."""
+    while metrics or params or tags:
+        p, params = params[:records.PARAM_BATCH], params[records.PARAM_BATCH:]
+        t, tags = tags[:records.PARAM_BATCH], tags[records.PARAM_BATCH:]
+        room = records.BATCH - len(p) - len(t)
+        m, metrics = metrics[:room], metrics[room:]
+        client.log_batch(run_id, metrics=m, params=p, tags=t)
 
 
 def mark_runs_failed(run_ids: list[str], reason: str) -> None:
