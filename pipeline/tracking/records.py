@@ -207,3 +207,21 @@ def _source(prepared, split):
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
     return CodeDatasetSource(tags={"generator": prepared.name, "split": split.name})
+
+
+def log_figures(run_id: str, figures: Mapping[str, object],
+                client: MlflowClient | None = None) -> None:
+    """{"plots/x.png": Figure} as PNG artifacts: each figure drawn once (`log_figure` drew
+    some twice), one `log_artifacts` call per directory instead of one upload per figure."""
+    import tempfile
+
+    client = client or MlflowClient()
+    by_dir: dict[str, dict[str, object]] = {}
+    for path, fig in figures.items():
+        folder, _, name = path.rpartition("/")
+        by_dir.setdefault(folder, {})[name] = fig
+    for folder, figs in by_dir.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, fig in figs.items():
+                fig.savefig(Path(tmp) / name, dpi=100)
+            client.log_artifacts(run_id, tmp, folder or None)

@@ -95,15 +95,14 @@ class StudyLogger:
             if reason:
                 tags.append(RunTag("optuna.reason", reason[:5000]))
             _log_batches(client, run_id, points, params, tags)
-            for path, fig in (figures or {}).items():
-                client.log_figure(run_id, fig, path)
+            if figures:
+                records.log_figures(run_id, figures, client)
         finally:  # the status is written even if logging is interrupted
             client.set_terminated(run_id, STATUS[state])
 
     def log_figures(self, run_id: str, figures: Mapping[str, Any]) -> None:
         """Figures drawn after the trial ended (search.trial_figures=best)."""
-        for path, fig in figures.items():
-            self.client.log_figure(run_id, fig, path)
+        records.log_figures(run_id, figures, self.client)
 
 
 def _log_batches(client, run_id: str, metrics: list, params: list, tags: list) -> None:
@@ -138,8 +137,7 @@ def log_study_summary(parent_run_id: str, *, best: Mapping[str, Any] | None,
                            client=client)
         records.log_metrics(parent_run_id, {"best_value": best["value"]}, client=client)
         client.set_tag(parent_run_id, "best_trial", str(best["number"]))
-    for path, fig in figures.items():
-        client.log_figure(parent_run_id, fig, path)
+    records.log_figures(parent_run_id, figures, client)
     client.log_text(parent_run_id, table, "study/top_trials.txt")
     if best_run_id:
         _copy_plots(client, best_run_id, parent_run_id)

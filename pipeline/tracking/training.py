@@ -62,8 +62,7 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     R.log_metrics(run_id, final_metrics(trained), step=trained.fit.best_epoch, client=client)
     R.log_datasets(run_id, prepared, client)
     if cfg.tracking.log_figures if figures is None else figures:
-        for path, fig in stages.figures(cfg, prepared, trained).items():
-            client.log_figure(run_id, fig, path)
+        R.log_figures(run_id, stages.figures(cfg, prepared, trained), client)
     if cfg.tracking.log_model if model is None else model:
         from pipeline.tracking.model import log_model
 
