@@ -88,6 +88,12 @@ class DataConfig(SourceConfig):
     test: Fraction = 0.2
     dev_count: PosInt | None = None   # absolute sizes instead of fractions
     test_count: PosInt | None = None
+    # false: the network sees raw features (the input-normalization lesson); true: standardized
+    # with train statistics, which travel with the model
+    standardize: bool = True
+    # per-feature multipliers on the raw features of every source, e.g. [1, 1000]: features of
+    # very different scales for the normalization lesson; null = as generated or read
+    feature_scale: tuple[Positive, ...] | None = None
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> "DataConfig":

@@ -8,6 +8,14 @@ points). Two points is about the smallest gap that is not noise on a dev set of 
 examples, and it separates the classic cases: 1%/11% (variance), 15%/16% (bias), 15%/30% (both),
 0.5%/1% (fine), and 15%/16% with a 15% Bayes error (fine: the bias is not avoidable).
 The recommendation is the first step of the basic recipe: fix bias before variance.
+
+Two cases come before the recipe, because its verdicts would mislead there:
+- a network that never broke symmetry (every hidden unit identical, e.g. zero init) has
+  high "bias" that no bigger network fixes: it must be re-initialized;
+- dev clearly easier than train (dev error below train error by more than the threshold:
+  e.g. noisy train labels, clean dev) means the two splits differ in distribution, so train
+  error is not a measure of avoidable bias unless bayes_error says how noisy train is. With
+  the bias still "high" against that Bayes error, the verdict is the mismatch, not "high bias".
 """
 
 from __future__ import annotations
@@ -20,6 +28,12 @@ RECOMMENDATIONS = {
     "high bias and high variance": "first reduce bias (bigger network, train longer), "
                                    "then variance (more data, regularization)",
     "fine": "no gap to close: evaluate once on the test set",
+    "never broke symmetry": "every hidden unit is identical (zero or constant init), so the "
+                            "network is one unit wide whatever its size: re-initialize randomly "
+                            "(he for relu, xavier for tanh); a bigger network cannot help",
+    "train/dev mismatch": "dev is easier than train, so train error overstates the avoidable "
+                          "bias: set diagnosis.bayes_error to the train labels' noise level "
+                          "(or hold out a train-dev split) before acting on bias",
 }
 
 
@@ -56,7 +70,7 @@ class Diagnosis:
         text = (f"diagnosis: {self.verdict} (avoidable bias {self.avoidable_bias:+.2%}, "
                 f"variance {self.variance:+.2%}, Bayes error {self.bayes_error:.2%})\n"
                 f"next step: {self.recommendation}")
-        if self.mismatch:
+        if self.mismatch and self.verdict not in ("train/dev mismatch", "never broke symmetry"):
             text += ("\nnote: dev error is below train error: train and dev differ in "
                      "distribution (e.g. label noise in train only); set diagnosis.bayes_error "
                      "to the train labels' noise level to judge bias")
@@ -64,8 +78,9 @@ class Diagnosis:
 
 
 def diagnose(train_error: float, dev_error: float, *, bayes_error: float = 0.0,
-             threshold: float = 0.02) -> Diagnosis:
-    """Verdict and next step from errors in [0, 1] (not percentages)."""
+             threshold: float = 0.02, symmetric: bool = False) -> Diagnosis:
+    """Verdict and next step from errors in [0, 1] (not percentages). `symmetric`: the
+    trained network never broke symmetry (`pipeline.nn.never_broke_symmetry`)."""
     for key, value in (("train_error", train_error), ("dev_error", dev_error),
                        ("diagnosis.bayes_error", bayes_error)):
         if not 0.0 <= value <= 1.0:
@@ -79,5 +94,9 @@ def diagnose(train_error: float, dev_error: float, *, bayes_error: float = 0.0,
     high_variance = variance > threshold + 1e-12
     verdict = {(True, True): "high bias and high variance", (True, False): "high bias",
                (False, True): "high variance", (False, False): "fine"}[(high_bias, high_variance)]
+    if symmetric:
+        verdict = "never broke symmetry"
+    elif variance < -threshold - 1e-12 and high_bias:
+        verdict = "train/dev mismatch"
     return Diagnosis(float(train_error), float(dev_error), float(bayes_error), float(bias),
                      float(variance), verdict, RECOMMENDATIONS[verdict], float(threshold))

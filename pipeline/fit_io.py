@@ -72,7 +72,8 @@ class TrainSettings:
 class FitResult:
     params: Params                  # best-dev params when early stopping is on, else the last
     history: dict[str, list[float]] # "epoch" plus every metric the callbacks saw
-    best_epoch: int                 # epoch of the best monitored dev metric (last epoch if no dev)
+    best_epoch: int                 # the epoch whose params are returned: best dev evaluation with
+                                    # early stopping (restored), else the last epoch trained
     stop_reason: str                # "completed" | "early_stopping" | "non_finite"
     stop_message: str
     epochs_run: int

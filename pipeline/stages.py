@@ -8,6 +8,7 @@ concern (STREAMS), so changing e.g. the init scheme never changes the split.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -16,7 +17,7 @@ import numpy as np
 from pipeline import data as D
 from pipeline.diagnosis import Diagnosis, diagnose
 from pipeline.metrics import classification_metrics
-from pipeline.nn import Architecture, init_params, predict, predict_proba
+from pipeline.nn import Architecture, init_params, never_broke_symmetry, predict, predict_proba
 from pipeline.train import TrainSettings, fit
 
 STREAMS = ("data", "target", "split", "augment", "init", "train")  # append only: order = seed
@@ -64,11 +65,11 @@ def prepare(cfg) -> Prepared:
     """Data -> split -> standardize (train statistics) -> augment train. The test stays sealed."""
     rngs = streams(cfg.seed)
     dc = cfg.data
-    source = _load_source(dc.name, dc.params, dc, rngs["data"])
+    source = _load_source(dc.name, dc.params, dc, rngs["data"], dc.feature_scale)
     t = resolve_target(dc)
     if t is not None:
         target = _load_source(t.name or dc.name, {**dc.params, **t.params}, t if t.name else dc,
-                              rngs["target"])
+                              rngs["target"], dc.feature_scale)
         # all of the source trains; the target is cut dev : test in the config's proportion
         total = dc.dev + dc.test
         splits = D.split_with_target(source, target, rngs["split"], dev=dc.dev / total,
@@ -77,7 +78,8 @@ def prepare(cfg) -> Prepared:
     else:
         splits = D.split_dataset(source, rngs["split"], train=dc.train, dev=dc.dev, test=dc.test,
                                  dev_count=dc.dev_count, test_count=dc.test_count)
-    std = D.fit_standardizer(splits.train.X)
+    n = splits.train.X.shape[1]
+    std = D.fit_standardizer(splits.train.X) if dc.standardize else D.Standardizer.identity(n)
     X_aug, y_aug = splits.train.X, splits.train.y
     if cfg.augment.copies and cfg.augment.names:
         X_aug, y_aug = D.augment(X_aug, y_aug, list(cfg.augment.names), copies=cfg.augment.copies,
@@ -99,15 +101,25 @@ def resolve_target(dc):
     return SourceConfig(params={"variant": "clean"}) if has_variant else None
 
 
-def _load_source(name, params, where, rng):
+def _load_source(name, params, where, rng, scale=None):
     if name == "table":
         if not where.path or not where.label:
             raise ValueError(f"data.name=table needs data.path and data.label, got "
                              f"path={where.path!r}, label={where.label!r}")
         frame = D.read_table(where.path)
-        return D.dataset_from_frame(frame, label=where.label, features=where.features,
-                                    name=str(where.path))
-    return D.make_dataset(name, rng, **params)
+        ds = D.dataset_from_frame(frame, label=where.label, features=where.features,
+                                  name=str(where.path))
+    else:
+        ds = D.make_dataset(name, rng, **params)
+    return ds if scale is None else _scaled(ds, scale)
+
+
+def _scaled(ds, scale: tuple[float, ...]):
+    """`data.feature_scale`: multiply raw feature j by scale[j] (before split and statistics)."""
+    if len(scale) != ds.n_features:
+        raise ValueError(f"data.feature_scale needs one multiplier per feature ({ds.n_features} "
+                         f"for {ds.name}), got {len(scale)}: {list(scale)}")
+    return dataclasses.replace(ds, X=ds.X * np.asarray(scale))  # (m, n)
 
 
 def settings(cfg):
@@ -153,7 +165,8 @@ def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = ()) -> Traine
                "best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run)}
     diagnosis = diagnose(metrics["train_error"], metrics["dev_error"],
                          bayes_error=cfg.diagnosis.bayes_error,
-                         threshold=cfg.diagnosis.threshold)
+                         threshold=cfg.diagnosis.threshold,
+                         symmetric=never_broke_symmetry(result.params, arch.n_hidden))
     return Trained(result, arch, metrics, diagnosis)
 
 

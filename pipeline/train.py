@@ -207,6 +207,7 @@ def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_de
     last_good = loop.theta.copy()
     history: dict[str, list[float]] = {"epoch": []}
     reason, message, epochs_run = "completed", f"completed {settings.epochs} epochs", 0
+    rolled_back = False
     for epoch in range(1, settings.epochs + 1):
         if not loop.epoch():
             reason = "non_finite"
@@ -223,7 +224,7 @@ def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_de
             bad.insert(0, "weights")
         if bad:  # exploded: keep the history and the params finite, say what overflowed
             np.copyto(loop.theta, last_good)
-            reason = "non_finite"
+            reason, rolled_back = "non_finite", True
             shown = metrics.get(bad[0], "non-finite")
             message = (f"{bad[0]} became non-finite ({shown}) at epoch {epoch} (exploding "
                        f"values); parameters rolled back to the previous evaluation. Lower "
@@ -241,11 +242,16 @@ def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_de
                        f"for {settings.patience} evaluations; best {stopper.best:.6g} at epoch "
                        f"{stopper.best_epoch}, stopped at epoch {epoch}")
             break
+    # One rule: `best_epoch` is the epoch whose parameters are returned, so the final metrics
+    # and the step they are logged at describe the same network. With early stopping that is
+    # the best monitored dev evaluation (restored); without it, the last epoch trained, or the
+    # evaluation the parameters were rolled back to after an overflow.
     if stopper.best_theta is not None and stopper.best_epoch:
-        final = loop.params(stopper.best_theta)
+        final, returned = loop.params(stopper.best_theta), stopper.best_epoch
         if reason == "non_finite":
             message += f"; returning the best-dev parameters of epoch {stopper.best_epoch}"
     else:
-        final = loop.params()
-    best_epoch = stopper.best_epoch if XT_dev is not None else epochs_run
-    return FitResult(final, history, best_epoch, reason, message, epochs_run)
+        final, returned = loop.params(), epochs_run
+        if rolled_back:
+            returned = history["epoch"][-1] if history["epoch"] else 0
+    return FitResult(final, history, returned, reason, message, epochs_run)

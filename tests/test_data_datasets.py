@@ -15,7 +15,7 @@ def test_registry_lists_every_built_in_set():
 @pytest.mark.parametrize("name", TWO_D)
 def test_two_d_sets_have_their_shape_and_balanced_classes(name):
     ds = make_dataset(name, np.random.default_rng(0), n_samples=200)
-    extra = 40 if name == "noisy_diagonal" else 0  # 20% band points on top of n_samples
+    extra = 50 if name == "noisy_diagonal" else 0  # 25% noise points on top of n_samples
     assert ds.X.shape == (200 + extra, 2) and ds.X.dtype == np.float64
     assert ds.y.dtype == np.int64 and ds.feature_names == ("x1", "x2") and ds.name == name
     counts = np.bincount(ds.y, minlength=ds.n_classes)
@@ -44,19 +44,32 @@ def test_rings_radii_follow_the_labels():
     assert np.hypot(*noisy.X.T).max() > 7.3  # the noise parameter really blurs the rings
 
 
-def test_noisy_diagonal_band_and_variants():
-    noisy = make_dataset("noisy_diagonal", np.random.default_rng(1), n_samples=500, noise=0.2, band=0.1)
-    clean = make_dataset("noisy_diagonal", np.random.default_rng(1), n_samples=500, noise=0.2, band=0.1,
-                         variant="clean")
-    np.testing.assert_array_equal(noisy.X, clean.X)  # same points, only labels differ
-    base, band = noisy.X[:500], noisy.X[500:]
-    assert band.shape == (100, 2)
-    gap = band[:, 1] - band[:, 0]
-    assert gap.min() > 0 and gap.max() < 0.1 and band.min() >= 0 and band.max() <= 1
+def test_noisy_diagonal_noise_region_and_variants():
+    noisy = make_dataset("noisy_diagonal", np.random.default_rng(1), n_samples=500, noise=0.2, band=0.3)
+    base, region = noisy.X[:500], noisy.X[500:]
+    assert region.shape == (100, 2)
+    gap = region[:, 1] - region[:, 0]
+    assert gap.min() > 0 and gap.max() < 0.3 and region[:, 0].max() < 0.3 and region.max() < 0.6
     np.testing.assert_array_equal(noisy.y[:500], (base[:, 0] > base[:, 1]).astype(int))
     assert noisy.y[500:].tolist() == [1] * 100  # the noise: above the diagonal yet labelled 1
+    clean = make_dataset("noisy_diagonal", np.random.default_rng(1), n_samples=500, noise=0.2, band=0.3,
+                         variant="clean")
+    assert clean.X.shape == (600, 2)  # as many rows, uniform, labelled by the rule alone
     np.testing.assert_array_equal(clean.y, (clean.X[:, 0] > clean.X[:, 1]).astype(int))
     assert make_dataset("noisy_diagonal", np.random.default_rng(1), n_samples=500, noise=0.0).n_samples == 500
+
+
+def test_noisy_diagonal_defaults_make_the_noise_region_a_coin_flip():
+    # 320 rule points + 80 noise points; the region x1 < 0.5, x1 < x2 < x1 + 0.5 holds ~80 rule
+    # points labelled 0 and the 80 noise points labelled 1: no boundary can beat 50% there.
+    shares = []
+    for seed in range(20):
+        ds = make_dataset("noisy_diagonal", np.random.default_rng(seed))
+        x1, x2 = ds.X.T
+        inside = (x1 < 0.5) & (x2 > x1) & (x2 < x1 + 0.5)
+        shares.append(ds.y[inside].mean())
+    assert ds.X.shape == (400, 2)
+    assert abs(np.mean(shares) - 0.5) < 0.03
 
 
 def test_circles_factor_and_noise():
@@ -108,7 +121,7 @@ def test_dataset_arrays_are_read_only():
 
 
 def test_dataset_params_lists_defaults():
-    assert dataset_params("noisy_diagonal") == {"n_samples": 300, "noise": 0.2, "band": 0.1, "variant": "noisy"}
+    assert dataset_params("noisy_diagonal") == {"n_samples": 320, "noise": 0.25, "band": 0.5, "variant": "noisy"}
     assert set(dataset_params("spirals")) >= {"n_samples", "n_classes", "noise"}
 
 

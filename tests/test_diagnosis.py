@@ -59,9 +59,19 @@ def test_bad_inputs_name_key_bound_value(kwargs, message):
         diagnose(**kwargs)
 
 
-def test_dev_easier_than_train_is_flagged_as_a_mismatch():
+def test_dev_easier_than_train_is_a_mismatch_not_high_bias():
     d = diagnose(0.15, 0.05)
-    assert d.verdict == "high bias" and d.mismatch
-    assert "train and dev differ in distribution" in d.format()
+    assert d.verdict == "train/dev mismatch" and d.mismatch
+    assert "high bias" not in d.format() and "bayes_error" in d.recommendation
     assert d.as_tags()["diagnosis.distribution_mismatch"] == "true"
     assert not diagnose(0.01, 0.11).mismatch
+    # once bayes_error accounts for the noisy train labels, the bias is judged against it
+    judged = diagnose(0.15, 0.05, bayes_error=0.14)
+    assert judged.verdict == "fine" and judged.mismatch
+    assert "differ in distribution" in judged.format()
+
+
+def test_a_network_that_never_broke_symmetry_is_told_so():
+    d = diagnose(0.5, 0.5, symmetric=True)
+    assert d.verdict == "never broke symmetry"
+    assert "re-initialize" in d.recommendation and "bigger network" not in d.recommendation.split(";")[0]

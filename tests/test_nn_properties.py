@@ -178,3 +178,17 @@ def test_optimizers_descend_on_a_quadratic():
     p = {"w": np.zeros(2)}
     adam.step(p, {"w": np.array([5.0, -0.001])})       # first Adam step is lr * sign(g)
     np.testing.assert_allclose(p["w"], [-0.01, 0.01], rtol=1e-4)
+
+
+def test_zero_init_never_breaks_symmetry_and_he_does():
+    from pipeline.nn import distinct_units, never_broke_symmetry
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    arch = Architecture((2, 6, 4, 1), "relu")
+    s = TrainSettings(learning_rate=0.1, epochs=50, eval_every=50)
+    zeros = fit(init_params(arch, "zeros", rng), arch, X, y, None, None, s, rng)
+    he = fit(init_params(arch, "he", rng), arch, X, y, None, None, s, rng)
+    assert distinct_units(zeros.params, 2) == (1, 1) and never_broke_symmetry(zeros.params, 2)
+    assert distinct_units(he.params, 2) == (6, 4) and not never_broke_symmetry(he.params, 2)

@@ -35,6 +35,27 @@ def test_prepare_standardizes_with_train_statistics_and_seals_test():
     assert set(prepared.digests) == {"train", "dev", "test"}
 
 
+def test_standardize_false_trains_on_raw_features_and_serves_the_identity():
+    prepared = stages.prepare(cfg_of("data.standardize=false"))
+    np.testing.assert_array_equal(prepared.train.X, prepared.raw_train.X)
+    np.testing.assert_array_equal(prepared.dev.X, prepared.raw_dev.X)
+    assert prepared.standardizer.to_dict() == {"mean": [0.0, 0.0], "std": [1.0, 1.0]}
+
+
+def test_feature_scale_multiplies_raw_features_of_train_dev_and_test():
+    plain = stages.prepare(cfg_of())
+    scaled = stages.prepare(cfg_of("data.feature_scale=[1,1000]"))
+    np.testing.assert_allclose(scaled.raw_train.X, plain.raw_train.X * [1, 1000])
+    np.testing.assert_allclose(scaled.raw_dev.X, plain.raw_dev.X * [1, 1000])
+    # standardized, the network sees the same inputs whatever the scale
+    np.testing.assert_allclose(scaled.train.X, plain.train.X, atol=1e-9)
+    with pytest.raises(ValueError, match=r"data.feature_scale needs one multiplier per feature "
+                                         r"\(2 for noisy_diagonal\), got 3"):
+        stages.prepare(cfg_of("data.feature_scale=[1,2,3]"))
+    with pytest.raises(ValueError, match="data.feature_scale"):
+        cfg_of("data.feature_scale=[1,0]")
+
+
 def test_default_dev_and_test_come_from_the_clean_variant():
     prepared = stages.prepare(cfg_of())
     X, y = prepared.raw_dev.X, prepared.raw_dev.y

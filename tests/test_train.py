@@ -66,6 +66,20 @@ def test_early_stopping_restores_best_params():
         np.testing.assert_array_equal(r.params[k], ref.params[k])
 
 
+def test_without_early_stopping_the_reported_epoch_is_the_one_returned():
+    # dev labels flipped: the best dev evaluation is the first, but with patience None the
+    # last epoch's params are returned, so best_epoch must name the last epoch, not epoch 10
+    X, y = _data()
+    p0 = init_params(ARCH, "he", np.random.default_rng(1))
+    s = TrainSettings(learning_rate=0.5, epochs=40, eval_every=10)
+    r = fit(p0, ARCH, X, y, X, 1 - y, s, np.random.default_rng(0))
+    assert np.argmin(r.history["dev_loss"]) == 0
+    assert (r.stop_reason, r.best_epoch, r.epochs_run) == ("completed", 40, 40)
+    ref = fit(p0, ARCH, X, y, None, None, s, np.random.default_rng(0))
+    for k in p0:
+        np.testing.assert_array_equal(r.params[k], ref.params[k])
+
+
 def test_early_stopping_min_delta_and_dev_error():
     X, y = _data()
     p0 = init_params(ARCH, "he", np.random.default_rng(1))

@@ -44,7 +44,7 @@ def test_train_prints_the_run_and_records_it(workdir, tracking_uri, capsys):
     assert f"dev:   loss {m['final_dev_loss']:.4f}  accuracy {m['final_dev_accuracy']:.2%}" in out
     assert f"diagnosis: {run.data.tags['diagnosis.verdict']}" in out
     assert "next step: " in out
-    assert f"best epoch {int(m['best_epoch'])}" in out
+    assert f"model: the parameters of epoch {int(m['best_epoch'])}" in out
     assert f"#/experiments/{run.info.experiment_id}/runs" in out
     assert len(MlflowClient(tracking_uri).get_metric_history(run_id, "dev_loss")) == 20
 

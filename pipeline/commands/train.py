@@ -96,8 +96,8 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
         f"run {run_id} finished in {seconds:.1f} s (experiment id {experiment_id})",
         f"  train: loss {m['train_loss']:.4f}  accuracy {m['train_accuracy']:.2%}",
         f"  dev:   loss {m['dev_loss']:.4f}  accuracy {m['dev_accuracy']:.2%}",
-        f"  stop:  {fit.stop_reason} after {fit.epochs_run} epochs, best epoch {fit.best_epoch} "
-        f"({fit.stop_message})",
+        f"  stop:  {fit.stop_reason} after {fit.epochs_run} epochs ({fit.stop_message})",
+        f"  model: the parameters of epoch {fit.best_epoch} ({_which(cfg, fit)})",
         *("  " + line for line in trained.diagnosis.format().splitlines()),
         f"  store: {uri}",
         f"  UI:    mlflow ui --backend-store-uri {uri}   then open {links['runs']}",
@@ -106,3 +106,12 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
     if fit.stop_reason == "non_finite":
         lines.insert(1, f"  WARNING: training diverged: {fit.stop_message}")
     print("\n".join(lines), file=out or sys.stdout)
+
+
+def _which(cfg, fit) -> str:
+    """Why those parameters: the metrics above and the logged final_* are of this epoch."""
+    if cfg.training.patience is not None:
+        return f"best {cfg.training.monitor} on dev, restored by early stopping"
+    if fit.best_epoch == fit.epochs_run:
+        return "the last epoch trained: early stopping is off"
+    return "the last finite evaluation"

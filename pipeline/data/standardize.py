@@ -36,6 +36,11 @@ class Standardizer:
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
 
+    @classmethod
+    def identity(cls, n_features: int) -> "Standardizer":
+        """x -> x: what `data.standardize: false` travels with, so serving stays one path."""
+        return cls(np.zeros(n_features), np.ones(n_features))
+
     @property
     def n_features(self) -> int:
         return int(self.mean.shape[0])
