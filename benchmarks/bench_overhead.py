@@ -213,7 +213,7 @@ def bench_prune(n_trials: int, seeds, pruners) -> None:
     for seed in seeds:
         base = None
         for label, overrides in pruners:
-            cfg = load_config([f"seed={seed}", *overrides], conf_dir=CONF)
+            cfg = load_config([f"seed={seed}", *SAMPLER, *overrides], conf_dir=CONF)
             space, _ = load_space(cfg.search.space, Path(CONF))
             study = optuna.create_study(direction="minimize", sampler=make_sampler(cfg),
                                         pruner=make_pruner(cfg))
@@ -230,6 +230,7 @@ def bench_prune(n_trials: int, seeds, pruners) -> None:
 
 PRUNERS = [("none", ["search.pruner.name=none"]),
            ("default (config)", [])]
+SAMPLER: list[str] = []  # --sampler random: the same params in every study (isolates pruning)
 
 
 def main() -> None:
@@ -242,8 +243,12 @@ def main() -> None:
     parser.add_argument("--pruner", action="append", default=[], metavar="LABEL:k=v,k=v",
                         help="extra pruner settings to compare, e.g. "
                              "'warmup50:search.pruner.n_warmup_steps=50'")
+    parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                        help="prune: random gives every study the same trial parameters")
     parser.add_argument("overrides", nargs="*", help="config overrides for train and fit")
     args = parser.parse_args()
+    if args.sampler == "random":
+        SAMPLER.append("search.sampler.name=random")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MPLBACKEND", "Agg")
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; {os.cpu_count()} cores "
