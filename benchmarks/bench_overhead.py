@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,10 +53,18 @@ def env_for(tmp: Path) -> dict:
     return env
 
 
+CPU: list[float] = []  # CPU seconds (user + sys) of the last `wall` call's process
+
+
 def wall(cmd, cwd, env, ok=(0,)) -> float:
+    """Wall seconds of a fresh process; its CPU seconds go to CPU[-1]. On a machine shared
+    with other jobs the wall time mostly measures the queue for a core; CPU time less so."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if proc.returncode not in ok:
         raise RuntimeError(f"{cmd} exited {proc.returncode}: {proc.stderr[-2000:]}")
     return elapsed
@@ -65,19 +74,25 @@ def bench_train(repeats: int, overrides) -> None:
     tracked = [sys.executable, "-m", "pipeline", "train", "--quiet", "--conf-dir", CONF, *overrides]
     plain = [sys.executable, "-c", PLAIN.format(conf=CONF), *overrides]
     fresh, existing, bare = [], [], []
+    cpu = {"fresh": [], "existing": [], "bare": []}
     with tempfile.TemporaryDirectory() as keep:
         keep = Path(keep)
         wall(tracked, keep, env_for(keep))                    # the existing store's first run
         for _ in range(repeats):
             with tempfile.TemporaryDirectory() as tmp:        # a new store every time
                 fresh.append(wall(tracked, tmp, env_for(Path(tmp))))
+                cpu["fresh"].append(CPU[-1])
             existing.append(wall(tracked, keep, env_for(keep)))
+            cpu["existing"].append(CPU[-1])
             bare.append(wall(plain, keep, env_for(keep)))
+            cpu["bare"].append(CPU[-1])
     f, e, b = med(fresh), med(existing), med(bare)
+    cf, ce, cb = (med(cpu[k]) for k in ("fresh", "existing", "bare"))
     print(f"train: `python -m pipeline train --quiet {' '.join(overrides)}`, medians of {repeats}")
-    print(f"  fresh store            {f:7.2f} s   {f / b:5.2f}x the bare training process")
-    print(f"  existing store         {e:7.2f} s   {e / b:5.2f}x")
-    print(f"  same training, no MLflow {b:5.2f} s")
+    print(f"  {'':<26}{'wall s':>8}{'ratio':>8}{'CPU s':>8}{'ratio':>8}")
+    print(f"  {'fresh store':<26}{f:8.2f}{f / b:7.2f}x{cf:8.2f}{cf / cb:7.2f}x")
+    print(f"  {'existing store':<26}{e:8.2f}{e / b:7.2f}x{ce:8.2f}{ce / cb:7.2f}x")
+    print(f"  {'same training, no MLflow':<26}{b:8.2f}{'':>8}{cb:8.2f}")
     print(f"  raw fresh {fmt(fresh)}\n  raw existing {fmt(existing)}\n  raw bare {fmt(bare)}")
 
 
@@ -207,7 +222,8 @@ def bench_prune(n_trials: int, seeds, pruners) -> None:
     from pipeline.search.study import make_pruner, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"prune: {n_trials} trials, TPE, default config and space, no MLflow ({load()})")
+    sampler = "random (the same params in every study)" if SAMPLER else "TPE"
+    print(f"prune: {n_trials} trials, {sampler}, default config and space, no MLflow ({load()})")
     print(f"  {'seed':>4}  {'pruner':<44} {'pruned':>6} {'epochs':>7} {'saved':>6} "
           f"{'best dev_error':>14} {'seconds':>7}")
     for seed in seeds:
