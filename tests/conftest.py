@@ -3,7 +3,12 @@
 import os
 import tempfile
 
-import numpy as np
+# One BLAS thread, as `python -m pipeline` sets (pipeline/__main__.py): the tests' matrices are
+# small, and with busy cores a second OpenBLAS thread spins (25x slower trainings measured).
+for _key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_key, "1")
+
+import numpy as np  # noqa: E402 - after the thread settings, which numpy reads at import
 import pytest
 
 # MLflow phones home unless told not to; tests must not depend on the network.

@@ -40,7 +40,8 @@ def test_curves_hold_at_most_about_1000_points_keeping_the_last_and_the_best():
 
 def test_the_core_and_a_config_error_import_neither_sklearn_nor_pandas_nor_mlflow():
     code = ("import sys; from pipeline.config import load_config; from pipeline import stages; "
-            f"cfg = load_config([], conf_dir={str(CONF)!r}); stages.train(cfg, stages.prepare(cfg)); "
+            f"cfg = load_config(['training.epochs=20'], conf_dir={str(CONF)!r}); "
+            "stages.train(cfg, stages.prepare(cfg)); "
             "print(sorted(m for m in ('sklearn', 'pandas', 'mlflow', 'optuna', 'matplotlib') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -84,3 +85,24 @@ def test_trials_report_only_where_the_pruner_decides():
     hyper = _schedule("search.pruner.name=hyperband", "search.pruner.min_resource=1",
                       "search.pruner.reduction_factor=3")   # rungs 1, 3, 9, 27, 81, 243, 729
     assert [e for e in evaluations if hyper.due(e)] == [10, 30, 90, 250, 730]
+
+
+def test_a_trials_writes_fit_mlflows_batch_limits_in_few_calls(tmp_path, monkeypatch):
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking.study import _log_batches
+
+    monkeypatch.chdir(tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("x")).info.run_id
+    calls = []
+    monkeypatch.setattr(client, "log_batch", lambda *a, **k: (calls.append(k),
+                                                             MlflowClient.log_batch(client, *a, **k)))
+    metrics = [Metric("dev_loss", float(i), 0, i) for i in range(1500)]
+    params = [Param(f"p{i}", str(i)) for i in range(120)]
+    _log_batches(client, run_id, metrics, params, [RunTag("optuna.state", "COMPLETE")])
+    assert len(calls) == 2                        # 100 params + 1 tag + 899 metrics, then the rest
+    data = client.get_run(run_id).data
+    assert len(data.params) == 120 and data.tags["optuna.state"] == "COMPLETE"
+    assert len(client.get_metric_history(run_id, "dev_loss")) == 1500
