@@ -20,6 +20,7 @@ from pipeline.config_search import EvaluateConfig, SearchConfig
 from pipeline.config_sections import (AugmentConfig, DataConfig, DiagnosisConfig, ModelConfig,
                                       RegularizationConfig, TrackingConfig, TrainingConfig,
                                       explain_error)
+from pipeline.redact import redact
 
 
 class Config(BaseModel):
@@ -55,8 +56,10 @@ class Config(BaseModel):
         return validate(data)
 
     def flat(self) -> dict[str, str]:
-        """{"regularization.l2": "0.7", "model.hidden": "[20, 3]", ...}: MLflow params."""
-        return {k: _param_text(v) for k, v in _flatten(self.model_dump(mode="json")).items()}
+        """{"regularization.l2": "0.7", "model.hidden": "[20, 3]", ...}: MLflow params, with
+        any password in a URL (search.storage, tracking.uri) masked."""
+        return {k: redact(_param_text(v))
+                for k, v in _flatten(self.model_dump(mode="json")).items()}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

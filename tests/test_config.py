@@ -43,6 +43,13 @@ def test_overrides_are_parsed_as_yaml():
     ("regularization.keep_prob=[0.5]", "regularization.keep_prob must have one value per hidden layer "
                                        "(3 for model.hidden=[80, 50, 30]), got [0.5]"),
     ("regularization.l2=-0.1", "regularization.l2 must be >= 0, got -0.1"),
+    ("regularization.l2=.inf", "regularization.l2 must be finite, got inf"),
+    ("training.epochs=true", "training.epochs must be an integer, got True"),
+    ("augment.copies=true", "augment.copies must be an integer, got True"),
+    ("search.study=../../x", "search.study must be a name of letters, digits, '.', '_' or '-' "
+                             "(it names the file optuna/<study>.journal), got '../../x'"),
+    ("search.study=/tmp/x", "search.study must be a name of letters, digits, '.', '_' or '-' "
+                            "(it names the file optuna/<study>.journal), got '/tmp/x'"),
     ("regularization.l1=-1", "regularization.l1 must be >= 0, got -1.0"),
     ("training.learning_rate=0", "training.learning_rate must be > 0, got 0.0"),
     ("training.epochs=0", "training.epochs must be >= 1, got 0"),
@@ -105,7 +112,7 @@ def test_every_experiment_file_validates(name):
 def test_experiment_files_set_what_they_say():
     assert load(experiment="rings_init").data.name == "rings"
     assert load(experiment="rings_init").data.target is None
-    assert load(experiment="noisy_diagonal_regularization").regularization.l2 == 0.7
+    assert load(experiment="noisy_diagonal_regularization").regularization.keep_prob == 0.5
     assert load(experiment="digits").augment.names == ("shift",)
 
 
