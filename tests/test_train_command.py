@@ -76,7 +76,11 @@ def test_bad_config_exits_2_with_one_line_and_creates_no_run(existing_store, tmp
 
 def _wait_for_running(uri, timeout=120):
     deadline = time.monotonic() + timeout
+    db = Path(uri.removeprefix("sqlite:///"))
     while time.monotonic() < deadline:
+        if not db.exists():  # the command creates the store: opening it here would race it
+            time.sleep(0.3)
+            continue
         try:
             runs = runs_in(uri)
         except Exception:                        # the DB is still being created
@@ -95,7 +99,8 @@ def test_sigterm_mid_run_ends_the_run_killed(tmp_path):
     env.update(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "train", "--quiet", "--conf-dir", CONF,
-         "training.epochs=10000000", "training.patience=null"],
+         "training.epochs=10000000", "training.patience=null",
+         "training.eval_every=100"],              # auto: every 50,000 epochs, SIGTERM waits
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         run_id = _wait_for_running(uri)
