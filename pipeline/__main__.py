@@ -1,4 +1,4 @@
-"""`python -m pipeline <command> key=value ...`"""
+"""`python -m pipeline <command> key=value ...` (the console script `nn-pipeline` is the same)."""
 
 import os
 
@@ -11,4 +11,4 @@ for _key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from pipeline.cli import main  # noqa: E402 - numpy reads the variables above at import
 
-raise SystemExit(main())
+raise SystemExit(main(prog="python -m pipeline"))

@@ -115,7 +115,12 @@ def _study_name(value: str | None) -> str | None:
 
 class SearchConfig(_Frozen):
     study: Annotated[str | None, AfterValidator(_study_name)] = None  # None = "<experiment>-<data.name>"
-    n_trials: int = Field(20, ge=1)  # the TARGET number of finished trials (resume counts old ones)
+    # As in Optuna's optimize(n_trials=N): run N more trials in this invocation. Only finished
+    # ones (COMPLETE or PRUNED) count; a FAIL trial is redone.
+    n_trials: int = Field(20, ge=1)
+    # A target total of finished trials instead (resume after a crash: "until the study has T").
+    # When set, n_trials is not used; a study that already has T finished trials runs nothing.
+    target_trials: int | None = Field(None, ge=1)
     workers: int = Field(1, ge=1)  # processes sharing one storage
     storage: str | None = None  # None = journal file optuna/<study>.journal; else an Optuna URL
     space: str = "default"  # conf/search/<space>.yaml, or a path to a YAML file

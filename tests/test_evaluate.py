@@ -51,7 +51,13 @@ def test_evaluate_once_then_refuse_then_forced_and_recorded(searched, search_cfg
     assert json.loads(tagged["test_evaluation.tiny"])["run_id"] == record["run_id"]
     assert tagged["test_evaluation.tiny.count"] == "1"
     # Test metrics on the dedicated run and the study's parent run, nowhere else.
-    with_test = client.search_runs([result.experiment_id], "metrics.test_error >= 0")
+    with_test = client.search_runs([result.experiment_id, result.search_experiment_id],
+                                   "metrics.test_error >= 0")
+    assert run.info.experiment_id == result.experiment_id     # with the training runs
+    assert run.data.tags["search.parent_run_id"] == result.parent_run_id
+    assert run.data.tags["search.experiment_id"] == result.search_experiment_id
+    assert run.data.tags["mlflow.note.content"].startswith(
+        "The one-time **test** evaluation of study tiny: best trial")
     assert {r.info.run_id for r in with_test} == {record["run_id"], result.parent_run_id}
     parent = client.get_run(result.parent_run_id)
     for key in TEST_METRICS:
@@ -59,6 +65,8 @@ def test_evaluate_once_then_refuse_then_forced_and_recorded(searched, search_cfg
     assert 0.0 <= run.data.metrics["test_error"] <= 0.5
     version = client.get_model_version_by_alias("nn-pipeline", "champion")
     assert version.run_id == record["run_id"] and version.tags["gate"] == "passed"
+    assert version.description.startswith("The one-time **test** evaluation of study tiny")
+    assert "alias `champion`" in client.get_registered_model("nn-pipeline").description
 
     capsys.readouterr()
     assert _evaluate(search_cfg) == 2  # the second look is refused, nothing new is written

@@ -32,3 +32,27 @@ def test_config_params_and_storage_label_never_show_the_password():
     assert cfg.search.storage == url                       # the config itself still connects
     spec = resolve(url, "s", Path("."))
     assert spec.url == url and "s3cr3t" not in spec.label
+
+
+def test_a_logged_run_keeps_no_password_of_the_storage_url(tmp_path, monkeypatch):
+    """params, tags and config.yaml of a real run with a password in search.storage."""
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = main(["train", "--quiet", "--conf-dir", str(Path(__file__).resolve().parents[1] / "conf"),
+                 f"tracking.uri={uri}", "training.epochs=20", "tracking.log_model=false",
+                 "tracking.log_figures=false", "search.storage=postgresql://u:s3cr3t@db/x"])
+    assert code == 0
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.data.params["search.storage"] == "postgresql://u:***@db/x"
+    config = (Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path)))
+              .read_text())
+    assert "storage: postgresql://u:***@db/x\n" in config
+    everything = [*run.data.params.values(), *run.data.tags.values(), config]
+    assert not any("s3cr3t" in text for text in everything)

@@ -1,5 +1,6 @@
 """The tracking edge against a real SQLite store: statuses, batches, what a run records, the model."""
 
+import json
 import signal
 from pathlib import Path
 
@@ -11,6 +12,7 @@ mlflow = pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from pipeline import stages, tracking  # noqa: E402
+from pipeline.tracking import ui  # noqa: E402
 from pipeline.config import config_from_yaml, load_config  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -46,9 +48,25 @@ def test_configure_creates_the_experiment_as_a_training_experiment(store):
     assert exp.name == "t"
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert tracking.configure(cfg.tracking) == experiment_id          # idempotent
+    view = json.loads(exp.tags[ui.VIEW_TAG])             # the columns a link opens with
+    assert "params.`regularization.l2`" in view["selectedColumns"]
+    assert view["selectedColumns"][0] == "metrics.`final/dev_accuracy`"
+    assert exp.tags[ui.NOTE].startswith("**t**: a neural network written in NumPy")
     links = tracking.ui_links("http://127.0.0.1:5000/", experiment_id, "abc")
-    assert links == {"runs": f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs",
-                     "run": f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/abc"}
+    base = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    assert links == {"runs": f"{base}?workflowType=machine_learning&viewStateShareKey=nn-pipeline",
+                     "run": f"{base}/abc?workflowType=machine_learning"}
+
+
+def test_an_edited_experiment_description_is_kept(store):
+    cfg, experiment_id = store
+    client = MlflowClient()
+    client.set_experiment_tag(experiment_id, ui.NOTE, "my own words")
+    tracking.configure(cfg.tracking)
+    assert client.get_experiment(experiment_id).tags[ui.NOTE] == "my own words"
+    client.delete_experiment_tag(experiment_id, ui.NOTE)
+    tracking.configure(cfg.tracking)                      # a missing one is written again
+    assert client.get_experiment(experiment_id).tags[ui.NOTE].startswith("**t**")
 
 
 def test_statuses_are_honest(store):
@@ -118,10 +136,19 @@ def test_a_run_records_params_config_tags_and_metrics(logged):
     assert tags["stop_reason"] == trained.fit.stop_reason
     assert len(tags["git.commit"]) == 40 and tags["git.dirty"] in ("true", "false")
     assert tags["version.numpy"] == np.__version__ and tags["version.mlflow"] == mlflow.__version__
-    assert len(client.get_metric_history(run_id, "dev_loss")) == 20          # 60 / 3 evaluations
-    assert len(client.get_metric_history(run_id, "grad_norm_W2")) == 20
-    assert run.data.metrics["final_dev_accuracy"] == trained.metrics["dev_accuracy"]
-    assert run.data.metrics["best_epoch"] == trained.fit.best_epoch
+    # curves/ first on the run page, then final/, gradients/, hidden/ (records.metric_name)
+    assert len(client.get_metric_history(run_id, "curves/dev_loss")) == 20    # 60 / 3 evaluations
+    assert len(client.get_metric_history(run_id, "gradients/norm_W2")) == 20
+    assert len(client.get_metric_history(run_id, "hidden/act_mean_1")) == 20
+    assert not {"dev_loss", "grad_norm_W2", "act_mean_1"} & set(run.data.metrics)
+    assert run.data.metrics["final/dev_accuracy"] == trained.metrics["dev_accuracy"]
+    assert run.data.metrics["final/best_epoch"] == trained.fit.best_epoch
+    note = tags[ui.NOTE]                                  # the run's description: knobs + result
+    hidden = "x".join(map(str, cfg.model.hidden))
+    assert note.startswith(f"**{cfg.data.name}**, hidden {hidden} relu, init he, "
+                           f"L2 {cfg.regularization.l2:g}")
+    assert f"**dev accuracy {trained.metrics['dev_accuracy']:.1%}**" in note
+    assert f"Diagnosis: **{trained.diagnosis.verdict}**" in note
 
 
 def test_dataset_inputs_are_train_and_dev_only(logged):

@@ -101,6 +101,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
                  experiment_id: str | None = None) -> Evaluation:
     from pipeline import stages, tracking
     from pipeline.tracking import records
+    from pipeline.tracking.notes import final_test_name
     from pipeline.tracking import study as T
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
@@ -120,7 +121,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
             str(best.number), "forced": str(bool(prior and force)).lower(),
             "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
             "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
-    with tracking.run(f"final-test-{name}", tags=tags) as handle:
+    with tracking.run(final_test_name(name, best.number, overrides), tags=tags) as handle:
         run_id = handle.info.run_id if hasattr(handle, "info") else str(handle)
         trained = stages.train(fit_cfg, fit_data)
         test = stages.open_test_split(prepared, f"one-time test evaluation of study {name}")
@@ -132,8 +133,11 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
         _record(study, experiment_id, key, record)  # before anything else can fail
         tracking.log_training(run_id, fit_cfg, fit_data, trained)
         T.log_test_metrics([run_id, parents[-1]], test_metrics, record)
-        records.set_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best)})
-        dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best)
+        records.set_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best),
+                                  **_links(study)})
+        about = (name, best.number, overrides, test_metrics)
+        dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best, about,
+                                                        record["forced"])
     _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version, cfg,
             tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)["run"])
     return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
@@ -150,16 +154,34 @@ def _record(study, experiment_id: str, key: str, record: dict) -> None:
                         forced=sum(1 for r in history if r.get("forced")))
 
 
-def _gate_and_register(cfg, run_id: str, trained, best):
-    """(dev value, gate passed, registered version): the alias moves only when it passed."""
+def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool):
+    """(dev value, gate passed, registered version): the alias moves only when it passed.
+    `about` = (study, trial, overrides, test metrics) for the descriptions of the version and
+    the run."""
+    from pipeline.tracking import notes
     from pipeline.tracking import study as T
+    from pipeline.tracking.ui import set_run_note
 
     gate = cfg.evaluate.gate
     dev_value = _gate_value(cfg, trained, best)
     passed = gate.passes(dev_value)
+    gate_text = f"{gate.metric}={dev_value:.4g} vs threshold {gate.threshold}"
+    verdict = f"{'passed' if passed else 'failed'} ({gate_text})"
     version = T.register(run_id, cfg.evaluate.registered_model, cfg.evaluate.alias, passed,
-                         f"{gate.metric}={dev_value:.4g} vs threshold {gate.threshold}")
+                         gate_text, note=notes.evaluation_note(*about, verdict, None, forced))
+    set_run_note(run_id, notes.evaluation_note(*about, verdict, version and
+                                               f"{cfg.evaluate.registered_model}/{version}",
+                                               forced))
     return dev_value, passed, version
+
+
+def _links(study) -> dict[str, str]:
+    """Tags naming the study's search experiment and last parent run (they hold the trials)."""
+    attrs = study.user_attrs
+    parents = attrs.get("mlflow_parent_runs") or []
+    tags = {"search.experiment_id": attrs.get("mlflow_search_experiment_id")}
+    tags["search.parent_run_id"] = parents[-1] if parents else None
+    return {k: str(v) for k, v in tags.items() if v}
 
 
 def _reproduced(cfg, trained, best) -> str:

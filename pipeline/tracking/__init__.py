@@ -4,10 +4,13 @@ runs.py      configure (URI + experiment), run (honest FINISHED/FAILED/KILLED), 
 records.py   MetricBuffer (log_batch), params/tags/metrics helpers, git state, versions, datasets
 training.py  log_training: everything a finished training records
 model.py     the pyfunc model (served.py, logged as code: weights .npz + network.json)
-study.py     the search's parent/child runs (issue 5)
+study.py     the search's experiment, parent/child runs, pointer run, registration
+ui.py        what the MLflow UI shows first: mode, shared view (columns), descriptions, links
+notes.py     the descriptions and short run names (strings only)
 readback.py  a logged run read back for reproduce
 """
 
+from pipeline.tracking.notes import run_name
 from pipeline.tracking.records import (MetricBuffer, curve_stride, git_state, kept_indices,
                                        package_versions)
 from pipeline.tracking.runs import (Terminated, check_terminated, configure, defer_sigterm, run,
@@ -15,6 +18,6 @@ from pipeline.tracking.runs import (Terminated, check_terminated, configure, def
 from pipeline.tracking.training import final_metrics, log_training
 
 __all__ = ["MetricBuffer", "Terminated", "check_terminated", "configure", "curve_stride",
-           "defer_sigterm", "kept_indices",
-           "final_metrics", "git_state", "log_training", "package_versions", "run",
+           "defer_sigterm", "final_metrics", "git_state", "kept_indices", "log_training",
+           "package_versions", "run", "run_name",
            "tracking_uri", "ui_links"]

@@ -21,8 +21,7 @@ from typing import Iterator, Mapping
 import mlflow
 from mlflow.tracking import MlflowClient
 
-# The MLflow UI opens a new experiment on its GenAI overview; this tag makes it a training one.
-EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+from pipeline.tracking import notes, ui
 
 
 class Terminated(BaseException):
@@ -58,8 +57,8 @@ def configure(tracking_cfg, *, experiment_id: str | None = None) -> str:
         experiment = mlflow.set_experiment(experiment_id=experiment_id)
     else:
         experiment = mlflow.set_experiment(tracking_cfg.experiment)
-    if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
-        MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
+    # also the experiment `mlflow run` created (Default, or --experiment-name) before us
+    ui.set_experiment_ui(experiment.experiment_id, notes.train_experiment_note(experiment.name))
     return experiment.experiment_id
 
 
@@ -67,10 +66,7 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
-def ui_links(ui_url: str, experiment_id: str, run_id: str | None = None) -> dict[str, str]:
-    """{"runs": the experiment's runs table, "run": the run's page} in the MLflow UI."""
-    base = f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
-    return {"runs": base, **({"run": f"{base}/{run_id}"} if run_id else {})}
+ui_links = ui.ui_links
 
 
 @contextmanager

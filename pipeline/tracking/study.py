@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from pipeline.tracking import records
+from pipeline.tracking import notes, records, ui
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 # Curves a child run keeps: the learning curves. Gradient norms and activation statistics
@@ -38,13 +38,14 @@ class StudyLogger:
         self.experiment_id, self.parent_run_id, self.study_name = (experiment_id, parent_run_id,
                                                                    study_name)
         self._curves: dict[str, records.MetricBuffer] = {}
+        self._about: dict[str, tuple] = {}  # run id -> (trial number, overrides, objective)
 
     def start_trial(self, number: int, cfg, overrides: Mapping[str, Any]) -> str:
         """Create the child run (RUNNING, with the trial's values in `optuna.params`). Its
         params, curves, final metrics and tags are written in one `log_batch` when the trial
         ends: each SQLite write is a transaction with a sync, and a default trial used to
         spend more time in its six writes than in its training."""
-        name = f"trial-{number}"
+        name = notes.trial_name(number, overrides)
         tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name,
                              "stage": "search_trial", "optuna.study_name": self.study_name,
                              "optuna.trial_number": str(number), "optuna.state": "RUNNING",
@@ -58,6 +59,7 @@ class StudyLogger:
                                                                   settings.eval_every))
         buffer.params = [Param(k, str(v)[:6000]) for k, v in cfg.flat().items()]
         self._curves[run.info.run_id] = buffer
+        self._about[run.info.run_id] = (number, dict(overrides), cfg.search.objective)
         return run.info.run_id
 
     def metric_callback(self, run_id: str):
@@ -84,7 +86,7 @@ class StudyLogger:
                     curves._add(*last)
                 points, params = list(curves.points), curves.params
                 curves.points.clear()
-            final = {f"final_{k}": v for k, v in (metrics or {}).items()
+            final = {f"final/{k}": v for k, v in (metrics or {}).items()
                      if isinstance(v, (int, float))}
             if value is not None:
                 final["objective"] = value
@@ -94,6 +96,11 @@ class StudyLogger:
                                                       for k, v in dict(attrs).items()]
             if reason:
                 tags.append(RunTag("optuna.reason", reason[:5000]))
+            number, overrides, objective = self._about.pop(run_id, (None, {}, "objective"))
+            if number is not None:
+                tags.append(RunTag(ui.NOTE, notes.trial_note(
+                    self.study_name, number, overrides, state, reason, value, objective,
+                    metrics)))
             _log_batches(client, run_id, points, params, tags)
             if figures:
                 records.log_figures(run_id, figures, client)
@@ -113,6 +120,52 @@ def _log_batches(client, run_id: str, metrics: list, params: list, tags: list) -
         room = records.BATCH - len(p) - len(t)
         m, metrics = metrics[:room], metrics[room:]
         client.log_batch(run_id, metrics=m, params=p, tags=t)
+
+
+def search_experiment(main_experiment_id: str, study: str) -> str:
+    """The study's own experiment, `<study>-search` (created, or restored if deleted), so a
+    search's parent and trial runs never push the training runs behind the runs table's
+    "Load more". Both experiments link to each other (tag `search.<study>` on the training
+    experiment, the description of the search one)."""
+    client = MlflowClient()
+    main = client.get_experiment(main_experiment_id)
+    name = f"{study}-search"
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        experiment_id = client.create_experiment(name, tags={"train_experiment_id":
+                                                             main_experiment_id})
+    else:
+        experiment_id = found.experiment_id
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment_id)
+    ui.set_experiment_ui(experiment_id, notes.search_experiment_note(study, main.name,
+                                                                     main_experiment_id),
+                         search=True, client=client)
+    if main.tags.get(f"search.{study}") != experiment_id:
+        client.set_experiment_tag(main_experiment_id, f"search.{study}", experiment_id)
+    return experiment_id
+
+
+def describe_search(parent_run_id: str, text: str) -> None:
+    ui.set_run_note(parent_run_id, text)
+
+
+def link_pointer(pointer_run_id: str, *, study: str, experiment_id: str, parent_run_id: str,
+                 text: str, best_value: float | None) -> None:
+    """Under `mlflow run -e search` the runner's run (in the training experiment) becomes a
+    pointer: named after the study, tagged with the search experiment and parent run, and
+    described with the result and a link to the parent, which holds the trials."""
+    client = MlflowClient()
+    link = ui.ui_links("", experiment_id, parent_run_id)["run"].lstrip("/")
+    client.update_run(pointer_run_id, name=f"search-{study}")
+    client.log_batch(pointer_run_id, tags=[
+        RunTag("stage", "search_pointer"), RunTag("optuna.study_name", study),
+        RunTag("search.experiment_id", experiment_id),
+        RunTag("search.parent_run_id", parent_run_id),
+        RunTag(ui.NOTE, f"{text}\n\nThe search's parent run and its trials are in experiment "
+                        f"`{study}-search`: [open the parent run]({link}).")])
+    if best_value is not None:
+        records.log_metrics(pointer_run_id, {"best_value": best_value}, client=client)
 
 
 def mark_runs_failed(run_ids: list[str], reason: str) -> None:
@@ -178,7 +231,8 @@ def log_test_metrics(run_ids: list[str | None], metrics: Mapping[str, float],
                                               str(record["forced"]).lower())])
 
 
-def register(run_id: str, name: str, alias: str, gate_passed: bool, gate_text: str) -> str | None:
+def register(run_id: str, name: str, alias: str, gate_passed: bool, gate_text: str,
+             note: str = "") -> str | None:
     """Register the run's logged model; point `alias` at it only when the dev gate passed.
     A failed gate still registers the version (tagged gate=failed) and leaves the alias where
     it was, so `models:/<name>@<alias>` keeps serving the last model that passed."""
@@ -189,6 +243,9 @@ def register(run_id: str, name: str, alias: str, gate_passed: bool, gate_text: s
         client.set_tag(run_id, "registry.version", "none (no model logged)")
         return None
     version = mlflow.register_model(f"models:/{models[-1]}", name).version
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, notes.registered_model_note(name, alias))
+    client.update_model_version(name, version, description=note)
     client.set_model_version_tag(name, version, "gate", "passed" if gate_passed else "failed")
     client.set_model_version_tag(name, version, "gate.detail", gate_text)
     client.set_model_version_tag(name, version, "stage", "final_test")

@@ -1,18 +1,24 @@
 """`log_training`: everything a finished training records on its MLflow run.
 
 Params (the flattened config) + config.yaml; tags: data digests and sizes, stop reason, the
-diagnosis, git commit/dirty/diff, package versions; metrics: the curves (unless a MetricBuffer
-already logged them live) and the final values; the train and dev splits as dataset inputs;
+diagnosis, git commit/dirty/diff, package versions, the description (`mlflow.note.content`:
+knobs, result, diagnosis); metrics: the curves (unless a MetricBuffer already logged them live)
+and the final values (`final/...`); the train and dev splits as dataset inputs;
 the figures; the pyfunc model.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking import records as R
+from pipeline.redact import redact
+from pipeline.tracking import notes, records as R
+from pipeline.tracking.ui import set_run_note
+
+FINAL = "final/"  # the prefix of the single-value results (a section after the curves)
 
 
 def run_tags(cfg, prepared, trained) -> dict[str, str]:
@@ -30,40 +36,50 @@ def run_tags(cfg, prepared, trained) -> dict[str, str]:
 
 
 def final_metrics(trained) -> dict[str, float]:
-    """final_train_loss, ..., final_dev_error (of the returned = best-dev parameters)."""
-    out = {f"final_{k}": v for k, v in trained.metrics.items()
+    """final/train_loss, ..., final/dev_error (of the returned = best-dev parameters),
+    final/best_epoch, final/epochs_run: one section of the run page, below the curves."""
+    out = {f"{FINAL}{k}": v for k, v in trained.metrics.items()
            if k not in ("best_epoch", "epochs_run")}
-    out["best_epoch"] = float(trained.fit.best_epoch)
-    out["epochs_run"] = float(trained.fit.epochs_run)
+    out[f"{FINAL}best_epoch"] = float(trained.fit.best_epoch)
+    out[f"{FINAL}epochs_run"] = float(trained.fit.epochs_run)
     return out
 
 
 def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
                  figures: bool | None = None, model: bool | None = None,
-                 source_dir: Path | str | None = None, client: MlflowClient | None = None) -> None:
+                 source_dir: Path | str | None = None, client: MlflowClient | None = None,
+                 status: Callable[[str], None] = lambda line: None) -> None:
     """Record a finished training on run `run_id` (see the module docstring).
 
     curves=False when a MetricBuffer already logged every evaluation during `fit`;
-    figures/model default to cfg.tracking.log_figures / log_model.
+    figures/model default to cfg.tracking.log_figures / log_model. `status` is told each step
+    before it starts (the train command prints it: these steps take seconds after the bar).
     """
     from pipeline import stages
 
     client = client or MlflowClient()
-    R.log_params(run_id, cfg.flat(), client)
-    client.log_text(run_id, cfg.to_yaml(), "config.yaml")
-    R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
-    R.log_source(run_id, source_dir, client)
     settings = stages.settings(cfg)
     fit = trained.fit
     points = (R.history_metrics(fit.history, R.curve_stride(settings.epochs, settings.eval_every),
                                 fit.best_epoch) if curves else [])
+    status(f"recording config, tags, source and data lineage"
+           f"{f', {len(points)} curve points' if points else ''}...")
+    R.log_params(run_id, cfg.flat(), client)
+    client.log_text(run_id, redact(cfg.to_yaml()), "config.yaml")
+    R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
+    set_run_note(run_id, notes.training_note(cfg, prepared, trained), client)
+    R.log_source(run_id, source_dir, client)
     for i in range(0, len(points), R.BATCH):
         client.log_batch(run_id, metrics=points[i:i + R.BATCH])
     R.log_metrics(run_id, final_metrics(trained), step=trained.fit.best_epoch, client=client)
     R.log_datasets(run_id, prepared, client)
     if cfg.tracking.log_figures if figures is None else figures:
-        R.log_figures(run_id, stages.figures(cfg, prepared, trained), client)
+        status("drawing figures...")
+        drawn = stages.figures(cfg, prepared, trained)
+        status(f"saving {len(drawn)} figures to the run...")
+        R.log_figures(run_id, drawn, client)
     if cfg.tracking.log_model if model is None else model:
         from pipeline.tracking.model import log_model
 
+        status("logging the model (weights, standardizer, input example)...")
         log_model(run_id, prepared, trained)

@@ -1,0 +1,93 @@
+"""What the MLflow UI shows first: experiment mode, descriptions, default columns, links.
+
+Measured in MLflow 3.17's UI (headless Chromium, tests/test_ui_browser.py), not assumed:
+
+- The sidebar's GenAI / Model training mode is a per-browser switch (URL `?workflowType=`, else
+  the browser's localStorage, default GenAI). The experiment tag `mlflow.experimentKind` is
+  written anyway (the UI of other MLflow builds reads it) but 3.17's open-source UI ignores it,
+  so every link this project prints carries `workflowType=machine_learning`.
+- The runs table's columns are browser state too. The one server-side lever is a shared view:
+  an experiment tag `mlflow.sharedViewState.<key>` holding the view as JSON, opened by a link
+  with `?viewStateShareKey=<key>`. We store one per experiment (the knobs and headline metrics
+  as columns) and put its key in every runs-table link.
+- Descriptions are the tag `mlflow.note.content` (markdown) on experiments and runs, and the
+  description field of registered models and model versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from mlflow.tracking import MlflowClient
+
+NOTE = "mlflow.note.content"
+KIND = ("mlflow.experimentKind", "custom_model_development")
+VIEW_KEY = "nn-pipeline"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+# The digest of the description we wrote last: a note the user edited differs and is kept.
+NOTE_DIGEST = "nn_pipeline.note_digest"
+
+# The knobs a user compares, then the headline metrics: first in the table (column ids are
+# the UI's `<type>.`<key>``). Everything else stays in params and config.yaml.
+KNOBS = ("data.name", "model.init", "regularization.l2", "regularization.keep_prob",
+         "training.learning_rate", "model.hidden", "seed")
+TRAIN_METRICS = ("final/dev_accuracy", "final/train_accuracy", "final/dev_loss", "test_accuracy")
+TRAIN_TAGS = ("diagnosis.verdict", "stage")
+SEARCH_METRICS = ("objective", "final/dev_accuracy", "final/train_accuracy", "best_value")
+SEARCH_TAGS = ("optuna.state", "stage")
+
+
+def _col(kind: str, key: str) -> str:
+    return f"{kind}.`{key}`"
+
+
+def view_state(search: bool = False) -> dict:
+    """The shared view: the run name wide enough to read its knobs, then the headline metrics,
+    the knobs and a few tags as columns (the UI keeps metrics, params and tags in that order),
+    newest runs first. Widths apply only to the columns named in `columnOrder`."""
+    metrics, tags = (SEARCH_METRICS, SEARCH_TAGS) if search else (TRAIN_METRICS, TRAIN_TAGS)
+    chosen = ([_col("metrics", k) for k in metrics] + [_col("params", k) for k in KNOBS]
+              + [_col("tags", k) for k in tags])
+    order = [_col("attributes", "Run Name"), "runDateAndNestInfo", *chosen]
+    widths = {order[0]: 340, "runDateAndNestInfo": 130,
+              **{c: 125 if c.startswith("metrics") else 100 for c in chosen},
+              _col("params", "data.name"): 125}
+    return {"selectedColumns": chosen, "columnOrder": order, "columnWidths": widths,
+            "orderByKey": "attributes.start_time", "orderByAsc": False}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def set_experiment_ui(experiment_id: str, note: str, *, search: bool = False,
+                      client: MlflowClient | None = None) -> None:
+    """Kind tag, shared view and description of an experiment. The description is rewritten
+    only while it is still ours (missing, or unchanged since we wrote it)."""
+    client = client or MlflowClient()
+    tags = client.get_experiment(experiment_id).tags
+    if tags.get(KIND[0]) is None:
+        client.set_experiment_tag(experiment_id, *KIND)
+    state = json.dumps(view_state(search), separators=(",", ":"))
+    if tags.get(VIEW_TAG) != state:
+        client.set_experiment_tag(experiment_id, VIEW_TAG, state)
+    current = tags.get(NOTE)
+    if current != note and (current is None or _digest(current) == tags.get(NOTE_DIGEST)):
+        client.set_experiment_tag(experiment_id, NOTE, note)
+        client.set_experiment_tag(experiment_id, NOTE_DIGEST, _digest(note))
+
+
+def set_run_note(run_id: str, note: str, client: MlflowClient | None = None) -> None:
+    (client or MlflowClient()).set_tag(run_id, NOTE, note)
+
+
+def ui_links(ui_url: str, experiment_id: str, run_id: str | None = None) -> dict[str, str]:
+    """{"runs": the experiment's runs table (model-training mode, our columns), "run": the
+    run's page} in the MLflow UI."""
+    base = f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    mode = "workflowType=machine_learning"
+    links = {"runs": f"{base}?{mode}&viewStateShareKey={VIEW_KEY}"}
+    if run_id:
+        links["run"] = f"{base}/{run_id}?{mode}"
+    return links
