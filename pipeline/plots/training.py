@@ -25,6 +25,17 @@ def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray
 
     `predict` maps raw points (k, 2) to label codes (k,); the grid is in the same raw units.
     """
+    fig = Figure(figsize=(5.5, 5))
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.9)
+    draw_boundary(fig.add_subplot(), predict, X, y, classes, title=title, resolution=resolution)
+    return fig
+
+
+def draw_boundary(ax, predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
+                  classes: Sequence[str], *, title: str = "", resolution: int = 200,
+                  legend: bool = True) -> float:
+    """`decision_boundary` onto an existing axes (side-by-side comparisons); returns the
+    accuracy on X."""
     if X.shape[1] != 2:
         raise ValueError(f"decision_boundary needs 2 features, got {X.shape[1]}")
     lo, hi = X.min(axis=0), X.max(axis=0)
@@ -34,9 +45,6 @@ def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray
     G1, G2 = np.meshgrid(g1, g2)                                  # (r, r) each
     Z = predict(np.column_stack([G1.ravel(), G2.ravel()])).reshape(G1.shape)
     k = len(classes)
-    fig = Figure(figsize=(5.5, 5))
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.9)
-    ax = fig.add_subplot()
     ax.imshow(Z, origin="lower", extent=(g1[0], g1[-1], g2[0], g2[-1]), aspect="auto",
               cmap=_CMAP, vmin=0, vmax=max(k - 1, 1), alpha=0.3, interpolation="nearest")
     for c, name in enumerate(classes):
@@ -45,10 +53,11 @@ def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray
                    color=_class_colour(c, k))
     acc = float(np.mean(predict(X) == y))
     ax.set_title(f"{title}\naccuracy {acc:.1%}" if title else f"accuracy {acc:.1%}", fontsize=9)
-    ax.legend(loc="upper right", fontsize=8, title="true label", framealpha=0.8)
+    if legend:
+        ax.legend(loc="upper right", fontsize=8, title="true label", framealpha=0.8)
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
-    return fig
+    return acc
 
 
 def _class_colour(c: int, k: int):
