@@ -92,7 +92,8 @@ def search_cfg(tmp_path):
     conf = Path(__file__).resolve().parents[1] / "conf"
 
     def args(*overrides: str, space: str | None = None) -> list[str]:
-        base = ["data.params={n_samples: 200}", "training.epochs=60", "training.eval_every=5",
+        base = ["data.params={n_samples: 200}", "model.hidden=[20,3]", "training.epochs=60",
+                "training.eval_every=5",
                 "training.patience=4", f"search.storage={tmp_path / 'study.journal'}",
                 "search.study=tiny"]
         if space is not None:

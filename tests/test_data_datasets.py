@@ -15,7 +15,7 @@ def test_registry_lists_every_built_in_set():
 @pytest.mark.parametrize("name", TWO_D)
 def test_two_d_sets_have_their_shape_and_balanced_classes(name):
     ds = make_dataset(name, np.random.default_rng(0), n_samples=200)
-    extra = 50 if name == "noisy_diagonal" else 0  # 25% noise points on top of n_samples
+    extra = 25 if name == "noisy_diagonal" else 0  # 12.5% noise points on top of n_samples
     assert ds.X.shape == (200 + extra, 2) and ds.X.dtype == np.float64
     assert ds.y.dtype == np.int64 and ds.feature_names == ("x1", "x2") and ds.name == name
     counts = np.bincount(ds.y, minlength=ds.n_classes)
@@ -59,17 +59,18 @@ def test_noisy_diagonal_noise_region_and_variants():
     assert make_dataset("noisy_diagonal", np.random.default_rng(1), n_samples=500, noise=0.0).n_samples == 500
 
 
-def test_noisy_diagonal_defaults_make_the_noise_region_a_coin_flip():
-    # 320 rule points + 80 noise points; the region x1 < 0.5, x1 < x2 < x1 + 0.5 holds ~80 rule
-    # points labelled 0 and the 80 noise points labelled 1: no boundary can beat 50% there.
+@pytest.mark.parametrize("noise, rows, share", [(0.125, 360, 1 / 3), (0.25, 400, 0.5)])
+def test_noisy_diagonal_noise_region_share_of_flipped_labels(noise, rows, share):
+    # the region x1 < 0.5, x1 < x2 < x1 + 0.5 holds ~80 of the 320 rule points (labelled 0) and
+    # all the noise points (labelled 1): 40 of them flip a third; 80 make it a coin flip
     shares = []
     for seed in range(20):
-        ds = make_dataset("noisy_diagonal", np.random.default_rng(seed))
+        ds = make_dataset("noisy_diagonal", np.random.default_rng(seed), noise=noise)
         x1, x2 = ds.X.T
         inside = (x1 < 0.5) & (x2 > x1) & (x2 < x1 + 0.5)
         shares.append(ds.y[inside].mean())
-    assert ds.X.shape == (400, 2)
-    assert abs(np.mean(shares) - 0.5) < 0.03
+    assert ds.X.shape == (rows, 2)
+    assert abs(np.mean(shares) - share) < 0.03
 
 
 def test_circles_factor_and_noise():
@@ -121,7 +122,7 @@ def test_dataset_arrays_are_read_only():
 
 
 def test_dataset_params_lists_defaults():
-    assert dataset_params("noisy_diagonal") == {"n_samples": 320, "noise": 0.25, "band": 0.5, "variant": "noisy"}
+    assert dataset_params("noisy_diagonal") == {"n_samples": 320, "noise": 0.125, "band": 0.5, "variant": "noisy"}
     assert set(dataset_params("spirals")) >= {"n_samples", "n_classes", "noise"}
 
 

@@ -1,5 +1,6 @@
 """The search without MLflow: seeding, the sealed test split, pruning, divergence, resume."""
 
+import re
 from pathlib import Path
 
 import optuna
@@ -70,7 +71,7 @@ def test_median_pruner_prunes_hopeless_trials(search_cfg):
         pruned = t.state == TrialState.PRUNED
         assert pruned == (t.params["model.init"] == "zeros")
         if pruned:
-            assert t.user_attrs["prune_reason"].startswith("pruned at epoch 5: dev_error=0.6")
+            assert re.match(r"pruned at epoch 5: dev_error=0\.(4[5-9]|5)", t.user_attrs["prune_reason"])
             assert t.user_attrs["epochs_run"] == 5 and list(t.intermediate_values) == [5]
 
 
@@ -90,8 +91,9 @@ def test_hyperband_pruner_uses_epochs_as_its_resource(search_cfg):
 
 def test_a_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(search_cfg):
     space = "training.learning_rate: {type: float, low: 1.0e+6, high: 1.0e+7, log: true}\n"
+    # leaky ReLU: with plain ReLU a huge step can kill every unit, and a dead network is finite
     cfg = search_cfg("search.n_trials=2", "search.pruner.name=none", "training.optimizer=gd",
-                     "model.init=random", space=space)
+                     "model.init=random", "model.activation=leaky_relu", space=space)
     study = _search(cfg)
     assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
     assert all(t.user_attrs["prune_reason"].startswith("non_finite") for t in study.trials)

@@ -39,7 +39,8 @@ def _children(client, result):
 
 
 def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cfg, tracking_uri):
-    cfg = search_cfg("search.n_trials=6", *ARGS, space=SPACE)
+    # two startup trials: the contour of l2 x keep_prob needs two complete trials
+    cfg = search_cfg("search.n_trials=6", *ARGS, "search.pruner.n_startup_trials=2", space=SPACE)
     result = _search(cfg)
     study, client = _study(cfg), MlflowClient()
     children = {r.info.run_id: r for r in _children(client, result)}

@@ -85,15 +85,18 @@ def test_streams_are_independent_per_concern():
     assert stages.streams(0)["init"].random() != stages.streams(0)["split"].random()
 
 
-def test_default_run_is_short_early_stopped_and_evaluated_100_to_300_times(default_run):
+def test_default_run_overfits_the_noisy_labels_visibly(default_run):
+    # the default is unregularized and trained to the end, so that l2 / keep_prob / patience
+    # change what a user sees: it memorizes the flipped labels (train above the rule's ~89%)
+    # and the clean dev shows it; the diagnosis says so
     _, _, trained = default_run
     n_eval = len(trained.fit.history["epoch"])
     assert 100 <= n_eval <= 300
-    assert trained.fit.stop_reason == "early_stopping"
-    assert trained.metrics["best_epoch"] == trained.fit.best_epoch < trained.fit.epochs_run
-    # early stopping on dev error keeps the near-diagonal boundary: the clean dev is easy, the
-    # noisy train band is not
-    assert trained.metrics["dev_accuracy"] > 0.9 and trained.metrics["train_accuracy"] > 0.8
+    assert trained.fit.stop_reason == "completed"
+    assert trained.metrics["best_epoch"] == trained.fit.best_epoch == trained.fit.epochs_run
+    assert trained.metrics["train_accuracy"] > 0.95
+    assert trained.metrics["dev_accuracy"] < trained.metrics["train_accuracy"] - 0.05
+    assert trained.diagnosis.verdict == "high variance"
 
 
 def test_split_metrics_agree_with_the_trained_metrics(default_run):
@@ -119,7 +122,7 @@ def test_figures_for_2d_data(default_run):
     assert sorted(figs) == ["plots/boundary_dev.png", "plots/boundary_train.png",
                             "plots/gradient_norms.png", "plots/learning_curves.png"]
     ax = figs["plots/gradient_norms.png"].axes[0]
-    assert len(ax.lines) == 3                         # one line per weight matrix (W1, W2, W3)
+    assert len(ax.lines) == 4                         # one line per weight matrix (W1..W4)
     assert "accuracy" in figs["plots/boundary_dev.png"].axes[0].get_title()
 
 
