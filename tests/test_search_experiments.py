@@ -45,5 +45,8 @@ def test_mlflow_run_search_leaves_a_pointer_run_and_logs_into_the_study_experime
         f"[open the parent run](#/experiments/{search.experiment_id}/runs/"
         f"{parent.info.run_id}?workflowType=machine_learning).")
     assert proj.tags["search.mr"] == search.experiment_id
+    # artifacts beside the runner's experiment, not in the checkout the runner runs the command in
+    assert search.artifact_location == proj.artifact_location.rsplit("/", 1)[0] + "/mr-search"
+    assert str(tmp_path) in search.artifact_location
     for experiment in (proj, search):
         assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
