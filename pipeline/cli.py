@@ -21,8 +21,10 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+def build_parser(prog: str = "nn-pipeline") -> argparse.ArgumentParser:
+    """`prog` is how the user started us, so usage lines and errors can be pasted back:
+    `nn-pipeline` (the console script) or `python -m pipeline` (`__main__.py` passes it)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, help_text in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -34,8 +36,8 @@ def _command_module(name: str):
     return importlib.import_module(f"pipeline.commands.{name}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         return int(_command_module(args.command).run(args) or 0)
     except ValueError as exc:

@@ -1,6 +1,6 @@
 """The run configuration: pydantic models of `conf/*.yaml`, merged with key=value overrides.
 
-Layers, later wins: `conf/base.yaml` (committed) <- `conf/experiment/<name>.yaml` <- every
+Layers, later wins: `conf/base.yaml` (committed) <- `conf/presets/<name>.yaml` <- every
 `conf/local/*.yaml` (git-ignored, sorted by name) <- command-line `key=value` pairs, whose values
 are parsed with `yaml.safe_load` (so `model.hidden=[20,3]` and `regularization.l2=0.7` are typed).
 Everything is validated once, here; errors are one line naming the key, the bound and the value.
@@ -20,6 +20,7 @@ from pipeline.config_search import EvaluateConfig, SearchConfig
 from pipeline.config_sections import (AugmentConfig, DataConfig, DiagnosisConfig, ModelConfig,
                                       RegularizationConfig, TrackingConfig, TrainingConfig,
                                       explain_error)
+from pipeline.redact import redact
 
 
 class Config(BaseModel):
@@ -55,8 +56,10 @@ class Config(BaseModel):
         return validate(data)
 
     def flat(self) -> dict[str, str]:
-        """{"regularization.l2": "0.7", "model.hidden": "[20, 3]", ...}: MLflow params."""
-        return {k: _param_text(v) for k, v in _flatten(self.model_dump(mode="json")).items()}
+        """{"regularization.l2": "0.7", "model.hidden": "[20, 3]", ...}: MLflow params, with
+        any password in a URL (search.storage, tracking.uri) masked."""
+        return {k: redact(_param_text(v))
+                for k, v in _flatten(self.model_dump(mode="json")).items()}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -76,15 +79,18 @@ def config_from_yaml(text: str, source: str = "config") -> Config:
 
 
 def load_config(overrides: Sequence[str] = (), *, conf_dir: Path | str = Path("conf"),
-                experiment: str | None = None) -> Config:
-    """base.yaml <- experiment/<name>.yaml <- local/*.yaml <- key=value overrides, validated."""
+                preset: str | None = None) -> Config:
+    """base.yaml <- presets/<name>.yaml <- local/*.yaml <- key=value overrides, validated.
+
+    A preset is a named config layer (a file), not an MLflow experiment: runs go to the MLflow
+    experiment `tracking.experiment` whatever preset made their config."""
     conf_dir = Path(conf_dir)
     data = _read_yaml(conf_dir / "base.yaml")
-    if experiment:
-        path = conf_dir / "experiment" / f"{experiment}.yaml"
+    if preset:
+        path = conf_dir / "presets" / f"{preset}.yaml"
         if not path.is_file():
-            known = sorted(p.stem for p in (conf_dir / "experiment").glob("*.yaml"))
-            raise ValueError(f"experiment must be one of {known}, got {experiment!r} "
+            known = sorted(p.stem for p in (conf_dir / "presets").glob("*.yaml"))
+            raise ValueError(f"preset must be one of {known}, got {preset!r} "
                              f"(no file {path})")
         data = _merge(data, _read_yaml(path))
     for path in sorted((conf_dir / "local").glob("*.yaml")):

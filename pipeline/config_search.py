@@ -9,9 +9,10 @@ validated by `parse_space`: a mapping from a dotted config key (`regularization.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+import re
+from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -100,9 +101,26 @@ class PrunerConfig(_Frozen):
     reduction_factor: int = Field(3, ge=2)  # hyperband
 
 
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _study_name(value: str | None) -> str | None:
+    """The study name becomes a file name (optuna/<study>.journal): a path such as ../../x or
+    /tmp/x would write outside the working directory."""
+    if value is not None and (not _STUDY_NAME.fullmatch(value) or ".." in value):
+        raise ValueError("must be a name of letters, digits, '.', '_' or '-' (it names the file "
+                         f"optuna/<study>.journal), got {value!r}")
+    return value
+
+
 class SearchConfig(_Frozen):
-    study: str | None = None  # None = "<experiment>-<data.name>"
-    n_trials: int = Field(20, ge=1)  # the TARGET number of finished trials (resume counts old ones)
+    study: Annotated[str | None, AfterValidator(_study_name)] = None  # None = "<experiment>-<data.name>"
+    # As in Optuna's optimize(n_trials=N): run N more trials in this invocation. Only finished
+    # ones (COMPLETE or PRUNED) count; a FAIL trial is redone.
+    n_trials: int = Field(20, ge=1)
+    # A target total of finished trials instead (resume after a crash: "until the study has T").
+    # When set, n_trials is not used; a study that already has T finished trials runs nothing.
+    target_trials: int | None = Field(None, ge=1)
     workers: int = Field(1, ge=1)  # processes sharing one storage
     storage: str | None = None  # None = journal file optuna/<study>.journal; else an Optuna URL
     space: str = "default"  # conf/search/<space>.yaml, or a path to a YAML file

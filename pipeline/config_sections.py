@@ -24,6 +24,8 @@ def _interval(lo: float | None, hi: float | None, lo_open: bool = False, hi_open
     def check(value):
         if value is None:
             return value
+        if value in (float("inf"), float("-inf")):  # a bound of (0, inf) must not admit inf
+            raise ValueError(f"must be finite, got {value}")
         below = lo is not None and (value <= lo if lo_open else value < lo)
         above = hi is not None and (value >= hi if hi_open else value > hi)
         if below or above or value != value:  # value != value: NaN
@@ -36,19 +38,25 @@ def _registry(module: str, attr: str, extra: tuple[str, ...] = ()):
     """A validator checking a name against a core registry (imported only when validating)."""
     def check(name):
         import importlib
-        try:
-            names = tuple(getattr(importlib.import_module(module), attr)) + extra
-        except (ModuleNotFoundError, AttributeError):  # that core part is not built yet
-            return name
+        names = tuple(getattr(importlib.import_module(module), attr)) + extra
         if name not in names:
             raise ValueError(f"must be one of {list(names)}, got {name!r}")
         return name
     return AfterValidator(check)
 
 
+def _not_bool(value: Any) -> Any:
+    """YAML reads `true` as a bool and pydantic would take it as the int 1: an epochs=true
+    typo must not train one epoch."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, got {value}")
+    return value
+
+
 Positive = Annotated[float, _interval(0, None, lo_open=True)]
 NonNegative = Annotated[float, _interval(0, None)]
-PosInt = Annotated[int, _interval(1, None)]
+PosInt = Annotated[int, BeforeValidator(_not_bool), _interval(1, None)]
+Count = Annotated[int, BeforeValidator(_not_bool), _interval(0, None)]
 Probability = Annotated[float, _interval(0, 1, lo_open=True)]          # (0, 1]
 Fraction = Annotated[float, _interval(0, 1, lo_open=True, hi_open=True)]
 
@@ -105,11 +113,13 @@ class DataConfig(SourceConfig):
 
 class AugmentConfig(Section):
     names: tuple[Annotated[str, _registry("pipeline.data", "AUGMENTATIONS")], ...] = ()
-    copies: Annotated[int, _interval(0, None)] = 0
+    copies: Count = 0
     params: dict[str, Any] = {}
 
 
 class ModelConfig(Section):
+    # [] is allowed on purpose: no hidden layer is logistic (softmax) regression, the
+    # high-bias corner of the bias-variance lesson
     hidden: tuple[PosInt, ...] = (20, 3)
     activation: Annotated[str, _registry("pipeline.nn.activations", "ACTIVATIONS")] = "relu"
     init: Annotated[str, _registry("pipeline.nn.initializers", "INITIALIZERS")] = "he"

@@ -70,7 +70,11 @@ def _isolate_mlflow_per_test():
 
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch) -> str:
-    """A real MLflow SQLite store in a temp dir (the file:// store is refused by MLflow 3.17)."""
+    """A real MLflow SQLite store in a temp dir (the file:// store is refused by MLflow 3.17).
+
+    The test also runs in that dir: with a SQLite store MLflow puts artifacts (figures,
+    models) in ./mlruns of the working directory, which was the checkout."""
+    monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     import mlflow  # a URI set by mlflow.set_tracking_uri elsewhere would win over the env var
@@ -107,3 +111,38 @@ def search_cfg(tmp_path):
 
     make.args = args
     return make
+
+
+_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+# Left by Python, pytest and pip themselves, not by a test.
+_HARMLESS = ("__pycache__", ".pytest_cache", ".egg-info")
+
+
+def _untracked(root) -> set[str] | None:
+    """Untracked and ignored files of the checkout, one by one (so a new run directory inside
+    an existing mlruns/ counts); None without git."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--ignored", "-uall"], cwd=root,
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    paths = {line[3:] for line in done.stdout.splitlines() if line[:2] in ("??", "!!")}
+    return {p for p in paths if not any(h in p for h in _HARMLESS)}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _checkout_stays_clean():
+    """Tests write only under their tmp dirs: a run directory in the checkout's mlruns/ (an
+    MLflow SQLite store puts artifacts in ./mlruns of the working directory), an mlflow.db or
+    an optuna/ journal left by the suite fails it, naming the paths."""
+    before = _untracked(_ROOT)
+    yield
+    after = _untracked(_ROOT)
+    if before is not None and after is not None and after - before:
+        pytest.fail(f"the test suite wrote into the checkout {_ROOT}: {sorted(after - before)} "
+                    "(write under tmp_path; chdir there before MLflow or Optuna calls)",
+                    pytrace=False)

@@ -43,6 +43,13 @@ def test_overrides_are_parsed_as_yaml():
     ("regularization.keep_prob=[0.5]", "regularization.keep_prob must have one value per hidden layer "
                                        "(3 for model.hidden=[80, 50, 30]), got [0.5]"),
     ("regularization.l2=-0.1", "regularization.l2 must be >= 0, got -0.1"),
+    ("regularization.l2=.inf", "regularization.l2 must be finite, got inf"),
+    ("training.epochs=true", "training.epochs must be an integer, got True"),
+    ("augment.copies=true", "augment.copies must be an integer, got True"),
+    ("search.study=../../x", "search.study must be a name of letters, digits, '.', '_' or '-' "
+                             "(it names the file optuna/<study>.journal), got '../../x'"),
+    ("search.study=/tmp/x", "search.study must be a name of letters, digits, '.', '_' or '-' "
+                            "(it names the file optuna/<study>.journal), got '/tmp/x'"),
     ("regularization.l1=-1", "regularization.l1 must be >= 0, got -1.0"),
     ("training.learning_rate=0", "training.learning_rate must be > 0, got 0.0"),
     ("training.epochs=0", "training.epochs must be >= 1, got 0"),
@@ -95,33 +102,33 @@ def test_override_into_a_value_is_refused():
         load("model.init.x=1")
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
-def test_every_experiment_file_validates(name):
-    cfg = load(experiment=name)
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "presets").glob("*.yaml")))
+def test_every_preset_file_validates(name):
+    cfg = load(preset=name)
     assert cfg.flat()  # and it differs from the base somewhere
     assert cfg != load()
 
 
-def test_experiment_files_set_what_they_say():
-    assert load(experiment="rings_init").data.name == "rings"
-    assert load(experiment="rings_init").data.target is None
-    assert load(experiment="noisy_diagonal_regularization").regularization.l2 == 0.7
-    assert load(experiment="digits").augment.names == ("shift",)
+def test_preset_files_set_what_they_say():
+    assert load(preset="rings_init").data.name == "rings"
+    assert load(preset="rings_init").data.target is None
+    assert load(preset="noisy_diagonal_regularization").regularization.keep_prob == 0.5
+    assert load(preset="digits").augment.names == ("shift",)
 
 
-def test_unknown_experiment_lists_known_ones():
-    with pytest.raises(ValueError, match=r"experiment must be one of \[.*'rings_init'.*\], got 'nope'"):
-        load(experiment="nope")
+def test_unknown_preset_lists_known_ones():
+    with pytest.raises(ValueError, match=r"preset must be one of \[.*'rings_init'.*\], got 'nope'"):
+        load(preset="nope")
 
 
-def test_layers_base_experiment_local_overrides(tmp_path):
-    (tmp_path / "experiment").mkdir()
+def test_layers_base_preset_local_overrides(tmp_path):
+    (tmp_path / "presets").mkdir()
     (tmp_path / "local").mkdir()
     (tmp_path / "base.yaml").write_text("seed: 1\nmodel: {hidden: [4], init: he}\nregularization: {l2: 0.1}\n")
-    (tmp_path / "experiment" / "e.yaml").write_text("seed: 2\nmodel: {hidden: [8, 8]}\n")
+    (tmp_path / "presets" / "e.yaml").write_text("seed: 2\nmodel: {hidden: [8, 8]}\n")
     (tmp_path / "local" / "me.yaml").write_text("seed: 3\nregularization: {l2: 0.2}\n")
-    cfg = load_config(["regularization.l2=0.3"], conf_dir=tmp_path, experiment="e")
-    assert cfg.seed == 3                      # local beats experiment beats base
+    cfg = load_config(["regularization.l2=0.3"], conf_dir=tmp_path, preset="e")
+    assert cfg.seed == 3                      # local beats preset beats base
     assert cfg.model.hidden == (8, 8)         # lists are replaced, not merged
     assert cfg.model.init == "he"             # sibling keys of a merged section survive
     assert cfg.regularization.l2 == 0.3       # the command line wins

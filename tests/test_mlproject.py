@@ -3,6 +3,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,21 @@ def test_mlproject_defaults_match_the_base_config():
     overrides = [t for t in command.split() if "=" in t]
     assert load_config(overrides, conf_dir=ROOT / "conf") == load_config(conf_dir=ROOT / "conf"), \
         [parse_override(o) for o in overrides]
+
+
+@pytest.mark.parametrize("params, n_trials, target", [({}, 20, None),
+                                                      ({"target_trials": "80"}, 20, 80)])
+def test_search_entry_point_passes_n_trials_and_an_optional_target(params, n_trials, target):
+    from mlflow.projects._project_spec import load_project
+
+    from pipeline.commands.search import expand
+    from pipeline.config import load_config
+
+    entry = load_project(str(ROOT)).get_entry_point("search")
+    command = entry.compute_command(params, storage_dir=None)
+    overrides = [t for t in shlex.split(command) if "=" in t]   # as the shell passes them
+    cfg = load_config(expand(overrides), conf_dir=ROOT / "conf")
+    assert (cfg.search.n_trials, cfg.search.target_trials) == (n_trials, target)
 
 
 def _env(tmp_path):
@@ -109,3 +125,24 @@ def test_mlflow_models_predict_matches_the_pipeline(project_run):
     labels = [p["label"] if isinstance(p, dict) else p for p in predictions]
     assert labels == [str(v) for v in expected]
     assert len(labels) == prepared.raw_dev.n
+
+
+@pytest.mark.slow
+def test_mlflow_run_reproduce_records_the_check_in_the_runners_run(project_run):
+    """`mlflow run -e reproduce` makes a run before our command starts; it ends FINISHED,
+    named and tagged as the check, and no other run appears."""
+    tmp, client, run = project_run
+    before = {r.info.run_id for r in client.search_runs(["0"])}
+    done = subprocess.run(["mlflow", "run", str(ROOT), "-e", "reproduce", "--env-manager", "local",
+                           "-P", f"run_id={run.info.run_id}"],
+                          cwd=tmp, env=_env(tmp), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"run {run.info.run_id} reproduces: all" in done.stdout
+    (new,) = [r for r in client.search_runs(["0"]) if r.info.run_id not in before]
+    assert new.info.status == "FINISHED"
+    assert new.info.run_name == f"reproduce-{run.info.run_id[:8]}"
+    assert new.data.tags["reproduce.of"] == run.info.run_id
+    assert new.data.tags["reproduce.match"] == "true"
+    assert new.data.tags["mlflow.project.entryPoint"] == "reproduce"
+    assert [a.path for a in client.list_artifacts(new.info.run_id, "reproduce")] == [
+        "reproduce/report.txt"]

@@ -108,3 +108,44 @@ def test_an_unknown_run_exits_2_with_one_line(store, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: run 0123456789abcdef0123456789abcdef cannot be reproduced")
     assert err.count("\n") == 1
+
+
+def _all_runs(uri):
+    client = MlflowClient(uri)
+    return {r.info.run_id for r in client.search_runs(
+        [e.experiment_id for e in client.search_experiments()])}
+
+
+def test_plain_reproduce_creates_no_run_and_writes_nothing(store, tmp_path, monkeypatch, capsys):
+    uri, run_id = store
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    before = _all_runs(uri)
+    assert main(["reproduce", run_id, "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith(f"run {run_id} reproduces: all ")
+    assert _all_runs(uri) == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_under_mlflow_run_the_runners_run_records_the_check(store, monkeypatch, capsys):
+    """`mlflow run -e reproduce` creates a run and exports MLFLOW_RUN_ID before the command
+    starts (here created the same way, with the client); the check is recorded in it."""
+    uri, run_id = store
+    client = MlflowClient(uri)
+    copy = copy_run(uri, run_id)
+    client.set_tag(copy, "data.digest.dev", "0000000000000000")
+    runner = client.create_run(client.get_run(run_id).info.experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", runner)
+    before = _all_runs(uri)
+    assert main(["reproduce", copy]) == 1
+    capsys.readouterr()
+    assert _all_runs(uri) == before                       # no run besides the runner's
+    run = client.get_run(runner)
+    assert run.info.run_name == f"reproduce-{copy[:8]}"
+    tags = run.data.tags
+    assert (tags["reproduce.of"], tags["reproduce.match"], tags["reproduce.differs"]) == (
+        copy, "false", "data digest dev")
+    assert tags["mlflow.note.content"].startswith(f"Reproduction check of run {copy}: does NOT")
+    report = mlflow.artifacts.load_text(f"runs:/{runner}/reproduce/report.txt")
+    assert "data digest dev" in report and "DIFFERS" in report
+    assert report.rstrip().endswith("checks differ: data digest dev")

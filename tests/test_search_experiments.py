@@ -21,9 +21,11 @@ def test_mlflow_run_search_leaves_a_pointer_run_and_logs_into_the_study_experime
            if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
     env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
                MLFLOW_DISABLE_TELEMETRY="true", PYTHONPATH=str(ROOT))
+    # `mlflow run` starts the entry point in the project directory (the checkout): the journal
+    # goes under tmp_path explicitly; the search experiment's artifacts go beside "proj"'s
+    # (tracking.study.search_experiment), which is asserted below
     done = subprocess.run(["mlflow", "run", str(ROOT), "-e", "search", "--env-manager", "local",
                            "--experiment-name", "proj", "-P", "n_trials=2", "-P", "study=mr",
-                           # the runner runs in the checkout: keep the journal out of it
                            "-P", f"storage={tmp_path / 'mr.journal'}"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -19,7 +19,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _search(cfg, target=None):
-    """Create the study (as the search command does) and run one in-process worker."""
+    """Create the study (as the search command does) and run one in-process worker until the
+    study holds `target` finished trials (default: search.n_trials, a fresh study's total)."""
     space, _ = load_space(cfg.search.space, CONF)
     spec = S.resolve(cfg.search.storage, cfg.search.study, Path("."))
     study = open_study(cfg, spec, create=True)
@@ -104,12 +105,12 @@ def test_resume_fails_the_abandoned_trial_and_stops_at_the_target(search_cfg):
     study = _search(cfg)
     assert count(study) == 3
     abandoned = study.ask()  # a worker that died mid-trial
-    study = _search(cfg.with_overrides({"search.n_trials": 5}))
+    study = _search(cfg, target=5)
     states = {t.number: t.state for t in study.trials}
     assert states[abandoned.number] == TrialState.FAIL
     assert count(study) == 5 and len(states) == 6
     assert "stale" in study.trials[abandoned.number].user_attrs["fail_reason"]
-    again = _search(cfg.with_overrides({"search.n_trials": 5}))  # already there: no new trial
+    again = _search(cfg, target=5)  # already there: no new trial
     assert len(again.trials) == 6
 
 

@@ -107,7 +107,7 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
     run_id = StudyLogger(first.search_experiment_id, first.parent_run_id, "tiny").start_trial(
         dead.number, cfg, {})
     dead.set_user_attr("mlflow_run_id", run_id)
-    second = _search(cfg.with_overrides({"search.n_trials": 5}))
+    second = _search(cfg.with_overrides({"search.target_trials": 5}))
     study, client = _study(cfg), MlflowClient()
     assert second.stale == (dead.number,)
     assert study.trials[dead.number].state == TrialState.FAIL
@@ -116,6 +116,46 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 5
     assert len(_children(client, second)) == 2  # only this invocation's new trials
     assert study.user_attrs["mlflow_parent_runs"] == [first.parent_run_id, second.parent_run_id]
+
+
+def test_n_trials_runs_that_many_more_each_time(search_cfg, tracking_uri):
+    cfg = search_cfg("search.n_trials=2", "search.pruner.name=none", "search.trial_figures=none")
+    first, second = _search(cfg), _search(cfg)
+    assert (first.finished, first.target, second.finished, second.target) == (2, 2, 4, 4)
+    parent = MlflowClient().get_run(second.parent_run_id)
+    assert parent.data.tags["optuna.target_trials"] == "4"
+    assert parent.data.params["search.finished_before"] == "2"
+    assert len(_children(MlflowClient(), second)) == 2
+
+
+def test_target_reached_runs_nothing_creates_no_run_and_says_why(search_cfg, tracking_uri,
+                                                                tmp_path, capsys, monkeypatch):
+    from pipeline.cli import main
+
+    args = [*search_cfg.args("search.pruner.name=none", "search.trial_figures=none"),
+            "--quiet", "--conf-dir", str(CONF)]
+    assert main(["search", "n_trials=3", *args]) == 0
+    client = MlflowClient()
+    runs_before = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    journal = (tmp_path / "study.journal").read_bytes()
+    capsys.readouterr()
+    assert main(["search", "target_trials=3", *args]) == 0
+    out = capsys.readouterr().out
+    assert out == ("study tiny (journal:" + str(tmp_path / "study.journal") + ") already has 3 finished "
+                   "trials, target_trials=3: nothing to run, no MLflow run created "
+                   "(n_trials=N runs N more)\n")
+    runs_after = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs_after) == len(runs_before) == 4        # parent + 3 trials, nothing new
+    assert (tmp_path / "study.journal").read_bytes() == journal   # the study is untouched
+    runner = client.create_run(runs_before[0].info.experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", runner)           # as `mlflow run -e search` does
+    assert main(["search", "target_trials=3", *args]) == 0
+    note = client.get_run(runner).data.tags["mlflow.note.content"]
+    assert note.startswith("Nothing to run: study tiny (journal:") and "3 finished" in note
+    assert client.get_run(runner).data.tags["search.nothing_to_do"] == "true"
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)  # the search took it from the env
+    assert main(["search", "target_trials=4", *args]) == 0   # one short: runs exactly one
+    assert _study(search_cfg()).trials[-1].number == 3 and len(_study(search_cfg()).trials) == 4
 
 
 def test_resuming_with_a_different_training_config_is_refused(search_cfg, tracking_uri):
@@ -162,7 +202,7 @@ def test_postgresql_storage_runs_and_resumes_a_study(search_cfg, tracking_uri):
                      "search.trial_figures=none")
     try:
         first = _search(cfg)
-        second = _search(cfg.with_overrides({"search.n_trials": 3}))
+        second = _search(cfg.with_overrides({"search.target_trials": 3}))
         study = optuna.load_study(study_name=name, storage=S.postgres_driver(url))
         assert (first.finished, second.finished, len(study.trials)) == (2, 3, 3)
         assert first.storage == url
@@ -193,10 +233,12 @@ def _sigterm_search_after(search_cfg, tracking_uri, tmp_path, finished: int, *ov
     import time
 
     args = search_cfg.args("search.n_trials=500", "search.trial_figures=none", *overrides)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    # run in tmp_path (artifacts go to ./mlruns of the working directory), this checkout's code
+    path = os.pathsep.join(filter(None, [str(CONF.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": path}
     env.pop("MLFLOW_EXPERIMENT_ID", None)
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "search", "--quiet", *args,
-                             "--conf-dir", str(CONF)], cwd=CONF.parent, env=env,
+                             "--conf-dir", str(CONF)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = tmp_path / "study.journal"
     deadline = time.monotonic() + 120
@@ -226,7 +268,7 @@ def test_sigterm_leaves_nothing_running_and_the_same_command_resumes(search_cfg,
     [parent] = [r for r in runs if r.data.tags.get("stage") == "search"]
     assert parent.info.status == "KILLED"
     done = len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
-    again = _search(search_cfg(f"search.n_trials={done + 2}", "search.trial_figures=none"))
+    again = _search(search_cfg("search.n_trials=2", "search.trial_figures=none"))  # 2 more
     assert again.finished == done + 2 and again.stale == ()
 
 

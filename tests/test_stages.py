@@ -127,7 +127,7 @@ def test_figures_for_2d_data(default_run):
 
 
 def test_figures_for_digits_are_confusion_matrices():
-    cfg = cfg_of("training.epochs=4", "training.eval_every=2", experiment="digits")
+    cfg = cfg_of("training.epochs=4", "training.eval_every=2", preset="digits")
     prepared = stages.prepare(cfg)
     assert prepared.train.n == 2 * prepared.raw_train.n          # one augmented copy
     trained = stages.train(cfg, prepared)

@@ -33,8 +33,9 @@ def runs_in(uri):
 def test_train_prints_the_run_and_records_it(workdir, tracking_uri, capsys):
     code = main(["train", "--quiet", "--conf-dir", CONF, f"tracking.uri={tracking_uri}",
                  "training.epochs=100", "training.eval_every=5"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0
+    assert "figures..." not in err and "curve points" not in err   # --quiet: no status lines
     (run,) = runs_in(tracking_uri)
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"
@@ -58,11 +59,27 @@ def existing_store(tmp_path_factory):
     return uri
 
 
+def test_after_the_bar_each_post_training_step_is_announced_on_stderr(workdir, tracking_uri,
+                                                                     capsys):
+    # 100 epochs, eval every 5: 20 evaluations x 17 series, all still buffered (10 s flush)
+    assert main(["train", "--conf-dir", CONF, f"tracking.uri={tracking_uri}", "training.epochs=100",
+                 "training.eval_every=5", "tracking.log_model=false"]) == 0
+    out, err = capsys.readouterr()
+    (run,) = runs_in(tracking_uri)
+    series = len(run.data.metrics) - len([k for k in run.data.metrics
+                                          if k.startswith("final")])
+    lines = [line for line in err.splitlines() if line.endswith("...") and "INFO" not in line]
+    assert lines == [f"writing {20 * series} curve points...",
+                     "recording config, tags, source and data lineage...",
+                     "drawing figures...", "saving 4 figures to the run..."]
+    assert "..." not in out                          # status goes to stderr, the report to stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["regularization.keep_prob=1.5"], "error: regularization.keep_prob must be in (0, 1], got 1.5"),
     (["model.depth=3"], "error: unknown key model.depth; valid keys of model:"),
     (["data.params.radius=2"], "error: data set 'noisy_diagonal' has no parameter 'radius'"),
-    (["--experiment", "nope"], "error: experiment must be one of"),
+    (["--preset", "nope"], "error: preset must be one of"),
 ])
 def test_bad_config_exits_2_with_one_line_and_creates_no_run(existing_store, tmp_path, monkeypatch,
                                                              capsys, args, message):
@@ -95,11 +112,11 @@ def test_sigterm_mid_run_ends_the_run_killed(tmp_path):
     env.update(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "train", "--quiet", "--conf-dir", CONF,
-         "training.epochs=10000000", "training.patience=null"],
+         "training.epochs=10000000", "training.patience=null", "training.eval_every=1"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         run_id = _wait_for_running(uri)
-        time.sleep(1.0)                           # mid-training
+        time.sleep(3.0)                           # mid-training (evaluated every epoch)
         proc.send_signal(subprocess.signal.SIGTERM)
         proc.wait(timeout=60)
     finally:

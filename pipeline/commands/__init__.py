@@ -1,6 +1,11 @@
 """One module per sub-command (`add_arguments`, `run`); shared environment reading lives here."""
 
 import os
+from pathlib import Path
+
+# The default config shipped inside the package: `pipeline/conf` is a symlink to the top-level
+# `conf/` (the one source of truth) and is copied into the wheel as package data.
+PACKAGED_CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def project_experiment() -> str | None:
@@ -8,6 +13,29 @@ def project_experiment() -> str | None:
     experiment it chose (--experiment-name, else Default): the command logs into that run and
     experiment instead of opening new ones. None outside `mlflow run`."""
     return os.environ.get("MLFLOW_EXPERIMENT_ID") if os.environ.get("MLFLOW_RUN_ID") else None
+
+
+def add_config_arguments(parser) -> None:
+    """`--preset NAME` and `--conf-dir DIR`, the same for every command that reads the config."""
+    parser.add_argument("--preset", metavar="NAME", default=None,
+                        help="layer <conf-dir>/presets/NAME.yaml over base.yaml (a named config "
+                             "file; runs still go to the MLflow experiment tracking.experiment)")
+    parser.add_argument("--conf-dir", type=Path, default=None, metavar="DIR",
+                        help="config directory (default: ./conf if it holds base.yaml, else "
+                             "the config shipped with the package)")
+
+
+def conf_dir(args) -> Path:
+    """Where the config is read from, for every command: `--conf-dir` if given, else `./conf`
+    when it holds a base.yaml (a checkout, or a project the user laid out), else the packaged
+    default, so the console script works from any directory."""
+    given = getattr(args, "conf_dir", None)
+    if given is not None:
+        return Path(given)
+    local = Path("conf")
+    if (local / "base.yaml").is_file():
+        return local
+    return PACKAGED_CONF
 
 
 def take_project_run() -> str | None:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.commands import project_experiment
+from pipeline.commands import add_config_arguments, conf_dir, project_experiment
 from pipeline.commands.search import expand
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="study=<name> (or search.study=<name>), evaluate.* settings")
-    parser.add_argument("--experiment", default=None, help="conf/experiment/<name>.yaml layer")
-    parser.add_argument("--conf-dir", default="conf", help="config directory (default: conf)")
+    add_config_arguments(parser)
     parser.add_argument("--force", action="store_true",
                         help="evaluate again although this study was evaluated (recorded)")
 
@@ -32,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = expand(overrides, ("retrain_on", "force"), section="evaluate")
     if args.force:
         overrides.append("evaluate.force=true")
-    cfg = load_config(overrides, conf_dir=Path(args.conf_dir), experiment=args.experiment)
+    cfg = load_config(overrides, conf_dir=conf_dir(args), preset=args.preset)
 
     from pipeline.search import quiet_optuna
     from pipeline.search.evaluate import run_evaluate

@@ -4,13 +4,19 @@ Reads the run's `config.yaml` artifact and tags, checks the code (git commit, an
 diff when the tree was dirty), the package versions and the data digests against the current
 checkout and freshly prepared data, retrains in-process and compares every final metric, the
 best epoch, the stop reason and the full train/dev loss curves, exactly (bit for bit).
-It only reads the tracking store (no new MLflow run) and never touches the working tree.
+Run directly it only reads the tracking store (no new MLflow run) and never touches the working
+tree. Under `mlflow run . -e reproduce -P run_id=<id>`, MLflow's runner has already opened a run
+before this command starts; that run becomes the record of the check: named
+`reproduce-<first 8 of id>`, tags `reproduce.of`, `reproduce.match` (true/false),
+`reproduce.differs` (the names of what differs), a description, and `reproduce/report.txt`.
 Exit 0 when everything matches, 1 when something differs (each difference named), 2 on a
 missing run or artifact.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 
 CURVES = ("train_loss", "dev_loss", "dev_accuracy")
@@ -35,7 +41,31 @@ def run(args, out=None) -> int:
         rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"), digest))
     trained = stages.train(cfg, prepared)
     rows += metric_checks(logged, trained)
-    return report(args.run_id, rows, out or sys.stdout, quiet=args.quiet)
+    full = io.StringIO()
+    code = report(args.run_id, rows, full)
+    text = full.getvalue()
+    print(text.splitlines()[-1] if args.quiet else text.rstrip("\n"), file=out or sys.stdout)
+    if os.environ.get("MLFLOW_RUN_ID") and os.environ["MLFLOW_RUN_ID"] != args.run_id:
+        record_in_project_run(os.environ["MLFLOW_RUN_ID"], args.run_id, rows, text)
+    return code
+
+
+def record_in_project_run(project_run_id: str, run_id: str, rows, text: str) -> None:
+    """Under `mlflow run` the runner's run describes this check instead of staying empty."""
+    from pipeline.tracking.project_run import describe_project_run
+
+    differ = [what for what, a, b in rows if a != b]
+    verdict = ("reproduces bit for bit" if not differ else
+               f"does NOT reproduce: {len(differ)} of {len(rows)} checks differ")
+    describe_project_run(
+        project_run_id, name=f"reproduce-{run_id[:8]}",
+        note=f"Reproduction check of run {run_id}: {verdict}. The run was retrained in-process "
+             f"from its logged config.yaml; reproduce/report.txt lists all {len(rows)} checks. "
+             "This run holds no training of its own.",
+        tags={"stage": "reproduce", "reproduce.of": run_id,
+              "reproduce.match": str(not differ).lower(),
+              "reproduce.differs": ", ".join(differ)[:5000] or "none"},
+        texts={"reproduce/report.txt": text})
 
 
 def environment_checks(logged: dict) -> list[tuple[str, object, object]]:

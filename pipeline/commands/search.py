@@ -1,8 +1,9 @@
 """`python -m pipeline search [key=value ...]`: Optuna search on the dev set.
 
-Bare `study=`, `n_trials=`, `workers=`, `storage=`, `space=`, `objective=` are shorthands for
-`search.<key>=` (the MLproject entry point passes them that way). Rerunning the same command
-resumes the study up to `n_trials` finished trials.
+Bare `study=`, `n_trials=`, `target_trials=`, `workers=`, `storage=`, `space=`, `objective=` are
+shorthands for `search.<key>=` (the MLproject entry point passes them that way). `n_trials=N`
+runs N more trials, as in Optuna; `target_trials=T` runs until the study has T finished trials
+(resume after a crash), and runs nothing, creating no MLflow run, when it already has them.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.commands import project_experiment, take_project_run
+from pipeline.commands import add_config_arguments, conf_dir, project_experiment, take_project_run
 
-SHORTHANDS = ("study", "n_trials", "workers", "storage", "space", "objective")
+SHORTHANDS = ("study", "n_trials", "target_trials", "workers", "storage", "space", "objective")
 
 
 def expand(overrides: list[str], shorthands=SHORTHANDS, section: str = "search") -> list[str]:
@@ -27,9 +28,9 @@ def expand(overrides: list[str], shorthands=SHORTHANDS, section: str = "search")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, e.g. n_trials=50 workers=2 regularization.l1=0")
-    parser.add_argument("--experiment", default=None, help="conf/experiment/<name>.yaml layer")
-    parser.add_argument("--conf-dir", default="conf", help="config directory (default: conf)")
+                        help="config overrides, e.g. n_trials=50 (50 more trials), target_trials=80 "
+                             "(until 80 finished), workers=2, regularization.l1=0")
+    add_config_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -37,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.search.space import check_space, load_space
 
-    conf_dir = Path(args.conf_dir)
-    cfg = load_config(expand(args.overrides), conf_dir=conf_dir, experiment=args.experiment)
-    space, text = load_space(cfg.search.space, conf_dir)
+    conf = conf_dir(args)
+    cfg = load_config(expand(args.overrides), conf_dir=conf, preset=args.preset)
+    space, text = load_space(cfg.search.space, conf)
     check_space(cfg, space)  # a bad space fails here, before any study or run exists
 
     from pipeline.search import quiet_optuna
@@ -50,12 +51,30 @@ def run(args: argparse.Namespace) -> int:
     quiet_optuna()
     try:
         experiment = project_experiment()            # before take_project_run clears it
-        run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
-                   experiment_id=experiment, pointer_run_id=take_project_run())
+        pointer = take_project_run()
+        result = run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
+                            experiment_id=experiment, pointer_run_id=pointer)
     except (KeyboardInterrupt, Terminated) as exc:
         sigterm = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
         print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the parent run ended "
-              "KILLED and the trial in progress FAIL; rerun the same command to resume",
+              "KILLED and the trial in progress FAIL; resume with the target_trials above",
               file=sys.stderr)
         return 143 if sigterm else 130
+    if result.parent_run_id is None and pointer is not None:
+        _describe_empty_project_run(pointer, result)
     return 0
+
+
+def _describe_empty_project_run(run_id: str, result) -> None:
+    """Nothing to run, but `mlflow run` already opened a run: say in it why it is empty."""
+    from pipeline.tracking.project_run import describe_project_run
+
+    print(f"(mlflow run had already opened run {run_id}: it stays empty, "
+          "named and described as 'nothing to run')")
+    describe_project_run(
+        run_id, name=f"search-{result.study} (nothing to run)",
+        note=f"Nothing to run: study {result.study} ({result.storage}) already had "
+             f"{result.finished} finished trials, target_trials={result.target}. No trial ran "
+             "and the study is unchanged; n_trials=N runs N more.",
+        tags={"stage": "search", "optuna.study_name": result.study,
+              "optuna.target_trials": str(result.target), "search.nothing_to_do": "true"})

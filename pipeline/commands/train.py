@@ -1,4 +1,4 @@
-"""`python -m pipeline train [--experiment NAME] [key=value ...]`: one tracked training run.
+"""`python -m pipeline train [--preset NAME] [key=value ...]`: one tracked training run.
 
 Order matters for honest records: the config is validated and the data prepared BEFORE any
 MLflow run exists, so a bad value or a bad data parameter exits 2 with one line and leaves no
@@ -10,18 +10,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
-from pipeline.commands import project_experiment
+from pipeline.commands import add_config_arguments, conf_dir, project_experiment
+from pipeline.redact import redact
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. regularization.l2=0.7 model.hidden=[20,3]")
-    parser.add_argument("--experiment", metavar="NAME",
-                        help="layer conf/experiment/NAME.yaml over conf/base.yaml")
-    parser.add_argument("--conf-dir", type=Path, default=Path("conf"),
-                        help="config directory (default: ./conf)")
+    add_config_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -49,11 +46,20 @@ class Progress:
             self.bar.close()
 
 
+def status_printer(enabled: bool):
+    """One line on stderr per post-training step: after the bar closes, writing curves, figures
+    and the model takes seconds, and a silent terminal looks hung. Nothing when --quiet."""
+    def say(line: str) -> None:
+        if enabled:
+            print(line, file=sys.stderr, flush=True)
+    return say
+
+
 def run(args) -> int:
     from pipeline import stages
     from pipeline.config import load_config
 
-    cfg = load_config(args.overrides, conf_dir=args.conf_dir, experiment=args.experiment)
+    cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
     prepared = stages.prepare_checked(cfg)           # bad data/settings fail before a run
 
     # the model's input-example check downloads artifacts with a progress bar each: noise here
@@ -62,19 +68,22 @@ def run(args) -> int:
 
     experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())
     name = cfg.tracking.run_name or tracking.run_name(cfg)  # the knobs, in short
-    tags = {"stage": "train", "config.experiment": args.experiment or "none"}
+    tags = {"stage": "train", "config.preset": args.preset or "none"}
     started = time.perf_counter()
     try:
         with tracking.run(name, tags=tags) as active:
             run_id = active.info.run_id
             buffer = tracking.MetricBuffer(run_id)
             progress = Progress(cfg.training.epochs, enabled=not args.quiet)
+            say = status_printer(enabled=not args.quiet)
             try:
                 trained = stages.train(cfg, prepared, callbacks=[buffer, progress])
             finally:
                 progress.close()
+                if buffer.points:
+                    say(f"writing {len(buffer.points)} curve points...")
                 buffer.flush()                       # curves so far, even when interrupted
-            tracking.log_training(run_id, cfg, prepared, trained, curves=False)
+            tracking.log_training(run_id, cfg, prepared, trained, curves=False, status=say)
     except (KeyboardInterrupt, tracking.Terminated) as exc:
         what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
         print(f"{what}: run {run_id} ended KILLED", file=sys.stderr)
@@ -88,7 +97,7 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
 
     m, fit = trained.metrics, trained.fit
     links = tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)
-    uri = tracking.tracking_uri()
+    uri = redact(tracking.tracking_uri())
     lines = [
         f"run {run_id} finished in {seconds:.1f} s (experiment id {experiment_id})",
         f"  train: loss {m['train_loss']:.4f}  accuracy {m['train_accuracy']:.2%}",

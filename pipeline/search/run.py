@@ -14,6 +14,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from pipeline.redact import redact
 from pipeline.search import storage as S
 from pipeline.search.study import (Job, Progress, best_trial, count, open_study, run_workers,
                                    study_name, top_table)
@@ -26,9 +27,10 @@ _FREE = ("search.", "evaluate.", "tracking.")
 class SearchResult:
     study: str
     storage: str
-    parent_run_id: str
-    experiment_id: str
-    finished: int
+    parent_run_id: str | None       # None: nothing to do, no run was created
+    experiment_id: str | None
+    finished: int                   # finished trials of the study after this invocation
+    target: int                     # the total this invocation ran towards
     best_value: float | None
     best_params: dict
     stale: tuple[int, ...]
@@ -43,7 +45,7 @@ def _check_base_config(study, cfg, space) -> None:
 
     stored = study.user_attrs.get("base_config")
     if stored is None:
-        study.set_user_attr("base_config", cfg.to_yaml())
+        study.set_user_attr("base_config", redact(cfg.to_yaml()))  # evaluate takes URLs anew
         return
     old, new = config_from_yaml(stored, "study base_config").flat(), cfg.flat()
     diff = sorted(k for k in set(old) | set(new)
@@ -74,8 +76,11 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     name, sc = study_name(cfg), cfg.search
     spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
                      grace_period=sc.grace_period)
-    study = open_study(cfg, spec, create=True)
+    study = _existing_study(cfg, spec) or open_study(cfg, spec, create=True)
     _check_base_config(study, cfg, space)
+    target = target_total(sc, count(study))
+    if count(study) >= target:  # only with target_trials: no run, no study change
+        return _nothing_to_do(study, spec, target, out)
     stale = S.fail_stale_trials(study, spec)
     experiment_id = tracking.configure(cfg.tracking, experiment_id=experiment_id)
     search_id = T.search_experiment(experiment_id, name)
@@ -86,10 +91,10 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         print(f"resumed study {name}: trials {stale} were left RUNNING by a dead worker "
               "and are now FAIL", file=out)
     before = count(study)
-    with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale),
+    with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target),
                       experiment_id=search_id) as handle:
         parent = _run_id(handle)
-        T.describe_search(parent, notes.search_note(name, sc.n_trials))
+        T.describe_search(parent, notes.search_note(name, target))
         records.log_params(parent, {**cfg.flat(), "search.finished_before": before})
         T.log_text(parent, space_text, "study/space.yaml")
         study.set_user_attr("mlflow_parent_runs",
@@ -97,35 +102,66 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         study.set_user_attr("mlflow_experiment_id", experiment_id)
         study.set_user_attr("mlflow_search_experiment_id", search_id)
         study.set_user_attr("space", space_text)  # evaluate decodes the best params with it
-        job = Job(cfg.to_yaml(), dict(space), spec, sc.n_trials, tracking.tracking_uri(),
+        job = Job(cfg.to_yaml(), dict(space), spec, target, tracking.tracking_uri(),
                   search_id, parent)
-        bar = Progress(study, sc.n_trials, sc.objective, enabled=progress)
+        bar = Progress(study, target, sc.objective, enabled=progress)
         try:
-            if before < sc.n_trials:
-                run_workers(job, sc.workers, bar, prepared,
-                            safe_point=tracking.check_terminated)
+            run_workers(job, sc.workers, bar, prepared, safe_point=tracking.check_terminated)
+        except BaseException:  # rerunning with n_trials would add N more, not finish these
+            print(f"to finish this call's trials later: search study={name} "
+                  f"target_trials={target}", file=sys.stderr)
+            raise
         finally:
             bar.close()
         best, table = _summarize(study, sc, parent)
-        _describe(study, sc, parent, best, pointer_run_id, search_id)
+        _describe(study, sc, target, parent, best, pointer_run_id, search_id)
     print(table, file=out)
-    print(f"study {name} ({spec.label}): {count(study)} finished trials (target {sc.n_trials})",
-          file=out)
+    ran = count(study) - before
+    print(f"study {name} ({spec.label}): {ran} trial{'' if ran == 1 else 's'} finished in this "
+          f"run, {count(study)} in total (target {target})", file=out)
     link = tracking.ui_links(cfg.tracking.ui_url, search_id, parent)["run"]
     print(f"parent run {parent}: {link}", file=out)
-    return SearchResult(name, spec.label, parent, experiment_id, count(study),
+    return SearchResult(name, spec.label, parent, experiment_id, count(study), target,
                         None if best is None else best.value,
                         {} if best is None else dict(best.params), tuple(stale), table,
                         search_id)
 
 
-def _parent_tags(cfg, spec, stale) -> dict[str, str]:
+def _existing_study(cfg, spec):
+    """Load without writing: create_study(load_if_exists=True) appends a create record to a
+    journal even when the study exists, and a call with nothing to do must leave it as it was."""
+    try:
+        return open_study(cfg, spec, create=False)
+    except ValueError:
+        return None
+
+
+def _nothing_to_do(study, spec, target: int, out) -> SearchResult:
+    """A resume whose target is reached says so and leaves no trace: an empty parent run would
+    only push real runs down the MLflow table."""
+    done, best = count(study), best_trial(study)
+    print(f"study {study.study_name} ({spec.label}) already has {done} finished trials, "
+          f"target_trials={target}: nothing to run, no MLflow run created "
+          "(n_trials=N runs N more)", file=out)
+    return SearchResult(study.study_name, spec.label, None, None, done, target,
+                        None if best is None else best.value,
+                        {} if best is None else dict(best.params), (), "")
+
+
+def target_total(sc, finished: int) -> int:
+    """The total of finished trials to run towards: `target_trials` if set, else `n_trials`
+    more than the study holds now (Optuna's meaning of n_trials)."""
+    return sc.target_trials if sc.target_trials is not None else finished + sc.n_trials
+
+
+def _parent_tags(cfg, spec, stale, target: int) -> dict[str, str]:
     sc = cfg.search
     seed = cfg.seed if sc.sampler.seed is None else sc.sampler.seed
     return {"stage": "search", "optuna.study_name": study_name(cfg), "optuna.storage": spec.label,
             "optuna.sampler": f"{sc.sampler.name}(seed={seed})", "optuna.pruner": sc.pruner.name,
             "optuna.objective": sc.objective, "optuna.workers": str(sc.workers),
-            "optuna.stale_trials_failed": ",".join(map(str, stale)) or "none"}
+            "optuna.stale_trials_failed": ",".join(map(str, stale)) or "none",
+            "optuna.target_trials": str(target)}
 
 
 def _summarize(study, sc, parent: str):
@@ -144,14 +180,14 @@ def _summarize(study, sc, parent: str):
     return best, table
 
 
-def _describe(study, sc, parent, best, pointer_run_id, search_id) -> None:
+def _describe(study, sc, target, parent, best, pointer_run_id, search_id) -> None:
     """The parent's description with the result; the `mlflow run` pointer run links to it."""
     from pipeline.tracking import notes
     from pipeline.tracking import study as T
 
     summary = None if best is None else {"params": best.params, "value": best.value,
                                          "number": best.number}
-    text = notes.search_note(study.study_name, sc.n_trials, count(study), summary,
+    text = notes.search_note(study.study_name, target, count(study), summary,
                              sc.objective, f"python -m pipeline evaluate study={study.study_name}")
     T.describe_search(parent, text)
     if pointer_run_id:

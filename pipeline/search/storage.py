@@ -19,6 +19,8 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from pipeline.redact import redact
+
 _RDB_SCHEMES = ("sqlite:", "postgresql", "mysql", "oracle", "mssql")
 
 
@@ -33,7 +35,8 @@ class StorageSpec:
 
     @property
     def label(self) -> str:
-        return self.url or f"journal:{self.path}"
+        """What the console, tags and params show: the URL with its password masked."""
+        return redact(self.url) if self.url else f"journal:{self.path}"
 
     @property
     def is_journal(self) -> bool:

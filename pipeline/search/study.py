@@ -1,8 +1,8 @@
 """Create or resume a study and run its trials in one or several worker processes.
 
-`n_trials` is the TARGET number of finished trials (COMPLETE + PRUNED) of the study, not a
-number to add: rerunning the same command after a crash finishes exactly the missing ones.
-FAIL trials (a crash, a stale trial, a bug) do not count, so they are redone.
+Workers run until the study holds `Job.target` finished trials (COMPLETE + PRUNED), a total:
+`run.py` turns `search.n_trials` (N more) or `search.target_trials` (a total) into it. FAIL
+trials (a crash, a stale trial, a bug) do not count, so they are redone.
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ the figures; the pyfunc model.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from mlflow.tracking import MlflowClient
 
+from pipeline.redact import redact
 from pipeline.tracking import notes, records as R
 from pipeline.tracking.ui import set_run_note
 
@@ -45,29 +47,37 @@ def final_metrics(trained) -> dict[str, float]:
 
 def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
                  figures: bool | None = None, model: bool | None = None,
-                 source_dir: Path | str | None = None, client: MlflowClient | None = None) -> None:
+                 source_dir: Path | str | None = None, client: MlflowClient | None = None,
+                 status: Callable[[str], None] = lambda line: None) -> None:
     """Record a finished training on run `run_id` (see the module docstring).
 
     curves=False when a MetricBuffer already logged every evaluation during `fit`;
-    figures/model default to cfg.tracking.log_figures / log_model.
+    figures/model default to cfg.tracking.log_figures / log_model. `status` is told each step
+    before it starts (the train command prints it: these steps take seconds after the bar).
     """
     from pipeline import stages
 
     client = client or MlflowClient()
+    points = R.history_metrics(trained.fit.history) if curves else []
+    status(f"recording config, tags, source and data lineage"
+           f"{f', {len(points)} curve points' if points else ''}...")
     R.log_params(run_id, cfg.flat(), client)
-    client.log_text(run_id, cfg.to_yaml(), "config.yaml")
+    client.log_text(run_id, redact(cfg.to_yaml()), "config.yaml")
     R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
     set_run_note(run_id, notes.training_note(cfg, prepared, trained), client)
     R.log_source(run_id, source_dir, client)
-    points = R.history_metrics(trained.fit.history) if curves else []
     for i in range(0, len(points), R.BATCH):
         client.log_batch(run_id, metrics=points[i:i + R.BATCH])
     R.log_metrics(run_id, final_metrics(trained), step=trained.fit.best_epoch, client=client)
     R.log_datasets(run_id, prepared, client)
     if cfg.tracking.log_figures if figures is None else figures:
-        for path, fig in stages.figures(cfg, prepared, trained).items():
+        status("drawing figures...")
+        drawn = stages.figures(cfg, prepared, trained)
+        status(f"saving {len(drawn)} figures to the run...")
+        for path, fig in drawn.items():
             client.log_figure(run_id, fig, path)
     if cfg.tracking.log_model if model is None else model:
         from pipeline.tracking.model import log_model
 
+        status("logging the model (weights, standardizer, input example)...")
         log_model(run_id, prepared, trained)
