@@ -171,6 +171,8 @@ def explain_error(exc: ValidationError, root: type[BaseModel]) -> str:
         parent = ".".join(str(p) for p in loc[:-1]) or "the config"
         valid = sorted(_fields_at(root, loc[:-1]))
         return f"unknown key {key}; valid keys of {parent}: {', '.join(valid)}"
+    if kind == "missing":
+        return f"missing key {key}"
     if kind == "value_error":
         message = str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
         # model-level validators already name their keys ("data.train + data.dev ...")
@@ -199,6 +201,8 @@ def _is_type_tag(part: Any) -> bool:
 def _fields_at(root: type[BaseModel], path: list) -> list[str]:
     model = root
     for part in path:
+        if isinstance(part, int):  # an item of a list of models: same model as the list's
+            continue
         annotation = model.model_fields[part].annotation if part in model.model_fields else None
         candidates = [a for a in getattr(annotation, "__args__", (annotation,))
                       if isinstance(a, type) and issubclass(a, BaseModel)]

@@ -20,6 +20,17 @@ def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray
 
     `predict` maps raw points (k, 2) to label codes (k,); the grid is in the same raw units.
     """
+    fig = Figure(figsize=(5.5, 5))
+    draw_boundary(fig.add_subplot(), predict, X, y, classes, title=title, resolution=resolution)
+    fig.tight_layout()
+    return fig
+
+
+def draw_boundary(ax, predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
+                  classes: Sequence[str], *, title: str = "", resolution: int = 300,
+                  legend: bool = True) -> float:
+    """`decision_boundary` onto an existing axes (side-by-side comparisons); returns the
+    accuracy on X."""
     if X.shape[1] != 2:
         raise ValueError(f"decision_boundary needs 2 features, got {X.shape[1]}")
     lo, hi = X.min(axis=0), X.max(axis=0)
@@ -29,8 +40,6 @@ def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray
     G1, G2 = np.meshgrid(g1, g2)                                  # (r, r) each
     Z = predict(np.column_stack([G1.ravel(), G2.ravel()])).reshape(G1.shape)
     k = len(classes)
-    fig = Figure(figsize=(5.5, 5))
-    ax = fig.add_subplot()
     ax.contourf(G1, G2, Z, levels=np.arange(k + 1) - 0.5, cmap=_CMAP, alpha=0.3)
     for c, name in enumerate(classes):
         pts = X[y == c]
@@ -38,11 +47,11 @@ def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray
                    color=_class_colour(c, k))
     acc = float(np.mean(predict(X) == y))
     ax.set_title(f"{title}\naccuracy {acc:.1%}" if title else f"accuracy {acc:.1%}", fontsize=9)
-    ax.legend(loc="best", fontsize=8, title="true label")
+    if legend:
+        ax.legend(loc="best", fontsize=8, title="true label")
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
-    fig.tight_layout()
-    return fig
+    return acc
 
 
 def _class_colour(c: int, k: int):
