@@ -61,7 +61,7 @@ def test_a_lesson_is_a_parent_with_one_finished_child_per_arm_and_seed(workdir, 
             "lesson/lesson.yaml"} <= arts
     child = next(c for c in children if c.info.run_name == "broken-seed1")
     assert child.data.params["seed"] == "1" and child.data.tags["lesson.arm"] == "broken"
-    assert child.data.metrics["final_n_failed"] == 1
+    assert child.data.metrics["final/n_failed"] == 1
     assert (workdir / "out" / "comparison.png").stat().st_size > 10_000
     assert "| broken |" in (workdir / "out" / "table.md").read_text()
 

@@ -72,9 +72,10 @@ class LessonLogger:
         now = int(time.time() * 1000)
         keep = CURVES + (tuple(k for k in run.history if k.startswith("grad_norm_W"))
                          if self.grad_curves else ())
-        points = [Metric(k, float(v), now, int(e)) for k in keep if k in run.history
-                  for e, v in zip(run.history["epoch"], run.history[k])]
-        finals = {f"final_{k}": v for k, v in run.metrics.items()}
+        # the same names as a training run's (curves/, gradients/, final/: records.metric_name)
+        points = [Metric(R.metric_name(k), float(v), now, int(e)) for k in keep
+                  if k in run.history for e, v in zip(run.history["epoch"], run.history[k])]
+        finals = {f"final/{k}": v for k, v in run.metrics.items()}
         finals["seconds"] = run.seconds
         points += [Metric(metric_key(k), float(v), now, 0) for k, v in finals.items()]
         for i in range(0, len(points), R.BATCH):

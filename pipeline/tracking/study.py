@@ -132,8 +132,9 @@ def search_experiment(main_experiment_id: str, study: str) -> str:
     name = f"{study}-search"
     found = client.get_experiment_by_name(name)
     if found is None:
-        experiment_id = client.create_experiment(name, tags={"train_experiment_id":
-                                                             main_experiment_id})
+        experiment_id = client.create_experiment(
+            name, artifact_location=_beside(main.artifact_location, main_experiment_id, name),
+            tags={"train_experiment_id": main_experiment_id})
     else:
         experiment_id = found.experiment_id
         if found.lifecycle_stage == "deleted":
@@ -144,6 +145,17 @@ def search_experiment(main_experiment_id: str, study: str) -> str:
     if main.tags.get(f"search.{study}") != experiment_id:
         client.set_experiment_tag(main_experiment_id, f"search.{study}", experiment_id)
     return experiment_id
+
+
+def _beside(location: str, experiment_id: str, name: str) -> str | None:
+    """The artifact location next to the training experiment's (`.../mlruns/1` ->
+    `.../mlruns/<name>`). MLflow's own default would resolve `./mlruns` against the working
+    directory of the process creating the experiment, which under `mlflow run` is the project
+    checkout. A location not laid out as `<root>/<id>` is left to MLflow (None)."""
+    head, sep, last = (location or "").rstrip("/").rpartition("/")
+    if not sep or last != experiment_id:
+        return None
+    return f"{head}/{name}"
 
 
 def describe_search(parent_run_id: str, text: str) -> None:
