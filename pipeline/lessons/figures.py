@@ -47,10 +47,12 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
             r, c = divmod(i, ncols)
             ax = fig.add_subplot(grid[r, c * n_curves:(c + 1) * n_curves])
             n = sum(1 for x in runs if x.arm == arm)
+            # the points drawn are the run's (possibly noisy) training set: its accuracy there
+            # is not the lesson's measure, so the title leads with the dev accuracy
+            dev = run.metrics.get("dev_accuracy", float("nan"))
             draw_boundary(ax, run.model.predict, run.model.X, run.model.y, run.model.classes,
-                          title=f"{arm}: seed {run.seed} (median dev acc. of {n})",
-                          resolution=200, legend=i == 0)
-            ax.text(0.01, 0.01, "over train", transform=ax.transAxes, fontsize=7, alpha=0.6)
+                          title=f"{arm}: dev accuracy {dev:.1%}\n(seed {run.seed}, the median of {n})",
+                          resolution=200, legend=i == 0, points="train points shown, train")
     span = ncols if boundaries else 1
     for j, key in enumerate(lesson.figure.curves):
         ax = fig.add_subplot(grid[nrows, j * span:(j + 1) * span])

@@ -33,9 +33,10 @@ def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray
 
 def draw_boundary(ax, predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
                   classes: Sequence[str], *, title: str = "", resolution: int = 200,
-                  legend: bool = True) -> float:
+                  legend: bool = True, points: str = "") -> float:
     """`decision_boundary` onto an existing axes (side-by-side comparisons); returns the
-    accuracy on X."""
+    accuracy on X. `points` names what X is (e.g. "train"), so the accuracy in the title says
+    which data it was measured on."""
     if X.shape[1] != 2:
         raise ValueError(f"decision_boundary needs 2 features, got {X.shape[1]}")
     lo, hi = X.min(axis=0), X.max(axis=0)
@@ -52,7 +53,8 @@ def draw_boundary(ax, predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray
         ax.scatter(pts[:, 0], pts[:, 1], s=12, label=str(name), edgecolors="k", linewidths=0.3,
                    color=_class_colour(c, k))
     acc = float(np.mean(predict(X) == y))
-    ax.set_title(f"{title}\naccuracy {acc:.1%}" if title else f"accuracy {acc:.1%}", fontsize=9)
+    shown = f"{points} accuracy {acc:.1%}" if points else f"accuracy {acc:.1%}"
+    ax.set_title(f"{title}\n{shown}" if title else shown, fontsize=9)
     if legend:
         ax.legend(loc="upper right", fontsize=8, title="true label", framealpha=0.8)
     ax.set_xlabel("x1")
