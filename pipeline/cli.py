@@ -19,6 +19,7 @@ COMMANDS = {
     "evaluate": "the one-time test-set evaluation of a study's best configuration",
     "reproduce": "rerun a logged MLflow run and report whether its numbers match",
     "gradcheck": "numerical gradient check of the network, per parameter block",
+    "experiment": "a lesson (conf/lessons/<name>.yaml) over seeds: parent run, child per arm and seed",
 }
 
 

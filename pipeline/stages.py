@@ -124,10 +124,13 @@ def _scaled(ds, scale: tuple[float, ...]):
 
 def settings(cfg):
     """The TrainSettings of a config (training + regularization sections)."""
+    from pipeline.config_sections import eval_cadence
+
     t, r = cfg.training, cfg.regularization
     return TrainSettings(learning_rate=t.learning_rate, epochs=t.epochs, batch_size=t.batch_size,
                          optimizer=t.optimizer, beta1=t.beta1, beta2=t.beta2, epsilon=t.epsilon,
-                         l2=r.l2, l1=r.l1, keep_prob=r.keep_prob, eval_every=t.eval_every,
+                         l2=r.l2, l1=r.l1, keep_prob=r.keep_prob,
+                         eval_every=eval_cadence(t.eval_every, t.epochs),
                          patience=t.patience, min_delta=t.min_delta, monitor=t.monitor,
                          dtype=t.dtype)
 

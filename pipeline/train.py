@@ -28,8 +28,12 @@ def activation_stats(ws: Workspace) -> dict[str, float]:
     """Mean and std of each hidden layer's activations (evaluation mode, no dropout)."""
     out = {}
     for l, H in enumerate(ws.H, start=1):
-        out[f"act_mean_{l}"] = float(H.mean())
-        out[f"act_std_{l}"] = float(H.std())
+        # = H.mean(), H.std() (same two-pass formula) at 2x less per call: an evaluation's
+        # statistics cost as much as a training step on the default network.
+        mean = H.sum() / H.size
+        d = np.subtract(H, mean).ravel()
+        out[f"act_mean_{l}"] = float(mean)
+        out[f"act_std_{l}"] = float(np.sqrt(np.dot(d, d) / H.size))
     return out
 
 

@@ -1,14 +1,23 @@
 """Shared fixtures. Helpers append below; keep each fixture small and explain why it exists."""
 
 import os
+import tempfile
 
-import numpy as np
+# One BLAS thread, as `python -m pipeline` sets (pipeline/__main__.py): the tests' matrices are
+# small, and with busy cores a second OpenBLAS thread spins (25x slower trainings measured).
+for _key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_key, "1")
+
+import numpy as np  # noqa: E402 - after the thread settings, which numpy reads at import
 import pytest
 
 # MLflow phones home unless told not to; tests must not depend on the network.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# New SQLite stores are copies of a template built once (pipeline/tracking/store.py); tests
+# keep that template in a temporary directory of their own, never in the user's cache.
+os.environ.setdefault("NN_PIPELINE_CACHE", tempfile.mkdtemp(prefix="nn-pipeline-cache-"))
 
 
 @pytest.fixture

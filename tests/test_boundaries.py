@@ -5,7 +5,7 @@ import sys
 
 CORE = ["pipeline.nn", "pipeline.train", "pipeline.fit_io", "pipeline.data", "pipeline.metrics",
         "pipeline.diagnosis", "pipeline.plots.data", "pipeline.plots.training",
-        "pipeline.stages", "pipeline.config"]
+        "pipeline.stages", "pipeline.config", "pipeline.lessons", "pipeline.lessons.figures"]
 
 SCRIPT = f"""
 import importlib, importlib.util, sys

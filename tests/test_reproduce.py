@@ -22,7 +22,7 @@ def trained_run(tmp_path_factory):
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mlflow.set_tracking_uri(uri)
         assert main(["train", "--quiet", "--conf-dir", CONF, "training.epochs=120",
-                     "training.eval_every=3", "tracking.log_model=false",
+                     "training.eval_every=3", "training.patience=100", "tracking.log_model=false",
                      "tracking.log_figures=false"]) == 0
         (run,) = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name(
             "nn-pipeline").experiment_id])

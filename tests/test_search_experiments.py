@@ -22,9 +22,8 @@ def test_mlflow_run_search_leaves_a_pointer_run_and_logs_into_the_study_experime
     env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
                MLFLOW_DISABLE_TELEMETRY="true", PYTHONPATH=str(ROOT))
     # `mlflow run` starts the entry point in the project directory (the checkout): the journal
-    # and the search experiment's artifacts must be placed under tmp_path explicitly
-    MlflowClient(env["MLFLOW_TRACKING_URI"]).create_experiment(
-        "mr-search", artifact_location=(tmp_path / "artifacts").as_uri())
+    # goes under tmp_path explicitly; the search experiment's artifacts go beside "proj"'s
+    # (tracking.study.search_experiment), which is asserted below
     done = subprocess.run(["mlflow", "run", str(ROOT), "-e", "search", "--env-manager", "local",
                            "--experiment-name", "proj", "-P", "n_trials=2", "-P", "study=mr",
                            "-P", f"storage={tmp_path / 'mr.journal'}"],
@@ -48,5 +47,8 @@ def test_mlflow_run_search_leaves_a_pointer_run_and_logs_into_the_study_experime
         f"[open the parent run](#/experiments/{search.experiment_id}/runs/"
         f"{parent.info.run_id}?workflowType=machine_learning).")
     assert proj.tags["search.mr"] == search.experiment_id
+    # artifacts beside the runner's experiment, not in the checkout the runner runs the command in
+    assert search.artifact_location == proj.artifact_location.rsplit("/", 1)[0] + "/mr-search"
+    assert str(tmp_path) in search.artifact_location
     for experiment in (proj, search):
         assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -53,7 +53,8 @@ def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cf
         assert run.data.tags["optuna.state"] == t.state.name
         assert run.data.params["model.init"] == t.params["model.init"]
         curve = client.get_metric_history(run.info.run_id, "curves/dev_error")
-        assert [m.step for m in curve] == list(t.intermediate_values)
+        # reports only where the pruner decides; the child's curve has every evaluation
+        assert set(t.intermediate_values) <= {m.step for m in curve}
         init = t.params["model.init"]
         assert run.info.run_name.startswith(f"trial-{t.number} ") and f"init={init}" in \
             run.info.run_name                             # the proposals, readable in the table
@@ -64,16 +65,10 @@ def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cf
         else:
             assert run.data.metrics["objective"] == pytest.approx(t.value)
             assert f"**dev_error {t.value:.4f}**" in run.data.tags["mlflow.note.content"]
-    # Figures (search.trial_figures=improving) on exactly the trials that beat the best so far.
-    best_so_far, improving = float("inf"), set()
-    for t in study.trials:
-        if t.state == TrialState.COMPLETE and t.value < best_so_far:
-            best_so_far = t.value
-            improving.add(t.number)
+    # Figures (search.trial_figures=best, one worker) on exactly the best trial, drawn once.
     for t in study.trials:
         plots = {a.path for a in client.list_artifacts(t.user_attrs["mlflow_run_id"], "plots")}
-        assert ("plots/boundary_dev.png" in plots) == (t.number in improving)
-    assert study.best_trial.number in improving
+        assert ("plots/boundary_dev.png" in plots) == (t.number == study.best_trial.number)
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
     # The search has its own experiment; the training experiment holds none of its runs and
@@ -166,16 +161,17 @@ def test_resuming_with_a_different_training_config_is_refused(search_cfg, tracki
 
 @pytest.mark.slow
 def test_two_worker_processes_share_one_journal_study(search_cfg, tracking_uri):
-    # Trials of ~0.4 s, so the first worker cannot finish them all while the second starts.
-    cfg = search_cfg("search.n_trials=16", "search.workers=2", "search.trial_figures=none",
+    # Trials of ~0.4 s, so worker 0 (in this process) cannot finish them all while worker 1
+    # starts (imports + data: seconds).
+    cfg = search_cfg("search.n_trials=40", "search.workers=2", "search.trial_figures=none",
                      "training.epochs=800", "training.patience=null", "search.pruner.name=none")
     result = _search(cfg)
     study = _study(cfg)
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
-    assert len(finished) == 16 == result.finished
+    assert len(finished) == 40 == result.finished
     assert {t.user_attrs["worker"] for t in finished} == {0, 1}
     ran = [t for t in study.trials if "mlflow_run_id" in t.user_attrs]
-    assert len(_children(MlflowClient(), result)) == len(ran) >= 16
+    assert len(_children(MlflowClient(), result)) == len(ran) >= 40
 
 
 def _can_reach_postgres() -> str | None:

@@ -89,8 +89,10 @@ def test_default_run_overfits_the_noisy_labels_visibly(default_run):
     # the default is unregularized and trained to the end, so that l2 / keep_prob / patience
     # change what a user sees: it memorizes the flipped labels (train above the rule's ~89%)
     # and the clean dev shows it; the diagnosis says so
-    _, _, trained = default_run
+    cfg, _, trained = default_run
     n_eval = len(trained.fit.history["epoch"])
+    # eval_every: auto = 2000 // 200 = 10 epochs
+    assert stages.settings(cfg).eval_every == 10 and trained.fit.history["epoch"][:2] == [10, 20]
     assert 100 <= n_eval <= 300
     assert trained.fit.stop_reason == "completed"
     assert trained.metrics["best_epoch"] == trained.fit.best_epoch == trained.fit.epochs_run

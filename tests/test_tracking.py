@@ -144,9 +144,9 @@ def test_a_run_records_params_config_tags_and_metrics(logged):
     assert run.data.metrics["final/dev_accuracy"] == trained.metrics["dev_accuracy"]
     assert run.data.metrics["final/best_epoch"] == trained.fit.best_epoch
     note = tags[ui.NOTE]                                  # the run's description: knobs + result
-    hidden = "x".join(map(str, cfg.model.hidden))
-    assert note.startswith(f"**{cfg.data.name}**, hidden {hidden} relu, init he, "
-                           f"L2 {cfg.regularization.l2:g}")
+    hidden, r = "x".join(map(str, cfg.model.hidden)), cfg.regularization
+    assert note.startswith(f"**{cfg.data.name}**, hidden {hidden} {cfg.model.activation}, init "
+                           f"{cfg.model.init}, L2 {r.l2:g}, keep_prob {r.keep_prob:g}")
     assert f"**dev accuracy {trained.metrics['dev_accuracy']:.1%}**" in note
     assert f"Diagnosis: **{trained.diagnosis.verdict}**" in note
 

@@ -93,7 +93,11 @@ def test_bad_config_exits_2_with_one_line_and_creates_no_run(existing_store, tmp
 
 def _wait_for_running(uri, timeout=120):
     deadline = time.monotonic() + timeout
+    db = Path(uri.removeprefix("sqlite:///"))
     while time.monotonic() < deadline:
+        if not db.exists():  # the command creates the store: opening it here would race it
+            time.sleep(0.3)
+            continue
         try:
             runs = runs_in(uri)
         except Exception:                        # the DB is still being created

@@ -40,7 +40,7 @@ def run(args, out=None) -> int:
     for split, digest in prepared.digests.items():
         rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"), digest))
     trained = stages.train(cfg, prepared)
-    rows += metric_checks(logged, trained)
+    rows += metric_checks(logged, trained, stride=curve_stride_of(cfg))
     full = io.StringIO()
     code = report(args.run_id, rows, full)
     text = full.getvalue()
@@ -91,14 +91,28 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16] if text else "none"
 
 
-def metric_checks(logged: dict, trained) -> list[tuple[str, object, object]]:
-    from pipeline.tracking import final_metrics
+def curve_stride_of(cfg) -> int:
+    from pipeline import stages
+    from pipeline.tracking import curve_stride
+
+    settings = stages.settings(cfg)
+    return curve_stride(settings.epochs, settings.eval_every)
+
+
+def metric_checks(logged: dict, trained, stride: int = 1) -> list[tuple[str, object, object]]:
+    """Final metrics, stop reason, and the curves at the evaluations the run logged (every
+    `stride`-th, the last and the best: `kept_indices`)."""
+    from pipeline.tracking import final_metrics, kept_indices
 
     rows = [(f"metric {k}", logged["metrics"].get(k), v)
             for k, v in final_metrics(trained).items()]
     rows.append(("stop_reason", logged["tags"].get("stop_reason"), trained.fit.stop_reason))
+    epochs = trained.fit.history.get("epoch", [])
+    best = epochs.index(trained.fit.best_epoch) if trained.fit.best_epoch in epochs else None
+    keep = kept_indices(len(epochs), stride, best)
     for key in CURVES:
-        now = [float(v) for v in trained.fit.history.get(key, [])]
+        values = trained.fit.history.get(key, [])
+        now = [float(values[i]) for i in keep if i < len(values)]
         was = logged["curves"][key]
         rows.append((f"curve {key} ({len(now)} points)", _curve_text(was, now, logged=True),
                      _curve_text(was, now, logged=False)))

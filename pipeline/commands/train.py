@@ -78,7 +78,9 @@ def run(args) -> int:
     try:
         with tracking.run(name, tags=tags) as active:
             run_id = active.info.run_id
-            buffer = tracking.MetricBuffer(run_id)
+            settings = stages.settings(cfg)          # at most ~1000 points per curve:
+            buffer = tracking.MetricBuffer(run_id, stride=tracking.curve_stride(
+                settings.epochs, settings.eval_every))
             progress = Progress(cfg.training.epochs, enabled=not args.quiet)
             say = status_printer(enabled=not args.quiet)
             try:
@@ -88,6 +90,7 @@ def run(args) -> int:
                 if buffer.points:
                     say(f"writing {len(buffer.points)} curve points...")
                 buffer.flush()                       # curves so far, even when interrupted
+            buffer.finish(trained.fit.history, trained.fit.best_epoch)  # + last and best
             tracking.log_training(run_id, cfg, prepared, trained, curves=False, status=say)
     except (KeyboardInterrupt, tracking.Terminated) as exc:
         what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"

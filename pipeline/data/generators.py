@@ -8,7 +8,6 @@ Rows are returned class by class; the split shuffles them.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import make_circles, make_moons
 
 from pipeline.data.dataset import Dataset, check_choice, check_float, check_int, check_rng
 
@@ -90,6 +89,8 @@ def circles(rng, *, n_samples: int = 400, noise: float = 0.05, factor: float = 0
     n = check_int("circles.n_samples", n_samples, 4)
     sd = check_float("circles.noise", noise, 0.0, 1.0)
     f = check_float("circles.factor", factor, 0.0, 1.0, lo_open=True, hi_open=True)
+    from sklearn.datasets import make_circles  # sklearn costs ~2 s to import: only when used
+
     X, y = make_circles(n_samples=n, noise=sd or None, factor=f, random_state=_sklearn_seed(rng))
     return Dataset(X, y, _codes(2), _XY, "circles")
 
@@ -99,6 +100,8 @@ def moons(rng, *, n_samples: int = 400, noise: float = 0.1) -> Dataset:
     check_rng(rng)
     n = check_int("moons.n_samples", n_samples, 4)
     sd = check_float("moons.noise", noise, 0.0, 1.0)
+    from sklearn.datasets import make_moons  # only when used (see circles)
+
     X, y = make_moons(n_samples=n, noise=sd or None, random_state=_sklearn_seed(rng))
     return Dataset(X, y, _codes(2), _XY, "moons")
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from pipeline.data.dataset import Dataset
 
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas costs ~1 s to import and only a user's table needs it: imported in the functions.
+READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet"}
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -24,8 +29,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"data file {path} does not exist")
     if path.stat().st_size == 0:
         raise ValueError(f"data file {path} is empty (0 bytes)")
+    import pandas as pd
+
     try:
-        df = READERS[suffix](path)
+        df = getattr(pd, READERS[suffix])(path)
     except pd.errors.EmptyDataError:
         raise ValueError(f"data file {path} is empty (no columns)") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -52,6 +59,8 @@ def dataset_from_frame(df: pd.DataFrame, *, label: str, features: Sequence[str] 
         raise ValueError(f"{name}: features must be a non-empty list without the label {label!r}, got {features}")
     if len(df) == 0:
         raise ValueError(f"{name} has no rows")
+    import pandas as pd
+
     for col in features:
         if not pd.api.types.is_numeric_dtype(df[col]):
             raise ValueError(f"feature column {col!r} in {name} is not numeric (dtype {df[col].dtype}); "
@@ -80,6 +89,8 @@ def _check_finite(X: np.ndarray, features: list[str], labels: pd.Series, label: 
 
 def _encode_labels(labels: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     """Codes 0..k-1 in sorted order of the distinct labels (numbers sort as numbers)."""
+    import pandas as pd
+
     values = labels.to_numpy()
     if pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels):
         uniq, codes = np.unique(values.astype(np.float64), return_inverse=True)

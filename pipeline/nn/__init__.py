@@ -15,7 +15,7 @@ from pipeline.nn.model import (Architecture, Params, ParamLayout, backward, comp
                                compute_loss_from_logits, forward, params_to_vector, predict,
                                predict_proba, vector_to_params)
 from pipeline.nn.optim import OPTIMIZERS, make_optimizer
-from pipeline.nn.symmetry import distinct_units, never_broke_symmetry
+from pipeline.nn.symmetry import distinct_units, never_broke_symmetry, symmetric_units
 
 __all__ = [
     "ACTIVATIONS", "INITIALIZERS", "OPTIMIZERS", "Architecture", "BlockResult",
@@ -23,6 +23,6 @@ __all__ = [
     "compute_loss_from_logits", "cross_entropy_from_logits", "cross_entropy_from_probs",
     "distinct_units", "draw_mask", "forward", "get_activation", "gradient_check", "init_params",
     "make_optimizer", "never_broke_symmetry", "normalize_keep_prob", "params_to_vector", "penalty", "predict",
-    "predict_proba", "relative_error", "sigmoid", "vector_to_params", "verdict",
+    "predict_proba", "relative_error", "sigmoid", "symmetric_units", "vector_to_params", "verdict",
     "weight_sparsity", "Workspace",
 ]

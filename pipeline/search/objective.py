@@ -16,6 +16,7 @@ import optuna
 from pipeline import stages
 from pipeline.config_search import ParamSpec
 from pipeline.search.space import suggest
+from pipeline.search.study import ReportSchedule
 
 
 class Diverged(Exception):
@@ -36,11 +37,13 @@ class Interrupted(KeyboardInterrupt):
 
 
 class PruningCallback:
-    """A `fit` callback: report the dev objective at each evaluation (step = epoch) and stop
-    the run by raising `optuna.TrialPruned` when the pruner says so."""
+    """A `fit` callback: report the dev objective (step = epoch) at the evaluations where the
+    pruner decides (`schedule`, a `ReportSchedule`; None = every evaluation) and stop the run
+    by raising `optuna.TrialPruned` when the pruner says so. A non-finite value is caught at
+    every evaluation."""
 
-    def __init__(self, trial: optuna.Trial, key: str):
-        self.trial, self.key = trial, key
+    def __init__(self, trial: optuna.Trial, key: str, schedule=None):
+        self.trial, self.key, self.schedule = trial, key, schedule
         self.last_epoch = 0
 
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
@@ -48,6 +51,8 @@ class PruningCallback:
         value = float(metrics[self.key])
         if not math.isfinite(value):
             raise Diverged(f"{self.key} became {value} at epoch {epoch}")
+        if self.schedule is not None and not self.schedule.due(int(epoch)):
+            return
         self.trial.report(value, step=int(epoch))
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch}: {self.key}={value:.4g} "
@@ -66,7 +71,7 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
     def objective(trial: optuna.Trial) -> float:
         overrides = suggest(trial, space)
         trial_cfg = cfg.with_overrides(overrides)
-        pruning, run_id = PruningCallback(trial, key), None
+        pruning, run_id = PruningCallback(trial, key, ReportSchedule(trial_cfg)), None
         try:
             if logger:
                 run_id = logger.start_trial(trial.number, trial_cfg, overrides)
@@ -77,9 +82,13 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
             value = float(trained.metrics[key])
             if trained.fit.stop_reason == "non_finite" or not math.isfinite(value):
                 raise Diverged(trained.fit.stop_message or f"{key} is {value}")
+            improves = logger is not None and figures in ("improving", "best") and _improves(
+                trial, value)
             draw = logger is not None and (figures == "all" or
-                                           (figures == "improving" and _improves(trial, value)))
+                                           (figures == "improving" and improves))
             figs = stages.figures(trial_cfg, prepared, trained) if draw else {}
+            if figures == "best" and improves:  # drawn once, in `finish`
+                best[:] = [(run_id, trial_cfg, trained)]
             _end(trial, logger, run_id, "COMPLETE", None, _summary(trained), value=value,
                  metrics=trained.metrics, figures=figs)
             return value
@@ -95,7 +104,16 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
             # (tracking.Terminated on SIGTERM) would leave it RUNNING in the storage.
             raise Interrupted(str(exc)) from exc
 
+    best: list = []  # (run_id, cfg, trained) of this worker's last trial that beat the best
+
+    def finish() -> None:
+        """search.trial_figures=best: the figures of this worker's best trial, drawn once."""
+        if best:
+            run_id, trial_cfg, trained = best.pop()
+            logger.log_figures(run_id, stages.figures(trial_cfg, prepared, trained))
+
     objective.prepared = prepared  # what the closure holds, for the sealed-test check
+    objective.finish = finish
     return objective
 
 

@@ -43,27 +43,67 @@ def metric_name(key: str) -> str:
     return key
 
 
+MAX_CURVE_POINTS = 1000  # per curve: a plot of more points shows nothing more, and costs
+
+
+def curve_stride(epochs: int, eval_every: int, max_points: int = MAX_CURVE_POINTS) -> int:
+    """Log every k-th evaluation so a run's curves hold at most ~max_points points (plus the
+    last and the best evaluation) whatever the epochs. k = 1 at `eval_every: auto`."""
+    evaluations = -(-epochs // eval_every)
+    return max(1, -(-evaluations // max_points))
+
+
+def kept_indices(n: int, stride: int, best: int | None = None) -> list[int]:
+    """Indices of the evaluations a curve keeps: every `stride`-th, the last, the best."""
+    keep = set(range(0, n, stride)) | ({n - 1} if n else set())
+    if best is not None and 0 <= best < n:
+        keep.add(best)
+    return sorted(keep)
+
+
 class MetricBuffer:
-    """A `fit` callback: keeps every evaluation's metrics and writes them with `log_batch`.
+    """A `fit` callback: keeps every `stride`-th evaluation's metrics and writes them with
+    `log_batch` (see `curve_stride`).
 
     Flushes when `flush_seconds` have passed since the last write (so long runs show live
-    curves in the UI) and on `flush()`; call `flush()` once after training.
+    curves in the UI) and on `flush()`; call `finish(history, best_epoch)` once after
+    training: it adds the last and the best evaluation when the stride skipped them.
     """
 
     def __init__(self, run_id: str, *, client: MlflowClient | None = None,
-                 flush_seconds: float = 10.0):
+                 flush_seconds: float = 10.0, stride: int = 1):
         self.run_id, self.client = run_id, client or MlflowClient()
         self.flush_seconds, self._last = flush_seconds, time.monotonic()
+        self.stride, self._seen, self.steps = stride, 0, set()
         self.points: list[Metric] = []
         self.n_logged = 0
 
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
         check_terminated()  # each evaluation is a safe point to act on a pending SIGTERM
+        keep = self._seen % self.stride == 0
+        self._seen += 1
+        if keep:
+            self._add(epoch, metrics)
+            if time.monotonic() - self._last > self.flush_seconds:
+                self.flush()
+
+    def _add(self, epoch: int, metrics: Mapping[str, float]) -> None:
         now = int(time.time() * 1000)
         self.points.extend(Metric(metric_name(k), float(v), now, int(epoch))
                            for k, v in metrics.items())
-        if time.monotonic() - self._last > self.flush_seconds:
-            self.flush()
+        self.steps.add(int(epoch))
+
+    def finish(self, history: Mapping[str, list[float]], best_epoch: int | None = None,
+               keys=None) -> None:
+        """Add the last and the best evaluation of `history` if skipped, then flush."""
+        epochs = history.get("epoch", [])
+        best = epochs.index(best_epoch) if best_epoch in epochs else None
+        for i in kept_indices(len(epochs), self.stride, best):
+            if epochs[i] not in self.steps:
+                self._add(epochs[i], {k: v[i] for k, v in history.items()
+                                      if k != "epoch" and (keys is None or k in keys)
+                                      and i < len(v)})
+        self.flush()
 
     def flush(self) -> None:
         for i in range(0, len(self.points), BATCH):
@@ -96,14 +136,16 @@ def set_tags(run_id: str, tags: Mapping[str, str], client: MlflowClient | None =
         client.log_batch(run_id, tags=items[i:i + PARAM_BATCH])
 
 
-def history_metrics(history: Mapping[str, list[float]]) -> list[Metric]:
-    """Every evaluation of a FitResult history as Metric points (step = epoch), named by
-    `metric_name`."""
+def history_metrics(history: Mapping[str, list[float]], stride: int = 1,
+                    best_epoch: int | None = None) -> list[Metric]:
+    """The kept evaluations (`kept_indices`) of a FitResult history as Metric points (step =
+    epoch), named by `metric_name`."""
     now = int(time.time() * 1000)
     epochs = history["epoch"]
-    return [Metric(metric_name(k), float(v), now, int(e))
-            for k, values in history.items() if k != "epoch"
-            for e, v in zip(epochs, values)]
+    keep = kept_indices(len(epochs), stride,
+                        epochs.index(best_epoch) if best_epoch in epochs else None)
+    return [Metric(metric_name(k), float(values[i]), now, int(epochs[i]))
+            for k, values in history.items() if k != "epoch" for i in keep if i < len(values)]
 
 
 def package_versions() -> dict[str, str]:
@@ -185,3 +227,21 @@ def _source(prepared, split):
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
     return CodeDatasetSource(tags={"generator": prepared.name, "split": split.name})
+
+
+def log_figures(run_id: str, figures: Mapping[str, object],
+                client: MlflowClient | None = None) -> None:
+    """{"plots/x.png": Figure} as PNG artifacts: each figure drawn once (`log_figure` drew
+    some twice), one `log_artifacts` call per directory instead of one upload per figure."""
+    import tempfile
+
+    client = client or MlflowClient()
+    by_dir: dict[str, dict[str, object]] = {}
+    for path, fig in figures.items():
+        folder, _, name = path.rpartition("/")
+        by_dir.setdefault(folder, {})[name] = fig
+    for folder, figs in by_dir.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, fig in figs.items():
+                fig.savefig(Path(tmp) / name, dpi=100)
+            client.log_artifacts(run_id, tmp, folder or None)

@@ -54,6 +54,9 @@ def configure(tracking_cfg, *, experiment_id: str | None = None) -> str:
     """
     if tracking_cfg.uri:
         mlflow.set_tracking_uri(tracking_cfg.uri)
+    from pipeline.tracking.store import seed_store
+
+    seed_store(mlflow.get_tracking_uri())  # a new SQLite store: a copy, not 60 migrations
     if experiment_id is not None:
         experiment = mlflow.set_experiment(experiment_id=experiment_id)
     else:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from typing import Any, Mapping
 
 import mlflow
-from mlflow.entities import RunTag
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
@@ -40,20 +41,24 @@ class StudyLogger:
         self._about: dict[str, tuple] = {}  # run id -> (trial number, overrides, objective)
 
     def start_trial(self, number: int, cfg, overrides: Mapping[str, Any]) -> str:
+        """Create the child run (RUNNING, with the trial's values in `optuna.params`). Its
+        params, curves, final metrics and tags are written in one `log_batch` when the trial
+        ends: each SQLite write is a transaction with a sync, and a default trial used to
+        spend more time in its six writes than in its training."""
         name = notes.trial_name(number, overrides)
         tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name,
                              "stage": "search_trial", "optuna.study_name": self.study_name,
                              "optuna.trial_number": str(number), "optuna.state": "RUNNING",
                              "optuna.params": json.dumps(dict(overrides), default=str)})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        try:
-            records.log_params(run.info.run_id, cfg.flat(), client=self.client)
-        except BaseException:  # interrupted before the caller knows the run: end it here
-            self.client.set_terminated(run.info.run_id, "FAILED")
-            raise
-        # Flushed once when the trial ends: a small trial is shorter than any flush interval.
-        self._curves[run.info.run_id] = records.MetricBuffer(run.info.run_id, client=self.client,
-                                                             flush_seconds=60.0)
+        from pipeline import stages
+
+        settings = stages.settings(cfg)
+        buffer = records.MetricBuffer(run.info.run_id, client=self.client, flush_seconds=600.0,
+                                      stride=records.curve_stride(settings.epochs,
+                                                                  settings.eval_every))
+        buffer.params = [Param(k, str(v)[:6000]) for k, v in cfg.flat().items()]
+        self._curves[run.info.run_id] = buffer
         self._about[run.info.run_id] = (number, dict(overrides), cfg.search.objective)
         return run.info.run_id
 
@@ -62,7 +67,9 @@ class StudyLogger:
         buffer = self._curves[run_id]
 
         def curves(epoch: int, metrics: Mapping[str, float]) -> None:
-            buffer(epoch, {k: metrics[k] for k in TRIAL_CURVES if k in metrics})
+            point = {k: metrics[k] for k in TRIAL_CURVES if k in metrics}
+            buffer.last = (epoch, point)  # logged at the end if the stride skipped it
+            buffer(epoch, point)
         return curves
 
     def finish_trial(self, run_id: str, state: str, *, reason: str | None = None,
@@ -72,14 +79,19 @@ class StudyLogger:
         client = self.client
         try:
             curves = self._curves.pop(run_id, None)
+            points, params = [], []
             if curves:
-                curves.flush()
+                last = getattr(curves, "last", None)
+                if last is not None and last[0] not in curves.steps:
+                    curves._add(*last)
+                points, params = list(curves.points), curves.params
+                curves.points.clear()
             final = {f"final/{k}": v for k, v in (metrics or {}).items()
                      if isinstance(v, (int, float))}
             if value is not None:
                 final["objective"] = value
-            if final:
-                records.log_metrics(run_id, final, client=client)
+            now = int(time.time() * 1000)
+            points += [Metric(k, float(v), now, 0) for k, v in final.items()]
             tags = [RunTag("optuna.state", state)] + [RunTag(f"trial.{k}", str(v))
                                                       for k, v in dict(attrs).items()]
             if reason:
@@ -89,11 +101,25 @@ class StudyLogger:
                 tags.append(RunTag(ui.NOTE, notes.trial_note(
                     self.study_name, number, overrides, state, reason, value, objective,
                     metrics)))
-            client.log_batch(run_id, tags=tags)
-            for path, fig in (figures or {}).items():
-                client.log_figure(run_id, fig, path)
+            _log_batches(client, run_id, points, params, tags)
+            if figures:
+                records.log_figures(run_id, figures, client)
         finally:  # the status is written even if logging is interrupted
             client.set_terminated(run_id, STATUS[state])
+
+    def log_figures(self, run_id: str, figures: Mapping[str, Any]) -> None:
+        """Figures drawn after the trial ended (search.trial_figures=best)."""
+        records.log_figures(run_id, figures, self.client)
+
+
+def _log_batches(client, run_id: str, metrics: list, params: list, tags: list) -> None:
+    """As few `log_batch` calls as MLflow's limits allow (1000 entities, 100 params/tags)."""
+    while metrics or params or tags:
+        p, params = params[:records.PARAM_BATCH], params[records.PARAM_BATCH:]
+        t, tags = tags[:records.PARAM_BATCH], tags[records.PARAM_BATCH:]
+        room = records.BATCH - len(p) - len(t)
+        m, metrics = metrics[:room], metrics[room:]
+        client.log_batch(run_id, metrics=m, params=p, tags=t)
 
 
 def search_experiment(main_experiment_id: str, study: str) -> str:
@@ -106,8 +132,9 @@ def search_experiment(main_experiment_id: str, study: str) -> str:
     name = f"{study}-search"
     found = client.get_experiment_by_name(name)
     if found is None:
-        experiment_id = client.create_experiment(name, tags={"train_experiment_id":
-                                                             main_experiment_id})
+        experiment_id = client.create_experiment(
+            name, artifact_location=_beside(main.artifact_location, main_experiment_id, name),
+            tags={"train_experiment_id": main_experiment_id})
     else:
         experiment_id = found.experiment_id
         if found.lifecycle_stage == "deleted":
@@ -118,6 +145,17 @@ def search_experiment(main_experiment_id: str, study: str) -> str:
     if main.tags.get(f"search.{study}") != experiment_id:
         client.set_experiment_tag(main_experiment_id, f"search.{study}", experiment_id)
     return experiment_id
+
+
+def _beside(location: str, experiment_id: str, name: str) -> str | None:
+    """The artifact location next to the training experiment's (`.../mlruns/1` ->
+    `.../mlruns/<name>`). MLflow's own default would resolve `./mlruns` against the working
+    directory of the process creating the experiment, which under `mlflow run` is the project
+    checkout. A location not laid out as `<root>/<id>` is left to MLflow (None)."""
+    head, sep, last = (location or "").rstrip("/").rpartition("/")
+    if not sep or last != experiment_id:
+        return None
+    return f"{head}/{name}"
 
 
 def describe_search(parent_run_id: str, text: str) -> None:
@@ -164,8 +202,7 @@ def log_study_summary(parent_run_id: str, *, best: Mapping[str, Any] | None,
                            client=client)
         records.log_metrics(parent_run_id, {"best_value": best["value"]}, client=client)
         client.set_tag(parent_run_id, "best_trial", str(best["number"]))
-    for path, fig in figures.items():
-        client.log_figure(parent_run_id, fig, path)
+    records.log_figures(parent_run_id, figures, client)
     client.log_text(parent_run_id, table, "study/top_trials.txt")
     if best_run_id:
         _copy_plots(client, best_run_id, parent_run_id)

@@ -58,7 +58,10 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     from pipeline import stages
 
     client = client or MlflowClient()
-    points = R.history_metrics(trained.fit.history) if curves else []
+    settings = stages.settings(cfg)
+    fit = trained.fit
+    points = (R.history_metrics(fit.history, R.curve_stride(settings.epochs, settings.eval_every),
+                                fit.best_epoch) if curves else [])
     status(f"recording config, tags, source and data lineage"
            f"{f', {len(points)} curve points' if points else ''}...")
     R.log_params(run_id, cfg.flat(), client)
@@ -74,8 +77,7 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
         status("drawing figures...")
         drawn = stages.figures(cfg, prepared, trained)
         status(f"saving {len(drawn)} figures to the run...")
-        for path, fig in drawn.items():
-            client.log_figure(run_id, fig, path)
+        R.log_figures(run_id, drawn, client)
     if cfg.tracking.log_model if model is None else model:
         from pipeline.tracking.model import log_model
 

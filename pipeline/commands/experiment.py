@@ -1,0 +1,140 @@
+"""`python -m pipeline experiment <lesson> [seeds=N] [workers=N] [key=value ...]`: a lesson run
+over seeds as one MLflow parent run with a child run per (arm, seed).
+
+`seeds=`, `first_seed=` (default 0) and `workers=` belong to the experiment; every other
+key=value is a config override applied to every arm (an arm's own keys win: they are the
+comparison). Order for honest records: the lesson file, every arm's config and each arm's
+data are validated BEFORE a run exists, so bad input exits 2 with one line and creates nothing.
+`--output DIR` also writes the table, the verdict and the figures as files
+(docs/make_lesson_figures.py uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from pipeline.commands import conf_dir, project_experiment
+
+OWN = ("seeds", "workers", "first_seed")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("lesson", help="a lesson under conf/lessons (e.g. initialization) or a "
+                                       "path to a lesson .yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="seeds=5 workers=2, or config overrides for every arm")
+    parser.add_argument("--conf-dir", type=Path, default=None, metavar="DIR",
+                        help="config directory (default: ./conf if it holds base.yaml, else "
+                             "the config shipped with the package); lessons are DIR/lessons/*.yaml")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="also write table.md/.csv, verdict.txt and the figures here")
+    parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+
+
+def split_own(items: list[str]) -> tuple[dict[str, int], list[str]]:
+    """seeds=/workers= (integers; MLflow may pass "5.0") and the config overrides."""
+    import yaml
+
+    own, rest = {}, []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if sep and key in OWN:
+            v = yaml.safe_load(value)
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            low = 0 if key == "first_seed" else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+            own[key] = v
+        else:
+            rest.append(item)
+    return own, rest
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline import stages
+    from pipeline.config import config_from_yaml
+    from pipeline.lessons import load_lesson, plan
+    from pipeline.lessons.runner import assemble, run_jobs
+
+    own, overrides = split_own(args.overrides)
+    conf = conf_dir(args)
+    lesson = load_lesson(args.lesson, conf)
+    seeds, workers = own.get("seeds", lesson.seeds), own.get("workers", 1)
+    jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=conf,
+                first_seed=own.get("first_seed", 0))
+    for job in jobs:                       # each arm's data and settings, before any run
+        if job.seed == jobs[0].seed:
+            stages.prepare_checked(config_from_yaml(job.cfg_yaml))
+    cfg = config_from_yaml(jobs[0].cfg_yaml)
+    lesson_yaml = _lesson_text(args.lesson, conf)
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from pipeline import tracking
+    from pipeline.tracking import lessons as TL
+    from pipeline.tracking import records
+
+    experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())
+    tags = {"stage": "experiment", "lesson.name": lesson.name, "lesson.claim": lesson.claim.text}
+    print(f"lesson {lesson.name}: {len(lesson.arm_names())} arms x {seeds} seeds = {len(jobs)} "
+          f"runs, {workers} worker(s)", flush=True)
+    started = time.perf_counter()
+    try:
+        with tracking.run(cfg.tracking.run_name or f"lesson-{lesson.name}", tags=tags) as active:
+            parent = active.info.run_id
+            records.log_params(parent, TL.parent_params(lesson, seeds, workers, overrides))
+            records.log_source(parent)
+            logger = TL.LessonLogger(experiment_id, parent, lesson.name,
+                                     grad_curves=lesson.kind == "gradient_flow")
+            on_result = _progress(logger, len(jobs), quiet=args.quiet)
+            runs = run_jobs(jobs, workers, on_result)
+            result = assemble(lesson, jobs, runs)
+            seconds = time.perf_counter() - started
+            TL.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
+    except (KeyboardInterrupt, tracking.Terminated) as exc:
+        sigterm = isinstance(exc, tracking.Terminated)
+        print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the lesson's parent run "
+              "ended KILLED", file=sys.stderr)
+        return 143 if sigterm else 130
+    if args.output is not None:
+        write_output(result, args.output)
+    print(result.texts["lesson/table.md"])
+    print(f"{len(jobs)} runs in {seconds:.1f} s with {workers} worker(s)")
+    link = tracking.ui_links(cfg.tracking.ui_url, experiment_id, parent)["run"]
+    print(f"parent run {parent}: {link}")
+    return 0
+
+
+def _progress(logger, total: int, quiet: bool):
+    count = [0]
+
+    def on_result(run) -> None:
+        logger(run)
+        count[0] += 1
+        if not quiet:
+            print(f"  [{count[0]}/{total}] {run.arm} seed {run.seed}: dev_accuracy "
+                  f"{run.metrics.get('dev_accuracy', float('nan')):.3f} ({run.seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
+    return on_result
+
+
+def _lesson_text(name: str, conf_dir: Path) -> str:
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = Path(conf_dir) / "lessons" / f"{name}.yaml"
+    return path.read_text(encoding="utf-8")
+
+
+def write_output(result, out: Path) -> None:
+    """Table, verdict and figures as files under `out` (prefix lesson/ dropped)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path, text in result.texts.items():
+        target = out / path.removeprefix("lesson/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    for path, fig in result.figures.items():
+        fig.savefig(out / path.removeprefix("lesson/"), dpi=90)

@@ -1,0 +1,170 @@
+"""Run a lesson: every (arm, seed) job, in this process or in spawned workers, then the table,
+the verdict and the figures. No MLflow here: `on_result` lets the tracking edge log each child
+run as it finishes (in this process, so workers never write to the store).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from pipeline.lessons.claim import Verdict, judge
+from pipeline.lessons.execute import ArmRun, execute
+from pipeline.lessons.plan import Job, plan
+from pipeline.lessons.spec import Lesson, load_lesson
+from pipeline.lessons.table import summarize
+
+
+@dataclass(frozen=True)
+class LessonResult:
+    lesson: Lesson
+    runs: tuple[ArmRun, ...]        # arm-major, seeds ascending
+    table: pd.DataFrame             # one row per arm: <metric>_mean/_std/_min/_max, n_seeds, optimistic
+    verdict: Verdict
+    figures: dict = field(default_factory=dict)     # {"lesson/comparison.png": Figure, ...}
+    texts: dict = field(default_factory=dict)       # {"lesson/table.md": str, ...}
+    diagnoses: dict = field(default_factory=dict)   # grid: {cell: Diagnosis of the mean errors}
+
+    @property
+    def arms(self) -> list[str]:
+        return list(self.table.index)
+
+
+def optimistic_arms(jobs: Sequence[Job]) -> list[str]:
+    """Arms whose training stops early on dev: their dev numbers chose their epoch."""
+    from pipeline.config import config_from_yaml
+    return sorted({j.arm for j in jobs if config_from_yaml(j.cfg_yaml).training.patience})
+
+
+def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int = 1,
+               overrides: Sequence[str] = (), conf_dir: Path | str = Path("conf"),
+               on_result: Callable[[ArmRun], None] | None = None, figures: bool = True,
+               jobs: Sequence[Job] | None = None,
+               arms: Sequence[str] | None = None, first_seed: int = 0) -> LessonResult:
+    """Run every arm over `seeds` seeds (default: the lesson's) and judge the claim.
+
+    `lesson`: a Lesson or a name under conf/lessons. `workers` > 1 runs jobs in spawned
+    processes with one BLAS thread each. `on_result(run)` is called in this process as each
+    job finishes. `jobs`: an already validated plan (the command builds it before any run).
+    `arms`: only these arms (the claim's checks that name another arm then fail).
+    """
+    if isinstance(lesson, str):
+        lesson = load_lesson(lesson, conf_dir)
+    jobs = list(jobs) if jobs is not None else plan(lesson, seeds=seeds, overrides=overrides,
+                                                    conf_dir=conf_dir, arms=arms,
+                                                    first_seed=first_seed)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    runs = run_jobs(jobs, workers, on_result)
+    return assemble(lesson, jobs, runs, figures=figures)
+
+
+def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
+    order = {(j.arm, j.seed): i for i, j in enumerate(jobs)}
+    done: list[ArmRun] = []
+    if workers == 1 or len(jobs) == 1:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(1)   # this process too: see _one_blas_thread
+        results = map(execute, jobs)
+        pool = None
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)),
+                                                        initializer=_one_blas_thread)
+        results = pool.imap_unordered(execute, jobs)
+    try:
+        for run in results:
+            done.append(run)
+            if on_result is not None:
+                on_result(run)
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        else:
+            limit.restore_original_limits()
+    return sorted(done, key=lambda r: order[(r.arm, r.seed)])
+
+
+def _one_blas_thread() -> None:
+    """One BLAS thread per job, in workers and in this process alike. These matrices are small
+    (at most 2000 x 80), so BLAS threads buy little, and on a busy machine they cost a lot:
+    2 arms x 2 seeds of the regularization lesson took 50-74 s with the default threads and
+    3-4 s with one (2 cores, load average ~9; docs/lessons.md)."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+
+
+def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,
+             figures: bool = True) -> LessonResult:
+    from pipeline.lessons import table as T
+
+    ran = {j.arm for j in jobs}
+    arms = [a for a in lesson.arm_names() if a in ran]
+    table = summarize(runs, arms, optimistic_arms(jobs))
+    cells = _diagnoses(lesson, table, jobs)
+    verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()})
+    extra = {"diagnosis": {a: d.verdict for a, d in cells.items()},
+             "next step": {a: d.recommendation for a, d in cells.items()}} if cells else None
+    md = T.markdown(table, display_metrics(lesson), extra=extra)
+    texts = {"lesson/table.md": f"# {lesson.title}\n\n{md}\n\n{verdict.format()}\n",
+             "lesson/table.csv": table.to_csv(), "lesson/verdict.txt": verdict.format() + "\n"}
+    for run in runs:
+        if run.report:
+            texts[f"lesson/gradcheck/{run.arm}-seed{run.seed}.txt"] = run.report + "\n"
+    figs = make_figures(lesson, runs, arms, table, cells) if figures else {}
+    return LessonResult(lesson, tuple(runs), table, verdict, figs, texts, cells)
+
+
+def display_metrics(lesson: Lesson) -> list[str]:
+    """The table's columns: the claim's metrics first, then the usual ones of the kind."""
+    usual = {"arms": ["train_accuracy", "dev_accuracy", "dev_loss"],
+             "grid": ["train_error", "dev_error"],
+             "gradient_flow": ["grad_norm_first", "grad_norm_last", "log10_grad_ratio",
+                               "log10_grad_spread", "first_train_loss"],
+             "gradcheck": ["n_failed", "relative_error"]}[lesson.kind]
+    if lesson.threshold is not None:
+        usual += ["epochs_to_threshold", "reached_threshold"]
+    out: list[str] = []
+    for m in [c.metric for c in lesson.claim.checks] + usual:
+        if m not in out:
+            out.append(m)
+    return out
+
+
+def _diagnoses(lesson: Lesson, table: pd.DataFrame, jobs: Sequence[Job]) -> dict:
+    """Grid lessons: each cell diagnosed from its MEAN train and dev errors."""
+    if lesson.kind != "grid":
+        return {}
+    from pipeline.config import config_from_yaml
+    from pipeline.diagnosis import diagnose
+
+    first = {j.arm: config_from_yaml(j.cfg_yaml) for j in jobs}
+    return {a: diagnose(table.loc[a, "train_error_mean"], table.loc[a, "dev_error_mean"],
+                        bayes_error=first[a].diagnosis.bayes_error,
+                        threshold=first[a].diagnosis.threshold) for a in table.index}
+
+
+def make_figures(lesson: Lesson, runs, arms, table, cells) -> dict:
+    from pipeline.lessons import figures as F
+
+    figs = {}
+    if lesson.kind == "arms":
+        figs["lesson/comparison.png"] = F.comparison(lesson, runs, arms)
+    if lesson.kind == "grid":  # the cells on the diagnoses; 12 overlaid curves come second
+        figs["lesson/comparison.png"] = F.diagnoses(lesson.grid, table, cells)
+        figs["lesson/curves.png"] = F.comparison(lesson, runs, arms)
+    if lesson.kind == "gradient_flow":
+        figs["lesson/comparison.png"] = F.grad_flow(runs, arms)
+        figs["lesson/curves.png"] = F.comparison(lesson.model_copy(
+            update={"figure": lesson.figure.model_copy(update={"boundary": False})}), runs, arms)
+    if lesson.kind == "gradcheck":
+        figs["lesson/comparison.png"] = F.gradcheck(runs, arms)
+    return figs

@@ -1,0 +1,108 @@
+"""Issue 12: the evaluation cadence, bounded curves, lazy imports."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.config_sections import eval_cadence
+from pipeline.tracking.records import curve_stride, history_metrics, kept_indices
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.mark.parametrize("epochs, every", [(1, 1), (199, 1), (200, 1), (400, 2), (2000, 10),
+                                           (20_000, 100), (20_199, 100)])
+def test_auto_cadence_gives_200_to_399_evaluations_or_one_per_epoch(epochs, every):
+    assert eval_cadence("auto", epochs) == every
+    n = -(-epochs // every)
+    assert n == epochs if epochs < 200 else 200 <= n < 400
+
+
+def test_an_explicit_cadence_is_kept_and_bad_ones_name_the_key():
+    assert eval_cadence(3, 2000) == 3
+    assert load_config(["training.eval_every=7"], conf_dir=CONF).training.eval_every == 7
+    with pytest.raises(ValueError, match="training.eval_every must be a positive integer or "
+                                         "'auto', got 0"):
+        load_config(["training.eval_every=0"], conf_dir=CONF)
+
+
+def test_curves_hold_at_most_about_1000_points_keeping_the_last_and_the_best():
+    assert curve_stride(2000, 10) == 1 and curve_stride(20_000, 1) == 20
+    keep = kept_indices(20_000, 20, best=4567)
+    assert len(keep) == 1002 and keep[0] == 0 and 19_999 in keep and 4567 in keep
+    history = {"epoch": list(range(1, 20_001)), "dev_loss": [1.0 / e for e in range(1, 20_001)]}
+    points = history_metrics(history, stride=20, best_epoch=4568)
+    assert len(points) == 1002 and {p.step for p in points} >= {1, 4568, 20_000}
+
+
+def test_the_core_and_a_config_error_import_neither_sklearn_nor_pandas_nor_mlflow():
+    code = ("import sys; from pipeline.config import load_config; from pipeline import stages; "
+            f"cfg = load_config(['training.epochs=20'], conf_dir={str(CONF)!r}); "
+            "stages.train(cfg, stages.prepare(cfg)); "
+            "print(sorted(m for m in ('sklearn', 'pandas', 'mlflow', 'optuna', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_new_sqlite_store_is_a_copy_of_the_template_with_its_own_default_experiment(
+        tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking.store import seed_store, sqlite_path
+
+    monkeypatch.setenv("NN_PIPELINE_CACHE", str(tmp_path / "cache"))
+    assert sqlite_path("postgresql://db") is None and sqlite_path("sqlite:///:memory:") is None
+    for name in ("a", "b"):                       # "a" builds the template, "b" copies it
+        (tmp_path / name).mkdir()
+        uri = f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+        assert seed_store(uri) is True
+        assert seed_store(uri) is False           # it exists now: never overwritten
+        monkeypatch.chdir(tmp_path / name)
+        client = MlflowClient(uri)
+        assert client.get_experiment("0").artifact_location == str(tmp_path / name / "mlruns" / "0")
+        run = client.create_run(client.create_experiment("x"))
+        client.log_metric(run.info.run_id, "m", 1.0)
+        assert client.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+    assert [p.name for p in (tmp_path / "cache").iterdir()][0].endswith("-store.db")
+
+
+def _schedule(*overrides):
+    from pipeline.search.study import ReportSchedule
+
+    return ReportSchedule(load_config(list(overrides), conf_dir=CONF))
+
+
+def test_trials_report_only_where_the_pruner_decides():
+    evaluations = range(10, 2001, 10)
+    median = _schedule("search.pruner.n_warmup_steps=100", "search.pruner.interval_steps=50")
+    assert [e for e in evaluations if median.due(e)] == list(range(100, 2001, 50))
+    assert not any(_schedule("search.pruner.name=none").due(e) for e in evaluations)
+    hyper = _schedule("search.pruner.name=hyperband", "search.pruner.min_resource=1",
+                      "search.pruner.reduction_factor=3")   # rungs 1, 3, 9, 27, 81, 243, 729
+    assert [e for e in evaluations if hyper.due(e)] == [10, 30, 90, 250, 730]
+
+
+def test_a_trials_writes_fit_mlflows_batch_limits_in_few_calls(tmp_path, monkeypatch):
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking.study import _log_batches
+
+    monkeypatch.chdir(tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("x")).info.run_id
+    calls = []
+    monkeypatch.setattr(client, "log_batch", lambda *a, **k: (calls.append(k),
+                                                             MlflowClient.log_batch(client, *a, **k)))
+    metrics = [Metric("dev_loss", float(i), 0, i) for i in range(1500)]
+    params = [Param(f"p{i}", str(i)) for i in range(120)]
+    _log_batches(client, run_id, metrics, params, [RunTag("optuna.state", "COMPLETE")])
+    assert len(calls) == 2                        # 100 params + 1 tag + 899 metrics, then the rest
+    data = client.get_run(run_id).data
+    assert len(data.params) == 120 and data.tags["optuna.state"] == "COMPLETE"
+    assert len(client.get_metric_history(run_id, "dev_loss")) == 1500
