@@ -151,14 +151,19 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
         record = {"run_id": run_id, "time": now,
                   "test_digest": digest, "trial": best.number, "forced": bool(prior and force),
                   "data_digests": prepared.digests, "test_metrics": test_metrics}
-        _record(study, experiment_id, key, record)  # before anything else can fail
-        tracking.log_training(run_id, fit_cfg, fit_data, trained)
-        T.log_test_metrics([run_id, parents[-1]], test_metrics, record)
-        records.set_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best),
-                                  **_links(study)})
-        about = (name, best.number, overrides, test_metrics)
-        dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best, about,
-                                                        record["forced"])
+        try:
+            _record(study, experiment_id, key, record)  # before anything else can fail
+            tracking.log_training(run_id, fit_cfg, fit_data, trained)
+            T.log_test_metrics([run_id, parents[-1]], test_metrics, record)
+            records.set_tags(run_id, {"evaluate.dev_reproduced":
+                                      _reproduced(fit_cfg, trained, best), **_links(study)})
+            about = (name, best.number, overrides, test_metrics)
+            dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best, about,
+                                                            record["forced"])
+        except Exception:  # a store went away after the unsealing: the numbers are not lost
+            print(_test_line(test_metrics, record) + "  (recording failed, see the error)",
+                  file=out, flush=True)
+            raise
         # A held signal does not end the run KILLED (the look is spent and recorded): the
         # run ends FINISHED, then the hold raises the signal (exit 130/143 after the report).
         _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version,
@@ -237,11 +242,14 @@ def _report(out, name, best, overrides, test_metrics, record, dev_value, passed,
     g = cfg.evaluate.gate
     values = ", ".join(f"{k}={v}" for k, v in overrides.items())
     print(f"study {name}: best trial {best.number} ({values})", file=out)
-    print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in test_metrics.items())
-          + f"  (digest {record['test_digest']}"
-          + (", FORCED re-evaluation)" if record["forced"] else ")"),
-          file=out)
+    print(_test_line(test_metrics, record), file=out)
     verdict = (f"passed: alias {cfg.evaluate.alias!r} -> version {version}" if passed else
                f"failed: version {version} registered without alias {cfg.evaluate.alias!r}")
     print(f"dev gate {g.metric}={dev_value:.4f} (threshold {g.threshold}) {verdict}", file=out)
     print(f"run {record['run_id']}: {link}", file=out)
+
+
+def _test_line(test_metrics, record) -> str:
+    return ("test: " + "  ".join(f"{k}={v:.4f}" for k, v in test_metrics.items())
+            + f"  (digest {record['test_digest']}"
+            + (", FORCED re-evaluation)" if record["forced"] else ")"))
