@@ -18,7 +18,7 @@ from pipeline import data as D
 from pipeline.diagnosis import Diagnosis, diagnose
 from pipeline.metrics import classification_metrics
 from pipeline.nn import Architecture, init_params, never_broke_symmetry, predict, predict_proba
-from pipeline.train import TrainSettings, fit
+from pipeline.train import FitResult, TrainSettings, fit
 
 STREAMS = ("data", "target", "split", "augment", "init", "train")  # append only: order = seed
 
@@ -31,12 +31,14 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
 
 @dataclass(frozen=True)
 class Prepared:
-    train: object              # Split: standardized, augmented; what the network trains on
-    dev: object                # Split: standardized
-    test: object               # SealedSplit of RAW features; use `open_test_split` to open it
-    raw_train: object          # Split: raw, un-augmented (lineage, figures, input example)
-    raw_dev: object            # Split: raw
-    standardizer: object       # fitted on raw_train only; travels with the model
+    train: D.Split             # standardized, augmented; what the network trains on
+    dev: D.Split               # standardized
+    test: D.SealedSplit | None  # RAW features, sealed; `open_test_split` opens it. None in the
+                                # search's copy: a trial cannot reach it even by accident
+    raw_train: D.Split         # raw, un-augmented (lineage, figures, input example)
+    raw_dev: D.Split           # raw
+    standardizer: D.Standardizer  # fitted on raw_train only (identity when data.standardize
+                                  # is false); travels with the model
     classes: tuple[str, ...]
     feature_names: tuple[str, ...]
     image_shape: tuple[int, int] | None
@@ -51,8 +53,8 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Trained:
-    fit: object                # FitResult
-    arch: object               # Architecture
+    fit: FitResult
+    arch: Architecture
     metrics: dict[str, float]  # train_/dev_ loss, accuracy, error; best_epoch, epochs_run
     diagnosis: Diagnosis
 
@@ -160,8 +162,8 @@ def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = ()) -> Traine
                          dtype=np.dtype(cfg.training.dtype).type)
     result = fit(params, arch, prepared.train.X, prepared.train.y, prepared.dev.X,
                  prepared.dev.y, settings(cfg), rngs["train"], callbacks=callbacks)
-    probe = Trained(result, arch, {}, None)
-    metrics = {**split_metrics(probe, prepared.train), **split_metrics(probe, prepared.dev),
+    metrics = {**_scores(result.params, arch, prepared.train),
+               **_scores(result.params, arch, prepared.dev),
                "best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run)}
     diagnosis = diagnose(metrics["train_error"], metrics["dev_error"],
                          bayes_error=cfg.diagnosis.bayes_error,
@@ -172,8 +174,11 @@ def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = ()) -> Traine
 
 def split_metrics(trained: Trained, split) -> dict[str, float]:
     """{<split.name>_loss, _accuracy, _error} of the trained network on a STANDARDIZED split."""
-    probs = predict_proba(trained.fit.params, split.X, trained.arch)
-    return classification_metrics(probs, split.y, split.name)
+    return _scores(trained.fit.params, trained.arch, split)
+
+
+def _scores(params, arch: Architecture, split) -> dict[str, float]:
+    return classification_metrics(predict_proba(params, split.X, arch), split.y, split.name)
 
 
 def open_test_split(prepared: Prepared, purpose: str):

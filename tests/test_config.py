@@ -74,8 +74,6 @@ def test_bad_values_name_key_bound_and_value(override, message):
 
 
 def test_unknown_data_set_lists_the_valid_names():
-    if not hasattr(pytest.importorskip("pipeline.data"), "DATASETS"):
-        pytest.skip("pipeline.data is not built yet")
     with pytest.raises(ValueError, match=r"data.name must be one of \[.*'rings'.*\], got 'mnist'"):
         load("data.name=mnist")
 

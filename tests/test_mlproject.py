@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
+import mlflow
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

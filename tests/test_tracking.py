@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
+import mlflow
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from pipeline import stages, tracking  # noqa: E402

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
+import mlflow
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from pipeline.cli import main  # noqa: E402

@@ -15,7 +15,7 @@ from typing import Mapping
 from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 
-NOTE = "mlflow.note.content"  # the tag the MLflow UI shows as a run's description
+from pipeline.tracking.ui import NOTE  # the tag the MLflow UI shows as a run's description
 
 
 def describe_project_run(run_id: str, *, name: str, note: str,
