@@ -8,7 +8,24 @@
 
 
 def quiet_optuna() -> None:
-    """Optuna logs every trial at INFO; the commands print their own progress and table."""
+    """Optuna logs every trial at INFO; the commands print their own progress and table.
+    A failed trial stays one warning line without its traceback: with a tracking server gone,
+    every worker's trial printed ~100 traceback lines (620 lines for one fault). The reason is
+    recorded on the trial (`fail_reason`) and an exception we do not foresee is re-raised with
+    its traceback anyway."""
+    import logging
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())
+
+
+class _NoTraceback:
+    """A logging filter (duck-typed: `filter(record)`) that drops the record's traceback."""
+
+    def filter(self, record) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True

@@ -130,7 +130,9 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
     from pipeline.search.objective import make_objective
 
     cfg = config_from_yaml(job.cfg_yaml)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from pipeline.search import quiet_optuna
+
+    quiet_optuna()  # also in spawned workers: one line per failed trial, no traceback
     study = open_study(cfg, job.storage, create=False, worker=worker)
     if count(study, _RESERVED) >= job.target:
         return
@@ -179,6 +181,13 @@ def _worker_entry(job: Job, worker: int) -> None:
         run_worker(job, worker)
     except (KeyboardInterrupt, Terminated):
         sys.exit(143)
+    except Exception as exc:  # a store gone (tracking server, database): one line, not a
+        from pipeline.cli import foreseeable, one_line  # traceback per worker
+
+        if not foreseeable(exc):
+            raise
+        print(f"search-worker-{worker}: error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run_workers(job: Job, workers: int, progress, prepared=None,
