@@ -37,9 +37,7 @@ def replay_pending(uri: str, workdir: Path = Path("."), err=None) -> list[str]:
     directory = workdir / DIR
     if not directory.is_dir():
         return []
-    from mlflow.tracking import MlflowClient
-
-    from pipeline.tracking.unsent import replay
+    from pipeline.tracking.unsent import replay  # mlflow stays behind the tracking edge
 
     done = []
     for path in sorted(directory.glob("*.json")):
@@ -51,7 +49,7 @@ def replay_pending(uri: str, workdir: Path = Path("."), err=None) -> list[str]:
         try:
             status = replay(kept["run_id"], kept["metric_rows"], kept["final_metrics"],
                             f"tracking server went away mid-run ({kept['reason']}); "
-                            f"replayed from {path}", MlflowClient(uri), kept["final_step"])
+                            f"replayed from {path}", uri, kept["final_step"])
         except Exception as exc:  # the next command tries again
             print(f"note: could not replay {path}: {type(exc).__name__}", file=err or sys.stderr)
             continue

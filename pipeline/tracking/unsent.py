@@ -23,11 +23,11 @@ def points(buffer) -> list[list]:
 
 
 def replay(run_id: str, rows: Iterable[list], final: Mapping[str, float] | None,
-           reason: str, client: MlflowClient | None = None, final_step: int = 0) -> str:
+           reason: str, tracking_uri: str | None = None, final_step: int = 0) -> str:
     """Send the kept rows and final metrics to the run and end it FAILED if it is still
     RUNNING; returns the run's status afterwards. MLflow's SQL store skips a metric point it
     already holds, so rows sent before the failure are not doubled."""
-    client = client or MlflowClient()
+    client = MlflowClient(tracking_uri)
     metrics = [Metric(k, float(v), int(t), int(s)) for k, v, t, s in rows]
     now = int(time.time() * 1000)
     metrics += [Metric(k, float(v), now, int(final_step)) for k, v in (final or {}).items()]
