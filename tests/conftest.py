@@ -3,7 +3,7 @@
 import os
 import tempfile
 
-# One BLAS thread, as `python -m pipeline` sets (pipeline/__main__.py): the tests' matrices are
+# One BLAS thread, as every command sets (pipeline/cli.py main): the tests' matrices are
 # small, and with busy cores a second OpenBLAS thread spins (25x slower trainings measured).
 for _key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_key, "1")
