@@ -155,3 +155,7 @@ def _checkout_stays_clean():
         pytest.fail(f"the test suite wrote into the checkout {_ROOT}: {sorted(after - before)} "
                     "(write under tmp_path; chdir there before MLflow or Optuna calls)",
                     pytrace=False)
+
+
+# Real PostgreSQL database and `mlflow server` fixtures for the scale-out tests (tests/servers.py).
+from servers import pg_database, tracking_server  # noqa: E402,F401

@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 
 from pipeline.redact import redact
 from pipeline.search import storage as S
-from pipeline.search.study import (Job, Progress, best_trial, count, open_study, run_workers,
-                                   study_name, top_table)
+from pipeline.search.progress import Progress, top_table
+from pipeline.search.study import Job, best_trial, count, open_study, run_workers, study_name
 
 # Sections that do not change what a trial trains; a resumed study may differ in them.
 _FREE = ("search.", "evaluate.", "tracking.")
@@ -90,15 +90,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     if stale:
         print(f"resumed study {name}: trials {stale} were left RUNNING by a dead worker "
               "and are now FAIL", file=out)
-    if spec.is_journal:  # one invocation per journal study at a time (storage.py): any earlier
-        # parent run still RUNNING belongs to a search process that died (kill -9)
-        from pipeline.tracking.stale import end_if_running
-
-        gone = end_if_running(list(study.user_attrs.get("mlflow_parent_runs", [])),
-                              "search process gone (found RUNNING on resume)")
-        if gone:
-            print(f"resumed study {name}: parent run{'s' if len(gone) > 1 else ''} "
-                  f"{', '.join(gone)} of a search process that died ended FAILED", file=out)
+    _end_dead_parents(study, spec, out)
     before = count(study)
     with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target),
                       experiment_id=search_id) as handle:
@@ -106,22 +98,23 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         T.describe_search(parent, notes.search_note(name, target))
         records.log_params(parent, {**cfg.flat(), "search.finished_before": before})
         T.log_text(parent, space_text, "study/space.yaml")
-        study.set_user_attr("mlflow_parent_runs",
-                            list(study.user_attrs.get("mlflow_parent_runs", [])) + [parent])
-        study.set_user_attr("mlflow_experiment_id", experiment_id)
-        study.set_user_attr("mlflow_search_experiment_id", search_id)
-        study.set_user_attr("space", space_text)  # evaluate decodes the best params with it
+        _announce(study, parent, experiment_id, search_id, space_text, target)
         job = Job(cfg.to_yaml(), dict(space), spec, target, tracking.tracking_uri(),
                   search_id, parent)
         bar = Progress(study, target, sc.objective, enabled=progress)
         try:
-            run_workers(job, sc.workers, bar, prepared, safe_point=tracking.check_terminated)
+            lost = run_workers(job, sc.workers, bar, prepared,
+                               safe_point=tracking.check_terminated)
         except BaseException:  # rerunning with n_trials would add N more, not finish these
             print(f"to finish this call's trials later: search study={name} "
                   f"target_trials={target}", file=sys.stderr)
             raise
         finally:
             bar.close()
+        if lost:  # their trials were failed and redone; the parent says what happened
+            T.log_text(parent, "\n".join(lost) + "\n", "study/workers_lost.txt")
+            print(f"{len(lost)} worker{'s' if len(lost) > 1 else ''} ended early "
+                  f"({'; '.join(lost)}); their trials were failed and replaced", file=out)
         best, table = _summarize(study, sc, parent)
         _describe(study, sc, target, parent, best, pointer_run_id, search_id)
     print(table, file=out)
@@ -134,6 +127,42 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                         None if best is None else best.value,
                         {} if best is None else dict(best.params), tuple(stale), table,
                         search_id)
+
+
+def _announce(study, parent: str, experiment_id: str, search_id: str, space_text: str,
+              target: int) -> None:
+    """What a worker joining the study later (`python -m pipeline worker`, any machine) needs
+    to find: the ONE current parent run, its experiment, the space and the total to reach.
+    Each parent also records its owner process, so a later search on this host can tell a
+    parent of a live search (left alone) from one of a search that died (ended FAILED)."""
+    from pipeline.search.orphan import owner
+
+    study.set_user_attr("mlflow_parent_runs",
+                        list(study.user_attrs.get("mlflow_parent_runs", [])) + [parent])
+    study.set_user_attr(f"mlflow_parent_owner.{parent}", owner())
+    study.set_user_attr("mlflow_parent_run", parent)
+    study.set_user_attr("mlflow_experiment_id", experiment_id)
+    study.set_user_attr("mlflow_search_experiment_id", search_id)
+    study.set_user_attr("space", space_text)  # evaluate decodes the best params with it
+    study.set_user_attr("target_trials", target)
+
+
+def _end_dead_parents(study, spec, out) -> None:
+    """Parent runs of searches that died (kill -9) stay RUNNING; the next search ends them.
+    A parent whose owner is alive (a search of this study running at once) or on another host
+    (cannot be checked) is left alone; a journal one without an owner predates owners: the
+    old rule, one search per journal study at a time, applies to it."""
+    from pipeline.search.orphan import owner_alive
+    from pipeline.tracking.stale import end_if_running
+
+    attrs = study.user_attrs
+    dead = [r for r in attrs.get("mlflow_parent_runs", [])
+            if owner_alive(attrs.get(f"mlflow_parent_owner.{r}")) is False
+            or (spec.is_journal and f"mlflow_parent_owner.{r}" not in attrs)]
+    gone = end_if_running(dead, "search process gone (found RUNNING on resume)")
+    if gone:
+        print(f"resumed study {study.study_name}: parent run{'s' if len(gone) > 1 else ''} "
+              f"{', '.join(gone)} of a search process that died ended FAILED", file=out)
 
 
 def _existing_study(cfg, spec):

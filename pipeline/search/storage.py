@@ -2,14 +2,19 @@
 
 Journal storage (`optuna/<study>.journal` in the working directory) is Optuna's documented
 choice for several local processes on one study: appends under a file lock, nothing lost when a
-worker dies. It has no heartbeat, so a trial whose worker was killed stays RUNNING; we assume ONE
-search invocation per study at a time (its workers are started after the cleanup), so every
-trial RUNNING when an invocation starts is stale and is marked FAIL first. RDB URLs (sqlite://,
-postgresql://, mysql://) get a heartbeat instead, and Optuna fails their stale trials itself.
+worker dies. It has no heartbeat, so a trial whose worker was killed stays RUNNING. Every trial
+records its owner (`host:pid:start`, search/orphan.py) when it starts; a RUNNING trial is stale
+when its owner is a dead process on this host (or it has no owner: a worker that died before
+writing it, or an older version). Trials of live processes, e.g. a second `search` of the same
+study running at once, are left alone; so are trials owned on another host, which cannot be
+checked from here (a journal on a shared disk is not a multi-machine setup: use PostgreSQL).
+RDB URLs (sqlite://, postgresql://, mysql://) get a heartbeat instead, and Optuna fails a trial
+whose worker stopped beating for `grace_period` seconds, wherever that worker ran.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,14 +74,22 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if spec.url.startswith("sqlite:"):
         # Several workers on one SQLite file wait for the lock instead of failing at once.
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
-    try:
-        with warnings.catch_warnings():  # heartbeat is "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(postgres_driver(spec.url), heartbeat_interval=spec.heartbeat_interval,
-                              grace_period=spec.grace_period, **kwargs)
-    except Exception as exc:  # driver missing, server down, bad URL: one line, exit 2
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"search.storage {spec.url!r} cannot be opened: {first}") from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # heartbeat is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(postgres_driver(spec.url),
+                                  heartbeat_interval=spec.heartbeat_interval,
+                                  grace_period=spec.grace_period, **kwargs)
+        except Exception as exc:  # driver missing, server down, bad URL: one line, exit 2
+            # Processes creating the schema of a fresh database at once: the loser of the
+            # CREATE TABLE race finds the tables made by the winner when it tries again.
+            if attempt < 2 and type(exc).__name__ in ("IntegrityError", "ProgrammingError"):
+                time.sleep(1.0 + attempt)
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"search.storage {redact(spec.url)!r} cannot be opened: "
+                             f"{first}") from None
 
 
 def postgres_driver(url: str) -> str:
@@ -93,8 +106,10 @@ def postgres_driver(url: str) -> str:
 def fail_stale_trials(study: optuna.Study, spec: StorageSpec) -> list[int]:
     """Mark trials left RUNNING by a killed worker as FAIL; returns their numbers.
 
-    Journal: every RUNNING trial (one invocation per study at a time, see module doc).
+    Journal: RUNNING trials whose owner is a dead process on this host, or unknown (module doc).
     RDB: Optuna's heartbeat check (`grace_period` seconds without a beat)."""
+    from pipeline.search.orphan import owner_alive
+
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not spec.is_journal:
         with warnings.catch_warnings():
@@ -102,10 +117,16 @@ def fail_stale_trials(study: optuna.Study, spec: StorageSpec) -> list[int]:
             optuna.storages.fail_stale_trials(study)
         now = {t.number: t.state for t in study.get_trials(deepcopy=False)}
         return [t.number for t in running if now[t.number] == TrialState.FAIL]
-    stale = running
+    stale = [t for t in running if "owner" not in t.user_attrs
+             or owner_alive(t.user_attrs["owner"]) is False]
+    failed = []
     for trial in stale:
-        study._storage.set_trial_user_attr(  # no public API sets another trial's attrs
-            trial._trial_id, "fail_reason",
-            "left RUNNING by a worker that is gone (stale on resume)")
-        study.tell(trial.number, state=TrialState.FAIL)
-    return [t.number for t in stale]
+        try:
+            study._storage.set_trial_user_attr(  # no public API sets another trial's attrs
+                trial._trial_id, "fail_reason",
+                "left RUNNING by a worker that is gone (stale on resume)")
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (RuntimeError, ValueError):  # another process failed it first: already FAIL
+            continue
+        failed.append(trial.number)
+    return failed

@@ -122,9 +122,16 @@ class _Overshoot(Exception):
     """Another worker already reserved the last slot: this trial is not run."""
 
 
-def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
+POLL_SECONDS = 1.0  # how often a worker with nothing to run looks at the others' trials
+
+
+def run_worker(job: Job, worker: int = 0, progress=None, prepared=None,
+               safe_point=lambda: None) -> None:
     """Prepare the data once (or take the caller's `prepared`), then run trials until the
-    study holds `target` finished ones."""
+    study holds `target` finished ones. When the remaining slots are taken by other workers'
+    RUNNING trials, wait for them: a trial whose worker died is failed (journal: its owner
+    process is gone; RDB: no heartbeat for `grace_period` s), its child run ended, and this
+    worker runs its replacement, so the target is met exactly."""
     from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.search.objective import make_objective
@@ -134,7 +141,7 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
 
     quiet_optuna()  # also in spawned workers: one line per failed trial, no traceback
     study = open_study(cfg, job.storage, create=False, worker=worker)
-    if count(study, _RESERVED) >= job.target:
+    if count(study) >= job.target:
         return
     logger = None
     if job.parent_run_id:
@@ -143,8 +150,13 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
         logger = StudyLogger(job.experiment_id, job.parent_run_id, study.study_name)
     objective = make_objective(cfg, job.space, prepared or stages.prepare(cfg), logger,
                                figures=cfg.search.trial_figures)
+    sweep = _Sweep(study, job)
+    from pipeline.search.orphan import owner
+
+    me = owner()
 
     def guarded(trial: optuna.Trial) -> float:
+        trial.set_user_attr("owner", me)  # first: a live trial is never taken for stale
         ahead = [t for t in study.get_trials(deepcopy=False, states=_RESERVED)
                  if t.number < trial.number]
         if len(ahead) >= job.target:  # lost a race for the last slot with another worker
@@ -160,9 +172,40 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
         if count(study, _RESERVED) >= job.target:
             study.stop()
 
-    study.optimize(guarded, callbacks=[stop_when_reserved], catch=(_Overshoot,),
-                   gc_after_trial=False)
+    while True:
+        sweep()
+        if count(study) >= job.target:
+            break
+        if count(study, _RESERVED) < job.target:
+            study.optimize(guarded, callbacks=[stop_when_reserved], catch=(_Overshoot,),
+                           gc_after_trial=False)
+            continue
+        safe_point()  # the others' trials are running: wait for them
+        if progress is not None:
+            progress.poll()
+        time.sleep(POLL_SECONDS)
     objective.finish()
+
+
+class _Sweep:
+    """Fails the stale trials of dead workers and ends their child runs still RUNNING. Child
+    runs are looked up (one query) at the first call and whenever the number of FAIL trials
+    changes: Optuna's own heartbeat check inside `optimize` fails trials too."""
+
+    def __init__(self, study: optuna.Study, job: Job):
+        self.study, self.job, self.fails = study, job, None
+
+    def __call__(self) -> None:
+        from pipeline.search.storage import fail_stale_trials
+
+        fail_stale_trials(self.study, self.job.storage)
+        fails = count(self.study, (TrialState.FAIL,))
+        if self.job.parent_run_id and fails != self.fails:
+            from pipeline.tracking.stale import end_trial_runs
+
+            end_trial_runs(self.job.experiment_id, self.study.study_name,
+                           {t.number: t.state.name for t in self.study.get_trials(deepcopy=False)})
+        self.fails = fails
 
 
 def _worker_entry(job: Job, worker: int) -> None:
@@ -174,11 +217,11 @@ def _worker_entry(job: Job, worker: int) -> None:
         return
     # The parent stops workers with SIGTERM. Deferred to the next evaluation, it ends the trial
     # FAIL and its child run FAILED through the objective, instead of leaving both RUNNING.
-    from pipeline.tracking import Terminated, defer_sigterm
+    from pipeline.tracking import Terminated, check_terminated, defer_sigterm
 
     defer_sigterm()
     try:
-        run_worker(job, worker)
+        run_worker(job, worker, safe_point=check_terminated)
     except (KeyboardInterrupt, Terminated):
         sys.exit(143)
     except Exception as exc:  # a store gone (tracking server, database): one line, not a
@@ -191,16 +234,18 @@ def _worker_entry(job: Job, worker: int) -> None:
 
 
 def run_workers(job: Job, workers: int, progress, prepared=None,
-                safe_point=lambda: None) -> None:
+                safe_point=lambda: None) -> list[str]:
     """Worker 0 runs in this process (seeded runs with one worker reproduce; it reuses
     `prepared` and this process's imports); workers 1..N-1 are spawned processes sharing the
     storage. A spawned worker spends seconds importing mlflow and preparing its data before
     its first trial: worker 0 runs trials meanwhile, so that start-up is off the critical
-    path. Then this process polls the storage to drive the progress bar and calls
-    `safe_point()` (which raises on a pending SIGTERM) until the others are done."""
+    path. Worker 0 runs until the study holds the target (replacing the trials of workers
+    that died); then this process waits for the others, calling `safe_point()` (which raises
+    on a pending SIGTERM). Returns one line per spawned worker that ended badly (exit code or
+    signal), for the summary: a dead worker is counted, not raised, as its trials are redone."""
     if workers == 1:
-        run_worker(job, 0, progress, prepared)
-        return
+        run_worker(job, 0, progress, prepared, safe_point)
+        return []
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker_entry, args=(job, k), name=f"search-worker-{k}")
              for k in range(1, workers)]
@@ -208,7 +253,7 @@ def run_workers(job: Job, workers: int, progress, prepared=None,
         for p in procs:
             p.start()
     try:
-        run_worker(job, 0, progress, prepared)
+        run_worker(job, 0, progress, prepared, safe_point)
         while any(p.is_alive() for p in procs):
             safe_point()
             progress.poll()
@@ -220,9 +265,8 @@ def run_workers(job: Job, workers: int, progress, prepared=None,
     finally:
         for p in procs:
             p.join()
-    bad = [f"{p.name} exit code {p.exitcode}" for p in procs if p.exitcode]
-    if bad:
-        raise RuntimeError("search worker failed: " + ", ".join(bad))
+    return [f"{p.name} " + (f"killed by signal {-p.exitcode}" if p.exitcode < 0 else
+                            f"exit code {p.exitcode}") for p in procs if p.exitcode]
 
 
 @contextmanager
@@ -247,51 +291,3 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return study.best_trial
     except ValueError:  # no COMPLETE trial yet
         return None
-
-
-def top_table(study: optuna.Study, top: int, key: str) -> str:
-    """The `top` best COMPLETE trials, one line each, plus the count of every state."""
-    done = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
-                  key=lambda t: t.value)[:top]
-    states = {s.name: count(study, (s,)) for s in (TrialState.COMPLETE, TrialState.PRUNED,
-                                                  TrialState.FAIL)}
-    lines = [f"top {len(done)} trials of study {study.study_name} by {key} "
-             f"({', '.join(f'{k.lower()} {v}' for k, v in states.items())})",
-             f"{'trial':>5}  {key:>9}  {'epochs':>6}  params"]
-    for t in done:
-        params = "  ".join(f"{k}={_short(v)}" for k, v in t.params.items())
-        lines.append(f"{t.number:>5}  {t.value:>9.4f}  {t.user_attrs.get('epochs_run', '?'):>6}"
-                     f"  {params}")
-    return "\n".join(lines)
-
-
-def _short(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-class Progress:
-    """A tqdm bar over finished trials (stderr) and one line whenever the best value improves."""
-
-    def __init__(self, study: optuna.Study, target: int, key: str, enabled: bool = True):
-        from tqdm import tqdm
-        self.study, self.key = study, key
-        self.best: float | None = None
-        self.bar = tqdm(total=target, initial=min(count(study), target), desc="trials",
-                        unit="trial", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
-        self.enabled = enabled
-        self.poll()
-
-    def poll(self) -> None:
-        done = count(self.study)
-        self.bar.update(max(0, min(done, self.bar.total) - self.bar.n))
-        best = best_trial(self.study)
-        if best is not None and (self.best is None or best.value < self.best):
-            self.best = best.value
-            params = ", ".join(f"{k}={_short(v)}" for k, v in best.params.items())
-            if self.enabled:
-                self.bar.write(f"trial {best.number}: best {self.key} {best.value:.4f} ({params})",
-                               file=sys.stderr)
-
-    def close(self) -> None:
-        self.poll()
-        self.bar.close()

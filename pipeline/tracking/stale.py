@@ -1,4 +1,5 @@
-"""Runs a dead process left RUNNING, ended when the next command finds them."""
+"""Runs a dead process (or a dead tracking server) left RUNNING, ended when the next command
+finds them: parent runs of a search process that died, child runs of trials that are over."""
 
 from __future__ import annotations
 
@@ -18,4 +19,28 @@ def end_if_running(run_ids: list[str], reason: str, status: str = "FAILED") -> l
             client.set_tag(run_id, "fault", reason)
             client.set_terminated(run_id, status)
             ended.append(run_id)
+    return ended
+
+
+def end_trial_runs(experiment_id: str, study: str, states: dict[int, str]) -> list[str]:
+    """Child runs left RUNNING although their trial is over in Optuna (`states`: trial number ->
+    Optuna state name): the worker died between the two writes, or the tracking server was
+    down when it tried to end the run. Ended with the status the trial's state maps to, and a
+    `fault` tag. Trials still RUNNING, or unknown here, are left to their worker. One query."""
+    from pipeline.tracking.study import STATUS
+
+    client, ended = MlflowClient(), []
+    runs = client.search_runs(
+        [experiment_id], max_results=1000,
+        filter_string=f"attributes.status = 'RUNNING' and tags.stage = 'search_trial' "
+                      f"and tags.`optuna.study_name` = '{study}'")
+    for run in runs:
+        state = states.get(int(run.data.tags.get("optuna.trial_number", -1)))
+        if state in STATUS:
+            client.set_tag(run.info.run_id, "optuna.state", state)
+            client.set_tag(run.info.run_id, "fault",
+                           f"trial {state} in Optuna, run left RUNNING by its worker "
+                           "(ended by the next search or worker)")
+            client.set_terminated(run.info.run_id, STATUS[state])
+            ended.append(run.info.run_id)
     return ended
