@@ -17,6 +17,7 @@ import sys
 COMMANDS = {
     "train": "one tracked training run (data -> split -> standardize -> augment -> train -> MLflow)",
     "search": "Optuna search on the dev set, one nested MLflow run per trial",
+    "worker": "join a study another process created (any machine); run trials to its target",
     "evaluate": "the one-time test-set evaluation of a study's best configuration",
     "reproduce": "rerun a logged MLflow run and report whether its numbers match",
     "gradcheck": "numerical gradient check of the network, per parameter block",

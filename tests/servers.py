@@ -125,6 +125,28 @@ def stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
         pass
 
 
+ROOT = Path(__file__).resolve().parents[1]
+# A tiny problem (a trial takes well under a second) for the end-to-end commands below.
+TINY = ["data.params={n_samples: 200}", "model.hidden=[20,3]", "training.epochs=60",
+        "training.eval_every=5", "training.patience=4", "search.trial_figures=none"]
+
+
+def cli(cwd: Path, tracking_uri: str, *args: str, timeout: float = 900,
+        wait: bool = True):
+    """`python -m pipeline <args>` in `cwd` against `tracking_uri`, as a user runs it: a real
+    subprocess (its own MLflow and Optuna state). `wait=False` returns the Popen."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=tracking_uri,
+               MLFLOW_DISABLE_TELEMETRY="true", MPLBACKEND="Agg")
+    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "pipeline", *args]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
 # Session fixtures (imported by conftest.py): one database and one server per test session
 # (per xdist worker), shared by the tests that ask for them; each test uses its own study and
 # experiment names, so they do not see each other's records.

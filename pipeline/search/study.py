@@ -126,12 +126,13 @@ POLL_SECONDS = 1.0  # how often a worker with nothing to run looks at the others
 
 
 def run_worker(job: Job, worker: int = 0, progress=None, prepared=None,
-               safe_point=lambda: None) -> None:
+               safe_point=lambda: None) -> int:
     """Prepare the data once (or take the caller's `prepared`), then run trials until the
     study holds `target` finished ones. When the remaining slots are taken by other workers'
     RUNNING trials, wait for them: a trial whose worker died is failed (journal: its owner
     process is gone; RDB: no heartbeat for `grace_period` s), its child run ended, and this
-    worker runs its replacement, so the target is met exactly."""
+    worker runs its replacement, so the target is met exactly. Returns how many finished
+    trials this process ran."""
     from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.search.objective import make_objective
@@ -142,7 +143,7 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None,
     quiet_optuna()  # also in spawned workers: one line per failed trial, no traceback
     study = open_study(cfg, job.storage, create=False, worker=worker)
     if count(study) >= job.target:
-        return
+        return 0
     logger = None
     if job.parent_run_id:
         from pipeline.tracking.study import StudyLogger, use_tracking_uri
@@ -185,6 +186,8 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None,
             progress.poll()
         time.sleep(POLL_SECONDS)
     objective.finish()
+    return sum(t.user_attrs.get("owner") == me for t in study.get_trials(deepcopy=False,
+                                                                        states=FINISHED))
 
 
 class _Sweep:

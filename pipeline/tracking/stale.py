@@ -6,6 +6,16 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 
 
+def run_status(run_id: str) -> str | None:
+    """The run's status, None when this store has no such run."""
+    try:
+        return MlflowClient().get_run(run_id).info.status
+    except Exception as exc:  # RESOURCE_DOES_NOT_EXIST; a dead server is raised as such
+        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
 def end_if_running(run_ids: list[str], reason: str, status: str = "FAILED") -> list[str]:
     """End each run that is still RUNNING with `status` and a `fault` tag; returns those ended.
     Runs already ended (or deleted) are left as they are."""

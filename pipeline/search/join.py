@@ -1,0 +1,88 @@
+"""A worker that joins a study another process created (`python -m pipeline worker`).
+
+Everything it needs comes from the study itself, so a worker on another machine is started
+with the study name and the storage URL alone: the training config (`base_config`), the search
+space (`space`), the total to reach (`target_trials`) and the ONE parent run its trials are
+logged under (`mlflow_parent_run`, in `mlflow_search_experiment_id`), all written by the
+`search` that created or resumed the study. The worker runs trials until the study holds the
+target, replacing trials of dead workers like the search's own workers do (study.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import yaml
+
+from pipeline.config_search import parse_space
+from pipeline.search import storage as S
+from pipeline.search.study import FINISHED, Job, count, open_study, run_worker
+
+_NEEDED = ("base_config", "space", "target_trials", "mlflow_parent_run",
+           "mlflow_search_experiment_id")
+
+
+@dataclass(frozen=True)
+class Joined:
+    study: str
+    storage: str          # redacted label
+    parent_run_id: str
+    target: int
+    ran: int              # trials this worker finished
+    finished: int         # finished trials of the study afterwards
+
+
+def join(study: str, storage: str, tracking_uri: str | None, *, workdir: Path = Path("."),
+         safe_point=lambda: None) -> Joined:
+    """Run trials of `study` in `storage` until its target; `tracking_uri` None = the creator's
+    (when it holds no password) else MLflow's own resolution ($MLFLOW_TRACKING_URI)."""
+    from pipeline.config import config_from_yaml
+
+    probe = S.resolve(storage, study, workdir)
+    if probe.is_journal and not Path(probe.path).is_file():  # opening would create it
+        raise ValueError(f"storage {storage!r}: no journal file {probe.path}")
+    try:
+        attrs = optuna.load_study(study_name=study, storage=S.open_storage(probe)).user_attrs
+    except KeyError:
+        raise ValueError(f"study {study!r} does not exist in {probe.label}") from None
+    missing = [k for k in _NEEDED if k not in attrs]
+    if missing:
+        raise ValueError(f"study {study!r} in {probe.label} has no {', '.join(missing)}: start "
+                         "it with `python -m pipeline search` first (workers join a search)")
+    cfg = config_from_yaml(attrs["base_config"], f"study {study} base_config").with_overrides(
+        {"search.study": study, "search.storage": storage})
+    sc = cfg.search
+    spec = S.resolve(storage, study, workdir, heartbeat_interval=sc.heartbeat_interval,
+                     grace_period=sc.grace_period)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or _plain(cfg.tracking.uri)
+    parent, experiment = attrs["mlflow_parent_run"], attrs["mlflow_search_experiment_id"]
+    _check_parent(uri, parent)
+    space = parse_space(yaml.safe_load(attrs["space"]), f"study {study} space")
+    target = int(attrs["target_trials"])
+    job = Job(cfg.to_yaml(), dict(space), spec, target, uri, experiment, parent)
+    # a seed of its own: independent workers must not propose the same startup points
+    ran = run_worker(job, worker=1000 + os.getpid() % 100_000, safe_point=safe_point)
+    final = open_study(cfg, spec, create=False)
+    return Joined(study, spec.label, parent, target, ran, count(final, FINISHED))
+
+
+def _plain(uri: str | None) -> str | None:
+    return None if uri is None or "***" in uri else uri
+
+
+def _check_parent(uri: str | None, parent: str) -> None:
+    """The parent run must be in the store this worker logs to, else its trials would land in
+    another store, under a parent that does not exist there."""
+    from pipeline.tracking.stale import run_status
+    from pipeline.tracking.study import use_tracking_uri
+
+    use_tracking_uri(uri)
+    if run_status(parent) is None:
+        from pipeline.redact import redact
+
+        raise ValueError(f"tracking.uri {redact(uri or 'MLflow default')!r} does not hold the "
+                         f"study's parent run {parent}: point tracking.uri= or "
+                         "MLFLOW_TRACKING_URI at the tracking server the search used")

@@ -1,0 +1,56 @@
+"""Every command against a real `mlflow server` (PostgreSQL backend store, served artifacts) and
+a PostgreSQL Optuna storage; an independent `worker` joining a search (tests/servers.py)."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from servers import ROOT, TINY, cli
+
+CONF = str(ROOT / "conf")
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def _trials(client, parent):
+    return client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+
+
+def test_train_search_evaluate_reproduce_through_the_server(tmp_path, tracking_server,
+                                                            pg_database):
+    client, exp = MlflowClient(tracking_server), "srv-all"
+    base = [*TINY, f"tracking.experiment={exp}", "--conf-dir", CONF]
+    train = cli(tmp_path, tracking_server, "train", "--quiet", *base)
+    assert train.returncode == 0, train.stderr
+    (run,) = client.search_runs([client.get_experiment_by_name(exp).experiment_id])
+    assert run.info.status == "FINISHED" and 0 <= run.data.metrics["final/dev_error"] <= 1
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # served by the server
+    assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+    search = cli(tmp_path, tracking_server, "search", "--quiet", "study=srv-all", "workers=2",
+                 f"storage={pg_database}", "target_trials=4", *base)
+    assert search.returncode == 0, search.stderr
+    (parent,) = client.search_runs([client.get_experiment_by_name("srv-all-search")
+                                    .experiment_id], filter_string="tags.stage = 'search'")
+    trials = _trials(client, parent)
+    numbers = [r.data.tags["optuna.trial_number"] for r in trials
+               if r.data.tags["optuna.state"] in ("COMPLETE", "PRUNED")]
+    assert parent.info.status == "FINISHED" and len(numbers) == len(set(numbers)) == 4
+    assert parent.data.metrics["trials_complete"] + parent.data.metrics["trials_pruned"] == 4
+    assert {r.info.status for r in trials} <= {"FINISHED", "KILLED"}
+    assert len({r.data.tags.get("trial.worker") for r in trials}) >= 1
+
+    evaluate = cli(tmp_path, tracking_server, "evaluate", "study=srv-all",
+                   f"storage={pg_database}", *base)
+    assert evaluate.returncode == 0, evaluate.stderr
+    final = client.search_runs([client.get_experiment_by_name(exp).experiment_id],
+                               filter_string="tags.stage = 'final_test'")
+    assert len(final) == 1 and 0 <= final[0].data.metrics["test_error"] <= 1
+
+    again = cli(tmp_path, tracking_server, "reproduce", run.info.run_id)
+    assert again.returncode == 0, again.stderr
+    assert f"run {run.info.run_id} reproduces" in again.stdout
+    # nothing of the search or the commands' artifacts went to the working directory's stores
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
