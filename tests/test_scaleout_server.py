@@ -54,3 +54,64 @@ def test_train_search_evaluate_reproduce_through_the_server(tmp_path, tracking_s
     assert f"run {run.info.run_id} reproduces" in again.stdout
     # nothing of the search or the commands' artifacts went to the working directory's stores
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+def _wait_for(predicate, what: str, seconds: float = 300):
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _attrs(url: str, name: str) -> dict:
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=url).user_attrs
+    except KeyError:
+        return {}
+
+
+def test_an_independent_worker_joins_the_search_and_logs_under_its_one_parent(
+        tmp_path, tracking_server, pg_database):
+    import optuna
+
+    client, target = MlflowClient(tracking_server), 8
+    # slower trials (no early stop), so the search is still running when the worker joins
+    slow = ["training.epochs=1500", "training.patience=null", "search.pruner.name=none",
+            "tracking.experiment=srv-join", "--conf-dir", CONF]
+    search = cli(tmp_path, tracking_server, "search", "--quiet", "study=srv-join", *TINY,
+                 f"storage={pg_database}", f"target_trials={target}", *slow, wait=False)
+    def parent_run():
+        assert search.poll() is None, search.communicate()  # still running
+        return _attrs(pg_database, "srv-join").get("mlflow_parent_run")
+
+    parent_id = _wait_for(parent_run, "the search's parent run")
+    (tmp_path / "elsewhere").mkdir()  # the worker needs nothing of the search's directory
+    worker = cli(tmp_path / "elsewhere", tracking_server, "worker", "study=srv-join", f"storage={pg_database}",
+                 wait=False)
+    out, err = worker.communicate(timeout=900)
+    assert worker.returncode == 0, err
+    s_out, s_err = search.communicate(timeout=900)
+    assert search.returncode == 0, s_err
+    assert f"parent run {parent_id}" in out and f"(target {target})" in out
+
+    study = optuna.load_study(study_name="srv-join", storage=pg_database)
+    states = Counter(t.state.name for t in study.trials)
+    assert states["COMPLETE"] == target and states["RUNNING"] == 0
+    owners = Counter(t.user_attrs["owner"].split(":")[1] for t in study.trials
+                     if t.state.name == "COMPLETE")
+    assert owners[str(worker.pid)] >= 1 and owners[str(search.pid)] >= 1  # both ran trials
+    (line,) = [x for x in out.splitlines() if x.startswith("worker: ")]
+    ran_here = int(line.split()[1])
+    assert ran_here == owners[str(worker.pid)]
+    parent = client.get_run(parent_id)
+    trials = _trials(client, parent)
+    numbers = [r.data.tags["optuna.trial_number"] for r in trials if r.info.status == "FINISHED"]
+    assert len(numbers) == len(set(numbers)) == target  # under the ONE parent, no duplicates
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == target
