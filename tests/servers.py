@@ -69,11 +69,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def mlflow_server(backend: str, root: Path, timeout: float = 180.0) -> Iterator[str]:
+def mlflow_server(backend: str, root: Path, timeout: float = 180.0,
+                  port: int | None = None) -> Iterator[str]:
     """`mlflow server` on 127.0.0.1:<free port> with `backend` as backend store and artifacts
     served from `root/artifacts`; yields `http://127.0.0.1:<port>`. One uvicorn worker: the
     tests share two cores. Its output goes to `root/server.log` (shown if it fails to start)."""
-    port, log = free_port(), root / "server.log"
+    port, log = port or free_port(), root / "server.log"
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
            "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts",
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
@@ -81,7 +82,7 @@ def mlflow_server(backend: str, root: Path, timeout: float = 180.0) -> Iterator[
     for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         env.pop(key, None)
     root.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         # own session: stopping it also stops the uvicorn worker it forks
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 cwd=root, start_new_session=True)
