@@ -9,6 +9,7 @@ on a fresh SQLite schema or on study creation.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +83,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     if count(study) >= target:  # only with target_trials: no run, no study change
         return _nothing_to_do(study, spec, target, out)
     stale = S.fail_stale_trials(study, spec)
-    experiment_id = tracking.configure(cfg.tracking, experiment_id=experiment_id)
-    search_id = T.search_experiment(experiment_id, name)
+    experiment_id, search_id = _racing(lambda: _experiments(cfg, experiment_id, name))
     T.mark_runs_failed([study.trials[n].user_attrs["mlflow_run_id"] for n in stale
                         if "mlflow_run_id" in study.trials[n].user_attrs],
                        "worker gone; trial marked FAIL on resume")
@@ -127,6 +127,31 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                         None if best is None else best.value,
                         {} if best is None else dict(best.params), tuple(stale), table,
                         search_id)
+
+
+def _experiments(cfg, experiment_id: str | None, name: str) -> tuple[str, str]:
+    from pipeline import tracking
+    from pipeline.tracking import study as T
+
+    experiment_id = tracking.configure(cfg.tracking, experiment_id=experiment_id)
+    return experiment_id, T.search_experiment(experiment_id, name)
+
+
+_LOST_RACE = ("unique", "already exists", "duplicate")
+
+
+def _racing(make, tries: int = 3):
+    """Two searches (or a search and a worker) of one study starting at once both create the
+    experiments and set their tags; on a tracking server the slower one got "duplicate key
+    value violates unique constraint experiment_tag_pk" and exited 2. Tried again, it finds
+    what the other made (MLflow's create-or-update is not atomic across processes)."""
+    for attempt in range(tries):
+        try:
+            return make()
+        except Exception as exc:
+            if attempt + 1 == tries or not any(w in str(exc).lower() for w in _LOST_RACE):
+                raise
+            time.sleep(0.5 + attempt)
 
 
 def _announce(study, parent: str, experiment_id: str, search_id: str, space_text: str,
