@@ -1,0 +1,93 @@
+"""Fast checks of the scale-out pieces: owners of trials, which RUNNING trials are stale on the
+journal, the worker command's arguments and refusals (no servers needed)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from pipeline.cli import main
+from pipeline.commands.worker import parse
+from pipeline.search import storage as S
+from pipeline.search.orphan import owner, owner_alive
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_an_owner_is_alive_while_its_process_runs_and_dead_after():
+    assert owner_alive(owner()) is True
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    text = owner(child.pid)
+    assert owner_alive(text) is True
+    child.kill()
+    child.wait()
+    assert owner_alive(text) is False
+    host, pid, start = owner().rsplit(":", 2)
+    assert owner_alive(f"{host}:{pid}:{int(start) + 1}") is False  # a reused pid is not it
+    assert owner_alive(f"another-host:{pid}:{start}") is None      # cannot be checked here
+    assert owner_alive(None) is None and owner_alive("garbage") is None
+
+
+def test_journal_stale_trials_are_those_of_dead_or_unknown_owners_only(tmp_path):
+    spec = S.resolve(str(tmp_path / "s.journal"), "s", tmp_path)
+    study = optuna.create_study(study_name="s", storage=S.open_storage(spec))
+    live, dead, unknown, remote = (study.ask() for _ in range(4))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    gone = owner(child.pid)  # a worker that was killed
+    child.kill()
+    child.wait()
+    live.set_user_attr("owner", owner())
+    dead.set_user_attr("owner", gone)
+    remote.set_user_attr("owner", "another-host:1:1")
+    assert sorted(S.fail_stale_trials(study, spec)) == [dead.number, unknown.number]
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {live.number: "RUNNING", dead.number: "FAIL", unknown.number: "FAIL",
+                      remote.number: "RUNNING"}
+    assert S.fail_stale_trials(study, spec) == []  # nothing more on a second look
+
+
+@pytest.mark.parametrize("args, message", [
+    (["study=x"], "worker needs storage="),
+    (["storage=a.journal"], "worker needs study="),
+    (["study=x", "storage=a.journal", "epochs=3"], "worker takes study=, storage=, tracking.uri="),
+    (["study=", "storage=a.journal"], "worker study= must not be empty"),
+])
+def test_worker_arguments_are_refused_in_one_line(args, message):
+    with pytest.raises(ValueError, match=message):
+        parse(args)
+
+
+def test_worker_of_a_missing_study_exits_2_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    assert main(["worker", "study=x", f"storage={tmp_path / 'none.journal'}"]) == 2
+    assert "no journal file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_worker_refuses_a_study_no_search_started(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "s.journal"
+    optuna.create_study(study_name="bare", storage=S.open_storage(S.resolve(str(path), "bare",
+                                                                            tmp_path)))
+    assert main(["worker", "study=bare", f"storage={path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: study 'bare' in journal:") and "has no base_config" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.journal"]
+
+
+def test_worker_refuses_a_tracking_store_without_the_parent_run(search_cfg, tracking_uri,
+                                                                tmp_path, capsys):
+    from pipeline.search.run import run_search
+    from pipeline.search.space import load_space
+
+    cfg = search_cfg("search.n_trials=1", "search.pruner.name=none")
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    space, text = load_space(cfg.search.space, conf)
+    run_search(cfg, space, text, workdir=tmp_path, progress=False)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["worker", "study=tiny", f"storage={tmp_path / 'study.journal'}",
+                 f"tracking.uri={other}"]) == 2
+    assert "does not hold the study's parent run" in capsys.readouterr().err
