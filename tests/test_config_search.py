@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from pipeline.config_search import EvaluateConfig, GateConfig, ParamSpec, SearchConfig, parse_space
+from pipeline.config.search import EvaluateConfig, GateConfig, ParamSpec, SearchConfig, parse_space
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "search"
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import optuna
 
 from pipeline import stages
-from pipeline.config_search import ParamSpec
+from pipeline.config.search import ParamSpec
 from pipeline.search.space import suggest
 from pipeline.search.study import ReportSchedule
 

@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.config_search import ParamSpec
+from pipeline.config.search import ParamSpec
 from pipeline.search.storage import StorageSpec, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
