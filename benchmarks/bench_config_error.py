@@ -1,0 +1,81 @@
+"""How fast a config error reaches the user (issue 10): `python -m pipeline train
+regularization.keep_prob=1.5`, wall time of the whole process, median of N (default 7).
+
+    python benchmarks/bench_config_error.py [--repeats 7] [--override key=value] [--root DIR]
+
+`--root` runs another checkout's `pipeline` (e.g. `--root /work/main` for a before/after).
+
+It also runs the same command once under `python -X importtime` and lists which of the heavy
+libraries (scikit-learn, pandas, mlflow, optuna, scipy) were imported before the error: the
+answer must be none, since the config is validated before any data set, store or study is
+touched. Exits 1 if one was, or if the command did not exit 2 with one line on stderr.
+Nothing is written (the command stops at the config); the machine's load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout whose `pipeline` runs (--root)
+HEAVY = ("sklearn", "pandas", "mlflow", "optuna", "scipy")
+
+
+def command(override: str, *flags: str) -> list[str]:
+    return [sys.executable, *flags, "-m", "pipeline", "train", override]
+
+
+def environment(root: Path) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(root), MLFLOW_DISABLE_TELEMETRY="true",
+               PYTHONWARNINGS="ignore")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # compiled bytecode, as after an install
+    return env
+
+
+def once(override: str, root: Path) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    done = subprocess.run(command(override), cwd=root, env=environment(root),
+                          capture_output=True, text=True)
+    return time.perf_counter() - started, done
+
+
+def heavy_imports(override: str, root: Path) -> list[str]:
+    """Top-level packages among HEAVY that `-X importtime` saw imported before the exit."""
+    done = subprocess.run(command(override, "-X", "importtime"), cwd=root,
+                          env=environment(root), capture_output=True, text=True)
+    names = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", done.stderr, re.M)
+    return sorted({n.split(".")[0] for n in names} & set(HEAVY))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--override", default="regularization.keep_prob=1.5")
+    parser.add_argument("--root", type=Path, default=ROOT)
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    once(args.override, root)  # warm the file cache and bytecode; not counted
+    times, last = [], None
+    for _ in range(args.repeats):
+        seconds, last = once(args.override, root)
+        times.append(seconds)
+    heavy = heavy_imports(args.override, root)
+    print(f"command: python -m pipeline train {args.override}  (pipeline from {root})")
+    print(f"exit code {last.returncode}; stderr: {last.stderr.strip()}")
+    print(f"wall seconds ({args.repeats} runs): {', '.join(f'{t:.3f}' for t in times)}")
+    print(f"median {statistics.median(times):.3f} s, fastest {min(times):.3f} s (target < 0.5 s)")
+    print(f"heavy libraries imported at the error: {heavy or 'none'}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    one_line = last.returncode == 2 and last.stderr.count("\n") == 1
+    return 0 if one_line and not heavy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
