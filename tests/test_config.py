@@ -56,8 +56,8 @@ BAD_VALUES = [
     ("training.epsilon=0", "training.epsilon must be > 0, got 0.0"),
     ("training.min_delta=-0.01", "training.min_delta must be >= 0, got -0.01"),
     ("training.min_delta=.inf", "training.min_delta must be finite, got inf"),
-    ("training.eval_every=0", "training.eval_every must be an integer >= 1 or 'auto', got 0"),
-    ("training.eval_every=true", "training.eval_every must be an integer >= 1 or 'auto', got True"),
+    ("training.eval_every=0", "training.eval_every must be a positive integer or 'auto', got 0"),
+    ("training.eval_every=true", "training.eval_every must be a positive integer or 'auto', got True"),
     ("training.patience=0", "training.patience must be >= 1, got 0"),
     ("training.monitor=dev_acc", "training.monitor must be one of ['dev_loss', 'dev_error'], got 'dev_acc'"),
     ("training.dtype=float16", "training.dtype must be one of ['float64', 'float32'], got 'float16'"),
@@ -84,10 +84,11 @@ BAD_VALUES = [
     ("data.target=autox", "data.target must be one of ['auto'], got 'autox'"),
     ("data.name=table", "data with name table needs path and label, got path=None, label=None"),
     ("data.target={name: table}", "data.target with name table needs path and label, got path=None, label=None"),
-    ("data.params.nosie=0.1", "unknown key data.params.nosie; valid keys of data set noisy_diagonal: "
-                              "n_samples, noise, band, variant"),
-    ("data.target={params: {varient: clean}}", "unknown key data.target.params.varient; valid keys of "
-                                               "data set noisy_diagonal: n_samples, noise, band, variant"),
+    ("data.params.nosie=0.1", "data.params: data set 'noisy_diagonal' has no parameter 'nosie'; "
+                              "valid parameters: n_samples, noise, band, variant"),
+    ("data.target={params: {varient: clean}}", "data.target.params: data set 'noisy_diagonal' has no "
+                                               "parameter 'varient'; valid parameters: n_samples, "
+                                               "noise, band, variant"),
     ("data.feature_scale=[1,0]", "data.feature_scale[1] must be > 0, got 0.0"),
     ("data.train=0.7", "data.train + data.dev + data.test must sum to 1, got 1.1"),
     ("data.dev=1.5", "data.dev must be in (0, 1), got 1.5"),

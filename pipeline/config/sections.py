@@ -95,8 +95,8 @@ class DataConfig(SourceConfig):
             valid = dataset_params(name)
             unknown = sorted(set(source.params) - set(valid))
             if unknown:
-                raise ValueError(f"unknown key {where}.params.{unknown[0]}; valid keys of data "
-                                 f"set {name}: {', '.join(valid)}")
+                raise ValueError(f"{where}.params: data set {name!r} has no parameter "
+                                 f"{unknown[0]!r}; valid parameters: {', '.join(valid)}")
         return self
 
 
@@ -119,7 +119,7 @@ def _cadence(value: Any) -> Any:
     """training.eval_every: a positive integer or "auto"."""
     ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
     if not ok:
-        raise ValueError(f"must be an integer >= 1 or 'auto', got {value!r}")
+        raise ValueError(f"must be a positive integer or 'auto', got {value!r}")
     return value
 
 
