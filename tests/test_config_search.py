@@ -86,7 +86,7 @@ def test_gate_direction_follows_the_metric():
      "type must be one of ['float', 'int', 'categorical'], got 'uniform'"),
     ({"type": "float", "low": 0.1, "high": 1.0, "step": 0}, "step must be > 0, got 0.0"),
     ({"type": "float", "low": 0.1, "high": float("inf")}, "high must be finite, got inf"),
-    ({"type": "float", "low": 0.1, "high": 1.0, "lo": 2}, "unknown key lo; valid keys of the config: "
+    ({"type": "float", "low": 0.1, "high": 1.0, "lo": 2}, "unknown key lo; valid keys of regularization.l2: "
                                                           "choices, high, log, low, step, type"),
 ])
 def test_space_errors_use_the_config_translator(spec, message):

@@ -71,7 +71,7 @@ PosInt = at_least(1)
 Count = at_least(0)
 
 
-def explain_error(exc: ValidationError, root: type[BaseModel]) -> str:
+def explain_error(exc: ValidationError, root: type[BaseModel], name: str = "the config") -> str:
     """One pydantic error as `key must be ..., got value` (one line): the deepest one, then
     one of our validators' own messages, so that of a union (`data.target: auto | {name,
     params, ...}`) the member the value was meant for speaks (`data.target.name must be one
@@ -82,7 +82,7 @@ def explain_error(exc: ValidationError, root: type[BaseModel]) -> str:
     key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     if kind == "extra_forbidden":
-        parent = ".".join(str(p) for p in loc[:-1]) or "the config"
+        parent = ".".join(str(p) for p in loc[:-1]) or name
         valid = sorted(_fields_at(root, loc[:-1]))
         return f"unknown key {key}; valid keys of {parent}: {', '.join(valid)}"
     if kind == "missing":

@@ -74,7 +74,7 @@ def parse_space(data: Any, source: str = "search space") -> dict[str, ParamSpec]
         try:
             space[key] = ParamSpec.model_validate(spec)
         except ValidationError as exc:
-            raise ValueError(f"{source}: {key}: {explain_error(exc, ParamSpec)}") from None
+            raise ValueError(f"{source}: {key}: {explain_error(exc, ParamSpec, key)}") from None
     return space
 
 
