@@ -84,11 +84,11 @@ BAD_VALUES = [
     ("data.target=autox", "data.target must be one of ['auto'], got 'autox'"),
     ("data.name=table", "data with name table needs path and label, got path=None, label=None"),
     ("data.target={name: table}", "data.target with name table needs path and label, got path=None, label=None"),
-    ("data.params.nosie=0.1", "data.params: data set 'noisy_diagonal' has no parameter 'nosie'; "
+    ("data.params.nosie=0.1", "data set 'noisy_diagonal' has no parameter 'nosie' (data.params.nosie); "
                               "valid parameters: n_samples, noise, band, variant"),
-    ("data.target={params: {varient: clean}}", "data.target.params: data set 'noisy_diagonal' has no "
-                                               "parameter 'varient'; valid parameters: n_samples, "
-                                               "noise, band, variant"),
+    ("data.target={params: {varient: clean}}", "data set 'noisy_diagonal' has no parameter 'varient' "
+                                               "(data.target.params.varient); valid parameters: "
+                                               "n_samples, noise, band, variant"),
     ("data.feature_scale=[1,0]", "data.feature_scale[1] must be > 0, got 0.0"),
     ("data.train=0.7", "data.train + data.dev + data.test must sum to 1, got 1.1"),
     ("data.dev=1.5", "data.dev must be in (0, 1), got 1.5"),

@@ -95,8 +95,9 @@ class DataConfig(SourceConfig):
             valid = dataset_params(name)
             unknown = sorted(set(source.params) - set(valid))
             if unknown:
-                raise ValueError(f"{where}.params: data set {name!r} has no parameter "
-                                 f"{unknown[0]!r}; valid parameters: {', '.join(valid)}")
+                raise ValueError(f"data set {name!r} has no parameter {unknown[0]!r} "
+                                 f"({where}.params.{unknown[0]}); valid parameters: "
+                                 f"{', '.join(valid)}")
         return self
 
 
