@@ -96,6 +96,8 @@ BAD_VALUES = [
                              "'small_rotate'], got 'flip'"),
     ("augment.copies=true", "augment.copies must be an integer, got True"),
     ("augment.copies=-1", "augment.copies must be >= 0, got -1"),
+    ("augment.copies=2", "augment.copies is 2 but augment.names is empty; valid names: jitter, reflect, "
+                         "rotate, shift, small_rotate"),
     ("diagnosis.bayes_error=1", "diagnosis.bayes_error must be in [0, 1), got 1.0"),
     ("diagnosis.threshold=1", "diagnosis.threshold must be in (0, 1), got 1.0"),
     ("seed=-1", "seed must be >= 0, got -1"),

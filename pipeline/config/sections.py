@@ -106,6 +106,14 @@ class AugmentConfig(Section):
     copies: Count = 0
     params: dict[str, Any] = {}
 
+    @model_validator(mode="after")
+    def _copies_need_names(self) -> "AugmentConfig":
+        # `prepare` augments only when both are set: copies alone would train silently without
+        if self.copies and not self.names:
+            raise ValueError(f"augment.copies is {self.copies} but augment.names is empty; "
+                             f"valid names: {', '.join(AUGMENTATIONS)}")
+        return self
+
 
 class ModelConfig(Section):
     # [] is allowed on purpose: no hidden layer is logistic (softmax) regression, the
