@@ -13,7 +13,14 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+
+class Section(BaseModel):
+    """The base of every config-like model: frozen, and an unknown key is an error (a typo
+    must not be ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def bound_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:

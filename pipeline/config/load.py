@@ -15,19 +15,17 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ValidationError, model_validator
 
-from pipeline.config.constraints import Count, explain_error
+from pipeline.config.constraints import Count, Section, explain_error
 from pipeline.config.search import EvaluateConfig, SearchConfig
 from pipeline.config.sections import (AugmentConfig, DataConfig, DiagnosisConfig, ModelConfig,
                                       RegularizationConfig, TrackingConfig, TrainingConfig)
 from pipeline.redact import redact
 
 
-class Config(BaseModel):
+class Config(Section):
     """The whole resolved configuration of a run (frozen; copy with `with_overrides`)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     seed: Count = 0
     data: DataConfig = DataConfig()

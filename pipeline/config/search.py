@@ -11,19 +11,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, ValidationError, model_validator
 
-from pipeline.config.constraints import (Count, Finite, NonEmpty, PosInt, Positive, at_least,
-                                         explain_error)
+from pipeline.config.constraints import (Count, Finite, NonEmpty, PosInt, Positive, Section,
+                                         at_least, explain_error)
 
 AtLeastTwo = at_least(2)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ParamSpec(_Frozen):
+class ParamSpec(Section):
     """One searched knob: a float/int range (optionally log or stepped) or a list of choices."""
 
     type: Literal["float", "int", "categorical"]
@@ -78,12 +74,12 @@ def parse_space(data: Any, source: str = "search space") -> dict[str, ParamSpec]
     return space
 
 
-class SamplerConfig(_Frozen):
+class SamplerConfig(Section):
     name: Literal["tpe", "random"] = "tpe"
     seed: int | None = None  # None = the config's top-level seed (the study's seed)
 
 
-class PrunerConfig(_Frozen):
+class PrunerConfig(Section):
     name: Literal["median", "hyperband", "none"] = "median"
     n_startup_trials: Count = 5  # median: trials that are never pruned
     n_warmup_steps: Count = 100  # median: epochs before pruning may start (early dev
@@ -105,7 +101,7 @@ def _study_name(value: str | None) -> str | None:
     return value
 
 
-class SearchConfig(_Frozen):
+class SearchConfig(Section):
     study: Annotated[str | None, AfterValidator(_study_name)] = None  # None = "<experiment>-<data.name>"
     # As in Optuna's optimize(n_trials=N): run N more trials in this invocation. Only finished
     # ones (COMPLETE or PRUNED) count; a FAIL trial is redone.
@@ -129,7 +125,7 @@ class SearchConfig(_Frozen):
     top: PosInt = 10  # rows of the final table
 
 
-class GateConfig(_Frozen):
+class GateConfig(Section):
     """Dev-set gate for the registry alias: metric <= threshold (>= for accuracy)."""
 
     metric: Literal["dev_error", "dev_loss", "dev_accuracy"] = "dev_error"
@@ -143,7 +139,7 @@ class GateConfig(_Frozen):
         return value <= self.threshold
 
 
-class EvaluateConfig(_Frozen):
+class EvaluateConfig(Section):
     # "train": the retrained model is the trial's model (same data, same seed), so its dev
     # metrics reproduce the search's and the gate is honest. "train+dev" uses more data but
     # leaves no held-out set before the test; documented in docs/search.md.

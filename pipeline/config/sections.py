@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import BeforeValidator, model_validator
 
 # The registries themselves, not their names in strings: importing them costs numpy only (the
 # data sets import scikit-learn and pandas inside the functions that use them).
-from pipeline.config.constraints import (Count, Fraction, NonNegative, PosInt, Positive,
+from pipeline.config.constraints import (Count, Fraction, NonNegative, PosInt, Positive, Section,
                                          UnitHalfOpen, check_bound)
-from pipeline.data.augment import AUGMENTATIONS
-from pipeline.data.registry import DATASETS, dataset_params
-from pipeline.nn.activations import ACTIVATIONS
-from pipeline.nn.initializers import INITIALIZERS
-from pipeline.nn.optim import OPTIMIZERS
+from pipeline.data import AUGMENTATIONS, DATASETS, dataset_params
+from pipeline.nn import ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 
 DatasetName = Literal[(*DATASETS, "table")]  # type: ignore[valid-type]
 AugmentationName = Literal[tuple(AUGMENTATIONS)]  # type: ignore[valid-type]
@@ -37,10 +34,6 @@ def _keep_prob(value: Any) -> Any:
             raise ValueError(f"must be a number in (0, 1] or a list of them, got {value!r}")
         check_bound(v, 0, 1, lo_open=True)
     return tuple(float(v) for v in value) if isinstance(value, (list, tuple)) else float(value)
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class SourceConfig(Section):

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, ValidationError, model_validator
 
-from pipeline.config.constraints import NonEmpty, PosInt, Positive, explain_error
+from pipeline.config.constraints import NonEmpty, PosInt, Positive, Section, explain_error
 
 KINDS = ("arms", "grid", "gradient_flow", "gradcheck")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -43,11 +43,7 @@ def _name(value: str) -> str:
 Name = Annotated[str, AfterValidator(_name)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Check(_Model):
+class Check(Section):
     """One declarative comparison over per-arm means (see docs/lessons.md)."""
     metric: str
     arm: str | None = None                       # the arm whose mean is tested ...
@@ -76,37 +72,37 @@ class Check(_Model):
         return [a for a in named if a is not None]
 
 
-class Claim(_Model):
+class Claim(Section):
     text: str
     checks: Annotated[tuple[Check, ...], NonEmpty]
 
 
-class Grid(_Model):
+class Grid(Section):
     """Cells are `<row>/<col>`: each applies its row's and its column's overrides."""
     rows: Annotated[dict[Name, dict[str, Any]], NonEmpty]
     cols: Annotated[dict[Name, dict[str, Any]], NonEmpty]
 
 
-class Threshold(_Model):
+class Threshold(Section):
     """epochs_to_threshold: the first evaluated epoch where `metric` <= value (budget if never)."""
     metric: Literal["train_loss", "dev_loss", "train_objective"] = "train_loss"
     value: Positive
 
 
-class Corrupt(_Model):
+class Corrupt(Section):
     """gradcheck: the arm whose backward pass is wrapped to scale one block's gradient."""
     arm: Name
     block: str = "W2"
     factor: float = 1.1
 
 
-class Figure(_Model):
+class Figure(Section):
     curves: tuple[str, ...] = ("train_loss", "dev_accuracy")
     band: Literal["std", "minmax"] = "minmax"
     boundary: bool = True                       # decision boundaries when the data is 2-D
 
 
-class Lesson(_Model):
+class Lesson(Section):
     name: Name
     title: str
     kind: Literal["arms", "grid", "gradient_flow", "gradcheck"] = "arms"
