@@ -1,9 +1,11 @@
 """How fast a config error reaches the user (issue 10): `python -m pipeline train
 regularization.keep_prob=1.5`, wall time of the whole process, median of N (default 7).
 
-    python benchmarks/bench_config_error.py [--repeats 7] [--override key=value] [--root DIR]
+    python benchmarks/bench_config_error.py [--repeats 7] [--override key=value]
+                                            [--root DIR] [--compare DIR]
 
-`--root` runs another checkout's `pipeline` (e.g. `--root /work/main` for a before/after).
+`--root` runs another checkout's `pipeline`; `--compare DIR` runs a second checkout alternately
+with it (before/after on a shared machine: a load spike hits both alike).
 
 It also runs the same command once under `python -X importtime` and lists which of the heavy
 libraries (scikit-learn, pandas, mlflow, optuna, scipy) were imported before the error: the
@@ -58,23 +60,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--override", default="regularization.keep_prob=1.5")
     parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument("--compare", type=Path, default=None, metavar="DIR",
+                        help="another checkout, run alternately with --root (A B A B ...) so "
+                             "that load spikes hit both alike, e.g. --compare /work/main")
     args = parser.parse_args(argv)
-    root = args.root.resolve()
+    roots = [args.root.resolve()] + ([args.compare.resolve()] if args.compare else [])
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    once(args.override, root)  # warm the file cache and bytecode; not counted
-    times, last = [], None
+    print(f"command: python -m pipeline train {args.override}")
+    times: dict[Path, list[float]] = {root: [] for root in roots}
+    last: dict[Path, subprocess.CompletedProcess] = {}
+    for root in roots:
+        once(args.override, root)  # warm the file cache and bytecode; not counted
     for _ in range(args.repeats):
-        seconds, last = once(args.override, root)
-        times.append(seconds)
-    heavy = heavy_imports(args.override, root)
-    print(f"command: python -m pipeline train {args.override}  (pipeline from {root})")
-    print(f"exit code {last.returncode}; stderr: {last.stderr.strip()}")
-    print(f"wall seconds ({args.repeats} runs): {', '.join(f'{t:.3f}' for t in times)}")
-    print(f"median {statistics.median(times):.3f} s, fastest {min(times):.3f} s (target < 0.5 s)")
-    print(f"heavy libraries imported at the error: {heavy or 'none'}")
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    one_line = last.returncode == 2 and last.stderr.count("\n") == 1
-    return 0 if one_line and not heavy else 1
+        for root in roots:
+            seconds, last[root] = once(args.override, root)
+            times[root].append(seconds)
+    ok = True
+    for root in roots:
+        heavy = heavy_imports(args.override, root)
+        done = last[root]
+        print(f"\npipeline from {root}")
+        print(f"  exit code {done.returncode}; stderr: {done.stderr.strip()}")
+        print(f"  wall seconds: {', '.join(f'{t:.3f}' for t in times[root])}")
+        print(f"  median {statistics.median(times[root]):.3f} s, fastest {min(times[root]):.3f} s "
+              f"(target < 0.5 s)")
+        print(f"  heavy libraries imported at the error: {heavy or 'none'}")
+        ok = ok and done.returncode == 2 and done.stderr.count("\n") == 1 and not heavy
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
