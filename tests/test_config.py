@@ -103,6 +103,7 @@ BAD_VALUES = [
     ("seed=-1", "seed must be >= 0, got -1"),
     ("search.n_trials=0", "search.n_trials must be >= 1, got 0"),
     ("search.pruner.reduction_factor=1", "search.pruner.reduction_factor must be >= 2, got 1"),
+    ("search.sampler.seed=-3", "search.sampler.seed must be >= 0, got -3"),
     ("search.sampler.name=grid", "search.sampler.name must be one of ['tpe', 'random'], got 'grid'"),
     ("search.study=../../x", "search.study must be a name of letters, digits, '.', '_' or '-' "
                              "(it names the file optuna/<study>.journal), got '../../x'"),

@@ -76,7 +76,7 @@ def parse_space(data: Any, source: str = "search space") -> dict[str, ParamSpec]
 
 class SamplerConfig(Section):
     name: Literal["tpe", "random"] = "tpe"
-    seed: int | None = None  # None = the config's top-level seed (the study's seed)
+    seed: Count | None = None  # None = the config's top-level seed (the study's seed)
 
 
 class PrunerConfig(Section):
