@@ -60,3 +60,17 @@ def test_a_config_error_imports_no_heavy_library(tmp_path, override):
                          text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "2 []", out.stderr
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("overrides, check", [
+    (["data.name=table", "data.path=t.csv", "data.label=y"], lambda c: c.data.path == "t.csv"),
+    (["data.target={name: table, path: d.csv, label: y}"], lambda c: c.data.target.path == "d.csv"),
+    (["data.target={params: {variant: clean}}"], lambda c: c.data.target.params == {"variant": "clean"}),
+    (["data.name=rings", "data.params={n_samples: 300, noise: 0.1}"],
+     lambda c: c.data.params["n_samples"] == 300),
+    (["augment.names=[jitter]", "augment.copies=2"], lambda c: c.augment.copies == 2),
+    (["model.hidden=[]", "regularization.keep_prob=0.5"], lambda c: c.model.hidden == ()),
+])
+def test_the_cross_field_rules_let_valid_combinations_through(overrides, check):
+    # the rules that refuse (test_config.BAD_VALUES) must not refuse their valid neighbours
+    assert check(load_config(overrides, conf_dir=CONF))

@@ -1,6 +1,7 @@
 """The `search` and `evaluate` sections of the config (pydantic v2, frozen, no optuna here).
 
-`load.py` imports `SearchConfig` and `EvaluateConfig` as two sections of the main config; every field has a default so `search: {}` is valid. The search space itself lives in
+`load.py` imports `SearchConfig` and `EvaluateConfig` as two sections of the main config; every
+field has a default so `search: {}` is valid. The search space itself lives in
 `conf/search/<name>.yaml` (chosen with `search.space=<name>` or a path to a YAML file) and is
 validated by `parse_space`: a mapping from a dotted config key (`regularization.l2`) to a
 `ParamSpec`, so a user adds a knob (learning rate, hidden sizes, optimizer) by editing YAML only.
