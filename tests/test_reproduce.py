@@ -37,23 +37,32 @@ def store(trained_run, monkeypatch):
     return uri, run_id
 
 
-def copy_run(uri, run_id, *, skip_metric=None, skip_tag=None):
-    """A copy of the run (params, tags, every metric point, config.yaml) to tamper with."""
+def copy_run(uri, run_id, *, skip_metric=None, skip_tag=None, params=None, tags=None):
+    """A copy of the run (params, tags, every metric point, config.yaml when it is an
+    artifact) to tamper with; `params` / `tags` replace values in the copy."""
     client = MlflowClient(uri)
     src = client.get_run(run_id)
     new = client.create_run(src.info.experiment_id, run_name="tampered-copy")
     new_id = new.info.run_id
-    client.log_batch(new_id, params=[], tags=[mlflow.entities.RunTag(k, v)
-                                              for k, v in src.data.tags.items()
-                                              if k != skip_tag and not k.startswith("mlflow.")])
+    p = {**src.data.params, **(params or {})}
+    t = {k: v for k, v in src.data.tags.items() if k != skip_tag and not k.startswith("mlflow.")}
+    t.update(tags or {})
+    items = [mlflow.entities.Param(k, v) for k, v in p.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(new_id, params=items[i:i + 100])
+    items = [mlflow.entities.RunTag(k, v) for k, v in t.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(new_id, tags=items[i:i + 100])
     points = []
     for key in src.data.metrics:
         if key != skip_metric:
             points += client.get_metric_history(run_id, key)
     for i in range(0, len(points), 1000):
         client.log_batch(new_id, metrics=points[i:i + 1000])
-    client.log_text(new_id, mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"), "config.yaml")
-    if src.data.tags.get("git.dirty") == "true":
+    if "config.yaml" not in t:      # a training run's config is an artifact, a trial's a tag
+        client.log_text(new_id, mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"),
+                        "config.yaml")
+    if t.get("git.dirty") == "true" and "git.diff_digest" not in t:
         client.log_text(new_id, mlflow.artifacts.load_text(f"runs:/{run_id}/git/diff.patch"),
                         "git/diff.patch")
     client.set_terminated(new_id)

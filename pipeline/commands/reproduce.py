@@ -41,7 +41,7 @@ def run(args, out=None) -> int:
     logged = read_run(args.run_id, CURVES)
     pruned_at = trial_state(args.run_id, logged)
     cfg = config_from_yaml(logged["config"], f"config of run {args.run_id}")
-    rows = environment_checks(logged)
+    rows = param_checks(logged["params"], cfg) + environment_checks(logged)
     prepared = stages.prepare(cfg)
     trial = logged["tags"].get("stage") == "search_trial"
     for split, digest in prepared.digests.items():
@@ -122,6 +122,16 @@ def record_in_project_run(project_run_id: str, run_id: str, rows, text: str) -> 
               "reproduce.match": str(not differ).lower(),
               "reproduce.differs": ", ".join(differ)[:5000] or "none"},
         texts={"reproduce/report.txt": text})
+
+
+def param_checks(params: dict, cfg) -> list[tuple[str, object, object]]:
+    """The run's params against the config it is rerun from: one row per param that differs
+    (named), or one row when all agree (a run has ~170 params)."""
+    flat = cfg.flat()
+    differ = [(f"param {k}", params.get(k), v[:6000]) for k, v in flat.items()
+              if params.get(k) != v[:6000]]
+    differ += [(f"param {k}", v, None) for k, v in params.items() if k not in flat]
+    return differ or [(f"params ({len(flat)}) as in the config", "identical", "identical")]
 
 
 def environment_checks(logged: dict) -> list[tuple[str, object, object]]:

@@ -11,7 +11,7 @@ from pipeline.tracking.reproducible import diff_digest, unpack_config
 
 
 def read_run(run_id: str, curves: tuple[str, ...]) -> dict:
-    """Tags, metrics, the given curves (values and their steps) and the config text of a
+    """Tags, metrics, params, the given curves (values and their steps) and the config text of a
     logged run (read-only), plus the digest of its uncommitted changes (`diff_digest`).
 
     The config is the `config.yaml` artifact of a training run, or the `config.yaml` TAG of a
@@ -38,7 +38,8 @@ def read_run(run_id: str, curves: tuple[str, ...]) -> dict:
         raise ValueError(f"run {run_id} cannot be reproduced: its config was {config[14:]}")
     history = {k: sorted(client.get_metric_history(run_id, metric_name(k)),
                          key=lambda m: m.step) for k in curves}
-    return {"tags": tags, "metrics": run.data.metrics, "config": config,
+    return {"tags": tags, "metrics": run.data.metrics, "params": run.data.params,
+            "config": config,
             "diff_digest": digest or "none",
             "curves": {k: [m.value for m in v] for k, v in history.items()},
             "steps": {k: [m.step for m in v] for k, v in history.items()}}
