@@ -180,3 +180,19 @@ def test_a_two_thread_training_logs_two_and_reproduces_under_two(tmp_path, monke
     out = capsys.readouterr().out
     assert code == 0, out
     assert "match    logged 2  now 2" in out.split("blas threads")[1]
+
+
+@TWO_CORES
+def test_lesson_jobs_run_and_record_the_chosen_count_in_a_notebook_process():
+    """A notebook has numpy loaded with the machine's threads (2 here): the runner applies the
+    chosen count (1) to each job with threadpoolctl, records it, and gives the 2 back."""
+    from pipeline.lessons import parse_lesson, plan
+    from pipeline.lessons.runner import run_jobs
+
+    tiny = parse_lesson("title: t\nbase: {data.params: {n_samples: 60}, training.epochs: 5}\n"
+                        "arms: {a: {}}\nclaim: {text: c, checks: [{metric: dev_accuracy, "
+                        "arm: a, at_least: 0.0}]}\n", "tiny")
+    with threads.limit(2):
+        runs = run_jobs(plan(tiny, seeds=2, conf_dir=ROOT / "conf"), workers=1)
+        assert threads.in_effect() == 2
+    assert [r.blas_threads for r in runs] == [1, 1]

@@ -90,7 +90,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
             pool.close()
             pool.join()
         else:
-            limit.restore_original_limits()
+            limit.restore()
     return sorted(done, key=lambda r: order[(r.arm, r.seed)])
 
 
