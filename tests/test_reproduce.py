@@ -59,7 +59,7 @@ def copy_run(uri, run_id, *, skip_metric=None, skip_tag=None, params=None, tags=
             points += client.get_metric_history(run_id, key)
     for i in range(0, len(points), 1000):
         client.log_batch(new_id, metrics=points[i:i + 1000])
-    if "config.yaml" not in t:      # a training run's config is an artifact, a trial's a tag
+    if "config.json" not in t:      # a training run's config is an artifact, a trial's a tag
         client.log_text(new_id, mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"),
                         "config.yaml")
     if t.get("git.dirty") == "true" and "git.diff_digest" not in t:

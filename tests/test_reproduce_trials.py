@@ -77,7 +77,7 @@ def test_every_trial_records_config_digests_code_and_threads_without_artifacts(s
         tags = client.get_run(run_id).data.tags
         assert tags["blas.threads"] == "1"                # the CLI's default, read back
         assert tags["blas.library"].startswith(("openblas", "mkl", "blis"))
-        cfg = config_from_yaml(unpack_config(tags["config.yaml"]))
+        cfg = config_from_yaml(unpack_config(tags["config.json"]))
         assert cfg.data.path == str(tmp / "t.csv") and cfg.training.epochs == 60
         assert len(tags["data.digest.train"]) == 16 and len(tags["data.digest.dev"]) == 16
         assert "data.digest.test" not in tags              # a trial never holds the test split

@@ -1,7 +1,7 @@
 """`python -m pipeline reproduce <run_id>`: rerun a logged run in-process and compare.
 
 Works on training runs, final-test runs and the trial child runs of a search. Reads the run's
-config (the `config.yaml` artifact, or a trial's `config.yaml` tag: tracking/reproducible.py)
+config (the `config.yaml` artifact, or a trial's `config.json` tag: tracking/reproducible.py)
 and tags, checks the code (git commit, and the digest of the uncommitted changes when the tree
 was dirty), the package versions, the BLAS library and the data digests against the current
 checkout and freshly prepared data, retrains in-process with the BLAS thread count the run
@@ -116,7 +116,7 @@ def record_in_project_run(project_run_id: str, run_id: str, rows, text: str) -> 
     describe_project_run(
         project_run_id, name=f"reproduce-{run_id[:8]}",
         note=f"Reproduction check of run {run_id}: {verdict}. The run was retrained in-process "
-             f"from its logged config.yaml; reproduce/report.txt lists all {len(rows)} checks. "
+             f"from its logged config; reproduce/report.txt lists all {len(rows)} checks. "
              "This run holds no training of its own.",
         tags={"stage": "reproduce", "reproduce.of": run_id,
               "reproduce.match": str(not differ).lower(),

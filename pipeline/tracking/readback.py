@@ -14,7 +14,7 @@ def read_run(run_id: str, curves: tuple[str, ...]) -> dict:
     """Tags, metrics, params, the given curves (values and their steps) and the config text of a
     logged run (read-only), plus the digest of its uncommitted changes (`diff_digest`).
 
-    The config is the `config.yaml` artifact of a training run, or the `config.yaml` TAG of a
+    The config is the `config.yaml` artifact of a training run, or the `config.json` TAG of a
     trial child run (tracking/reproducible.py); likewise the diff: the `git/diff.patch`
     artifact, or the trial's `git.diff_digest` tag.
     `curves` are the core's history keys (`dev_loss`); they are read under their logged names
@@ -25,7 +25,7 @@ def read_run(run_id: str, curves: tuple[str, ...]) -> dict:
     try:
         run = client.get_run(run_id)
         tags = run.data.tags
-        config = (unpack_config(tags["config.yaml"]) if "config.yaml" in tags else
+        config = (unpack_config(tags["config.json"]) if "config.json" in tags else
                   mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
         digest = tags.get("git.diff_digest")
         if digest is None and tags.get("git.dirty") == "true":

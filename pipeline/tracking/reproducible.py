@@ -6,9 +6,11 @@ the overhead work cut a trial to a few writes, so a trial gets the same facts as
 into the tags its child run is created with (`StudyLogger.start_trial`): no extra round trip,
 no upload.
 
-- `config.yaml`: the trial's resolved config as YAML, passwords masked (~1.4 kB for the default
-  config; a tag holds 8000 characters, a longer YAML is stored zlib-compressed and base64'd
-  with the prefix `zlib+base64:`). `reproduce` reads this tag when the run has no artifact.
+- `config.json`: the trial's resolved config as compact JSON (which is also YAML, so the
+  config loader reads it), passwords masked: ~1.3 kB for the default config, 0.03 ms to make
+  (YAML took 3-6 ms a trial). A tag holds 8000 characters; a longer text is stored
+  zlib-compressed and base64'd with the prefix `zlib+base64:`. `reproduce` reads this tag
+  when the run has no `config.yaml` artifact.
 - `data.digest.train`, `data.digest.dev`: the splits the trial trained and was scored on (the
   search never holds the test split, so there is no test digest to record).
 - `git.commit`, `git.dirty`, `git.diff_digest` (sha256 of the uncommitted changes, instead of
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import zlib
 from functools import lru_cache
 
@@ -34,7 +37,8 @@ PACKED = "zlib+base64:"   # prefix of a config too long to store as plain YAML
 def trial_tags(cfg, prepared=None) -> dict[str, str]:
     """The reproduction tags of one trial (see the module docstring); `prepared` is the
     worker's data without the test split (None: no digests, reproduce will say so)."""
-    tags = {"config.yaml": pack_config(redact(cfg.to_yaml())), "seed": str(cfg.seed)}
+    text = json.dumps(cfg.model_dump(mode="json"), separators=(",", ":"))
+    tags = {"config.json": pack_config(redact(text)), "seed": str(cfg.seed)}
     if prepared is not None:
         tags.update({"data.digest.train": prepared.raw_train.digest,
                      "data.digest.dev": prepared.raw_dev.digest})
