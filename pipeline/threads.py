@@ -1,9 +1,10 @@
 """The BLAS thread count: chosen in one place, set for every entry point, read back for the record.
 
-Why it matters: a matrix product split over a different number of BLAS threads adds its partial
-sums in a different order, so the same config can differ in the last digits (measured on the
-digits run: a 1-thread rerun of a 2-thread run differed in the 17th digit). Reproducing a run bit
-for bit therefore needs the count it ran with, and every run records it (`blas.threads`).
+Why it matters: a matrix product split over a different number of BLAS threads can add its
+partial sums in a different order, so the same config can differ in the last digits (issue 11:
+a 1-thread rerun of a 2-thread digits run differed in the 17th digit; whether it does depends
+on the sizes and the machine). Reproducing a run bit for bit therefore needs the count it ran
+with, and every run records it (`blas.threads`).
 
 Why one thread by default: the default networks' matrices are small, and on a machine whose cores
 are busy OpenBLAS's second thread spins for one. Measured (2 cores, load ~12): the default
