@@ -96,6 +96,17 @@ def test_a_changed_metric_is_named(store, capsys):
     assert "does NOT reproduce: 1 of" in out and out.rstrip().endswith("metric final/dev_loss")
 
 
+def test_a_changed_param_is_named_and_a_runners_own_param_is_not(store, capsys):
+    """`mlflow run -P epochs=300` logs `epochs` beside the config's params: not a config key,
+    not compared. A config key's param that disagrees with config.yaml is named."""
+    uri, run_id = store
+    assert main(["reproduce", copy_run(uri, run_id, params={"epochs": "300"}), "--quiet"]) == 0
+    capsys.readouterr()
+    copy = copy_run(uri, run_id, params={"training.learning_rate": "0.5"})
+    assert main(["reproduce", copy, "--quiet"]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("checks differ: param training.learning_rate")
+
+
 def test_a_changed_data_digest_is_named(store, capsys):
     uri, run_id = store
     copy = copy_run(uri, run_id)

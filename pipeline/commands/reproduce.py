@@ -125,12 +125,12 @@ def record_in_project_run(project_run_id: str, run_id: str, rows, text: str) -> 
 
 
 def param_checks(params: dict, cfg) -> list[tuple[str, object, object]]:
-    """The run's params against the config it is rerun from: one row per param that differs
-    (named), or one row when all agree (a run has ~170 params)."""
+    """The run's params against the config it is rerun from: one row per config key whose
+    param differs (named), or one row when all agree (a run has ~70-170 params). Params that
+    are no config key are not compared: `mlflow run` logs its `-P` values (`epochs`, `l2`)."""
     flat = cfg.flat()
     differ = [(f"param {k}", params.get(k), v[:6000]) for k, v in flat.items()
               if params.get(k) != v[:6000]]
-    differ += [(f"param {k}", v, None) for k, v in params.items() if k not in flat]
     return differ or [(f"params ({len(flat)}) as in the config", "identical", "identical")]
 
 
