@@ -77,6 +77,17 @@ def test_a_fresh_run_reproduces_bit_for_bit(store, capsys):
     assert f"run {run_id} reproduces: all" in out
     assert "metric final/dev_loss" in out and "curve dev_loss (40 points)" in out
     assert "DIFFERS" not in out
+    assert "match    logged 1  now 1" in out.split("blas threads")[1]   # logged, read back
+    assert "(rerun with 1 BLAS thread(s), as logged (blas.threads))" in out
+
+
+def test_a_run_that_logged_no_thread_count_says_what_it_used(store, capsys):
+    """Runs made before blas.threads existed: rerun with this process's count, and say so."""
+    uri, run_id = store
+    assert main(["reproduce", copy_run(uri, run_id, skip_tag="blas.threads")]) == 0
+    out = capsys.readouterr().out
+    assert "(the run logged no BLAS thread count: rerun with 1 BLAS thread(s)" in out
+    assert "blas threads" not in out
 
 
 def test_the_untampered_copy_also_reproduces(store, capsys):
