@@ -39,15 +39,17 @@ def _write_table(path: Path, scale: float = 1.0) -> None:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """Three COMPLETE trials of a search on a CSV table, made by a subprocess."""
+    """Five trials of a search on a CSV table, made by a subprocess: the median pruner, from
+    the third trial on, prunes some (seeded sampler: 2 COMPLETE, 3 PRUNED)."""
     tmp = tmp_path_factory.mktemp("trials")
     _write_table(tmp / "t.csv")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    cmd = [sys.executable, "-m", "pipeline", "search", "n_trials=3", "data.name=table",
+    cmd = [sys.executable, "-m", "pipeline", "search", "n_trials=5", "data.name=table",
            f"data.path={tmp / 't.csv'}", "data.label=y", "model.hidden=[20,3]",
            "training.epochs=60", "training.eval_every=5", "training.patience=4",
            f"search.storage={tmp / 'study.journal'}", "search.study=tab",
-           "search.trial_figures=none", "search.pruner.name=none", "--quiet",
+           "search.trial_figures=none", "search.pruner.n_startup_trials=2",
+           "search.pruner.n_warmup_steps=0", "--quiet",
            "--conf-dir", str(ROOT / "conf")]
     proc = subprocess.run(cmd, cwd=tmp, env=_env(MLFLOW_TRACKING_URI=uri), capture_output=True,
                           text=True, timeout=600)
@@ -55,25 +57,28 @@ def study(tmp_path_factory):
     client = MlflowClient(uri)
     trials = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                 filter_string="tags.stage = 'search_trial'")
-    assert len(trials) == 3
-    return uri, tmp, [r.info.run_id for r in trials]
+    states = {r.info.run_id: r.data.tags["optuna.state"] for r in trials}
+    complete = sorted(k for k, v in states.items() if v == "COMPLETE")
+    pruned = sorted(k for k, v in states.items() if v == "PRUNED")
+    assert len(complete) >= 2 and pruned, states
+    return uri, tmp, complete, pruned
 
 
 @pytest.fixture
 def store(study, monkeypatch):
-    uri, tmp, trials = study
+    uri, tmp, complete, pruned = study
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     mlflow.set_tracking_uri(uri)
-    return uri, tmp, trials
+    return uri, tmp, complete + complete[:1], pruned   # 3 COMPLETE ids (two distinct)
 
 
 def test_every_trial_records_config_digests_code_and_threads_without_artifacts(store):
     from pipeline.config import config_from_yaml
 
-    uri, tmp, trials = store
+    uri, tmp, trials, pruned = store
     client = MlflowClient(uri)
-    for run_id in trials:
+    for run_id in trials + pruned:
         tags = client.get_run(run_id).data.tags
         assert tags["blas.threads"] == "1"                # the CLI's default, read back
         assert tags["blas.library"].startswith(("openblas", "mkl", "blis"))
@@ -87,7 +92,7 @@ def test_every_trial_records_config_digests_code_and_threads_without_artifacts(s
 
 @TWO_CORES
 def test_a_trial_reproduces_bit_for_bit_with_its_logged_thread_count(store, capsys):
-    uri, _, trials = store
+    uri, _, trials, _ = store
     with threads.limit(2):                       # this process would use 2; the trial logged 1
         code = main(["reproduce", trials[0]])
         assert threads.in_effect() == 2          # the logged count applied only for the rerun
@@ -103,7 +108,7 @@ def test_a_trial_reproduces_bit_for_bit_with_its_logged_thread_count(store, caps
 
 @TWO_CORES
 def test_a_logged_count_of_two_is_the_count_reproduce_uses(store, capsys):
-    uri, _, trials = store
+    uri, _, trials, _ = store
     copy = copy_run(uri, trials[1], tags={"blas.threads": "2"})
     main(["reproduce", copy])
     out = capsys.readouterr().out
@@ -112,7 +117,7 @@ def test_a_logged_count_of_two_is_the_count_reproduce_uses(store, capsys):
 
 
 def test_a_tampered_trial_param_is_named(store, capsys):
-    uri, _, trials = store
+    uri, _, trials, _ = store
     copy = copy_run(uri, trials[1], params={"regularization.l2": "123.0"})
     assert main(["reproduce", copy, "--quiet"]) == 1
     verdict = capsys.readouterr().out.rstrip()
@@ -121,7 +126,7 @@ def test_a_tampered_trial_param_is_named(store, capsys):
 
 
 def test_changed_data_is_named_and_changes_the_numbers(store, capsys):
-    uri, tmp, trials = store
+    uri, tmp, trials, _ = store
     _write_table(tmp / "t.csv", scale=1.0 + 1e-9)          # every row, so every split
     try:
         assert main(["reproduce", trials[2], "--quiet"]) == 1
@@ -132,8 +137,20 @@ def test_changed_data_is_named_and_changes_the_numbers(store, capsys):
     assert main(["reproduce", trials[2], "--quiet"]) == 0   # the data back: matches again
 
 
+def test_a_pruned_trial_reproduces_its_curves_up_to_the_pruning_epoch(store, capsys):
+    uri, _, _, pruned = store
+    run_id = pruned[0]
+    points = MlflowClient(uri).get_metric_history(run_id, "curves/dev_loss")
+    last = max(p.step for p in points)
+    assert main(["reproduce", run_id]) == 0
+    out = capsys.readouterr().out
+    assert f"(a PRUNED trial (at epoch {last}): it has no final numbers" in out
+    assert f"curve dev_loss ({len(points)} points) " in out and "metric " not in out
+    assert out.rstrip().endswith("checks match bit for bit")
+
+
 def test_a_failed_trial_is_refused_in_one_line(store, capsys):
-    uri, _, trials = store
+    uri, _, trials, _ = store
     copy = copy_run(uri, trials[0], tags={"optuna.state": "FAIL"})
     assert main(["reproduce", copy]) == 2
     err = capsys.readouterr().err
