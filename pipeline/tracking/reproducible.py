@@ -1,4 +1,4 @@
-"""What a trial child run records so that `reproduce` can rerun it, added to a write it already does.
+"""What a trial child run records so `reproduce` can rerun it, added to a write it already does.
 
 A training run records its reproduction inputs with several calls (`config.yaml` artifact,
 `git/diff.patch` artifact, tag batches: training.py). A search makes hundreds of trials, and
