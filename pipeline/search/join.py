@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 import yaml
 
-from pipeline.config_search import parse_space
+from pipeline.config.search import parse_space
 from pipeline.search import storage as S
 from pipeline.search.study import FINISHED, Job, count, open_study, run_worker
 
