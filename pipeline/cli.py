@@ -5,6 +5,12 @@ Each sub-command lives in `pipeline/commands/<name>.py` and exposes
 command is chosen, so `--help` and validation errors stay fast (mlflow alone costs ~1 s).
 A `ValueError` anywhere below, or an exception of the environment (MLflow, HTTP, SQLAlchemy,
 Optuna storage, OSError), becomes one line on stderr and exit code 2.
+
+Signals: `main` makes the command's `Stop` (`args.stop`, see pipeline/stop.py) and turns
+SIGTERM and Ctrl-C into a stop request for the command's whole life; the command passes it to
+its stages, which stop at a safe point. This is the one place a stop becomes an exit code:
+143 for SIGTERM, 130 for Ctrl-C, with one line on stderr (what was stopped and what became of
+its runs, as the command said in `Stopped.outcome`), no traceback.
 """
 
 from __future__ import annotations
@@ -75,8 +81,18 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
     from pipeline.commands.preflight import http_defaults
 
     http_defaults()  # MLflow's HTTP retries bounded for every command (user values win)
+    from pipeline.stop import Stop, Stopped
+
+    args.stop = Stop()
     try:
-        return int(_command_module(args.command).run(args) or 0)
+        with args.stop.on_signals():
+            return int(_command_module(args.command).run(args) or 0)
+    except Stopped as exc:
+        print(exc.line(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were installed
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     except Exception as exc:
         if not foreseeable(exc):
             raise

@@ -39,7 +39,14 @@ def run(args, out=None) -> int:
     prepared = stages.prepare(cfg)
     for split, digest in prepared.digests.items():
         rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"), digest))
-    trained = stages.train(cfg, prepared)
+    from pipeline.commands import stop_of
+    from pipeline.stop import Stopped
+
+    try:
+        trained = stages.train(cfg, prepared, stop=stop_of(args))
+    except Stopped as exc:  # cli.main prints it and exits 143/130
+        exc.outcome = f"the rerun of run {args.run_id} was stopped: no verdict, nothing recorded"
+        raise
     rows += metric_checks(logged, trained, stride=curve_stride_of(cfg))
     full = io.StringIO()
     code = report(args.run_id, rows, full)
