@@ -77,20 +77,13 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
     # here, not in __main__.py, so that the console script gets the same default
     for key in BLAS_THREADS:
         os.environ.setdefault(key, "1")
-    args = build_parser(prog).parse_args(argv)
-    from pipeline.commands.preflight import http_defaults
-
-    http_defaults()  # MLflow's HTTP retries bounded for every command (user values win)
-    from pipeline.stop import Stop, Stopped
-
-    args.stop = Stop()
     try:
-        with args.stop.on_signals():
-            return int(_command_module(args.command).run(args) or 0)
-    except Stopped as exc:
-        print(exc.line(), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:  # Ctrl-C before the handlers were installed
+        args = build_parser(prog).parse_args(argv)
+        from pipeline.commands.preflight import http_defaults
+
+        http_defaults()  # MLflow's HTTP retries bounded for every command (user values win)
+        return _run_stoppable(args)
+    except KeyboardInterrupt:  # Ctrl-C before the command's handlers were installed
         print("interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     except Exception as exc:
@@ -98,3 +91,23 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _run_stoppable(args) -> int:
+    """Run the command with its `Stop` (args.stop) fed by SIGTERM/SIGINT; a `Stopped` becomes
+    its exit code (143/130) and one line on stderr."""
+    from pipeline.stop import Stop, Stopped
+
+    stop = args.stop = Stop()
+    try:
+        with stop.on_signals():
+            code = int(_command_module(args.command).run(args) or 0)
+    except Stopped as exc:
+        print(exc.line(), file=sys.stderr)
+        return exc.exit_code
+    if stop.requested:  # the command finished without a safe point after it: not a success
+        late = Stopped(stop.reason or "stop requested", stop.signum)
+        late.outcome = "received after the command's work was done (its output is complete)"
+        print(late.line(), file=sys.stderr)
+        return late.exit_code
+    return code

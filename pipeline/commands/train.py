@@ -65,6 +65,7 @@ def run(args) -> int:
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
     prepared = stages.prepare_checked(cfg)           # bad data/settings fail before a run
     preflight.check(cfg)                             # tracking store usable, before a run
+    stop.check()                                     # stopped while preparing: nothing made
 
     # the model's input-example check downloads artifacts with a progress bar each: noise here
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

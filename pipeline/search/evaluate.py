@@ -114,12 +114,12 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
     study, best, trial_cfg, overrides, label = load_best(cfg, workdir)
     name = study.study_name
     prepared = stages.prepare(trial_cfg)
+    stop.check()  # stopped while preparing: nothing created
     experiment_id = tracking.configure(trial_cfg.tracking, experiment_id=experiment_id)
     sc = cfg.search
     spec = S.resolve(sc.storage, name, workdir)
     # The once-only check and the record of the look happen under one claim (see claim.py):
     # a second evaluate at the same instant is refused instead of unsealing the test split too.
-    stop.check()  # before the claim: a stop during the data preparation creates nothing
     with evaluation_claim(spec, name, workdir):
         return _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared,
                                  experiment_id, out, stop)
