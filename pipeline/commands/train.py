@@ -63,7 +63,7 @@ def run(args) -> int:
 
     stop = stop_of(args)
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
-    prepared = stages.prepare_checked(cfg)           # bad data/settings fail before a run
+    prepared = stages.prepare(cfg)                   # bad data fails before a run
     preflight.check(cfg)                             # tracking store usable, before a run
     stop.check()                                     # stopped while preparing: nothing made
 
