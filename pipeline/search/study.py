@@ -161,32 +161,14 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None, stop=Non
         if count(study, _RESERVED) >= job.target or (stop is not None and stop.requested):
             study.stop()  # a stop between trials: no new trial is started
 
-    with _quiet_when_stopped(stop):
+    from pipeline.search import quiet_when_stopped
+
+    with quiet_when_stopped(stop):
         study.optimize(guarded, callbacks=[stop_when_reserved], catch=(_Overshoot,),
                        gc_after_trial=False)
     if stop is not None:
         stop.check()
     objective.finish()
-
-
-@contextmanager
-def _quiet_when_stopped(stop):
-    """Once a stop is requested, Optuna's "Trial N failed ... Stopped" warnings are dropped:
-    the command says it in one line, and each trial keeps its `fail_reason`."""
-    import logging
-
-    class Filter(logging.Filter):
-        def filter(self, record) -> bool:
-            return stop is None or not stop.requested
-
-    handlers, quiet = logging.getLogger("optuna").handlers, Filter()
-    for handler in handlers:
-        handler.addFilter(quiet)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(quiet)
 
 
 def _worker_entry(job: Job, worker: int) -> None:
