@@ -11,7 +11,6 @@ multi-machine recipe.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 KEYS = ("study", "storage", "tracking.uri")
@@ -47,21 +46,19 @@ def run(args: argparse.Namespace) -> int:
 
     if given.get("tracking.uri"):
         preflight.check_tracking(given["tracking.uri"])  # one line, before the study is touched
+    from pipeline.commands import stop_of
     from pipeline.search import quiet_optuna
     from pipeline.search.join import join
-    from pipeline.tracking import Terminated, check_terminated, defer_sigterm
+    from pipeline.stop import Stopped
 
     quiet_optuna()
-    defer_sigterm()  # SIGTERM ends the trial in progress FAIL at its next evaluation
-    try:
+    try:  # SIGTERM / Ctrl-C: the trial in progress stops at its next epoch (cli.main's Stop)
         done = join(given["study"], given["storage"], given.get("tracking.uri"),
-                    workdir=Path.cwd(), safe_point=check_terminated)
-    except (KeyboardInterrupt, Terminated) as exc:
-        sigterm = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
-        print(f"worker {'terminated (SIGTERM)' if sigterm else 'interrupted'}: the trial in "
-              "progress ended FAIL; the other workers (or the next one) replace it",
-              file=sys.stderr)
-        return 143 if sigterm else 130
+                    workdir=Path.cwd(), stop=stop_of(args))
+    except Stopped as exc:  # cli.main prints one line and exits 143 / 130
+        exc.outcome = ("the trial in progress ended FAIL (its child run KILLED); the other "
+                       "workers, or the next one, replace it")
+        raise
     print(f"worker: {done.ran} trial{'' if done.ran == 1 else 's'} finished here; study "
           f"{done.study} ({done.storage}) has {done.finished} finished trials "
           f"(target {done.target}), parent run {done.parent_run_id}")

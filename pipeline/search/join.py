@@ -36,9 +36,10 @@ class Joined:
 
 
 def join(study: str, storage: str, tracking_uri: str | None, *, workdir: Path = Path("."),
-         safe_point=lambda: None) -> Joined:
+         stop=None) -> Joined:
     """Run trials of `study` in `storage` until its target; `tracking_uri` None = the creator's
-    (when it holds no password) else MLflow's own resolution ($MLFLOW_TRACKING_URI)."""
+    (when it holds no password) else MLflow's own resolution ($MLFLOW_TRACKING_URI).
+    `stop` (a `pipeline.stop.Stop`): the trial in progress ends FAIL, `Stopped` is raised."""
     from pipeline.config import config_from_yaml
 
     probe = S.resolve(storage, study, workdir)
@@ -64,7 +65,7 @@ def join(study: str, storage: str, tracking_uri: str | None, *, workdir: Path = 
     target = int(attrs["target_trials"])
     job = Job(cfg.to_yaml(), dict(space), spec, target, uri, experiment, parent)
     # a seed of its own: independent workers must not propose the same startup points
-    ran = run_worker(job, worker=1000 + os.getpid() % 100_000, safe_point=safe_point)
+    ran = run_worker(job, worker=1000 + os.getpid() % 100_000, stop=stop)
     final = open_study(cfg, spec, create=False)
     return Joined(study, spec.label, parent, target, ran, count(final, FINISHED))
 
