@@ -28,6 +28,10 @@ class Model:
     classes: tuple[str, ...]
     data_name: str
 
+    @property
+    def params(self) -> dict:
+        return self.trained.network.params
+
     def predict(self, X_raw: np.ndarray) -> np.ndarray:
         return self.trained.predict(X_raw)
 
