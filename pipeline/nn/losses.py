@@ -16,6 +16,11 @@ from pipeline.nn.activations import sigmoid
 OUTPUTS = ("sigmoid", "softmax")
 
 
+def output_for(n_out: int) -> str:
+    """One output unit -> sigmoid + binary cross-entropy; more -> softmax + cross-entropy."""
+    return "sigmoid" if n_out == 1 else "softmax"
+
+
 def output_probs(ZT: np.ndarray, output: str, out: np.ndarray | None = None) -> np.ndarray:
     """Probabilities from FEATURES-FIRST logits ZT (n_out, m), same layout; softmax subtracts
     each sample's max first so exp never overflows."""

@@ -14,7 +14,7 @@ import numpy as np
 from pipeline.nn import layers
 from pipeline.nn.activations import get_activation
 from pipeline.nn.losses import (Penalty, cross_entropy_from_logits, labels_from_probs,
-                                targets)
+                                output_for, targets)
 
 Params = dict[str, np.ndarray]
 
@@ -48,7 +48,7 @@ class Architecture:
 
     @property
     def output(self) -> str:
-        return "sigmoid" if self.layer_sizes[-1] == 1 else "softmax"
+        return output_for(self.layer_sizes[-1])
 
 
 class Layout:
