@@ -82,11 +82,12 @@ def test_gradients():
 
 def test_one_gradient_descent_step_through_fit():
     settings = TrainSettings(learning_rate=LR, epochs=1, l2=LAM, eval_every=1)
-    result = fit(_net(), X, Y, None, None, settings, np.random.default_rng(0))
+    net = _net()
+    result = fit(net, X, Y, None, None, settings, np.random.default_rng(0))
     for key, grad in GRADS.items():
         expected = np.array(PARAMS[key]) - LR * np.array(grad).reshape(PARAMS[key].shape)
         np.testing.assert_allclose(result.params[key], expected, rtol=0, atol=1e-12, err_msg=key)
-    assert PARAMS["W1"][0, 0] == 0.1  # fit trains a copy
+    assert net.params["W1"][0, 0] == 0.1 and result.network.theta is not net.theta  # a copy
     # the logged objective at epoch 1 is the loss AFTER the step (new params)
     assert result.history["epoch"] == [1] and result.epochs_run == 1
 
