@@ -186,3 +186,20 @@ def test_zero_init_never_breaks_symmetry_and_he_does():
     he = fit(init_network(arch, "he", rng), X, y, None, None, s, rng)
     assert distinct_units(zeros.params, 2) == (1, 1) and never_broke_symmetry(zeros.params, 2)
     assert distinct_units(he.params, 2) == (6, 4) and not never_broke_symmetry(he.params, 2)
+
+
+def test_source_digest_names_exactly_the_code_the_served_model_imports(tmp_path):
+    import shutil
+
+    from pipeline.nn.model import PACKAGE, source_digest, source_files
+
+    names = {f.relative_to(PACKAGE).as_posix() for f in source_files()}
+    assert "__init__.py" in names and "nn/layers.py" in names and "nn/model.py" in names
+    assert not any(n.startswith(("tracking/", "data/")) for n in names)   # numpy-only code
+    for f in source_files():
+        (tmp_path / f.relative_to(PACKAGE)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, tmp_path / f.relative_to(PACKAGE))
+    assert source_digest(tmp_path) == source_digest()
+    act = tmp_path / "nn" / "activations.py"
+    act.write_text(act.read_text() + "\n")                 # one byte more
+    assert source_digest(tmp_path) != source_digest()
