@@ -141,14 +141,15 @@ def architecture(cfg, prepared: Prepared):
                         cfg.model.activation)
 
 
-def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = ()) -> Trained:
-    """Init -> fit with early stopping on dev -> the model -> train/dev metrics -> diagnosis."""
+def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = (), stop=None) -> Trained:
+    """Init -> fit with early stopping on dev -> the model -> train/dev metrics -> diagnosis.
+    `stop`: a `pipeline.stop.Stop` that `fit` checks every epoch (None: never stops)."""
     rngs = streams(cfg.seed)
     arch = architecture(cfg, prepared)
     net = init_network(arch, cfg.model.init, rngs["init"], scale=cfg.model.init_scale,
                        dtype=np.dtype(cfg.training.dtype).type)
     result = fit(net, prepared.train.X, prepared.train.y, prepared.dev.X, prepared.dev.y,
-                 settings(cfg), rngs["train"], callbacks=callbacks)
+                 settings(cfg), rngs["train"], callbacks=callbacks, stop=stop)
     std = prepared.standardizer
     model = Model(result.network, std.mean, std.std, tuple(prepared.classes),
                   tuple(prepared.feature_names))

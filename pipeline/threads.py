@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
 from typing import Iterator, MutableMapping
 
 ENV_KEYS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -113,13 +112,13 @@ def in_effect() -> int:
 
 def library() -> str:
     """Which BLAS computes: `openblas 0.3.31 pthreads` (a different library or version can
-    change the last digits as a different thread count does). Only numpy's own BLAS when it can
-    be told apart: scipy (loaded by scikit-learn) brings a second one that the network never
-    uses, and whether it is loaded yet depends on what the process imported before."""
+    change the last digits as a different thread count does)."""
     blas = _blas()
-    own = [i for i in blas if Path(i.get("filepath", "")).parent.name == "numpy.libs"]
+    # numpy's own BLAS computes the network; scipy's (loaded by scikit-learn in the same
+    # process, or not, depending on what ran before) would make the tag differ for nothing
+    own = [i for i in blas if "numpy" in str(i.get("filepath", ""))] or blas
     found = [" ".join(str(i[k]) for k in ("internal_api", "version", "threading_layer")
-                      if i.get(k)) for i in own or blas]
+                      if i.get(k)) for i in own]
     return "; ".join(found) or "none"
 
 

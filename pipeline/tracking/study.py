@@ -77,7 +77,9 @@ class StudyLogger:
     def finish_trial(self, run_id: str, state: str, *, reason: str | None = None,
                      attrs: Mapping[str, Any] = (), value: float | None = None,
                      metrics: Mapping[str, float] | None = None,
-                     figures: Mapping[str, Any] | None = None) -> None:
+                     figures: Mapping[str, Any] | None = None,
+                     status: str | None = None) -> None:
+        """`status` overrides the run status of `state` (a stopped trial: FAIL, run KILLED)."""
         client = self.client
         try:
             curves = self._curves.pop(run_id, None)
@@ -107,7 +109,7 @@ class StudyLogger:
             if figures:
                 records.log_figures(run_id, figures, client)
         finally:  # the status is written even if logging is interrupted
-            client.set_terminated(run_id, STATUS[state])
+            client.set_terminated(run_id, status or STATUS[state])
 
     def log_figures(self, run_id: str, figures: Mapping[str, Any]) -> None:
         """Figures drawn after the trial ended (search.trial_figures=best)."""
