@@ -106,3 +106,34 @@ def test_a_trials_writes_fit_mlflows_batch_limits_in_few_calls(tmp_path, monkeyp
     data = client.get_run(run_id).data
     assert len(data.params) == 120 and data.tags["optuna.state"] == "COMPLETE"
     assert len(client.get_metric_history(run_id, "dev_loss")) == 1500
+
+
+def test_diagnostic_series_keep_about_100_points_on_evaluations_the_curves_keep():
+    from pipeline.tracking.records import DIAGNOSTIC, MetricBuffer, diagnostic_stride
+
+    assert diagnostic_stride(2000, 10) == 2                  # 200 evaluations -> every 2nd
+    assert diagnostic_stride(20_000, 1) == 200               # curve stride 20 -> a multiple of it
+    assert diagnostic_stride(300, 1) == 3 and diagnostic_stride(100, 1) == 1
+    n = 200
+    history = {"epoch": [10 * (i + 1) for i in range(n)], "dev_loss": [1.0] * n,
+               "grad_norm_W1": [2.0] * n, "act_mean_1": [3.0] * n}
+    points = history_metrics(history, stride=1, best_epoch=1020, diagnostic_stride=2)
+    steps = {k: sorted(p.step for p in points if p.key == k)
+             for k in ("curves/dev_loss", "gradients/norm_W1", "hidden/act_mean_1")}
+    assert len(steps["curves/dev_loss"]) == 200
+    # every 2nd evaluation (epochs 10, 30, ...), plus the best (1020) and the last (2000)
+    assert steps["gradients/norm_W1"] == steps["hidden/act_mean_1"]
+    assert len(steps["gradients/norm_W1"]) == 102
+    assert {10, 30, 1020, 2000} <= set(steps["gradients/norm_W1"])
+    assert 20 not in steps["gradients/norm_W1"]
+
+    # the live buffer logs the same points as history_metrics (MetricBuffer never writes here:
+    # its client is only called on flush, which this test replaces)
+    buffer = MetricBuffer("run", client=object(), stride=1, diagnostic_stride=2)
+    buffer.flush = lambda: None
+    for i, epoch in enumerate(history["epoch"]):
+        buffer(epoch, {k: v[i] for k, v in history.items() if k != "epoch"})
+    buffer.finish(history, best_epoch=1020)
+    live = sorted((p.key, p.step) for p in buffer.points)
+    assert live == sorted((p.key, p.step) for p in points)
+    assert all(k.startswith(DIAGNOSTIC) for k in ("grad_norm_W1", "act_std_3"))

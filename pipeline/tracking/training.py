@@ -61,7 +61,9 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     settings = stages.settings(cfg)
     fit = trained.fit
     points = (R.history_metrics(fit.history, R.curve_stride(settings.epochs, settings.eval_every),
-                                fit.best_epoch) if curves else [])
+                                fit.best_epoch, R.diagnostic_stride(settings.epochs,
+                                                                    settings.eval_every))
+              if curves else [])
     status(f"recording config, tags, source and data lineage"
            f"{f', {len(points)} curve points' if points else ''}...")
     R.log_params(run_id, cfg.flat(), client)

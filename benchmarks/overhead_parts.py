@@ -1,0 +1,122 @@
+"""Two rows of bench_overhead.py that split a run's time into parts (imported by it).
+
+floor  MLflow's own fixed costs, each in a fresh process, medians: `import mlflow`; that plus
+       its SQL store module (every local store needs it); that plus a bare
+       `mlflow.pyfunc.log_model` of a trivial model from code with explicit pip requirements
+       and no input example. No code of ours runs there: it is what a tracked run cannot go
+       below, whatever this project does.
+steps  the default `train` command's sequence in-process, once, each step's wall time.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+IMPORT = "import mlflow"
+STORE = IMPORT + "; import mlflow.store.tracking.sqlalchemy_store"
+TRIVIAL = '''
+import mlflow.pyfunc
+class M(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        return model_input
+mlflow.models.set_model(M())
+'''
+LOG_MODEL = STORE + '''
+import time, pathlib, mlflow
+mlflow.set_tracking_uri("sqlite:///" + sys.argv[1] + "/mlflow.db")
+code = pathlib.Path(sys.argv[1]) / "trivial.py"
+with mlflow.start_run():
+    t = time.perf_counter()
+    mlflow.pyfunc.log_model(name="model", python_model=str(code), pip_requirements=["numpy"])
+    print(time.perf_counter() - t)
+'''
+
+
+def _timed(code: str, tmp: str, env: dict) -> tuple[float, str]:
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", "import sys; " + code, tmp], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return time.perf_counter() - t, out
+
+
+def bench_floor(repeats: int, env_for, load) -> None:
+    rows = {"python -c pass": "pass", IMPORT: IMPORT, "+ SQL store module": STORE,
+            "+ start a run, bare log_model": LOG_MODEL}
+    times = {k: [] for k in rows}
+    inner = []  # log_model's own seconds, measured inside the process
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "trivial.py").write_text(TRIVIAL)
+        env = env_for(Path(tmp))
+        env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+        for _ in range(repeats):
+            for label, code in rows.items():
+                seconds, out = _timed(code, tmp, env)
+                times[label].append(seconds)
+                if code is LOG_MODEL:
+                    inner.append(float(out.strip().splitlines()[-1]))
+    print(f"floor: MLflow's own fixed costs, fresh processes, medians of {repeats} ({load()})")
+    for label, xs in times.items():
+        print(f"  {label:<32} {statistics.median(xs):6.2f} s")
+    print(f"  bare log_model itself (in-process) {statistics.median(inner):6.2f} s")
+
+
+def bench_steps(conf: str, overrides) -> None:
+    """One default run's sequence as commands/train.py runs it, each step timed."""
+    marks = [("start", time.perf_counter())]
+
+    def mark(name: str) -> None:
+        marks.append((name, time.perf_counter()))
+
+    from pipeline import stages
+    from pipeline.config import load_config
+
+    cfg = load_config(list(overrides), conf_dir=conf)
+    prepared = stages.prepare_checked(cfg)
+    mark("config + data")
+    import mlflow  # noqa: F401
+    mark("import mlflow")
+    from pipeline import tracking
+    from pipeline.tracking import records as R
+    from pipeline.tracking.model import log_model
+    from pipeline.tracking.training import log_training
+    mark("import the rest of pipeline.tracking")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+        tracking.configure(cfg.tracking)
+        mark("store + experiment (new store)")
+        with tracking.run("steps") as active:
+            run_id = active.info.run_id
+            mark("start the run")
+            settings = stages.settings(cfg)
+            buffer = tracking.MetricBuffer(
+                run_id, stride=R.curve_stride(settings.epochs, settings.eval_every),
+                diagnostic_stride=R.diagnostic_stride(settings.epochs, settings.eval_every))
+            trained = stages.train(cfg, prepared, callbacks=[buffer])
+            mark("training")
+            points = len(buffer.points)
+            buffer.flush()
+            buffer.finish(trained.fit.history, trained.fit.best_epoch)
+            mark(f"curves ({points} points)")
+            log_training(run_id, cfg, prepared, trained, curves=False, figures=False,
+                         model=False)
+            mark("params, tags, note, source, final metrics, datasets")
+            drawn = stages.figures(cfg, prepared, trained)
+            mark(f"figures: draw {len(drawn)} (first one imports matplotlib)")
+            R.log_figures(run_id, drawn, buffer.client)
+            mark("figures: render PNGs + upload")
+            log_model(run_id, prepared, trained)
+            mark("log_model")
+        mark("end the run")
+        os.environ.pop("MLFLOW_TRACKING_URI")
+    width = max(len(name) for name, _ in marks)
+    print(f"steps: one `train {' '.join(overrides)}` in-process, wall s")
+    for (_, t0), (name, t1) in zip(marks, marks[1:]):
+        print(f"  {name:<{width}} {t1 - t0:6.2f}")
+    print(f"  {'total (interpreter start not included)':<{width}} {marks[-1][1] - marks[0][1]:6.2f}")
