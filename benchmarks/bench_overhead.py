@@ -298,7 +298,9 @@ def main() -> None:
             "prune": lambda: bench_prune(args.prune_trials, [int(s) for s in args.seeds.split(",")],
                                          pruners),
             "floor": lambda: overhead_parts.bench_floor(args.repeats, env_for, load),
-            "steps": lambda: overhead_parts.bench_steps(CONF, args.overrides)}
+            "steps": lambda: overhead_parts.bench_steps(CONF, args.overrides),
+            "trial": lambda: overhead_parts.bench_trial(max(1, args.repeats // 2), 12, CONF,
+                                                        env_for, load)}
     for name in args.only.split(","):
         runs[name]()
         print(f"  ({load()})", flush=True)

@@ -120,3 +120,46 @@ def bench_steps(conf: str, overrides) -> None:
     for (_, t0), (name, t1) in zip(marks, marks[1:]):
         print(f"  {name:<{width}} {t1 - t0:6.2f}")
     print(f"  {'total (interpreter start not included)':<{width}} {marks[-1][1] - marks[0][1]:6.2f}")
+
+
+def _trial_seconds(study) -> list[float]:
+    return [(t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
+            if t.datetime_complete is not None and t.state.name == "COMPLETE"]
+
+
+def bench_trial(repeats: int, n_trials: int, conf: str, env_for, load) -> None:
+    """Median trial duration of `search` (pruner none, 1 worker: a child run per trial) against
+    the same seeded study without MLflow in-process (the same trial parameters): the
+    difference is what a trial costs beyond its training."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from pipeline import stages
+    from pipeline.config import load_config
+    from pipeline.search.objective import make_objective
+    from pipeline.search.space import load_space
+    from pipeline.search.study import make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    overrides = ["search.pruner.name=none", f"search.n_trials={n_trials}"]
+    cfg = load_config(overrides, conf_dir=conf)
+    space, _ = load_space(cfg.search.space, Path(conf))
+    prepared = stages.prepare(cfg)
+    tracked, bare = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            journal = Path(tmp) / "s.journal"
+            subprocess.run([sys.executable, "-m", "pipeline", "search", "--quiet", "--conf-dir",
+                            conf, *overrides, "study=bench", f"storage={journal}"], cwd=tmp,
+                           env=env_for(Path(tmp)), capture_output=True, check=True)
+            tracked += _trial_seconds(optuna.load_study(study_name="bench", storage=JournalStorage(
+                JournalFileBackend(str(journal)))))
+        study = optuna.create_study(direction="minimize", sampler=make_sampler(cfg))
+        study.optimize(make_objective(cfg, space, prepared), n_trials=n_trials)
+        bare += _trial_seconds(study)
+    t, b = statistics.median(tracked), statistics.median(bare)
+    print(f"trial: {n_trials} trials x {repeats}, default space, pruner none, 1 worker, median "
+          f"trial seconds ({load()})")
+    print(f"  with its child run {t:6.3f} s, training only {b:6.3f} s: overhead "
+          f"{t - b:+.3f} s per trial ({(t - b) / b:+.0%} of the training)")

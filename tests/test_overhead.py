@@ -137,3 +137,20 @@ def test_diagnostic_series_keep_about_100_points_on_evaluations_the_curves_keep(
     live = sorted((p.key, p.step) for p in buffer.points)
     assert live == sorted((p.key, p.step) for p in points)
     assert all(k.startswith(DIAGNOSTIC) for k in ("grad_norm_W1", "act_std_3"))
+
+
+def test_a_trials_curves_keep_every_kth_evaluation_the_last_and_the_reported_steps():
+    from pipeline.tracking.records import MetricBuffer
+    from pipeline.tracking.study import TRIAL_CURVE_POINTS, _thinned
+
+    assert curve_stride(2000, 10, TRIAL_CURVE_POINTS) == 2       # 200 evaluations -> 100 + ...
+    curves = MetricBuffer("run", client=object())
+    curves.keep_every = 2
+    for epoch in range(10, 2001, 10):                             # 200 evaluations
+        curves(epoch, {"dev_error": 0.1, "dev_loss": 0.2})
+    reported = [110, 120, 130]                                    # what Optuna was told
+    points = _thinned(curves, reported)
+    steps = sorted({p.step for p in points})
+    assert len(points) == 2 * len(steps)
+    assert len(steps) == 102                                      # 10, 30, ..., 1990 + 120 + 2000
+    assert {10, 30, 1990, 2000, 110, 120, 130} <= set(steps) and 20 not in steps

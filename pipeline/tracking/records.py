@@ -53,8 +53,8 @@ def curve_stride(epochs: int, eval_every: int, max_points: int = MAX_CURVE_POINT
     return max(1, -(-evaluations // max_points))
 
 
-# The diagnostic series (gradients/, hidden/: 15 of the default network's 20) at most ~100
-# points each: 4000 -> 2500 points for a default run, whose writes were its costliest step
+# The diagnostic series (gradients/, hidden/: 14 of the default network's 20) at most ~100
+# points each: 4000 -> 2600 points for a default run, whose writes were its costliest step
 # after MLflow's own (0.95 of 13 s, load 4; SQLite inserts cost per point). A chart of 100
 # points of a gradient norm shows what 200 show; `reproduce` compares only learning curves.
 MAX_DIAGNOSTIC_POINTS = 100
