@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import overhead_parts  # benchmarks/ is on sys.path when this script runs
+from overhead_parts import thin
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -133,8 +134,7 @@ def bench_post(repeats: int, epochs: int = 20000) -> None:
                     settings = stages.settings(cfg)
                     buffer = tracking.MetricBuffer(  # as commands/train.py builds it
                         run_id, stride=tracking.curve_stride(settings.epochs, settings.eval_every),
-                        diagnostic_stride=tracking.diagnostic_stride(settings.epochs,
-                                                                     settings.eval_every))
+                        **thin(tracking, settings))
                     t0 = time.perf_counter()
                     trained = stages.train(cfg, prepared, callbacks=[buffer])
                     t1 = time.perf_counter()

@@ -97,7 +97,7 @@ def bench_steps(conf: str, overrides) -> None:
             settings = stages.settings(cfg)
             buffer = tracking.MetricBuffer(
                 run_id, stride=R.curve_stride(settings.epochs, settings.eval_every),
-                diagnostic_stride=R.diagnostic_stride(settings.epochs, settings.eval_every))
+                **thin(tracking, settings))
             trained = stages.train(cfg, prepared, callbacks=[buffer])
             mark("training")
             points = len(buffer.points)
@@ -163,3 +163,11 @@ def bench_trial(repeats: int, n_trials: int, conf: str, env_for, load) -> None:
           f"trial seconds ({load()})")
     print(f"  with its child run {t:6.3f} s, training only {b:6.3f} s: overhead "
           f"{t - b:+.3f} s per trial ({(t - b) / b:+.0%} of the training)")
+
+
+def thin(tracking, settings) -> dict:
+    """The diagnostic curves' stride as commands/train.py passes it (absent before it existed:
+    the same script then measures an older checkout, e.g. `git archive main`)."""
+    if not hasattr(tracking, "diagnostic_stride"):
+        return {}
+    return {"diagnostic_stride": tracking.diagnostic_stride(settings.epochs, settings.eval_every)}
