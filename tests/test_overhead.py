@@ -154,3 +154,25 @@ def test_a_trials_curves_keep_every_kth_evaluation_the_last_and_the_reported_ste
     assert len(points) == 2 * len(steps)
     assert len(steps) == 102                                      # 10, 30, ..., 1990 + 120 + 2000
     assert {10, 30, 1990, 2000, 110, 120, 130} <= set(steps) and 20 not in steps
+
+
+def test_a_tracked_run_does_not_import_ipython_and_records_its_model(tmp_path):
+    # MLflow imports IPython (0.3-2.4 s) only to learn that it is not running inside it
+    code = ("import sys\nfrom pipeline.cli import main\n"
+            "rc = main(['train', '--quiet', '--conf-dir', sys.argv[1], 'training.epochs=20',"
+            " 'tracking.log_figures=false'])\n"
+            "print(rc, 'IPython' in sys.modules, sys.modules.get('IPython', 0) is None)\n"
+            "from pipeline.tracking.runs import without_ipython_probe\n"
+            "with without_ipython_probe():\n"
+            "    try:\n        import IPython\n    except ImportError:\n        print('refused')\n"
+            "print('IPython' in sys.modules)\n")
+    env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    out = subprocess.run([sys.executable, "-c", code, str(CONF)], capture_output=True,
+                         text=True, check=True, cwd=tmp_path, env=env).stdout.splitlines()
+    assert out[-3:] == ["0 False False", "refused", "False"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("nn-pipeline").experiment_id])
+    assert run.info.status == "FINISHED" and len(run.outputs.model_outputs) == 1
+    assert "mlflow.source.name" in run.data.tags           # the run-context tags still resolved

@@ -14,6 +14,7 @@ MetricBuffer, and the end of the run). A second SIGTERM raises at once.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator, Mapping
@@ -74,6 +75,24 @@ ui_links = ui.ui_links
 
 
 @contextmanager
+def without_ipython_probe() -> Iterator[None]:
+    """Creating a run, MLflow imports IPython (when installed) only to ask `get_ipython()`
+    whether it runs in a notebook or on Databricks: 0.3-2.4 s of a command here (-X importtime,
+    loaded machine). A process that has not imported IPython is not inside it, so while
+    MLflow asks, `import IPython` fails fast and MLflow takes the answer it gets for "not
+    installed". Inside IPython or Jupyter nothing changes."""
+    if "IPython" in sys.modules:
+        yield
+        return
+    sys.modules["IPython"] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        yield
+    finally:
+        if "IPython" in sys.modules and sys.modules["IPython"] is None:
+            del sys.modules["IPython"]
+
+
+@contextmanager
 def run(run_name: str | None = None, *, parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None, experiment_id: str | None = None,
         ) -> Iterator[mlflow.ActiveRun]:
@@ -83,9 +102,10 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
     the run is active (main thread only) and the previous handler is restored afterwards; the
     exception is re-raised after the run is ended KILLED, so the caller still exits non-zero.
     """
-    active = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id,
-                              tags=dict(tags or {}), experiment_id=experiment_id,
-                              nested=parent_run_id is not None)
+    with without_ipython_probe():
+        active = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id,
+                                  tags=dict(tags or {}), experiment_id=experiment_id,
+                                  nested=parent_run_id is not None)
     installed, previous = _install_sigterm()
     try:
         yield active

@@ -22,6 +22,7 @@ from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from pipeline.tracking import notes, records, ui
+from pipeline.tracking.runs import without_ipython_probe
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 # Curves a child run keeps: the learning curves. Gradient norms and activation statistics
@@ -51,10 +52,12 @@ class StudyLogger:
         ends: each SQLite write is a transaction with a sync, and a default trial used to
         spend more time in its six writes than in its training."""
         name = notes.trial_name(number, overrides)
-        tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name,
-                             "stage": "search_trial", "optuna.study_name": self.study_name,
-                             "optuna.trial_number": str(number), "optuna.state": "RUNNING",
-                             "optuna.params": json.dumps(dict(overrides), default=str)})
+        with without_ipython_probe():  # a worker's first trial paid for importing IPython
+            tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                                 MLFLOW_RUN_NAME: name, "stage": "search_trial",
+                                 "optuna.study_name": self.study_name,
+                                 "optuna.trial_number": str(number), "optuna.state": "RUNNING",
+                                 "optuna.params": json.dumps(dict(overrides), default=str)})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         from pipeline import stages
 
