@@ -285,6 +285,7 @@ def main() -> None:
     if args.sampler == "random":
         SAMPLER.append("search.sampler.name=random")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # log_model's bars
     os.environ.setdefault("MPLBACKEND", "Agg")
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; {os.cpu_count()} cores "
           f"(shared with other jobs: noisy); {load()}", flush=True)
