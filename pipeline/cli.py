@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 COMMANDS = {
@@ -59,18 +58,13 @@ def one_line(exc: BaseException) -> str:
     return redact(kind + text)[:500]
 
 
-# One BLAS thread unless the user chose: the default networks' matrices are small, and on a
-# machine whose cores are busy OpenBLAS's second thread spins for one. Measured (2 cores,
-# load ~12): the default 2000-epoch training took 72 s with 2 threads and 2.9 s with one.
-# A big network on an idle machine can gain from more: OPENBLAS_NUM_THREADS=2 nn-pipeline ...
-BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
-    # before the parser imports the command modules, which import numpy (it reads these once):
+    # the BLAS thread count (one unless the user chose: pipeline/threads.py), exported before
+    # the parser imports the command modules, which import numpy (the BLAS reads it once):
     # here, not in __main__.py, so that the console script gets the same default
-    for key in BLAS_THREADS:
-        os.environ.setdefault(key, "1")
+    from pipeline import threads
+
+    threads.export()
     args = build_parser(prog).parse_args(argv)
     from pipeline.commands.preflight import http_defaults
 

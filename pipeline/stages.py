@@ -64,7 +64,12 @@ class Trained:
 
 
 def prepare(cfg) -> Prepared:
-    """Data -> split -> standardize (train statistics) -> augment train. The test stays sealed."""
+    """Data -> split -> standardize (train statistics) -> augment train. The test stays sealed.
+
+    The config is valid (every bound, name and cross-field rule is checked by `load_config`);
+    what only data can tell (a table's columns, data.feature_scale's length against the
+    features, a generator's parameter values) is a one-line ValueError here, and commands call
+    this before they create any run, study or file."""
     rngs = streams(cfg.seed)
     dc = cfg.data
     source = _load_source(dc.name, dc.params, dc, rngs["data"], dc.feature_scale)
@@ -97,17 +102,14 @@ def resolve_target(dc):
     """The dev/test source of a DataConfig, or None (split one data set three ways)."""
     if dc.target != "auto":
         return dc.target
-    from pipeline.config_sections import SourceConfig
+    from pipeline.config import SourceConfig
 
     has_variant = dc.name != "table" and "variant" in D.dataset_params(dc.name)
     return SourceConfig(params={"variant": "clean"}) if has_variant else None
 
 
 def _load_source(name, params, where, rng, scale=None):
-    if name == "table":
-        if not where.path or not where.label:
-            raise ValueError(f"data.name=table needs data.path and data.label, got "
-                             f"path={where.path!r}, label={where.label!r}")
+    if name == "table":  # the config made sure a table source has its path and label
         frame = D.read_table(where.path)
         ds = D.dataset_from_frame(frame, label=where.label, features=where.features,
                                   name=str(where.path))
@@ -124,17 +126,15 @@ def _scaled(ds, scale: tuple[float, ...]):
     return dataclasses.replace(ds, X=ds.X * np.asarray(scale))  # (m, n)
 
 
-def settings(cfg):
-    """The TrainSettings of a config (training + regularization sections)."""
-    from pipeline.config_sections import eval_cadence
+def settings(cfg) -> TrainSettings:
+    """The config's training and regularization sections as TrainSettings: each field is taken
+    by name (TrainSettings' fields ARE those sections' keys), already validated by the config;
+    only eval_every's "auto" is resolved to a number of epochs here."""
+    from pipeline.config import eval_cadence
 
-    t, r = cfg.training, cfg.regularization
-    return TrainSettings(learning_rate=t.learning_rate, epochs=t.epochs, batch_size=t.batch_size,
-                         optimizer=t.optimizer, beta1=t.beta1, beta2=t.beta2, epsilon=t.epsilon,
-                         l2=r.l2, l1=r.l1, keep_prob=r.keep_prob,
-                         eval_every=eval_cadence(t.eval_every, t.epochs),
-                         patience=t.patience, min_delta=t.min_delta, monitor=t.monitor,
-                         dtype=t.dtype)
+    values = {**dict(cfg.training), **dict(cfg.regularization),
+              "eval_every": eval_cadence(cfg.training.eval_every, cfg.training.epochs)}
+    return TrainSettings(**{f.name: values[f.name] for f in dataclasses.fields(TrainSettings)})
 
 
 def architecture(cfg, prepared: Prepared):
@@ -143,15 +143,6 @@ def architecture(cfg, prepared: Prepared):
     n_out = 1 if k == 2 else k
     return Architecture((prepared.train.X.shape[1], *cfg.model.hidden, n_out),
                         cfg.model.activation)
-
-
-def prepare_checked(cfg) -> Prepared:
-    """`prepare`, then build the training settings and architecture once, so that every data
-    and training error surfaces here, before a command creates a run, a study or a file."""
-    prepared = prepare(cfg)
-    settings(cfg)
-    architecture(cfg, prepared)
-    return prepared
 
 
 def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = ()) -> Trained:

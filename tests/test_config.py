@@ -36,36 +36,84 @@ def test_overrides_are_parsed_as_yaml():
     assert cfg.data.params == {"n_samples": 500}
 
 
-@pytest.mark.parametrize("override, message", [
+# Every bound the core used to check again (TrainSettings, the optimizer, dropout, the network)
+# is declared once in the config: this table is its contract, one exact line per bad value.
+BAD_VALUES = [
+    ("training.learning_rate=0", "training.learning_rate must be > 0, got 0.0"),
+    ("training.learning_rate=-1", "training.learning_rate must be > 0, got -1.0"),
+    ("training.learning_rate=.inf", "training.learning_rate must be finite, got inf"),
+    ("training.learning_rate=.nan", "training.learning_rate must be finite, got nan"),
+    ("training.epochs=0", "training.epochs must be >= 1, got 0"),
+    ("training.epochs=true", "training.epochs must be an integer, got True"),
+    ("training.epochs=abc", "training.epochs must be an integer, got 'abc'"),
+    ("training.epochs=2.5", "training.epochs must be an integer, got 2.5"),
+    ("training.batch_size=0", "training.batch_size must be >= 1, got 0"),
+    ("training.batch_size=-5", "training.batch_size must be >= 1, got -5"),
+    ("training.optimizer=sgd", "training.optimizer must be one of ['gd', 'momentum', 'adam'], got 'sgd'"),
+    ("training.beta1=1", "training.beta1 must be in [0, 1), got 1.0"),
+    ("training.beta2=-0.1", "training.beta2 must be in [0, 1), got -0.1"),
+    ("training.beta2=.nan", "training.beta2 must be finite, got nan"),
+    ("training.epsilon=0", "training.epsilon must be > 0, got 0.0"),
+    ("training.min_delta=-0.01", "training.min_delta must be >= 0, got -0.01"),
+    ("training.min_delta=.inf", "training.min_delta must be finite, got inf"),
+    ("training.eval_every=0", "training.eval_every must be a positive integer or 'auto', got 0"),
+    ("training.eval_every=true", "training.eval_every must be a positive integer or 'auto', got True"),
+    ("training.patience=0", "training.patience must be >= 1, got 0"),
+    ("training.monitor=dev_acc", "training.monitor must be one of ['dev_loss', 'dev_error'], got 'dev_acc'"),
+    ("training.dtype=float16", "training.dtype must be one of ['float64', 'float32'], got 'float16'"),
+    ("regularization.l2=-0.1", "regularization.l2 must be >= 0, got -0.1"),
+    ("regularization.l2=.inf", "regularization.l2 must be finite, got inf"),
+    ("regularization.l1=-1", "regularization.l1 must be >= 0, got -1.0"),
+    ("regularization.l1=.nan", "regularization.l1 must be finite, got nan"),
     ("regularization.keep_prob=1.5", "regularization.keep_prob must be in (0, 1], got 1.5"),
     ("regularization.keep_prob=0", "regularization.keep_prob must be in (0, 1], got 0"),
     ("regularization.keep_prob=[0.5,2]", "regularization.keep_prob must be in (0, 1], got 2"),
+    ("regularization.keep_prob=.nan", "regularization.keep_prob must be finite, got nan"),
+    ("regularization.keep_prob=abc", "regularization.keep_prob must be a number in (0, 1] or a list "
+                                     "of them, got 'abc'"),
     ("regularization.keep_prob=[0.5]", "regularization.keep_prob must have one value per hidden layer "
                                        "(3 for model.hidden=[80, 50, 30]), got [0.5]"),
-    ("regularization.l2=-0.1", "regularization.l2 must be >= 0, got -0.1"),
-    ("regularization.l2=.inf", "regularization.l2 must be finite, got inf"),
-    ("training.epochs=true", "training.epochs must be an integer, got True"),
+    ("model.hidden=[20,0]", "model.hidden[1] must be >= 1, got 0"),
+    ("model.init=ones", "model.init must be one of ['zeros', 'random', 'he', 'xavier', 'glorot'], got 'ones'"),
+    ("model.activation=gelu", "model.activation must be one of ['relu', 'leaky_relu', 'tanh', 'sigmoid'], got 'gelu'"),
+    ("model.init_scale=0", "model.init_scale must be > 0, got 0.0"),
+    ("data.name=mnist", "data.name must be one of ['rings', 'noisy_diagonal', 'circles', 'moons', "
+                        "'flower', 'spirals', 'blobs', 'digits', 'table'], got 'mnist'"),
+    ("data.target={name: mnist}", "data.target.name must be one of ['rings', 'noisy_diagonal', "
+                                  "'circles', 'moons', 'flower', 'spirals', 'blobs', 'digits', 'table'], got 'mnist'"),
+    ("data.target=autox", "data.target must be one of ['auto'], got 'autox'"),
+    ("data.name=table", "data with name table needs path and label, got path=None, label=None"),
+    ("data.target={name: table}", "data.target with name table needs path and label, got path=None, label=None"),
+    ("data.params.nosie=0.1", "data set 'noisy_diagonal' has no parameter 'nosie' (data.params.nosie); "
+                              "valid parameters: n_samples, noise, band, variant"),
+    ("data.target={params: {varient: clean}}", "data set 'noisy_diagonal' has no parameter 'varient' "
+                                               "(data.target.params.varient); valid parameters: "
+                                               "n_samples, noise, band, variant"),
+    ("data.feature_scale=[1,0]", "data.feature_scale[1] must be > 0, got 0.0"),
+    ("data.train=0.7", "data.train + data.dev + data.test must sum to 1, got 1.1"),
+    ("data.dev=1.5", "data.dev must be in (0, 1), got 1.5"),
+    ("augment.names=[flip]", "augment.names[0] must be one of ['jitter', 'reflect', 'rotate', 'shift', "
+                             "'small_rotate'], got 'flip'"),
     ("augment.copies=true", "augment.copies must be an integer, got True"),
+    ("augment.copies=-1", "augment.copies must be >= 0, got -1"),
+    ("augment.copies=2", "augment.copies is 2 but augment.names is empty; valid names: jitter, reflect, "
+                         "rotate, shift, small_rotate"),
+    ("diagnosis.bayes_error=1", "diagnosis.bayes_error must be in [0, 1), got 1.0"),
+    ("diagnosis.threshold=1", "diagnosis.threshold must be in (0, 1), got 1.0"),
+    ("seed=-1", "seed must be >= 0, got -1"),
+    ("search.n_trials=0", "search.n_trials must be >= 1, got 0"),
+    ("search.pruner.reduction_factor=1", "search.pruner.reduction_factor must be >= 2, got 1"),
+    ("search.sampler.seed=-3", "search.sampler.seed must be >= 0, got -3"),
+    ("search.sampler.name=grid", "search.sampler.name must be one of ['tpe', 'random'], got 'grid'"),
     ("search.study=../../x", "search.study must be a name of letters, digits, '.', '_' or '-' "
                              "(it names the file optuna/<study>.journal), got '../../x'"),
     ("search.study=/tmp/x", "search.study must be a name of letters, digits, '.', '_' or '-' "
                             "(it names the file optuna/<study>.journal), got '/tmp/x'"),
-    ("regularization.l1=-1", "regularization.l1 must be >= 0, got -1.0"),
-    ("training.learning_rate=0", "training.learning_rate must be > 0, got 0.0"),
-    ("training.epochs=0", "training.epochs must be >= 1, got 0"),
-    ("training.epochs=abc", "training.epochs must be an integer, got 'abc'"),
-    ("training.batch_size=-5", "training.batch_size must be >= 1, got -5"),
-    ("model.hidden=[20,0]", "model.hidden[1] must be >= 1, got 0"),
-    ("model.init=ones", "model.init must be one of ['zeros', 'random', 'he', 'xavier', 'glorot'], got 'ones'"),
-    ("model.activation=gelu", "model.activation must be one of ['relu', 'leaky_relu', 'tanh', 'sigmoid'], got 'gelu'"),
-    ("training.optimizer=sgd", "training.optimizer must be one of ['gd', 'momentum', 'adam'], got 'sgd'"),
-    ("training.monitor=dev_acc", "training.monitor must be one of 'dev_loss' or 'dev_error', got 'dev_acc'"),
-    ("data.train=0.7", "data.train + data.dev + data.test must sum to 1, got 1.1"),
-    ("data.dev=1.5", "data.dev must be in (0, 1), got 1.5"),
-    ("diagnosis.bayes_error=1", "diagnosis.bayes_error must be in [0, 1), got 1.0"),
-    ("seed=-1", "seed must be >= 0, got -1"),
-    ("search.n_trials=0", "search.n_trials must be >= 1, got 0"),
-])
+    ("evaluate.alias=''", "evaluate.alias must not be empty, got ''"),
+]
+
+
+@pytest.mark.parametrize("override, message", BAD_VALUES)
 def test_bad_values_name_key_bound_and_value(override, message):
     with pytest.raises(ValueError) as info:
         load(override)

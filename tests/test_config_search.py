@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from pipeline.config_search import EvaluateConfig, GateConfig, ParamSpec, SearchConfig, parse_space
+from pipeline.config.search import EvaluateConfig, GateConfig, ParamSpec, SearchConfig, parse_space
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "search"
 
@@ -79,3 +79,18 @@ def test_gate_direction_follows_the_metric():
     assert GateConfig(metric="dev_accuracy", threshold=0.9).passes(0.95)
     assert not GateConfig(metric="dev_accuracy", threshold=0.9).passes(0.85)
     assert GateConfig(threshold=None).passes(1.0)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"type": "uniform", "low": 0, "high": 1},
+     "type must be one of ['float', 'int', 'categorical'], got 'uniform'"),
+    ({"type": "float", "low": 0.1, "high": 1.0, "step": 0}, "step must be > 0, got 0.0"),
+    ({"type": "float", "low": 0.1, "high": float("inf")}, "high must be finite, got inf"),
+    ({"type": "float", "low": 0.1, "high": 1.0, "lo": 2}, "unknown key lo; valid keys of regularization.l2: "
+                                                          "choices, high, log, low, step, type"),
+])
+def test_space_errors_use_the_config_translator(spec, message):
+    # one translator of pydantic errors for the config, the search space and the lessons
+    with pytest.raises(ValueError) as info:
+        parse_space({"regularization.l2": spec}, source="s.yaml")
+    assert str(info.value) == f"s.yaml: regularization.l2: {message}"

@@ -145,7 +145,7 @@ def test_unknown_parameter_lists_valid_parameters(rng):
     ("circles", {"factor": 1.0}, r"circles.factor must be in \(0.0, 1.0\), got 1.0"),
     ("spirals", {"n_classes": 1}, r"spirals.n_classes must be an integer in \[2, 10\], got 1"),
     ("blobs", {"noise": float("nan")}, r"blobs.noise must be a number in \[0.0, 100.0\], got nan"),
-    ("noisy_diagonal", {"variant": "tidy"}, "noisy_diagonal.variant must be one of noisy, clean; got 'tidy'"),
+    ("noisy_diagonal", {"variant": "tidy"}, r"noisy_diagonal.variant must be one of \['noisy', 'clean'\], got 'tidy'"),
     ("digits", {"n_samples": 5000}, r"digits.n_samples must be an integer in \[30, 1797\], got 5000"),
 ])
 def test_bad_parameter_values_name_key_bound_and_value(rng, name, params, message):

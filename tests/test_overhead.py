@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config
-from pipeline.config_sections import eval_cadence
+from pipeline.config.sections import eval_cadence
 from pipeline.tracking.records import curve_stride, history_metrics, kept_indices
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

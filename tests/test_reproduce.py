@@ -37,23 +37,32 @@ def store(trained_run, monkeypatch):
     return uri, run_id
 
 
-def copy_run(uri, run_id, *, skip_metric=None, skip_tag=None):
-    """A copy of the run (params, tags, every metric point, config.yaml) to tamper with."""
+def copy_run(uri, run_id, *, skip_metric=None, skip_tag=None, params=None, tags=None):
+    """A copy of the run (params, tags, every metric point, config.yaml when it is an
+    artifact) to tamper with; `params` / `tags` replace values in the copy."""
     client = MlflowClient(uri)
     src = client.get_run(run_id)
     new = client.create_run(src.info.experiment_id, run_name="tampered-copy")
     new_id = new.info.run_id
-    client.log_batch(new_id, params=[], tags=[mlflow.entities.RunTag(k, v)
-                                              for k, v in src.data.tags.items()
-                                              if k != skip_tag and not k.startswith("mlflow.")])
+    p = {**src.data.params, **(params or {})}
+    t = {k: v for k, v in src.data.tags.items() if k != skip_tag and not k.startswith("mlflow.")}
+    t.update(tags or {})
+    items = [mlflow.entities.Param(k, v) for k, v in p.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(new_id, params=items[i:i + 100])
+    items = [mlflow.entities.RunTag(k, v) for k, v in t.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(new_id, tags=items[i:i + 100])
     points = []
     for key in src.data.metrics:
         if key != skip_metric:
             points += client.get_metric_history(run_id, key)
     for i in range(0, len(points), 1000):
         client.log_batch(new_id, metrics=points[i:i + 1000])
-    client.log_text(new_id, mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"), "config.yaml")
-    if src.data.tags.get("git.dirty") == "true":
+    if "config.json" not in t:      # a training run's config is an artifact, a trial's a tag
+        client.log_text(new_id, mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"),
+                        "config.yaml")
+    if t.get("git.dirty") == "true" and "git.diff_digest" not in t:
         client.log_text(new_id, mlflow.artifacts.load_text(f"runs:/{run_id}/git/diff.patch"),
                         "git/diff.patch")
     client.set_terminated(new_id)
@@ -68,6 +77,17 @@ def test_a_fresh_run_reproduces_bit_for_bit(store, capsys):
     assert f"run {run_id} reproduces: all" in out
     assert "metric final/dev_loss" in out and "curve dev_loss (40 points)" in out
     assert "DIFFERS" not in out
+    assert "match    logged 1  now 1" in out.split("blas threads")[1]   # logged, read back
+    assert "(rerun with 1 BLAS thread(s), as logged (blas.threads))" in out
+
+
+def test_a_run_that_logged_no_thread_count_says_what_it_used(store, capsys):
+    """Runs made before blas.threads existed: rerun with this process's count, and say so."""
+    uri, run_id = store
+    assert main(["reproduce", copy_run(uri, run_id, skip_tag="blas.threads")]) == 0
+    out = capsys.readouterr().out
+    assert "(the run logged no BLAS thread count: rerun with 1 BLAS thread(s)" in out
+    assert "blas threads" not in out
 
 
 def test_the_untampered_copy_also_reproduces(store, capsys):
@@ -85,6 +105,17 @@ def test_a_changed_metric_is_named(store, capsys):
     out = capsys.readouterr().out
     assert code == 1
     assert "does NOT reproduce: 1 of" in out and out.rstrip().endswith("metric final/dev_loss")
+
+
+def test_a_changed_param_is_named_and_a_runners_own_param_is_not(store, capsys):
+    """`mlflow run -P epochs=300` logs `epochs` beside the config's params: not a config key,
+    not compared. A config key's param that disagrees with config.yaml is named."""
+    uri, run_id = store
+    assert main(["reproduce", copy_run(uri, run_id, params={"epochs": "300"}), "--quiet"]) == 0
+    capsys.readouterr()
+    copy = copy_run(uri, run_id, params={"training.learning_rate": "0.5"})
+    assert main(["reproduce", copy, "--quiet"]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("checks differ: param training.learning_rate")
 
 
 def test_a_changed_data_digest_is_named(store, capsys):

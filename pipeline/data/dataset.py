@@ -94,7 +94,7 @@ def check_float(key: str, value, lo: float, hi: float | None = None, *,
 
 def check_choice(key: str, value, choices) -> str:
     if value not in choices:
-        raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise ValueError(f"{key} must be one of {list(choices)}, got {value!r}")
     return value
 
 

@@ -1,7 +1,7 @@
 """Built-in 2-D point sets, each drawn from an explicit `numpy.random.Generator`.
 
 Every generator is `fn(rng, **params) -> Dataset` with keyword parameters that have defaults;
-`pipeline.data.datasets.make_dataset` looks them up by name and refuses unknown parameters.
+`pipeline.data.registry.make_dataset` looks them up by name and refuses unknown parameters.
 Rows are returned class by class; the split shuffles them.
 """
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline import stages
+from pipeline import stages, threads
 from pipeline.config import config_from_yaml
 from pipeline.lessons.plan import Job
 from pipeline.nn import symmetric_units
@@ -49,6 +49,7 @@ class ArmRun:
     model: Model | None = None
     report: str = ""                    # gradcheck: the per-block report
     blocks: dict[str, float] = field(default_factory=dict)  # gradcheck: relative error per block
+    blas_threads: int = 0               # in effect where the job ran (pipeline/threads.py)
 
 
 def execute(job: Job) -> ArmRun:
@@ -72,7 +73,8 @@ def execute(job: Job) -> ArmRun:
                   prepared.raw_train.y, prepared.classes, prepared.name)
     return ArmRun(job.arm, job.seed, metrics, {k: list(v) for k, v in hist.items()},
                   job.overrides, job.cfg_yaml, time.perf_counter() - started, fit.stop_message,
-                  trained.diagnosis.verdict if trained.diagnosis else "", model, report, blocks)
+                  trained.diagnosis.verdict if trained.diagnosis else "", model, report, blocks,
+                  threads.in_effect())
 
 
 def _first(hist) -> dict[str, float]:

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from pipeline import threads
 from pipeline.lessons.claim import Verdict, judge
 from pipeline.lessons.execute import ArmRun, execute
 from pipeline.lessons.plan import Job, plan
@@ -48,7 +49,8 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
     """Run every arm over `seeds` seeds (default: the lesson's) and judge the claim.
 
     `lesson`: a Lesson or a name under conf/lessons. `workers` > 1 runs jobs in spawned
-    processes with one BLAS thread each. `on_result(run)` is called in this process as each
+    processes; every job uses the BLAS thread count of `pipeline.threads` (one unless the user
+    chose). `on_result(run)` is called in this process as each
     job finishes. `jobs`: an already validated plan (the command builds it before any run).
     `arms`: only these arms (the claim's checks that name another arm then fail).
     """
@@ -67,13 +69,12 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
     order = {(j.arm, j.seed): i for i, j in enumerate(jobs)}
     done: list[ArmRun] = []
     if workers == 1 or len(jobs) == 1:
-        from threadpoolctl import threadpool_limits
-        limit = threadpool_limits(1)   # this process too: see _one_blas_thread
+        limit = threads.limit()        # this process too: pipeline/threads.py
         results = map(execute, jobs)
         pool = None
     else:
         pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)),
-                                                        initializer=_one_blas_thread)
+                                                        initializer=threads.apply_chosen)
         results = pool.imap_unordered(execute, jobs)
     try:
         for run in results:
@@ -89,17 +90,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
             pool.close()
             pool.join()
         else:
-            limit.restore_original_limits()
+            limit.restore()
     return sorted(done, key=lambda r: order[(r.arm, r.seed)])
-
-
-def _one_blas_thread() -> None:
-    """One BLAS thread per job, in workers and in this process alike. These matrices are small
-    (at most 2000 x 80), so BLAS threads buy little, and on a busy machine they cost a lot:
-    2 arms x 2 seeds of the regularization lesson took 50-74 s with the default threads and
-    3-4 s with one (2 cores, load average ~9; docs/lessons.md)."""
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(1)
 
 
 def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,

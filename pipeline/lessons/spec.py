@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, ValidationError, model_validator
 
-from pipeline.config_sections import explain_error
+from pipeline.config.constraints import NonEmpty, PosInt, Positive, Section, explain_error
 
 KINDS = ("arms", "grid", "gradient_flow", "gradcheck")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -43,11 +43,7 @@ def _name(value: str) -> str:
 Name = Annotated[str, AfterValidator(_name)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Check(_Model):
+class Check(Section):
     """One declarative comparison over per-arm means (see docs/lessons.md)."""
     metric: str
     arm: str | None = None                       # the arm whose mean is tested ...
@@ -55,7 +51,7 @@ class Check(_Model):
     greater_than_arm: str | None = None          # mean > other arm's mean + margin
     less_than_arm: str | None = None             # mean < other arm's mean - margin
     margin: float = 0.0
-    factor: float | None = Field(None, gt=0)     # with *_than_arm: mean > factor * other (or <)
+    factor: Positive | None = None               # with *_than_arm: mean > factor * other (or <)
     at_least: float | None = None
     at_most: float | None = None
     diagnosis_in: tuple[str, ...] | None = None  # grid: the cell's diagnosis verdict is one of these
@@ -76,49 +72,49 @@ class Check(_Model):
         return [a for a in named if a is not None]
 
 
-class Claim(_Model):
+class Claim(Section):
     text: str
-    checks: tuple[Check, ...] = Field(min_length=1)
+    checks: Annotated[tuple[Check, ...], NonEmpty]
 
 
-class Grid(_Model):
+class Grid(Section):
     """Cells are `<row>/<col>`: each applies its row's and its column's overrides."""
-    rows: dict[Name, dict[str, Any]] = Field(min_length=1)
-    cols: dict[Name, dict[str, Any]] = Field(min_length=1)
+    rows: Annotated[dict[Name, dict[str, Any]], NonEmpty]
+    cols: Annotated[dict[Name, dict[str, Any]], NonEmpty]
 
 
-class Threshold(_Model):
+class Threshold(Section):
     """epochs_to_threshold: the first evaluated epoch where `metric` <= value (budget if never)."""
     metric: Literal["train_loss", "dev_loss", "train_objective"] = "train_loss"
-    value: float = Field(gt=0)
+    value: Positive
 
 
-class Corrupt(_Model):
+class Corrupt(Section):
     """gradcheck: the arm whose backward pass is wrapped to scale one block's gradient."""
     arm: Name
     block: str = "W2"
     factor: float = 1.1
 
 
-class Figure(_Model):
+class Figure(Section):
     curves: tuple[str, ...] = ("train_loss", "dev_accuracy")
     band: Literal["std", "minmax"] = "minmax"
     boundary: bool = True                       # decision boundaries when the data is 2-D
 
 
-class Lesson(_Model):
+class Lesson(Section):
     name: Name
     title: str
     kind: Literal["arms", "grid", "gradient_flow", "gradcheck"] = "arms"
     base: dict[str, Any] = {}
-    seeds: int = Field(5, ge=1)
+    seeds: PosInt = 5
     arms: dict[Name, dict[str, Any]] = {}
     grid: Grid | None = None
     claim: Claim
     figure: Figure = Figure()
     threshold: Threshold | None = None
     corrupt: Corrupt | None = None
-    gradcheck_samples: int = Field(8, ge=1)
+    gradcheck_samples: PosInt = 8
     notes: str = ""
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.config_search import parse_space
+from pipeline.config.search import parse_space
 from pipeline.search import storage as S
 from pipeline.search.claim import evaluation_claim
 from pipeline.search.space import decode

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import optuna
 
 from pipeline import stages
-from pipeline.config_search import ParamSpec
+from pipeline.config.search import ParamSpec
 from pipeline.search.space import suggest
 from pipeline.search.study import ReportSchedule
 
@@ -68,6 +68,8 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
     one child run per trial with params, curves, figures and the trial's final state."""
     key = cfg.search.objective
     prepared = without_test(prepared)
+    if logger is not None:
+        logger.prepared = prepared  # each trial records its data digests (reproduce checks them)
 
     def objective(trial: optuna.Trial) -> float:
         overrides = suggest(trial, space)

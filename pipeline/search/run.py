@@ -71,8 +71,8 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     from pipeline import stages
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
-    # Data and training settings fail here, before a study, a journal file or a run exists.
-    prepared = stages.prepare_checked(cfg)
+    # Data errors fail here, before a study, a journal file or a run exists.
+    prepared = stages.prepare(cfg)
     name, sc = study_name(cfg), cfg.search
     spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
                      grace_period=sc.grace_period)

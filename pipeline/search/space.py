@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import optuna
 import yaml
 
-from pipeline.config_search import ParamSpec, parse_space
+from pipeline.config.search import ParamSpec, parse_space
 
 _PRIMITIVE = (bool, int, float, str, type(None))
 

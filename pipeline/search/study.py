@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.config_search import ParamSpec
+from pipeline.config.search import ParamSpec
 from pipeline.search.storage import StorageSpec, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -192,6 +192,11 @@ def _worker_entry(job: Job, worker: int) -> None:
 
 def run_workers(job: Job, workers: int, progress, prepared=None,
                 safe_point=lambda: None) -> None:
+    with _one_blas_thread():  # every worker, this process's included, at the chosen count
+        _run_workers(job, workers, progress, prepared, safe_point)
+
+
+def _run_workers(job: Job, workers: int, progress, prepared, safe_point) -> None:
     """Worker 0 runs in this process (seeded runs with one worker reproduce; it reuses
     `prepared` and this process's imports); workers 1..N-1 are spawned processes sharing the
     storage. A spawned worker spends seconds importing mlflow and preparing its data before
@@ -204,9 +209,8 @@ def run_workers(job: Job, workers: int, progress, prepared=None,
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker_entry, args=(job, k), name=f"search-worker-{k}")
              for k in range(1, workers)]
-    with _one_blas_thread():
-        for p in procs:
-            p.start()
+    for p in procs:
+        p.start()
     try:
         run_worker(job, 0, progress, prepared)
         while any(p.is_alive() for p in procs):
@@ -227,19 +231,13 @@ def run_workers(job: Job, workers: int, progress, prepared=None,
 
 @contextmanager
 def _one_blas_thread():
-    """N workers x a multi-threaded BLAS oversubscribe the cores (measured: 2 workers did
-    ~10% more trials per minute with one BLAS thread each). Spawned children read these at
-    numpy import; a value the user set wins."""
-    keys = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {k: os.environ.get(k) for k in keys}
-    for k in keys:
-        os.environ.setdefault(k, "1")
-    try:
+    """The BLAS thread count of pipeline/threads.py (one unless the user chose) for the spawned
+    workers, which read it at numpy import, and for worker 0 in this process, where numpy may
+    already be loaded (a notebook). N workers x a multi-threaded BLAS oversubscribe the cores."""
+    from pipeline import threads
+
+    with threads.for_spawned() as count, threads.limit(count):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

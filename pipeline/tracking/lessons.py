@@ -53,7 +53,8 @@ class LessonLogger:
                              "lesson.train_command": "python -m pipeline train "
                              + " ".join(f"'{o}'" for o in run.overrides),
                              "stop_message": run.stop_message[:5000],
-                             "diagnosis.verdict": run.diagnosis or "n/a"})
+                             "diagnosis.verdict": run.diagnosis or "n/a",
+                             "blas.threads": str(run.blas_threads)})
         child = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
         self.children[(run.arm, run.seed)] = child
         status = "FAILED"

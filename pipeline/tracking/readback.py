@@ -7,11 +7,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking.records import metric_name
+from pipeline.tracking.reproducible import diff_digest, unpack_config
 
 
 def read_run(run_id: str, curves: tuple[str, ...]) -> dict:
-    """Tags, metrics, the given curves and the config text of a logged run (read-only).
+    """Tags, metrics, params, the given curves (values and their steps) and the config text of a
+    logged run (read-only), plus the digest of its uncommitted changes (`diff_digest`).
 
+    The config is the `config.yaml` artifact of a training run, or the `config.json` TAG of a
+    trial child run (tracking/reproducible.py); likewise the diff: the `git/diff.patch`
+    artifact, or the trial's `git.diff_digest` tag.
     `curves` are the core's history keys (`dev_loss`); they are read under their logged names
     (`curves/dev_loss`, records.metric_name) and returned under the history keys.
 
@@ -19,15 +24,22 @@ def read_run(run_id: str, curves: tuple[str, ...]) -> dict:
     client = MlflowClient()
     try:
         run = client.get_run(run_id)
-        config = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
+        tags = run.data.tags
+        config = (unpack_config(tags["config.json"]) if "config.json" in tags else
+                  mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
+        digest = tags.get("git.diff_digest")
+        if digest is None and tags.get("git.dirty") == "true":
+            digest = diff_digest(mlflow.artifacts.load_text(f"runs:/{run_id}/git/diff.patch"))
     except MlflowException as exc:
         first = str(exc).splitlines()[0]
         raise ValueError(f"run {run_id} cannot be reproduced from {mlflow.get_tracking_uri()}: "
                          f"{first}") from None
-    diff = ""
-    if run.data.tags.get("git.dirty") == "true":
-        diff = mlflow.artifacts.load_text(f"runs:/{run_id}/git/diff.patch")
-    history = {k: [m.value for m in sorted(client.get_metric_history(run_id, metric_name(k)),
-                                           key=lambda m: m.step)] for k in curves}
-    return {"tags": run.data.tags, "metrics": run.data.metrics, "config": config,
-            "diff": diff, "curves": history}
+    if config.startswith("not recorded:"):
+        raise ValueError(f"run {run_id} cannot be reproduced: its config was {config[14:]}")
+    history = {k: sorted(client.get_metric_history(run_id, metric_name(k)),
+                         key=lambda m: m.step) for k in curves}
+    return {"tags": tags, "metrics": run.data.metrics, "params": run.data.params,
+            "config": config,
+            "diff_digest": digest or "none",
+            "curves": {k: [m.value for m in v] for k, v in history.items()},
+            "steps": {k: [m.step for m in v] for k, v in history.items()}}

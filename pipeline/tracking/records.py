@@ -233,9 +233,12 @@ def source_root() -> Path:
 
 def log_source(run_id: str, path: Path | str | None = None,
                client: MlflowClient | None = None) -> dict:
-    """Tags git.commit / git.dirty (+ git/diff.patch when dirty) and package versions."""
+    """Tags git.commit / git.dirty (+ git/diff.patch when dirty), package versions and the
+    BLAS thread count and library in effect (pipeline/threads.py: reproduce reuses them)."""
+    from pipeline import threads
+
     client = client or MlflowClient()
-    tags = package_versions()
+    tags = package_versions() | threads.tags()
     state = git_state(path or source_root())
     if state is None:
         tags.update({"git.commit": "none (not a git checkout)", "git.dirty": "unknown"})

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from pipeline.tracking import notes, records, ui
+from pipeline.tracking import notes, records, reproducible, ui
 from pipeline.tracking.runs import without_ipython_probe
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
@@ -45,6 +45,7 @@ class StudyLogger:
                                                                    study_name)
         self._curves: dict[str, records.MetricBuffer] = {}
         self._about: dict[str, tuple] = {}  # run id -> (trial number, overrides, objective)
+        self.prepared = None  # the worker's data (no test split), for the trials' digests
 
     def start_trial(self, number: int, cfg, overrides: Mapping[str, Any]) -> str:
         """Create the child run (RUNNING, with the trial's values in `optuna.params`). Its
@@ -57,7 +58,8 @@ class StudyLogger:
                                  MLFLOW_RUN_NAME: name, "stage": "search_trial",
                                  "optuna.study_name": self.study_name,
                                  "optuna.trial_number": str(number), "optuna.state": "RUNNING",
-                                 "optuna.params": json.dumps(dict(overrides), default=str)})
+                                 "optuna.params": json.dumps(dict(overrides), default=str),
+                                 **reproducible.trial_tags(cfg, self.prepared)})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         from pipeline import stages
 

@@ -1,7 +1,7 @@
 """The `search` and `evaluate` sections of the config (pydantic v2, frozen, no optuna here).
 
-`pipeline/config.py` imports `SearchConfig` and `EvaluateConfig` as two sections of the main
-config; every field has a default so `search: {}` is valid. The search space itself lives in
+`load.py` imports `SearchConfig` and `EvaluateConfig` as two sections of the main config; every
+field has a default so `search: {}` is valid. The search space itself lives in
 `conf/search/<name>.yaml` (chosen with `search.space=<name>` or a path to a YAML file) and is
 validated by `parse_space`: a mapping from a dotted config key (`regularization.l2`) to a
 `ParamSpec`, so a user adds a knob (learning rate, hidden sizes, optimizer) by editing YAML only.
@@ -12,21 +12,22 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ValidationError, model_validator
+
+from pipeline.config.constraints import (Count, Finite, NonEmpty, PosInt, Positive, Section,
+                                         at_least, explain_error)
+
+AtLeastTwo = at_least(2)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ParamSpec(_Frozen):
+class ParamSpec(Section):
     """One searched knob: a float/int range (optionally log or stepped) or a list of choices."""
 
     type: Literal["float", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
+    low: Finite | None = None
+    high: Finite | None = None
     log: bool = False
-    step: float | None = None
+    step: Positive | None = None
     choices: tuple[Any, ...] | None = None
 
     @model_validator(mode="after")
@@ -50,8 +51,6 @@ class ParamSpec(_Frozen):
             raise ValueError(f"log scale needs low > 0, got low={self.low}")
         if self.log and self.step is not None:
             raise ValueError("log scale cannot be combined with step (Optuna refuses it)")
-        if self.step is not None and self.step <= 0:
-            raise ValueError(f"step must be > 0, got {self.step}")
         if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high)):
             raise ValueError(f"int needs integer low/high, got low={self.low}, high={self.high}")
         return self
@@ -70,35 +69,25 @@ def parse_space(data: Any, source: str = "search space") -> dict[str, ParamSpec]
         if not isinstance(spec, Mapping):
             raise ValueError(f"{source}: {key} must be a mapping with a type, got {spec!r}")
         try:
-            space[key] = ParamSpec(**spec)
-        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-            raise ValueError(f"{source}: {key}: {_first_error(exc)}") from None
+            space[key] = ParamSpec.model_validate(spec)
+        except ValidationError as exc:
+            raise ValueError(f"{source}: {key}: {explain_error(exc, ParamSpec, key)}") from None
     return space
 
 
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        err = errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ()))
-        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
-        return f"{where}: {msg}, got {err.get('input')!r}" if where else msg
-    return str(exc)
-
-
-class SamplerConfig(_Frozen):
+class SamplerConfig(Section):
     name: Literal["tpe", "random"] = "tpe"
-    seed: int | None = None  # None = the config's top-level seed (the study's seed)
+    seed: Count | None = None  # None = the config's top-level seed (the study's seed)
 
 
-class PrunerConfig(_Frozen):
+class PrunerConfig(Section):
     name: Literal["median", "hyperband", "none"] = "median"
-    n_startup_trials: int = Field(5, ge=0)  # median: trials that are never pruned
-    n_warmup_steps: int = Field(100, ge=0)  # median: epochs before pruning may start (early dev
+    n_startup_trials: Count = 5  # median: trials that are never pruned
+    n_warmup_steps: Count = 100  # median: epochs before pruning may start (early dev
     # error is noisy: at warmup 0 the median pruner stopped 14 of 20 default trials at epoch 15)
-    interval_steps: int = Field(1, ge=1)
-    min_resource: int = Field(1, ge=1)  # hyperband, in epochs
-    reduction_factor: int = Field(3, ge=2)  # hyperband
+    interval_steps: PosInt = 1
+    min_resource: PosInt = 1  # hyperband, in epochs
+    reduction_factor: AtLeastTwo = 3  # hyperband
 
 
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -113,31 +102,31 @@ def _study_name(value: str | None) -> str | None:
     return value
 
 
-class SearchConfig(_Frozen):
+class SearchConfig(Section):
     study: Annotated[str | None, AfterValidator(_study_name)] = None  # None = "<experiment>-<data.name>"
     # As in Optuna's optimize(n_trials=N): run N more trials in this invocation. Only finished
     # ones (COMPLETE or PRUNED) count; a FAIL trial is redone.
-    n_trials: int = Field(20, ge=1)
+    n_trials: PosInt = 20
     # A target total of finished trials instead (resume after a crash: "until the study has T").
     # When set, n_trials is not used; a study that already has T finished trials runs nothing.
-    target_trials: int | None = Field(None, ge=1)
-    workers: int = Field(1, ge=1)  # processes sharing one storage
+    target_trials: PosInt | None = None
+    workers: PosInt = 1  # processes sharing one storage
     storage: str | None = None  # None = journal file optuna/<study>.journal; else an Optuna URL
     space: str = "default"  # conf/search/<space>.yaml, or a path to a YAML file
     objective: Literal["dev_loss", "dev_error"] = "dev_error"
     sampler: SamplerConfig = SamplerConfig()
     pruner: PrunerConfig = PrunerConfig()
-    heartbeat_interval: int = Field(60, ge=1)  # RDB storages only (journal has no heartbeat)
-    grace_period: int = Field(120, ge=1)
+    heartbeat_interval: PosInt = 60  # RDB storages only (journal has no heartbeat)
+    grace_period: PosInt = 120
     # Figures on a child run cost ~1.7 s per trial here (2.6x fewer trials per minute when every
     # trial draws them): "best" draws them once per worker, when it finishes, for its last
     # trial that beat the study's best (so the best trial has them, and the parent copies its
     # boundary); "improving" for each such trial as it ends; "all"; "none".
     trial_figures: Literal["best", "improving", "all", "none"] = "best"
-    top: int = Field(10, ge=1)  # rows of the final table
+    top: PosInt = 10  # rows of the final table
 
 
-class GateConfig(_Frozen):
+class GateConfig(Section):
     """Dev-set gate for the registry alias: metric <= threshold (>= for accuracy)."""
 
     metric: Literal["dev_error", "dev_loss", "dev_accuracy"] = "dev_error"
@@ -151,12 +140,12 @@ class GateConfig(_Frozen):
         return value <= self.threshold
 
 
-class EvaluateConfig(_Frozen):
+class EvaluateConfig(Section):
     # "train": the retrained model is the trial's model (same data, same seed), so its dev
     # metrics reproduce the search's and the gate is honest. "train+dev" uses more data but
     # leaves no held-out set before the test; documented in docs/search.md.
     retrain_on: Literal["train", "train+dev"] = "train"
     gate: GateConfig = GateConfig()
-    registered_model: str = Field("nn-pipeline", min_length=1)
-    alias: str = Field("champion", min_length=1)
+    registered_model: Annotated[str, NonEmpty] = "nn-pipeline"
+    alias: Annotated[str, NonEmpty] = "champion"
     force: bool = False  # explicit override of the once-only rule; recorded as such

@@ -4,7 +4,8 @@ Layers, later wins: `conf/base.yaml` (committed) <- `conf/presets/<name>.yaml` <
 `conf/local/*.yaml` (git-ignored, sorted by name) <- command-line `key=value` pairs, whose values
 are parsed with `yaml.safe_load` (so `model.hidden=[20,3]` and `regularization.l2=0.7` are typed).
 Everything is validated once, here; errors are one line naming the key, the bound and the value.
-The section models live in `pipeline/config_sections.py`; this module loads and merges.
+The section models live in `sections.py` and `search.py`, their bounds in `constraints.py`;
+this module holds the root model and loads and merges.
 """
 
 from __future__ import annotations
@@ -14,21 +15,19 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError, model_validator
 
-from pipeline.config_search import EvaluateConfig, SearchConfig
-from pipeline.config_sections import (AugmentConfig, DataConfig, DiagnosisConfig, ModelConfig,
-                                      RegularizationConfig, TrackingConfig, TrainingConfig,
-                                      explain_error)
+from pipeline.config.constraints import Count, Section, explain_error
+from pipeline.config.search import EvaluateConfig, SearchConfig
+from pipeline.config.sections import (AugmentConfig, DataConfig, DiagnosisConfig, ModelConfig,
+                                      RegularizationConfig, TrackingConfig, TrainingConfig)
 from pipeline.redact import redact
 
 
-class Config(BaseModel):
+class Config(Section):
     """The whole resolved configuration of a run (frozen; copy with `with_overrides`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    seed: int = Field(0, ge=0)
+    seed: Count = 0
     data: DataConfig = DataConfig()
     augment: AugmentConfig = AugmentConfig()
     model: ModelConfig = ModelConfig()
