@@ -176,3 +176,26 @@ def test_a_tracked_run_does_not_import_ipython_and_records_its_model(tmp_path):
     (run,) = client.search_runs([client.get_experiment_by_name("nn-pipeline").experiment_id])
     assert run.info.status == "FINISHED" and len(run.outputs.model_outputs) == 1
     assert "mlflow.source.name" in run.data.tags           # the run-context tags still resolved
+
+
+def test_reproduce_compares_a_thinned_trial_curve_at_its_logged_steps():
+    from pipeline import stages
+    from pipeline.commands.reproduce import CURVES, metric_checks
+
+    cfg = load_config(["model.hidden=[5]", "training.epochs=300", "training.eval_every=1"],
+                      conf_dir=CONF)
+    trained = stages.train(cfg, stages.prepare(cfg))
+    history = trained.fit.history
+    assert curve_stride(300, 1, 100) == 3
+    steps = sorted(set(history["epoch"][::3]) | {history["epoch"][-1], 151})  # + a reported step
+    logged = {"metrics": {}, "tags": {},
+              "curves": {k: [history[k][e - 1] for e in steps] for k in CURVES},
+              "steps": {k: steps for k in CURVES}}
+    rows = [r for r in metric_checks(logged, trained, stride=1, trial=True)
+            if r[0].startswith("curve")]
+    assert len(rows) == len(CURVES) and all(a == b == "identical" for _, a, b in rows)
+    assert all(f"({len(steps)} points)" in what for what, _, _ in rows)
+    logged["curves"]["dev_loss"][5] += 1e-9                    # one logged point off: caught
+    rows = dict((w.split(" (")[0], (a, b)) for w, a, b in metric_checks(logged, trained,
+                                                                         trial=True))
+    assert rows["curve dev_loss"][0] != rows["curve dev_loss"][1]
