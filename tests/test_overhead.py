@@ -79,7 +79,9 @@ def _schedule(*overrides):
 
 def test_trials_report_only_where_the_pruner_decides():
     evaluations = range(10, 2001, 10)
-    median = _schedule("search.pruner.n_warmup_steps=100", "search.pruner.interval_steps=50")
+    assert [e for e in evaluations if _schedule().due(e)] == [200, 600, 1800]  # conf: Hyperband
+    median = _schedule("search.pruner.name=median", "search.pruner.n_warmup_steps=100",
+                       "search.pruner.interval_steps=50")
     assert [e for e in evaluations if median.due(e)] == list(range(100, 2001, 50))
     assert not any(_schedule("search.pruner.name=none").due(e) for e in evaluations)
     hyper = _schedule("search.pruner.name=hyperband", "search.pruner.min_resource=1",
