@@ -175,27 +175,6 @@ def bench_fit(repeats: int, overrides) -> None:
     print(f"  default {med(a) * 1e3:.1f} ms, bare {med(b) * 1e3:.1f} ms: {med(a) / med(b):.2f}x")
 
 
-def bench_startup(repeats: int) -> None:
-    cmds = {f"{c} --help": ["-m", "pipeline", c, "--help"]
-            for c in ("train", "search", "evaluate", "reproduce", "gradcheck")}
-    cmds["train keep_prob=1.5"] = ["-m", "pipeline", "train", "--conf-dir", CONF,
-                                   "regularization.keep_prob=1.5"]
-    cmds["search keep_prob=1.5"] = ["-m", "pipeline", "search", "--conf-dir", CONF,
-                                    "regularization.keep_prob=1.5"]
-    cmds["python -c pass"] = ["-c", "pass"]
-    times = {k: [] for k in cmds}
-    with tempfile.TemporaryDirectory() as tmp:
-        env = env_for(Path(tmp))
-        for _ in range(repeats):
-            for k, args in cmds.items():
-                times[k].append(wall([sys.executable, *args], tmp, env, ok=(0, 2)))
-        created = sorted(os.listdir(tmp))
-    print(f"startup: wall time of a fresh process, medians of {repeats} (files created: "
-          f"{created or 'none'})")
-    for k, xs in times.items():
-        print(f"  {k:<24} {med(xs):6.2f} s")
-
-
 def bench_search(repeats: int, n_trials: int) -> None:
     import optuna
     from optuna.storages import JournalStorage
@@ -291,7 +270,7 @@ def main() -> None:
           f"(shared with other jobs: noisy); {load()}", flush=True)
     pruners = PRUNERS + [(s.split(":", 1)[0], s.split(":", 1)[1].split(","))
                          for s in args.pruner]
-    runs = {"startup": lambda: bench_startup(args.repeats),
+    runs = {"startup": lambda: overhead_parts.bench_startup(args.repeats, CONF, env_for, wall),
             "fit": lambda: bench_fit(args.repeats, args.overrides),
             "post": lambda: bench_post(max(1, args.repeats // 2)),
             "train": lambda: bench_train(args.repeats, args.overrides),

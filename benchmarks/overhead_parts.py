@@ -1,4 +1,6 @@
-"""Two rows of bench_overhead.py that split a run's time into parts (imported by it).
+"""Rows of bench_overhead.py (imported by it): start-up, and two that split a run's time.
+
+startup  `--help` of every command, and a config error (`regularization.keep_prob=1.5`)
 
 floor  MLflow's own fixed costs, each in a fresh process, medians: `import mlflow`; that plus
        its SQL store module (every local store needs it); that plus a bare
@@ -44,6 +46,27 @@ def _timed(code: str, tmp: str, env: dict) -> tuple[float, str]:
     out = subprocess.run([sys.executable, "-c", "import sys; " + code, tmp], env=env,
                          capture_output=True, text=True, check=True).stdout
     return time.perf_counter() - t, out
+
+
+def bench_startup(repeats: int, conf: str, env_for, wall) -> None:
+    cmds = {f"{c} --help": ["-m", "pipeline", c, "--help"]
+            for c in ("train", "search", "evaluate", "reproduce", "gradcheck")}
+    cmds["train keep_prob=1.5"] = ["-m", "pipeline", "train", "--conf-dir", conf,
+                                   "regularization.keep_prob=1.5"]
+    cmds["search keep_prob=1.5"] = ["-m", "pipeline", "search", "--conf-dir", conf,
+                                    "regularization.keep_prob=1.5"]
+    cmds["python -c pass"] = ["-c", "pass"]
+    times = {k: [] for k in cmds}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = env_for(Path(tmp))
+        for _ in range(repeats):
+            for k, args in cmds.items():
+                times[k].append(wall([sys.executable, *args], tmp, env, ok=(0, 2)))
+        created = sorted(os.listdir(tmp))
+    print(f"startup: wall time of a fresh process, medians of {repeats} (files created: "
+          f"{created or 'none'})")
+    for k, xs in times.items():
+        print(f"  {k:<24} {statistics.median(xs):6.2f} s")
 
 
 def bench_floor(repeats: int, env_for, load) -> None:
