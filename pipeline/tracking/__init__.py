@@ -18,6 +18,6 @@ from pipeline.tracking.runs import (Terminated, check_terminated, configure, def
 from pipeline.tracking.training import final_metrics, log_training
 
 __all__ = ["MetricBuffer", "Terminated", "check_terminated", "configure", "curve_stride",
-           "defer_sigterm", "diagnostic_stride", "final_metrics", "git_state", "hold_signals", "kept_indices",
-           "log_training", "package_versions", "run", "run_name",
+           "defer_sigterm", "diagnostic_stride", "final_metrics", "git_state", "hold_signals",
+           "kept_indices", "log_training", "package_versions", "run", "run_name",
            "tracking_uri", "ui_links"]

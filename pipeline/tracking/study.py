@@ -29,10 +29,8 @@ STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 # (11 more series) made the SQLite writes 0.37 s of a 0.67 s trial; the final evaluation run
 # logs every series through log_training.
 TRIAL_CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error")
-# ... and at most ~100 points each (every k-th evaluation, plus the last and every step reported
-# to Optuna): the child run's curve writes were 1.29 of a trial's 1.36 s of MLflow writes
-# (cProfile, 6 default trials, load 8; 1000 points), and a trial's curves are for comparing
-# trials, where 100 points over the epochs show what 200 show.
+# ... at most ~100 points each (+ the last and the steps reported to Optuna): 1000 points were
+# 1.29 of a default trial's 1.36 s of MLflow writes (cProfile, load 8); 100 show what 200 show.
 TRIAL_CURVE_POINTS = 100
 
 
@@ -86,9 +84,8 @@ class StudyLogger:
                      attrs: Mapping[str, Any] = (), value: float | None = None,
                      metrics: Mapping[str, float] | None = None,
                      figures: Mapping[str, Any] | None = None, reported=()) -> None:
-        """End the child run: its curves (see TRIAL_CURVE_POINTS; `reported` = the epochs
-        reported to Optuna, kept so the pruner's evidence is on the curve), params, final
-        metrics, tags and note in as few `log_batch` calls as possible, then its status."""
+        """Curves (TRIAL_CURVE_POINTS; `reported`: epochs reported to Optuna, the pruner's
+        evidence), params, final metrics, tags, note in few `log_batch` calls; then the status."""
         client = self.client
         try:
             curves = self._curves.pop(run_id, None)
@@ -288,20 +285,12 @@ def register(run_id: str, name: str, alias: str, gate_passed: bool, gate_text: s
     return str(version)
 
 
-
-
 def experiment_tags(experiment_id: str) -> dict[str, str]:
     return dict(MlflowClient().get_experiment(experiment_id).tags)
 
 
-
-
-
-
 def log_text(run_id: str, text: str, path: str) -> None:
     MlflowClient().log_text(run_id, text, path)
-
-
 
 
 def use_tracking_uri(uri: str | None) -> None:
