@@ -79,8 +79,10 @@ def _schedule(*overrides):
 
 def test_trials_report_only_where_the_pruner_decides():
     evaluations = range(10, 2001, 10)
-    default = _schedule()                                       # conf/base.yaml: Hyperband
-    assert [e for e in evaluations if default.due(e)] == [200, 600, 1800]
+    default = _schedule()                                       # conf/base.yaml: median
+    assert [e for e in evaluations if default.due(e)] == list(range(100, 2001, 10))
+    hyper200 = _schedule("search.pruner.name=hyperband", "search.pruner.min_resource=200")
+    assert [e for e in evaluations if hyper200.due(e)] == [200, 600, 1800]
     median = _schedule("search.pruner.name=median", "search.pruner.n_warmup_steps=100",
                        "search.pruner.interval_steps=50")
     assert [e for e in evaluations if median.due(e)] == list(range(100, 2001, 50))
