@@ -5,6 +5,12 @@ Each sub-command lives in `pipeline/commands/<name>.py` and exposes
 command is chosen, so `--help` and validation errors stay fast (mlflow alone costs ~1 s).
 A `ValueError` anywhere below, or an exception of the environment (MLflow, HTTP, SQLAlchemy,
 Optuna storage, OSError), becomes one line on stderr and exit code 2.
+
+Signals: `main` makes the command's `Stop` (`args.stop`, see pipeline/stop.py) and turns
+SIGTERM and Ctrl-C into a stop request for the command's whole life; the command passes it to
+its stages, which stop at a safe point. This is the one place a stop becomes an exit code:
+143 for SIGTERM, 130 for Ctrl-C, with one line on stderr (what was stopped and what became of
+its runs, as the command said in `Stopped.outcome`), no traceback.
 """
 
 from __future__ import annotations
@@ -65,14 +71,37 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
     from pipeline import threads
 
     threads.export()
-    args = build_parser(prog).parse_args(argv)
-    from pipeline.commands.preflight import http_defaults
-
-    http_defaults()  # MLflow's HTTP retries bounded for every command (user values win)
     try:
-        return int(_command_module(args.command).run(args) or 0)
+        args = build_parser(prog).parse_args(argv)
+        from pipeline.commands.preflight import http_defaults
+
+        http_defaults()  # MLflow's HTTP retries bounded for every command (user values win)
+        return _run_stoppable(args)
+    except KeyboardInterrupt:  # Ctrl-C before the command's handlers were installed
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     except Exception as exc:
         if not foreseeable(exc):
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _run_stoppable(args) -> int:
+    """Run the command with its `Stop` (args.stop) fed by SIGTERM/SIGINT; a `Stopped` becomes
+    its exit code (143/130) and one line on stderr."""
+    from pipeline.stop import Stop, Stopped
+
+    stop = args.stop = Stop()
+    try:
+        with stop.on_signals():
+            code = int(_command_module(args.command).run(args) or 0)
+    except Stopped as exc:
+        print(exc.line(), file=sys.stderr)
+        return exc.exit_code
+    if stop.requested:  # the command finished without a safe point after it: not a success
+        late = Stopped(stop.reason or "stop requested", stop.signum)
+        late.outcome = "received after the command's work was done (its output is complete)"
+        print(late.line(), file=sys.stderr)
+        return late.exit_code
+    return code

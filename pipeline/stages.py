@@ -145,14 +145,16 @@ def architecture(cfg, prepared: Prepared):
                         cfg.model.activation)
 
 
-def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = ()) -> Trained:
-    """Init -> fit with early stopping on dev -> train/dev metrics -> diagnosis."""
+def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = (), stop=None) -> Trained:
+    """Init -> fit with early stopping on dev -> train/dev metrics -> diagnosis.
+    `stop`: a `pipeline.stop.Stop` that `fit` checks every epoch (None: never stops)."""
     rngs = streams(cfg.seed)
     arch = architecture(cfg, prepared)
     params = init_params(arch, cfg.model.init, rngs["init"], scale=cfg.model.init_scale,
                          dtype=np.dtype(cfg.training.dtype).type)
     result = fit(params, arch, prepared.train.X, prepared.train.y, prepared.dev.X,
-                 prepared.dev.y, settings(cfg), rngs["train"], callbacks=callbacks)
+                 prepared.dev.y, settings(cfg), rngs["train"], callbacks=callbacks,
+                 stop=stop)
     metrics = {**_scores(result.params, arch, prepared.train),
                **_scores(result.params, arch, prepared.dev),
                "best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run)}

@@ -113,8 +113,12 @@ def in_effect() -> int:
 def library() -> str:
     """Which BLAS computes: `openblas 0.3.31 pthreads` (a different library or version can
     change the last digits as a different thread count does)."""
+    blas = _blas()
+    # numpy's own BLAS computes the network; scipy's (loaded by scikit-learn in the same
+    # process, or not, depending on what ran before) would make the tag differ for nothing
+    own = [i for i in blas if "numpy" in str(i.get("filepath", ""))] or blas
     found = [" ".join(str(i[k]) for k in ("internal_api", "version", "threading_layer")
-                      if i.get(k)) for i in _blas()]
+                      if i.get(k)) for i in own]
     return "; ".join(found) or "none"
 
 

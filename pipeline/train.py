@@ -175,13 +175,15 @@ class _EarlyStopping:
 
 
 def fit(params: Params, arch: Architecture, X_train, y_train, X_dev, y_dev,
-        settings: TrainSettings, rng: np.random.Generator, callbacks=()) -> FitResult:
+        settings: TrainSettings, rng: np.random.Generator, callbacks=(), stop=None) -> FitResult:
     """Train a copy of `params` (never modified) on (X_train (m, n0), y_train (m,)).
 
     Every `eval_every` epochs and at the last one: train/dev loss and accuracy (evaluation
     mode), per-block norms of the last step's gradient, per-hidden-layer activation mean/std;
     then `callback(epoch, metrics)` for each callback (exceptions propagate). X_dev may be None
     (no dev metrics; early stopping then refused). `rng` shuffles mini-batches and draws masks.
+    `stop` (a `pipeline.stop.Stop`, or None) is checked after every epoch: `stop.check()` raises
+    `Stopped` once a stop was requested, so even sparse evaluations stop within one epoch.
     """
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -199,11 +201,11 @@ def fit(params: Params, arch: Architecture, X_train, y_train, X_dev, y_dev,
     stopper = _EarlyStopping(settings, loop.theta)
     # Overflow is detected explicitly (finiteness checks below), so numpy's warnings are noise.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _run(loop, stopper, settings, y, XT_dev, y_dev, callbacks)
+        return _run(loop, stopper, settings, y, XT_dev, y_dev, callbacks, stop)
 
 
 def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_dev, y_dev,
-         callbacks) -> FitResult:
+         callbacks, stop=None) -> FitResult:
     last_good = loop.theta.copy()
     history: dict[str, list[float]] = {"epoch": []}
     reason, message, epochs_run = "completed", f"completed {settings.epochs} epochs", 0
@@ -216,6 +218,8 @@ def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_de
                        f"the input scale")
             break
         epochs_run = epoch
+        if stop is not None and stop.requested:  # one attribute read per epoch
+            stop.check()
         if epoch % settings.eval_every and epoch != settings.epochs:
             continue
         metrics = loop.evaluate(y, XT_dev, y_dev)

@@ -273,7 +273,7 @@ def test_sigterm_leaves_nothing_running_and_the_same_command_resumes(search_cfg,
 def test_sigterm_with_two_workers_leaves_no_trial_or_run_running(search_cfg, tracking_uri,
                                                                  tmp_path):
     # The parent stops its spawned workers with SIGTERM; each worker acts on it at its next
-    # evaluation, so its trial ends FAIL and its child run FAILED instead of staying RUNNING.
+    # evaluation, so its trial ends FAIL and its child run KILLED instead of staying RUNNING.
     returncode, err = _sigterm_search_after(search_cfg, tracking_uri, tmp_path, 4,
                                             "search.workers=2", "training.epochs=400",
                                             "training.patience=null")

@@ -43,3 +43,12 @@ def take_project_run() -> str | None:
     `start_run` does not resume it. The search logs its parent and trials into the study's own
     experiment and leaves the runner's run as a pointer to them. None outside `mlflow run`."""
     return os.environ.pop("MLFLOW_RUN_ID", None)
+
+
+def stop_of(args):
+    """The command's `pipeline.stop.Stop` (cli.main sets `args.stop` and turns SIGTERM/Ctrl-C
+    into its requests); a fresh, never-requested one when `run(args)` is called directly."""
+    from pipeline.stop import Stop
+
+    stop = getattr(args, "stop", None)
+    return stop if stop is not None else Stop()

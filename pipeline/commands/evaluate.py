@@ -10,10 +10,9 @@ is recorded as forced.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from pipeline.commands import add_config_arguments, conf_dir, project_experiment
+from pipeline.commands import add_config_arguments, conf_dir, project_experiment, stop_of
 from pipeline.commands.search import expand
 
 
@@ -38,22 +37,23 @@ def run(args: argparse.Namespace) -> int:
     preflight.check(cfg)  # the tracking store answers, before the study is opened
     unsent.replay_pending(preflight.tracking_uri(cfg))
 
+    import os
+
+    # the model's input-example check downloads artifacts with a progress bar each: on stderr,
+    # around the report and the one line a stop prints
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from pipeline.search import quiet_optuna
     from pipeline.search.evaluate import run_evaluate
 
-    from pipeline.tracking import Terminated
+    from pipeline.stop import Stopped
 
     quiet_optuna()
     try:
-        run_evaluate(cfg, workdir=Path.cwd(), experiment_id=project_experiment())
-    except (KeyboardInterrupt, Terminated) as exc:
-        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        if getattr(exc, "held", False):  # raised by the hold's end, after the report
-            print(f"{what} after the test look: the evaluation above was recorded and "
-                  "printed in full", file=sys.stderr)
-        else:
-            print(f"{what} before the test split was opened: nothing recorded, the test look "
-                  "is not spent (run evaluate again)", file=sys.stderr)
-        return 130 if isinstance(exc, KeyboardInterrupt) else 143
+        run_evaluate(cfg, workdir=Path.cwd(), experiment_id=project_experiment(),
+                     stop=stop_of(args))
+    except Stopped as exc:  # cli.main prints it and exits 143/130
+        exc.outcome = ("after the test look: the evaluation above was recorded and printed in "
+                       "full" if exc.held else "before the test split was opened: nothing "
+                       "recorded, the test look is not spent (run evaluate again)")
+        raise
     return 0
-

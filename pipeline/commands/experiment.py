@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.commands import conf_dir, project_experiment
+from pipeline.commands import conf_dir, project_experiment, stop_of
 
 OWN = ("seeds", "workers", "first_seed")
 
@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import config_from_yaml
     from pipeline.lessons import load_lesson, plan
     from pipeline.lessons.runner import assemble, run_jobs
+    from pipeline.stop import Stopped
 
+    stop = stop_of(args)
     own, overrides = split_own(args.overrides)
     conf = conf_dir(args)
     lesson = load_lesson(args.lesson, conf)
@@ -82,24 +84,24 @@ def run(args: argparse.Namespace) -> int:
     tags = {"stage": "experiment", "lesson.name": lesson.name, "lesson.claim": lesson.claim.text}
     print(f"lesson {lesson.name}: {len(lesson.arm_names())} arms x {seeds} seeds = {len(jobs)} "
           f"runs, {workers} worker(s)", flush=True)
-    started = time.perf_counter()
+    started, parent = time.perf_counter(), None
     try:
-        with tracking.run(cfg.tracking.run_name or f"lesson-{lesson.name}", tags=tags) as active:
+        with tracking.run(cfg.tracking.run_name or f"lesson-{lesson.name}", tags=tags,
+                          stop=stop) as active:
             parent = active.info.run_id
             records.log_params(parent, TL.parent_params(lesson, seeds, workers, overrides))
             records.log_source(parent)
             logger = TL.LessonLogger(experiment_id, parent, lesson.name,
                                      grad_curves=lesson.kind == "gradient_flow")
             on_result = _progress(logger, len(jobs), quiet=args.quiet)
-            runs = run_jobs(jobs, workers, on_result)
+            runs = run_jobs(jobs, workers, on_result, stop)
             result = assemble(lesson, jobs, runs)
             seconds = time.perf_counter() - started
             TL.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
-    except (KeyboardInterrupt, tracking.Terminated) as exc:
-        sigterm = isinstance(exc, tracking.Terminated)
-        print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the lesson's parent run "
-              "ended KILLED", file=sys.stderr)
-        return 143 if sigterm else 130
+    except Stopped as exc:  # cli.main prints it and exits 143/130
+        exc.outcome = (f"the lesson's parent run {parent} ended KILLED (the (arm, seed) runs "
+                       "already logged stay FINISHED)" if parent else "no run was created")
+        raise
     if args.output is not None:
         write_output(result, args.output)
     print(result.texts["lesson/table.md"])

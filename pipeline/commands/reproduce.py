@@ -49,9 +49,17 @@ def run(args, out=None) -> int:
             rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"),
                          digest))
     count, notes = blas_plan(logged["tags"])
+    from pipeline.commands import stop_of
+    from pipeline.stop import Stopped
+
     with threads.limit(count):
         rows += blas_checks(logged["tags"])   # measured while the limit is in effect
-        trained = stages.train(cfg, prepared)
+        try:
+            trained = stages.train(cfg, prepared, stop=stop_of(args))
+        except Stopped as exc:  # cli.main prints it and exits 143/130
+            exc.outcome = (f"the rerun of run {args.run_id} was stopped: no verdict, nothing "
+                           "recorded")
+            raise
     if pruned_at is not None:
         notes.append(f"a PRUNED trial (at epoch {pruned_at}): it has no final numbers; its "
                      "curves are compared up to that epoch")

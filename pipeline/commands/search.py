@@ -9,10 +9,10 @@ runs N more trials, as in Optuna; `target_trials=T` runs until the study has T f
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from pipeline.commands import add_config_arguments, conf_dir, project_experiment, take_project_run
+from pipeline.commands import (add_config_arguments, conf_dir, project_experiment, stop_of,
+                               take_project_run)
 
 SHORTHANDS = ("study", "n_trials", "target_trials", "workers", "storage", "space", "objective")
 
@@ -50,20 +50,13 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.search import quiet_optuna
     from pipeline.search.run import run_search
 
-    from pipeline.tracking import Terminated
-
     quiet_optuna()
-    try:
-        experiment = project_experiment()            # before take_project_run clears it
-        pointer = take_project_run()
-        result = run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
-                            experiment_id=experiment, pointer_run_id=pointer)
-    except (KeyboardInterrupt, Terminated) as exc:
-        sigterm = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
-        print(f"{'terminated (SIGTERM)' if sigterm else 'interrupted'}: the parent run ended "
-              "KILLED and the trial in progress FAIL; resume with the target_trials above",
-              file=sys.stderr)
-        return 143 if sigterm else 130
+    experiment = project_experiment()                # before take_project_run clears it
+    pointer = take_project_run()
+    # a stop (SIGTERM/Ctrl-C) comes back as `Stopped` saying what it ended (run_search sets
+    # its outcome); cli.main prints it and exits 143/130
+    result = run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
+                        experiment_id=experiment, pointer_run_id=pointer, stop=stop_of(args))
     if result.parent_run_id is None and pointer is not None:
         _describe_empty_project_run(pointer, result)
     return 0

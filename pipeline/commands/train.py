@@ -12,7 +12,7 @@ import sys
 import time
 
 from pipeline.commands import (add_config_arguments, conf_dir, preflight, project_experiment,
-                               unsent)
+                               stop_of, unsent)
 from pipeline.redact import redact
 
 
@@ -59,10 +59,13 @@ def status_printer(enabled: bool):
 def run(args) -> int:
     from pipeline import stages
     from pipeline.config import load_config
+    from pipeline.stop import Stopped
 
+    stop = stop_of(args)
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
     prepared = stages.prepare(cfg)                   # bad data fails before a run
     preflight.check(cfg)                             # tracking store usable, before a run
+    stop.check()                                     # stopped while preparing: nothing made
 
     # the model's input-example check downloads artifacts with a progress bar each: noise here
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -76,7 +79,7 @@ def run(args) -> int:
     started = time.perf_counter()
     run_id = buffer = trained = None
     try:
-        with tracking.run(name, tags=tags) as active:
+        with tracking.run(name, tags=tags, stop=stop) as active:
             run_id = active.info.run_id
             settings = stages.settings(cfg)          # at most ~1000 points per curve:
             buffer = tracking.MetricBuffer(
@@ -85,7 +88,7 @@ def run(args) -> int:
             progress = Progress(cfg.training.epochs, enabled=not args.quiet)
             say = status_printer(enabled=not args.quiet)
             try:
-                trained = stages.train(cfg, prepared, callbacks=[buffer, progress])
+                trained = stages.train(cfg, prepared, callbacks=[buffer, progress], stop=stop)
             finally:
                 progress.close()
                 if buffer.points:
@@ -93,10 +96,9 @@ def run(args) -> int:
                 buffer.flush()                       # curves so far, even when interrupted
             buffer.finish(trained.fit.history, trained.fit.best_epoch)  # + last and best
             tracking.log_training(run_id, cfg, prepared, trained, curves=False, status=say)
-    except (KeyboardInterrupt, tracking.Terminated) as exc:
-        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
-        print(f"{what}: run {run_id} ended KILLED", file=sys.stderr)
-        return 130 if isinstance(exc, KeyboardInterrupt) else 143
+    except Stopped as exc:  # cli.main prints it and exits 143/130
+        exc.outcome = f"run {run_id} ended KILLED" if run_id else "no run was created"
+        raise
     except Exception as exc:
         if not uri.startswith(("http://", "https://")) or _answers(uri):
             raise

@@ -52,11 +52,12 @@ class ArmRun:
     blas_threads: int = 0               # in effect where the job ran (pipeline/threads.py)
 
 
-def execute(job: Job) -> ArmRun:
+def execute(job: Job, stop=None) -> ArmRun:
+    """`stop` (a `pipeline.stop.Stop`): checked by the training every epoch."""
     started = time.perf_counter()
     cfg = config_from_yaml(job.cfg_yaml, f"lesson {job.lesson.name} arm {job.arm}")
     prepared = stages.prepare(cfg)
-    trained = stages.train(cfg, prepared)
+    trained = stages.train(cfg, prepared, stop=stop)
     fit, hist = trained.fit, trained.fit.history
     metrics = {k: float(v) for k, v in trained.metrics.items()}
     metrics.update(_first(hist), non_finite=float(fit.stop_reason == "non_finite"))

@@ -45,7 +45,8 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
                overrides: Sequence[str] = (), conf_dir: Path | str = Path("conf"),
                on_result: Callable[[ArmRun], None] | None = None, figures: bool = True,
                jobs: Sequence[Job] | None = None,
-               arms: Sequence[str] | None = None, first_seed: int = 0) -> LessonResult:
+               arms: Sequence[str] | None = None, first_seed: int = 0,
+               stop=None) -> LessonResult:
     """Run every arm over `seeds` seeds (default: the lesson's) and judge the claim.
 
     `lesson`: a Lesson or a name under conf/lessons. `workers` > 1 runs jobs in spawned
@@ -53,6 +54,7 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
     chose). `on_result(run)` is called in this process as each
     job finishes. `jobs`: an already validated plan (the command builds it before any run).
     `arms`: only these arms (the claim's checks that name another arm then fail).
+    `stop` (a `pipeline.stop.Stop`): see `run_jobs`.
     """
     if isinstance(lesson, str):
         lesson = load_lesson(lesson, conf_dir)
@@ -61,23 +63,32 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
                                                     first_seed=first_seed)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    runs = run_jobs(jobs, workers, on_result)
+    runs = run_jobs(jobs, workers, on_result, stop)
     return assemble(lesson, jobs, runs, figures=figures)
 
 
-def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
+def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None) -> list[ArmRun]:
+    """Every job, in order of completion to `on_result`. `stop` (a `pipeline.stop.Stop`) is
+    checked by the training of an in-process job every epoch, between jobs, and every
+    `POLL` seconds while spawned workers run; on a stop the workers are terminated (they
+    write nothing: `on_result` runs here) and `Stopped` propagates."""
+    from pipeline.stop import Stop, children_ignore_sigint
+
+    stop = stop if stop is not None else Stop()
     order = {(j.arm, j.seed): i for i, j in enumerate(jobs)}
     done: list[ArmRun] = []
     if workers == 1 or len(jobs) == 1:
         limit = threads.limit()        # this process too: pipeline/threads.py
-        results = map(execute, jobs)
+        results = (execute(job, stop) for job in jobs)
         pool = None
     else:
-        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)),
-                                                        initializer=threads.apply_chosen)
-        results = pool.imap_unordered(execute, jobs)
+        with children_ignore_sigint():  # Ctrl-C: the parent stops them, no traceback each
+            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)),
+                                                            initializer=threads.apply_chosen)
+        results = _polled(pool.imap_unordered(execute, jobs), len(jobs), stop)
     try:
         for run in results:
+            stop.check()
             done.append(run)
             if on_result is not None:
                 on_result(run)
@@ -92,6 +103,21 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None) -> list[ArmRun]:
         else:
             limit.restore()
     return sorted(done, key=lambda r: order[(r.arm, r.seed)])
+
+
+POLL = 0.5  # seconds between stop checks while waiting for a spawned worker's job
+
+
+def _polled(results, n: int, stop):
+    """The pool's results, checking `stop` while waiting (a job can take minutes)."""
+    for _ in range(n):
+        while True:
+            stop.check()
+            try:
+                yield results.next(timeout=POLL)
+                break
+            except multiprocessing.TimeoutError:
+                continue
 
 
 def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,

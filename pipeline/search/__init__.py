@@ -23,6 +23,30 @@ def quiet_optuna() -> None:
             handler.addFilter(_NoTraceback())
 
 
+def quiet_when_stopped(stop):
+    """A context: once `stop` (a `pipeline.stop.Stop`) is requested, Optuna's "Trial N failed
+    ... Stopped" warnings are dropped: the command says it in one line, and each trial keeps
+    its `fail_reason`."""
+    import logging
+    from contextlib import contextmanager
+
+    class Filter(logging.Filter):
+        def filter(self, record) -> bool:
+            return stop is None or not stop.requested
+
+    @contextmanager
+    def quiet():
+        handlers, drop = logging.getLogger("optuna").handlers, Filter()
+        for handler in handlers:
+            handler.addFilter(drop)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(drop)
+    return quiet()
+
+
 class _NoTraceback:
     """A logging filter (duck-typed: `filter(record)`) that drops the record's traceback."""
 

@@ -100,14 +100,21 @@ def retrain_data(cfg, prepared, best):
 
 
 def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
-                 experiment_id: str | None = None) -> Evaluation:
+                 experiment_id: str | None = None, stop=None) -> Evaluation:
+    """`stop` (a `pipeline.stop.Stop`): a stop before the test split is opened ends the
+    final-test run KILLED and records nothing (the look is not spent); once it is opened the
+    stop waits until the evaluation is recorded, registered and printed, then `Stopped` is
+    raised with `held=True`."""
     from pipeline import stages, tracking
+    from pipeline.stop import Stop
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
+    stop = stop if stop is not None else Stop()
 
     study, best, trial_cfg, overrides, label = load_best(cfg, workdir)
     name = study.study_name
     prepared = stages.prepare(trial_cfg)
+    stop.check()  # stopped while preparing: nothing created
     experiment_id = tracking.configure(trial_cfg.tracking, experiment_id=experiment_id)
     sc = cfg.search
     spec = S.resolve(sc.storage, name, workdir)
@@ -115,11 +122,11 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
     # a second evaluate at the same instant is refused instead of unsealing the test split too.
     with evaluation_claim(spec, name, workdir):
         return _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared,
-                                 experiment_id, out)
+                                 experiment_id, out, stop)
 
 
 def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experiment_id,
-                      out) -> Evaluation:
+                      out, stop) -> Evaluation:
     from pipeline import stages, tracking
     from pipeline.tracking import records
     from pipeline.tracking.notes import final_test_name
@@ -137,14 +144,15 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
             "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
             "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
     with ExitStack() as held, \
-            tracking.run(final_test_name(name, best.number, overrides), tags=tags) as handle:
+            tracking.run(final_test_name(name, best.number, overrides), tags=tags,
+                         stop=stop) as handle:
         run_id = handle.info.run_id if hasattr(handle, "info") else str(handle)
-        # Each evaluation is a safe point: SIGTERM before the unsealing ends the run KILLED
+        # fit checks the stop every epoch: a stop before the unsealing ends the run KILLED
         # and spends nothing (no record; the next evaluate is allowed).
-        trained = stages.train(fit_cfg, fit_data, callbacks=[_safe_point])
-        # From here a signal waits until the report is printed (the hold ends with `held`);
-        # one already pending is raised on entering, before the test split is opened.
-        held.enter_context(tracking.hold_signals())
+        trained = stages.train(fit_cfg, fit_data, stop=stop)
+        # From here a stop waits until the report is printed (the hold ends with `held`);
+        # one already requested is raised on entering, before the test split is opened.
+        held.enter_context(stop.hold())
         test = stages.open_test_split(prepared, f"one-time test evaluation of study {name}")
         test_metrics = stages.split_metrics(trained, test)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -164,18 +172,12 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
             print(_test_line(test_metrics, record) + "  (recording failed, see the error)",
                   file=out, flush=True)
             raise
-        # A held signal does not end the run KILLED (the look is spent and recorded): the
-        # run ends FINISHED, then the hold raises the signal (exit 130/143 after the report).
+        # A held stop does not end the run KILLED (the look is spent and recorded): the run
+        # ends FINISHED (its end check is held too), then the hold raises `Stopped`.
         _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version,
                 cfg, tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)["run"])
     return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
                       version, bool(prior and force))
-
-
-def _safe_point(epoch, metrics) -> None:
-    from pipeline.tracking import check_terminated
-
-    check_terminated()
 
 
 def _record(study, experiment_id: str, key: str, record: dict) -> None:

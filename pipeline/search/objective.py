@@ -32,8 +32,8 @@ def without_test(prepared):
 
 
 class Interrupted(KeyboardInterrupt):
-    """A SIGTERM (or another BaseException) inside a trial, passed to Optuna as an interrupt
-    so the trial is recorded FAIL; `__cause__` holds the original."""
+    """A BaseException other than Exception/KeyboardInterrupt inside a trial, passed to Optuna
+    as an interrupt so the trial is recorded FAIL; `__cause__` holds the original."""
 
 
 class PruningCallback:
@@ -61,8 +61,10 @@ class PruningCallback:
 
 
 def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
-                   figures: str = "improving") -> Callable[[optuna.Trial], float]:
+                   figures: str = "improving", stop=None) -> Callable[[optuna.Trial], float]:
     """`objective(trial) -> dev_loss | dev_error` (config `search.objective`), minimized.
+    `stop` (a `pipeline.stop.Stop`) is checked by the training every epoch: the trial ends
+    FAIL and its child run KILLED.
 
     `logger` is a `pipeline.tracking.study.StudyLogger` (or None in tests of the pure search):
     one child run per trial with params, curves, figures and the trial's final state."""
@@ -81,7 +83,7 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
                 trial.set_user_attr("mlflow_run_id", run_id)
             # The curve buffer first: the evaluation that triggers pruning is still logged.
             callbacks = ([logger.metric_callback(run_id)] if logger else []) + [pruning]
-            trained = stages.train(trial_cfg, prepared, callbacks=callbacks)
+            trained = stages.train(trial_cfg, prepared, callbacks=callbacks, stop=stop)
             value = float(trained.metrics[key])
             if trained.fit.stop_reason == "non_finite" or not math.isfinite(value):
                 raise Diverged(trained.fit.stop_message or f"{key} is {value}")
@@ -100,12 +102,14 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
             _end(trial, logger, run_id, "PRUNED", reason, {"epochs_run": pruning.last_epoch},
                  reported=pruning.reported)
             raise optuna.TrialPruned(reason) from None
-        except BaseException as exc:  # a bug, Ctrl-C or SIGTERM: the child run ends FAILED
-            _end(trial, logger, run_id, "FAIL", f"{type(exc).__name__}: {exc}", {})
+        except BaseException as exc:  # a bug (child FAILED) or a stop (Stopped, Ctrl-C: KILLED)
+            killed = isinstance(exc, KeyboardInterrupt)
+            _end(trial, logger, run_id, "FAIL", f"{type(exc).__name__}: {exc}", {},
+                 status="KILLED" if killed else None)
             if isinstance(exc, (Exception, KeyboardInterrupt)):
                 raise
             # Optuna marks a trial FAIL only for Exception/KeyboardInterrupt; anything else
-            # (tracking.Terminated on SIGTERM) would leave it RUNNING in the storage.
+            # (SystemExit, say) would leave it RUNNING in the storage.
             raise Interrupted(str(exc)) from exc
 
     best: list = []  # (run_id, cfg, trained) of this worker's last trial that beat the best

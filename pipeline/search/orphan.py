@@ -4,9 +4,9 @@ Without this, workers of a killed parent kept running unsupervised (~90 s, finis
 study) while the parent's run stayed RUNNING, and a resume started meanwhile failed their
 trials under them. A daemon thread compares `os.getppid()` with the parent seen at start every
 `interval` seconds (a dead parent's children are re-parented, so the id changes). When it
-changes, the worker sends itself SIGTERM, which the worker defers to the next training
-evaluation (`tracking.defer_sigterm`): the trial in progress ends FAIL and its child run
-FAILED, and the worker exits 143. A worker stuck elsewhere (e.g. inside an MLflow call) is
+changes, the worker sends itself SIGTERM, which the worker's `pipeline.stop.Stop` records and
+its training acts on at the next epoch: the trial in progress ends FAIL and its child run
+KILLED, and the worker exits 143. A worker stuck elsewhere (e.g. inside an MLflow call) is
 ended with `os._exit` after `grace` seconds; its trial is then left RUNNING in the storage and
 failed by the next search's stale-trial cleanup (journal) or Optuna's heartbeat (RDB).
 """

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from pipeline.redact import redact
 from pipeline.search import storage as S
+from pipeline.stop import Stopped
 from pipeline.search.study import (Job, Progress, best_trial, count, open_study, run_workers,
                                    study_name, top_table)
 
@@ -58,8 +59,10 @@ def _check_base_config(study, cfg, space) -> None:
 
 def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                progress: bool = True, out=None, experiment_id: str | None = None,
-               pointer_run_id: str | None = None) -> SearchResult:
+               pointer_run_id: str | None = None, stop=None) -> SearchResult:
     """`experiment_id`: the experiment `mlflow run` already chose (else tracking.experiment).
+    `stop` (a `pipeline.stop.Stop`): the trials in progress end FAIL (child runs KILLED), the
+    parent run KILLED, and `Stopped` is raised saying how to resume.
 
     The parent and trial runs go to the study's own experiment `<study>-search`; the training
     experiment gets a tag linking to it. `pointer_run_id` (the run `mlflow run -e search`
@@ -73,6 +76,8 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
     # Data errors fail here, before a study, a journal file or a run exists.
     prepared = stages.prepare(cfg)
+    if stop is not None:
+        stop.check()  # stopped while preparing: no study, no run
     name, sc = study_name(cfg), cfg.search
     spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
                      grace_period=sc.grace_period)
@@ -101,7 +106,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                   f"{', '.join(gone)} of a search process that died ended FAILED", file=out)
     before = count(study)
     with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target),
-                      experiment_id=search_id) as handle:
+                      experiment_id=search_id, stop=stop) as handle:
         parent = _run_id(handle)
         T.describe_search(parent, notes.search_note(name, target))
         records.log_params(parent, {**cfg.flat(), "search.finished_before": before})
@@ -114,11 +119,15 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         job = Job(cfg.to_yaml(), dict(space), spec, target, tracking.tracking_uri(),
                   search_id, parent)
         bar = Progress(study, target, sc.objective, enabled=progress)
+        resume = f"search study={name} target_trials={target}"
         try:
-            run_workers(job, sc.workers, bar, prepared, safe_point=tracking.check_terminated)
+            run_workers(job, sc.workers, bar, prepared, stop=stop)
+        except Stopped as exc:  # one line (cli.main): rerunning with n_trials would add N more
+            exc.outcome = (f"the parent run ended KILLED and the trials in progress FAIL; to "
+                           f"finish this call's trials: {resume}")
+            raise
         except BaseException:  # rerunning with n_trials would add N more, not finish these
-            print(f"to finish this call's trials later: search study={name} "
-                  f"target_trials={target}", file=sys.stderr)
+            print(f"to finish this call's trials later: {resume}", file=sys.stderr)
             raise
         finally:
             bar.close()

@@ -122,9 +122,10 @@ class _Overshoot(Exception):
     """Another worker already reserved the last slot: this trial is not run."""
 
 
-def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
+def run_worker(job: Job, worker: int = 0, progress=None, prepared=None, stop=None) -> None:
     """Prepare the data once (or take the caller's `prepared`), then run trials until the
-    study holds `target` finished ones."""
+    study holds `target` finished ones. `stop` (a `pipeline.stop.Stop`) is checked by every
+    trial's training and between trials."""
     from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.search.objective import make_objective
@@ -142,7 +143,7 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
         use_tracking_uri(job.tracking_uri)
         logger = StudyLogger(job.experiment_id, job.parent_run_id, study.study_name)
     objective = make_objective(cfg, job.space, prepared or stages.prepare(cfg), logger,
-                               figures=cfg.search.trial_figures)
+                               figures=cfg.search.trial_figures, stop=stop)
 
     def guarded(trial: optuna.Trial) -> float:
         ahead = [t for t in study.get_trials(deepcopy=False, states=_RESERVED)
@@ -157,64 +158,70 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None) -> None:
     def stop_when_reserved(study: optuna.Study, _trial) -> None:
         if progress is not None:
             progress.poll()
-        if count(study, _RESERVED) >= job.target:
-            study.stop()
+        if count(study, _RESERVED) >= job.target or (stop is not None and stop.requested):
+            study.stop()  # a stop between trials: no new trial is started
 
-    study.optimize(guarded, callbacks=[stop_when_reserved], catch=(_Overshoot,),
-                   gc_after_trial=False)
+    from pipeline.search import quiet_when_stopped
+
+    with quiet_when_stopped(stop):
+        study.optimize(guarded, callbacks=[stop_when_reserved], catch=(_Overshoot,),
+                       gc_after_trial=False)
+    if stop is not None:
+        stop.check()
     objective.finish()
 
 
 def _worker_entry(job: Job, worker: int) -> None:
     from pipeline.search.orphan import watch_parent
+    from pipeline.stop import Stop, Stopped
 
-    watch_parent()  # the parent killed (-9) -> this worker stops within seconds
-    if not job.parent_run_id:
-        run_worker(job, worker)
-        return
-    # The parent stops workers with SIGTERM. Deferred to the next evaluation, it ends the trial
-    # FAIL and its child run FAILED through the objective, instead of leaving both RUNNING.
-    from pipeline.tracking import Terminated, defer_sigterm
+    # The parent stops workers with SIGTERM (and Ctrl-C reaches the whole process group): this
+    # worker's own Stop records it and the trial's training stops at its next epoch, so the
+    # trial ends FAIL and its child run KILLED instead of both staying RUNNING.
+    stop = Stop()
+    with stop.on_signals():
+        watch_parent()  # the parent killed (-9) -> this worker stops within seconds
+        try:
+            run_worker(job, worker, stop=stop)
+        except Stopped as exc:
+            sys.exit(exc.exit_code)
+        except Exception as exc:  # a store gone (tracking server, database): one line, not a
+            from pipeline.cli import foreseeable, one_line  # traceback per worker
 
-    defer_sigterm()
-    try:
-        run_worker(job, worker)
-    except (KeyboardInterrupt, Terminated):
-        sys.exit(143)
-    except Exception as exc:  # a store gone (tracking server, database): one line, not a
-        from pipeline.cli import foreseeable, one_line  # traceback per worker
-
-        if not foreseeable(exc):
-            raise
-        print(f"search-worker-{worker}: error: {one_line(exc)}", file=sys.stderr)
-        sys.exit(2)
+            if not foreseeable(exc):
+                raise
+            print(f"search-worker-{worker}: error: {one_line(exc)}", file=sys.stderr)
+            sys.exit(2)
 
 
-def run_workers(job: Job, workers: int, progress, prepared=None,
-                safe_point=lambda: None) -> None:
+def run_workers(job: Job, workers: int, progress, prepared=None, stop=None) -> None:
     with _one_blas_thread():  # every worker, this process's included, at the chosen count
-        _run_workers(job, workers, progress, prepared, safe_point)
+        _run_workers(job, workers, progress, prepared, stop)
 
 
-def _run_workers(job: Job, workers: int, progress, prepared, safe_point) -> None:
+def _run_workers(job: Job, workers: int, progress, prepared, stop) -> None:
     """Worker 0 runs in this process (seeded runs with one worker reproduce; it reuses
     `prepared` and this process's imports); workers 1..N-1 are spawned processes sharing the
     storage. A spawned worker spends seconds importing mlflow and preparing its data before
     its first trial: worker 0 runs trials meanwhile, so that start-up is off the critical
-    path. Then this process polls the storage to drive the progress bar and calls
-    `safe_point()` (which raises on a pending SIGTERM) until the others are done."""
+    path. Then this process polls the storage to drive the progress bar and checks `stop`
+    until the others are done; on a stop it sends them SIGTERM and waits for them."""
+    from pipeline.stop import children_ignore_sigint
+
     if workers == 1:
-        run_worker(job, 0, progress, prepared)
+        run_worker(job, 0, progress, prepared, stop)
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker_entry, args=(job, k), name=f"search-worker-{k}")
              for k in range(1, workers)]
-    for p in procs:
-        p.start()
+    with children_ignore_sigint():  # until a worker installs its Stop
+        for p in procs:
+            p.start()
     try:
-        run_worker(job, 0, progress, prepared)
+        run_worker(job, 0, progress, prepared, stop)
         while any(p.is_alive() for p in procs):
-            safe_point()
+            if stop is not None:
+                stop.check()
             progress.poll()
             time.sleep(0.5)
     except BaseException:

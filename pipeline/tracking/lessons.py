@@ -43,9 +43,6 @@ class LessonLogger:
 
     def __call__(self, run) -> None:
         from pipeline.config import config_from_yaml
-        from pipeline.tracking.runs import check_terminated
-
-        check_terminated()  # between jobs: a safe point to act on SIGTERM
         name = f"{run.arm}-seed{run.seed}"
         tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent, MLFLOW_RUN_NAME: name,
                              "stage": "lesson_arm", "lesson.name": self.lesson,

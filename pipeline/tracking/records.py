@@ -18,8 +18,6 @@ import mlflow
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking.runs import check_terminated
-
 BATCH = 1000          # MLflow's log_batch limit for metrics
 PARAM_BATCH = 100     # ... and for params and tags
 PACKAGES = ("numpy", "pandas", "scikit-learn", "matplotlib", "pydantic", "mlflow", "nn-pipeline")
@@ -99,7 +97,6 @@ class MetricBuffer:
         self.n_logged = 0
 
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        check_terminated()  # each evaluation is a safe point to act on a pending SIGTERM
         keep = self._seen % self.stride == 0
         self._seen += 1
         if keep:

@@ -1,21 +1,15 @@
 """Where runs go (tracking URI, experiment) and a run context whose final status is honest.
 
 MLflow's own `with start_run()` ends FAILED on Ctrl-C and leaves the run RUNNING forever on
-SIGTERM (see docs/tracking.md). `run` installs a SIGTERM handler for the run's lifetime and
-maps: normal exit -> FINISHED, exception -> FAILED, KeyboardInterrupt or SIGTERM -> KILLED.
-
-The SIGTERM handler does not raise where the signal lands: raised inside an MLflow write it can
-cut a SQLite transaction halfway and leave the database locked for the very writes that end
-the run (seen in CI: a search hung 60 s on "database is locked" after SIGTERM). It records the
-signal; `check_terminated()` raises it at safe points (every training evaluation, through
-MetricBuffer, and the end of the run). A second SIGTERM raises at once.
+SIGTERM (see docs/tracking.md). `run` maps: normal exit -> FINISHED, `KeyboardInterrupt`
+(Ctrl-C, or the `pipeline.stop.Stopped` a SIGTERM or SIGINT becomes at a safe point) ->
+KILLED, any other exception -> FAILED. No signal handling here: the command line owns the
+`Stop` and passes it down; `run(stop=...)` only checks it when the run opens and closes.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from contextlib import contextmanager
 from typing import Iterator, Mapping
 
@@ -23,26 +17,6 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking import notes, ui
-
-
-class Terminated(BaseException):
-    """Raised inside the run by the SIGTERM handler (a BaseException, like KeyboardInterrupt,
-    so `except Exception` in user code does not swallow it)."""
-
-
-_pending: list[int] = []  # SIGTERMs received and not yet raised at a safe point
-# While `hold_signals` is active: on=True, "sigint" = SIGINTs recorded, "restore" = handlers to
-# put back at its end (a run ending inside the hold leaves its recording SIGTERM handler).
-_hold: dict = {"on": False, "sigint": [], "restore": {}}
-
-
-def check_terminated() -> None:
-    """A safe point: raise `Terminated` if a SIGTERM arrived since the run started (not while
-    signals are held: the held work finishes first)."""
-    if _pending and not _hold["on"]:
-        signum = _pending[0]
-        _pending.clear()
-        raise Terminated(f"received signal {signum} (SIGTERM)")
 
 
 def configure(tracking_cfg, *, experiment_id: str | None = None) -> str:
@@ -95,22 +69,25 @@ def without_ipython_probe() -> Iterator[None]:
 @contextmanager
 def run(run_name: str | None = None, *, parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None, experiment_id: str | None = None,
-        ) -> Iterator[mlflow.ActiveRun]:
+        stop=None) -> Iterator[mlflow.ActiveRun]:
     """Start an MLflow run (the fluent active run of this thread) and end it honestly.
 
-    Yields the `mlflow.ActiveRun` (`.info.run_id`). SIGTERM is turned into `Terminated` while
-    the run is active (main thread only) and the previous handler is restored afterwards; the
-    exception is re-raised after the run is ended KILLED, so the caller still exits non-zero.
+    Yields the `mlflow.ActiveRun` (`.info.run_id`). `stop` (a `pipeline.stop.Stop`) is checked
+    before the run is created (a stop already requested creates no run) and after the block (a
+    stop requested during the run's last writes still ends it KILLED). The exception is
+    re-raised after the run is ended, so the caller still exits non-zero.
     """
+    if stop is not None:
+        stop.check()
     with without_ipython_probe():
         active = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id,
                                   tags=dict(tags or {}), experiment_id=experiment_id,
                                   nested=parent_run_id is not None)
-    installed, previous = _install_sigterm()
     try:
         yield active
-        check_terminated()  # a SIGTERM during the run's last writes still ends it KILLED
-    except (KeyboardInterrupt, Terminated):
+        if stop is not None:
+            stop.check()
+    except KeyboardInterrupt:  # Ctrl-C, or pipeline.stop.Stopped (a subclass)
         _end(active, "KILLED")
         raise
     except BaseException:
@@ -118,57 +95,6 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
         raise
     else:
         _end(active, "FINISHED")
-    finally:
-        if installed:
-            previous = signal.SIG_DFL if previous is None else previous
-            if _hold["on"]:  # keep recording until the hold ends; it restores this one
-                _hold["restore"].setdefault(signal.SIGTERM, previous)
-            else:
-                signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def hold_signals() -> Iterator[None]:
-    """Work that must not be cut in half (evaluate after the test split is unsealed: the look
-    is spent, so its numbers must be recorded and printed). A SIGTERM or SIGINT already pending
-    is raised on entry, before the work starts; inside the block both are recorded only; at its
-    end the first recorded one is raised (KeyboardInterrupt or `Terminated`), so the caller
-    still exits 130/143. Main thread only; elsewhere the block runs unprotected."""
-    check_terminated()
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigint(signum, frame):
-        _hold["sigint"].append(signum)
-
-    def on_sigterm(signum, frame):
-        _pending.append(signum)
-
-    _hold.update(on=True, sigint=[], restore={})
-    _hold["restore"][signal.SIGINT] = signal.signal(signal.SIGINT, on_sigint)
-    term = signal.getsignal(signal.SIGTERM)
-    if term in (signal.SIG_DFL, signal.SIG_IGN, None):  # no run's handler: record ourselves
-        _hold["restore"][signal.SIGTERM] = signal.signal(signal.SIGTERM, on_sigterm)
-    failed = False
-    try:
-        yield
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        restore, got_int = _hold["restore"], bool(_hold["sigint"])
-        _hold.update(on=False, sigint=[], restore={})
-        for signum, handler in restore.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        if not failed and (got_int or _pending):
-            # `held` tells the caller the work was finished before this was raised
-            exc = (KeyboardInterrupt("SIGINT held until the work was finished") if got_int else
-                   Terminated(f"received signal {_pending[0]} (SIGTERM), held until the work "
-                              "was finished"))
-            _pending.clear()
-            exc.held = True
-            raise exc
 
 
 def _end(active: mlflow.ActiveRun, status: str) -> None:
@@ -177,23 +103,3 @@ def _end(active: mlflow.ActiveRun, status: str) -> None:
         mlflow.end_run(status)
     else:  # someone ended or replaced the fluent run; set the status directly
         MlflowClient().set_terminated(active.info.run_id, status)
-
-
-def defer_sigterm() -> None:
-    """In a worker process with no run of its own: record SIGTERM for the next safe point
-    (the next training evaluation) instead of dying with the trial's run left RUNNING."""
-    _install_sigterm()
-
-
-def _install_sigterm():
-    """(installed, previous handler); signals can only be handled in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return False, None
-
-    def on_sigterm(signum, frame):
-        if _pending and not _hold["on"]:  # asked twice: do not wait for a safe point
-            raise Terminated(f"received signal {signum} (SIGTERM) twice")
-        _pending.append(signum)
-
-    _pending.clear()
-    return True, signal.signal(signal.SIGTERM, on_sigterm)

@@ -29,9 +29,8 @@ STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 # (11 more series) made the SQLite writes 0.37 s of a 0.67 s trial; the final evaluation run
 # logs every series through log_training.
 TRIAL_CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error")
-# ... at most ~100 points each (+ the last and the steps reported to Optuna): 1000 points were
-# 1.29 of a default trial's 1.36 s of MLflow writes (cProfile, load 8); 100 show what 200 show.
-TRIAL_CURVE_POINTS = 100
+TRIAL_CURVE_POINTS = 100  # per curve (+ last, + reported to Optuna): 1000 points were 1.29 of
+# a default trial's 1.36 s of MLflow writes (cProfile, load 8); 100 show what 200 show.
 
 
 class StudyLogger:
@@ -83,9 +82,10 @@ class StudyLogger:
     def finish_trial(self, run_id: str, state: str, *, reason: str | None = None,
                      attrs: Mapping[str, Any] = (), value: float | None = None,
                      metrics: Mapping[str, float] | None = None,
-                     figures: Mapping[str, Any] | None = None, reported=()) -> None:
-        """Curves (TRIAL_CURVE_POINTS; `reported`: epochs reported to Optuna, the pruner's
-        evidence), params, final metrics, tags, note in few `log_batch` calls; then the status."""
+                     figures: Mapping[str, Any] | None = None, reported=(),
+                     status: str | None = None) -> None:
+        """Curves (TRIAL_CURVE_POINTS; `reported`: the pruner's evidence), params, metrics,
+        tags, note in few `log_batch` calls; then `status` (default: that of `state`)."""
         client = self.client
         try:
             curves = self._curves.pop(run_id, None)
@@ -115,7 +115,7 @@ class StudyLogger:
             if figures:
                 records.log_figures(run_id, figures, client)
         finally:  # the status is written even if logging is interrupted
-            client.set_terminated(run_id, STATUS[state])
+            client.set_terminated(run_id, status or STATUS[state])
 
     def log_figures(self, run_id: str, figures: Mapping[str, Any]) -> None:
         """Figures drawn after the trial ended (search.trial_figures=best)."""
