@@ -61,7 +61,8 @@ def test_median_pruner_prunes_hopeless_trials(search_cfg):
     # zeros init cannot break symmetry: its dev error stays high, the median pruner stops it.
     space = "model.init: {type: categorical, choices: [he, zeros]}\n"
     cfg = search_cfg("search.n_trials=8", "search.sampler.name=random",
-                     "search.pruner.n_startup_trials=1", "search.pruner.n_warmup_steps=0",
+                     "search.pruner.name=median", "search.pruner.n_startup_trials=1",
+                     "search.pruner.n_warmup_steps=0",
                      "training.patience=null", space=space)
     study = _search(cfg)
     # Trial 0 is the startup trial (never pruned); afterwards exactly the zeros trials stop at

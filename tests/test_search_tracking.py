@@ -19,8 +19,9 @@ STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 SPACE = ("regularization.l2: {type: float, low: 1.0e-3, high: 1.0, log: true}\n"
          "regularization.keep_prob: {type: float, low: 0.7, high: 1.0}\n"
          "model.init: {type: categorical, choices: [he, zeros]}\n")
-ARGS = ("search.sampler.name=random", "search.pruner.n_startup_trials=1",
-        "search.pruner.n_warmup_steps=0", "training.patience=null")
+ARGS = ("search.sampler.name=random", "search.pruner.name=median",
+        "search.pruner.n_startup_trials=1", "search.pruner.n_warmup_steps=0",
+        "training.patience=null")
 
 
 def _search(cfg):

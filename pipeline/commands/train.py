@@ -82,8 +82,9 @@ def run(args) -> int:
         with tracking.run(name, tags=tags, stop=stop) as active:
             run_id = active.info.run_id
             settings = stages.settings(cfg)          # at most ~1000 points per curve:
-            buffer = tracking.MetricBuffer(run_id, stride=tracking.curve_stride(
-                settings.epochs, settings.eval_every))
+            buffer = tracking.MetricBuffer(
+                run_id, stride=tracking.curve_stride(settings.epochs, settings.eval_every),
+                diagnostic_stride=tracking.diagnostic_stride(settings.epochs, settings.eval_every))
             progress = Progress(cfg.training.epochs, enabled=not args.quiet)
             say = status_printer(enabled=not args.quiet)
             try:

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.redact import redact
 from pipeline.tracking import notes, records as R
+from pipeline.tracking.runs import without_ipython_probe
 from pipeline.tracking.ui import set_run_note
 
 FINAL = "final/"  # the prefix of the single-value results (a section after the curves)
@@ -61,7 +62,9 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     settings = stages.settings(cfg)
     fit = trained.fit
     points = (R.history_metrics(fit.history, R.curve_stride(settings.epochs, settings.eval_every),
-                                fit.best_epoch) if curves else [])
+                                fit.best_epoch, R.diagnostic_stride(settings.epochs,
+                                                                    settings.eval_every))
+              if curves else [])
     status(f"recording config, tags, source and data lineage"
            f"{f', {len(points)} curve points' if points else ''}...")
     R.log_params(run_id, cfg.flat(), client)
@@ -82,4 +85,5 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
         from pipeline.tracking.model import log_model
 
         status("logging the model (weights, standardizer, input example)...")
-        log_model(run_id, prepared, trained)
+        with without_ipython_probe():  # it resolves run-context tags too (see runs.py)
+            log_model(run_id, prepared, trained)
