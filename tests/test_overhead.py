@@ -92,26 +92,23 @@ def test_trials_report_only_where_the_pruner_decides():
     assert [e for e in evaluations if hyper.due(e)] == [10, 30, 90, 250, 730]
 
 
-def test_a_trials_writes_fit_mlflows_batch_limits_in_few_calls(tmp_path, monkeypatch):
+def test_one_log_batch_call_beyond_mlflows_limits_stores_everything(tmp_path, monkeypatch):
+    # The child run's writes are ONE client.log_batch; MLflow's client splits it by its own
+    # limits (1000 entities, 100 params/tags per request), so we keep no chunking of our own.
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
-
-    from pipeline.tracking.study import _log_batches
 
     monkeypatch.chdir(tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("x")).info.run_id
-    calls = []
-    monkeypatch.setattr(client, "log_batch", lambda *a, **k: (calls.append(k),
-                                                             MlflowClient.log_batch(client, *a, **k)))
     metrics = [Metric("dev_loss", float(i), 0, i) for i in range(1500)]
     params = [Param(f"p{i}", str(i)) for i in range(120)]
-    _log_batches(client, run_id, metrics, params, [RunTag("optuna.state", "COMPLETE")])
-    assert len(calls) == 2                        # 100 params + 1 tag + 899 metrics, then the rest
+    tags = [RunTag(f"t{i}", str(i)) for i in range(130)]
+    client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
     data = client.get_run(run_id).data
-    assert len(data.params) == 120 and data.tags["optuna.state"] == "COMPLETE"
-    assert len(client.get_metric_history(run_id, "dev_loss")) == 1500
-
+    assert len(data.params) == 120 and data.tags["t129"] == "129"
+    history = client.get_metric_history(run_id, "dev_loss")
+    assert sorted(m.step for m in history) == list(range(1500))
 
 def test_diagnostic_series_keep_about_100_points_on_evaluations_the_curves_keep():
     from pipeline.tracking.records import DIAGNOSTIC, MetricBuffer, diagnostic_stride
@@ -146,7 +143,7 @@ def test_diagnostic_series_keep_about_100_points_on_evaluations_the_curves_keep(
 
 def test_a_trials_curves_keep_every_kth_evaluation_the_last_and_the_reported_steps():
     from pipeline.tracking.records import MetricBuffer
-    from pipeline.tracking.study import TRIAL_CURVE_POINTS, _thinned
+    from pipeline.tracking.search_runs import TRIAL_CURVE_POINTS, _thinned
 
     assert curve_stride(2000, 10, TRIAL_CURVE_POINTS) == 2       # 200 evaluations -> 100 + ...
     curves = MetricBuffer("run", client=object())

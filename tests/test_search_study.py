@@ -165,9 +165,9 @@ def _heavy_after_import(*modules: str) -> set[str]:
 
 
 def test_import_boundaries_of_the_search():
-    # tracking/study.py is MLflow-only; the search package is Optuna-only; commands import
+    # tracking/search_runs.py is MLflow-only; the search package is Optuna-only; commands import
     # neither at module level (the parser imports every command).
-    assert _heavy_after_import("pipeline.tracking.study") == {"mlflow"}
+    assert _heavy_after_import("pipeline.tracking.search_runs") == {"mlflow"}
     assert _heavy_after_import("pipeline.search.run", "pipeline.search.evaluate",
                                "pipeline.search.figures") == {"optuna"}
     assert _heavy_after_import("pipeline.commands.search", "pipeline.commands.evaluate") == set()

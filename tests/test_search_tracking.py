@@ -99,7 +99,7 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
     first = _search(cfg)
     study = _study(cfg)
     dead = study.ask()  # a worker killed mid-trial: RUNNING in Optuna and in MLflow
-    from pipeline.tracking.study import StudyLogger
+    from pipeline.tracking.search_runs import StudyLogger
     run_id = StudyLogger(first.search_experiment_id, first.parent_run_id, "tiny").start_trial(
         dead.number, cfg, {})
     dead.set_user_attr("mlflow_run_id", run_id)

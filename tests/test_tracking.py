@@ -1,7 +1,6 @@
 """The tracking edge against a real SQLite store: statuses, batches, what a run records, the model."""
 
 import json
-import signal
 from pathlib import Path
 
 import numpy as np

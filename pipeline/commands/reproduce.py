@@ -190,7 +190,7 @@ def metric_checks(logged: dict, trained, stride: int = 1, *, trial: bool = False
     for key in CURVES:
         values = trained.fit.history.get(key, [])
         # a trial keeps ~100 points per curve plus the steps reported to Optuna (which depend
-        # on the pruner: tracking/study.py), so its curves are compared at its logged steps
+        # on the pruner: tracking/search_runs.py), so its curves are compared at its logged steps
         at = ([where[s] for s in logged["steps"][key] if s in where]
               if trial and logged.get("steps", {}).get(key) else keep)
         now = [float(values[i]) for i in at if i < len(values)]

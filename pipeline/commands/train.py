@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-class Progress:
+class EpochProgress:
     """A fit callback driving a tqdm bar on stderr (epochs); a no-op when quiet."""
 
     def __init__(self, epochs: int, enabled: bool):
@@ -85,7 +85,7 @@ def run(args) -> int:
             buffer = tracking.MetricBuffer(
                 run_id, stride=tracking.curve_stride(settings.epochs, settings.eval_every),
                 diagnostic_stride=tracking.diagnostic_stride(settings.epochs, settings.eval_every))
-            progress = Progress(cfg.training.epochs, enabled=not args.quiet)
+            progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
             say = status_printer(enabled=not args.quiet)
             try:
                 trained = stages.train(cfg, prepared, callbacks=[buffer, progress], stop=stop)

@@ -66,7 +66,7 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
     `stop` (a `pipeline.stop.Stop`) is checked by the training every epoch: the trial ends
     FAIL and its child run KILLED.
 
-    `logger` is a `pipeline.tracking.study.StudyLogger` (or None in tests of the pure search):
+    `logger` is a `pipeline.tracking.search_runs.StudyLogger` (or None in tests of the pure search):
     one child run per trial with params, curves, figures and the trial's final state."""
     key = cfg.search.objective
     prepared = without_test(prepared)

@@ -6,7 +6,6 @@ Every metric goes through `MlflowClient.log_batch` (<= 1000 per call): one synch
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 import time
@@ -18,8 +17,10 @@ import mlflow
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-BATCH = 1000          # MLflow's log_batch limit for metrics
-PARAM_BATCH = 100     # ... and for params and tags
+from pipeline.data.digest import short_digest
+
+# No chunking here: `MlflowClient.log_batch` splits a call by MLflow's own limits (1000
+# entities, 100 params/tags per request), so every write below is one client call.
 PACKAGES = ("numpy", "pandas", "scikit-learn", "matplotlib", "pydantic", "mlflow", "nn-pipeline")
 
 
@@ -135,8 +136,7 @@ class MetricBuffer:
         self.flush()
 
     def flush(self) -> None:
-        for i in range(0, len(self.points), BATCH):
-            self.client.log_batch(self.run_id, metrics=self.points[i:i + BATCH])
+        self.client.log_batch(self.run_id, metrics=self.points)
         self.n_logged += len(self.points)
         self.points.clear()
         self._last = time.monotonic()
@@ -147,22 +147,19 @@ def log_metrics(run_id: str, values: Mapping[str, float], step: int = 0,
     client = client or MlflowClient()
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, step) for k, v in values.items()]
-    for i in range(0, len(items), BATCH):
-        client.log_batch(run_id, metrics=items[i:i + BATCH])
+    client.log_batch(run_id, metrics=items)
 
 
 def log_params(run_id: str, params: Mapping[str, str], client: MlflowClient | None = None):
     client = client or MlflowClient()
     items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-    for i in range(0, len(items), PARAM_BATCH):
-        client.log_batch(run_id, params=items[i:i + PARAM_BATCH])
+    client.log_batch(run_id, params=items)
 
 
 def set_tags(run_id: str, tags: Mapping[str, str], client: MlflowClient | None = None):
     client = client or MlflowClient()
     items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
-    for i in range(0, len(items), PARAM_BATCH):
-        client.log_batch(run_id, tags=items[i:i + PARAM_BATCH])
+    client.log_batch(run_id, tags=items)
 
 
 def history_metrics(history: Mapping[str, list[float]], stride: int = 1,
@@ -218,7 +215,7 @@ def git_state(path: Path | str | None = None) -> dict[str, str] | None:
 def _file_digest(path: Path) -> str:
     """Content digest of an untracked file, so the diff artifact changes when it does."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return short_digest(path.read_bytes())
     except OSError:
         return "unreadable"
 

@@ -72,8 +72,7 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
     set_run_note(run_id, notes.training_note(cfg, prepared, trained), client)
     R.log_source(run_id, source_dir, client)
-    for i in range(0, len(points), R.BATCH):
-        client.log_batch(run_id, metrics=points[i:i + R.BATCH])
+    client.log_batch(run_id, metrics=points)
     R.log_metrics(run_id, final_metrics(trained), step=trained.fit.best_epoch, client=client)
     R.log_datasets(run_id, prepared, client)
     if cfg.tracking.log_figures if figures is None else figures:

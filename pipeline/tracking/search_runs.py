@@ -111,7 +111,9 @@ class StudyLogger:
                 tags.append(RunTag(ui.NOTE, notes.trial_note(
                     self.study_name, number, overrides, state, reason, value, objective,
                     metrics)))
-            _log_batches(client, run_id, points, params, tags)
+            # one call: the client splits it by MLflow's own limits (1000 entities,
+            # 100 params/tags per request)
+            client.log_batch(run_id, metrics=points, params=params, tags=tags)
             if figures:
                 records.log_figures(run_id, figures, client)
         finally:  # the status is written even if logging is interrupted
@@ -127,16 +129,6 @@ def _thinned(curves: records.MetricBuffer, reported) -> list:
     epochs = sorted(curves.steps)
     keep = set(epochs[::getattr(curves, "keep_every", 1)]) | set(epochs[-1:]) | set(reported)
     return [p for p in curves.points if p.step in keep]
-
-
-def _log_batches(client, run_id: str, metrics: list, params: list, tags: list) -> None:
-    """As few `log_batch` calls as MLflow's limits allow (1000 entities, 100 params/tags)."""
-    while metrics or params or tags:
-        p, params = params[:records.PARAM_BATCH], params[records.PARAM_BATCH:]
-        t, tags = tags[:records.PARAM_BATCH], tags[records.PARAM_BATCH:]
-        room = records.BATCH - len(p) - len(t)
-        m, metrics = metrics[:room], metrics[room:]
-        client.log_batch(run_id, metrics=m, params=p, tags=t)
 
 
 def search_experiment(main_experiment_id: str, study: str) -> str:
@@ -232,61 +224,6 @@ def _copy_plots(client: MlflowClient, src: str, dst: str) -> None:
             if "boundary" in art.path or "confusion" in art.path:
                 local = client.download_artifacts(src, art.path, tmp)
                 client.log_artifact(dst, local, "best_trial")
-
-
-def evaluation_tag_key(study: str) -> str:
-    return f"test_evaluation.{study}"
-
-
-def record_evaluation(experiment_id: str, key: str, record: Mapping[str, Any], *, count: int,
-                      forced: int) -> None:
-    """The evaluation as experiment tags: the last record (JSON), how many, how many forced."""
-    client = MlflowClient()
-    client.set_experiment_tag(experiment_id, key, json.dumps(record, default=str)[:5000])
-    client.set_experiment_tag(experiment_id, f"{key}.count", str(count))
-    client.set_experiment_tag(experiment_id, f"{key}.forced_count", str(forced))
-
-
-def log_test_metrics(run_ids: list[str | None], metrics: Mapping[str, float],
-                     record: Mapping[str, Any]) -> None:
-    """Test metrics + digest on the dedicated run and the study's parent run (never children)."""
-    client = MlflowClient()
-    for run_id in filter(None, run_ids):
-        records.log_metrics(run_id, metrics, client=client)
-        client.log_batch(run_id, tags=[RunTag("test_digest", str(record["test_digest"])),
-                                       RunTag("test_evaluation.run_id", str(record["run_id"])),
-                                       RunTag("test_evaluation.time", str(record["time"])),
-                                       RunTag("test_evaluation.forced",
-                                              str(record["forced"]).lower())])
-
-
-def register(run_id: str, name: str, alias: str, gate_passed: bool, gate_text: str,
-             note: str = "") -> str | None:
-    """Register the run's logged model; point `alias` at it only when the dev gate passed.
-    A failed gate still registers the version (tagged gate=failed) and leaves the alias where
-    it was, so `models:/<name>@<alias>` keeps serving the last model that passed."""
-    client = MlflowClient()
-    outputs = getattr(client.get_run(run_id), "outputs", None)
-    models = [m.model_id for m in (outputs.model_outputs if outputs else [])]
-    if not models:  # tracking.log_model=false: nothing to register
-        client.set_tag(run_id, "registry.version", "none (no model logged)")
-        return None
-    version = mlflow.register_model(f"models:/{models[-1]}", name).version
-    if not client.get_registered_model(name).description:
-        client.update_registered_model(name, notes.registered_model_note(name, alias))
-    client.update_model_version(name, version, description=note)
-    client.set_model_version_tag(name, version, "gate", "passed" if gate_passed else "failed")
-    client.set_model_version_tag(name, version, "gate.detail", gate_text)
-    client.set_model_version_tag(name, version, "stage", "final_test")
-    if gate_passed:
-        client.set_registered_model_alias(name, alias, version)
-    client.set_tag(run_id, "registry.version", f"{name}/{version}")
-    client.set_tag(run_id, "registry.alias", alias if gate_passed else "none (gate failed)")
-    return str(version)
-
-
-def experiment_tags(experiment_id: str) -> dict[str, str]:
-    return dict(MlflowClient().get_experiment(experiment_id).tags)
 
 
 def log_text(run_id: str, text: str, path: str) -> None:
