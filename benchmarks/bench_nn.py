@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from pipeline.nn import Architecture, init_params  # noqa: E402
+from pipeline.nn import Architecture, Network, init_network  # noqa: E402
 from pipeline.train import TrainSettings, fit  # noqa: E402
 
 LR = 0.3
@@ -77,7 +77,7 @@ def run_ours(wl, params, dtype="float64"):
     arch = Architecture(wl["layers"], "relu")
     s = TrainSettings(learning_rate=LR, epochs=wl["iters"], l2=wl["lam"],
                       eval_every=wl["iters"], dtype=dtype)
-    r = fit(params, arch, X, y, None, None, s, np.random.default_rng(0))
+    r = fit(Network.from_params(arch, params), X, y, None, None, s, np.random.default_rng(0))
     return r.history["train_loss"][-1]
 
 
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
     for i, wl in enumerate(workloads(args.quick, args.scale), start=1):
         if args.only and str(i) not in args.only.split(","):
             continue
-        params = init_params(Architecture(wl["layers"], "relu"), "he", np.random.default_rng(1))
+        params = init_network(Architecture(wl["layers"], "relu"), "he", np.random.default_rng(1)).params
         rows = dict(peers)
         if i == 3:
             rows["this project float32"] = lambda w, p: run_ours(w, p, "float32")

@@ -17,6 +17,13 @@ search   trials per minute with 1 and 2 workers on the default space (whole comm
          time, and the steady rate between the first trial's start and the last one's end)
 prune    total epochs and best dev error of the same seeded TPE study with and without the
          pruner, over 3 seeds (no MLflow: only training counts)
+floor    MLflow's own fixed costs, each in a fresh process: `import mlflow`, + its SQL store
+         module, + a bare `pyfunc.log_model` of a trivial model (what no code of ours can cut)
+steps    one default `train` sequence in-process, each step's wall time (where a run's time goes)
+
+Every process here runs with one BLAS thread, as `python -m pipeline` sets it (pipeline/cli.py):
+the bare-training side of `train` must not pay a spinning second OpenBLAS thread that the
+tracked command does not (measured: 18 s instead of 1.0 s for the default training, load 2).
 """
 
 from __future__ import annotations
@@ -31,11 +38,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import overhead_parts  # benchmarks/ is on sys.path when this script runs
+from overhead_parts import thin
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 PLAIN = ("import sys; from pipeline.config import load_config; from pipeline import stages; "
          "cfg = load_config(sys.argv[1:], conf_dir={conf!r}); p = stages.prepare(cfg); "
          "stages.train(cfg, p)")
+
+
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def load() -> str:
@@ -50,6 +63,7 @@ def env_for(tmp: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(PYTHONPATH=str(ROOT), MLFLOW_DISABLE_TELEMETRY="true", MPLBACKEND="Agg",
                MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}")
+    env.update({k: os.environ.get(k, "1") for k in BLAS_THREADS})
     return env
 
 
@@ -117,7 +131,10 @@ def bench_post(repeats: int, epochs: int = 20000) -> None:
             for _ in range(repeats):
                 with tracking.run("post") as active:
                     run_id = active.info.run_id
-                    buffer = tracking.MetricBuffer(run_id)
+                    settings = stages.settings(cfg)
+                    buffer = tracking.MetricBuffer(  # as commands/train.py builds it
+                        run_id, stride=tracking.curve_stride(settings.epochs, settings.eval_every),
+                        **thin(tracking, settings))
                     t0 = time.perf_counter()
                     trained = stages.train(cfg, prepared, callbacks=[buffer])
                     t1 = time.perf_counter()
@@ -156,27 +173,6 @@ def bench_fit(repeats: int, overrides) -> None:
     print(f"fit: default cadence (eval_every={cfg.training.eval_every}, {epochs} epochs run) vs "
           f"the same {epochs} epochs with one evaluation, medians of {repeats} x 5")
     print(f"  default {med(a) * 1e3:.1f} ms, bare {med(b) * 1e3:.1f} ms: {med(a) / med(b):.2f}x")
-
-
-def bench_startup(repeats: int) -> None:
-    cmds = {f"{c} --help": ["-m", "pipeline", c, "--help"]
-            for c in ("train", "search", "evaluate", "reproduce", "gradcheck")}
-    cmds["train keep_prob=1.5"] = ["-m", "pipeline", "train", "--conf-dir", CONF,
-                                   "regularization.keep_prob=1.5"]
-    cmds["search keep_prob=1.5"] = ["-m", "pipeline", "search", "--conf-dir", CONF,
-                                    "regularization.keep_prob=1.5"]
-    cmds["python -c pass"] = ["-c", "pass"]
-    times = {k: [] for k in cmds}
-    with tempfile.TemporaryDirectory() as tmp:
-        env = env_for(Path(tmp))
-        for _ in range(repeats):
-            for k, args in cmds.items():
-                times[k].append(wall([sys.executable, *args], tmp, env, ok=(0, 2)))
-        created = sorted(os.listdir(tmp))
-    print(f"startup: wall time of a fresh process, medians of {repeats} (files created: "
-          f"{created or 'none'})")
-    for k, xs in times.items():
-        print(f"  {k:<24} {med(xs):6.2f} s")
 
 
 def bench_search(repeats: int, n_trials: int) -> None:
@@ -263,21 +259,28 @@ def main() -> None:
                         help="prune: random gives every study the same trial parameters")
     parser.add_argument("overrides", nargs="*", help="config overrides for train and fit")
     args = parser.parse_args()
+    for key in BLAS_THREADS:  # before numpy is imported, as pipeline/cli.py main does
+        os.environ.setdefault(key, "1")
     if args.sampler == "random":
         SAMPLER.append("search.sampler.name=random")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # log_model's bars
     os.environ.setdefault("MPLBACKEND", "Agg")
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; {os.cpu_count()} cores "
           f"(shared with other jobs: noisy); {load()}", flush=True)
     pruners = PRUNERS + [(s.split(":", 1)[0], s.split(":", 1)[1].split(","))
                          for s in args.pruner]
-    runs = {"startup": lambda: bench_startup(args.repeats),
+    runs = {"startup": lambda: overhead_parts.bench_startup(args.repeats, CONF, env_for, wall),
             "fit": lambda: bench_fit(args.repeats, args.overrides),
             "post": lambda: bench_post(max(1, args.repeats // 2)),
             "train": lambda: bench_train(args.repeats, args.overrides),
             "search": lambda: bench_search(max(1, args.repeats // 2), args.trials),
             "prune": lambda: bench_prune(args.prune_trials, [int(s) for s in args.seeds.split(",")],
-                                         pruners)}
+                                         pruners),
+            "floor": lambda: overhead_parts.bench_floor(args.repeats, env_for, load),
+            "steps": lambda: overhead_parts.bench_steps(CONF, args.overrides),
+            "trial": lambda: overhead_parts.bench_trial(max(1, args.repeats // 2), 12, CONF,
+                                                        env_for, load)}
     for name in args.only.split(","):
         runs[name]()
         print(f"  ({load()})", flush=True)

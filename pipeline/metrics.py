@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.nn.losses import cross_entropy_from_probs
+from pipeline.nn.losses import cross_entropy_from_probs, labels_from_probs, output_for
 
-
-def predictions(probs: np.ndarray) -> np.ndarray:
-    """Label codes (m,) from probabilities (m, n_out): threshold 0.5 for one column, else argmax."""
-    if probs.shape[1] == 1:
-        return (probs[:, 0] >= 0.5).astype(np.int64)
-    return probs.argmax(axis=1).astype(np.int64)
+# Label codes (m,) from probabilities (m, n_out): the network's own decision rule, not a copy.
+predictions = labels_from_probs
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -29,10 +25,10 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def classification_metrics(probs: np.ndarray, y: np.ndarray, prefix: str = "") -> dict[str, float]:
     """{prefix_loss, prefix_accuracy, prefix_error} for probs (m, n_out) and codes y (m,)."""
-    output = "sigmoid" if probs.shape[1] == 1 else "softmax"
     acc = accuracy(np.asarray(y), predictions(probs))
     p = f"{prefix}_" if prefix else ""
-    return {f"{p}loss": cross_entropy_from_probs(probs, np.asarray(y), output),
+    loss = cross_entropy_from_probs(probs, np.asarray(y), output_for(probs.shape[1]))
+    return {f"{p}loss": loss,
             f"{p}accuracy": acc, f"{p}error": 1.0 - acc}
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from pipeline import data as D
 from pipeline.diagnosis import Diagnosis, diagnose
 from pipeline.metrics import classification_metrics
-from pipeline.nn import Architecture, init_params, never_broke_symmetry, predict, predict_proba
+from pipeline.nn import Architecture, Model, init_network, never_broke_symmetry
 from pipeline.train import FitResult, TrainSettings, fit
 
 STREAMS = ("data", "target", "split", "augment", "init", "train")  # append only: order = seed
@@ -53,14 +53,10 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Trained:
-    fit: FitResult
-    arch: Architecture
+    fit: FitResult             # history, stop reason, best epoch
+    model: Model               # the returned network + standardizer + labels: predicts raw X
     metrics: dict[str, float]  # train_/dev_ loss, accuracy, error; best_epoch, epochs_run
     diagnosis: Diagnosis
-
-    @property
-    def params(self):
-        return self.fit.params
 
 
 def prepare(cfg) -> Prepared:
@@ -146,32 +142,33 @@ def architecture(cfg, prepared: Prepared):
 
 
 def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = (), stop=None) -> Trained:
-    """Init -> fit with early stopping on dev -> train/dev metrics -> diagnosis.
+    """Init -> fit with early stopping on dev -> the model -> train/dev metrics -> diagnosis.
     `stop`: a `pipeline.stop.Stop` that `fit` checks every epoch (None: never stops)."""
     rngs = streams(cfg.seed)
     arch = architecture(cfg, prepared)
-    params = init_params(arch, cfg.model.init, rngs["init"], scale=cfg.model.init_scale,
-                         dtype=np.dtype(cfg.training.dtype).type)
-    result = fit(params, arch, prepared.train.X, prepared.train.y, prepared.dev.X,
-                 prepared.dev.y, settings(cfg), rngs["train"], callbacks=callbacks,
-                 stop=stop)
-    metrics = {**_scores(result.params, arch, prepared.train),
-               **_scores(result.params, arch, prepared.dev),
+    net = init_network(arch, cfg.model.init, rngs["init"], scale=cfg.model.init_scale,
+                       dtype=np.dtype(cfg.training.dtype).type)
+    result = fit(net, prepared.train.X, prepared.train.y, prepared.dev.X, prepared.dev.y,
+                 settings(cfg), rngs["train"], callbacks=callbacks, stop=stop)
+    std = prepared.standardizer
+    model = Model(result.network, std.mean, std.std, tuple(prepared.classes),
+                  tuple(prepared.feature_names))
+    metrics = {**_scores(model, prepared.train), **_scores(model, prepared.dev),
                "best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run)}
     diagnosis = diagnose(metrics["train_error"], metrics["dev_error"],
                          bayes_error=cfg.diagnosis.bayes_error,
                          threshold=cfg.diagnosis.threshold,
                          symmetric=never_broke_symmetry(result.params, arch.n_hidden))
-    return Trained(result, arch, metrics, diagnosis)
+    return Trained(result, model, metrics, diagnosis)
 
 
 def split_metrics(trained: Trained, split) -> dict[str, float]:
     """{<split.name>_loss, _accuracy, _error} of the trained network on a STANDARDIZED split."""
-    return _scores(trained.fit.params, trained.arch, split)
+    return _scores(trained.model, split)
 
 
-def _scores(params, arch: Architecture, split) -> dict[str, float]:
-    return classification_metrics(predict_proba(params, split.X, arch), split.y, split.name)
+def _scores(model: Model, split) -> dict[str, float]:
+    return classification_metrics(model.network.predict_proba(split.X), split.y, split.name)
 
 
 def open_test_split(prepared: Prepared, purpose: str):
@@ -190,14 +187,11 @@ def figures(cfg, prepared: Prepared, trained: Trained) -> dict:
     for split in (prepared.raw_train, prepared.raw_dev):
         if split.X.shape[1] == 2:
             figs[f"plots/boundary_{split.name}.png"] = P.decision_boundary(
-                lambda X: _predict_raw(prepared, trained, X), split.X, split.y, prepared.classes,
+                trained.model.predict, split.X, split.y, prepared.classes,
                 title=f"{prepared.name}: decision boundary over {split.name} ({split.n} points)")
         else:
-            y_pred = _predict_raw(prepared, trained, split.X)
+            y_pred = trained.model.predict(split.X)
             figs[f"plots/confusion_{split.name}.png"] = P.confusion(
                 split.y, y_pred, prepared.classes, title=f"{prepared.name}: {split.name}")
     return figs
 
-
-def _predict_raw(prepared: Prepared, trained: Trained, X_raw: np.ndarray) -> np.ndarray:
-    return predict(trained.fit.params, prepared.standardizer.transform(X_raw), trained.arch)

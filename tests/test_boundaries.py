@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-CORE = ["pipeline.nn", "pipeline.train", "pipeline.fit_io", "pipeline.data", "pipeline.metrics",
+CORE = ["pipeline.nn", "pipeline.train", "pipeline.train_types", "pipeline.data", "pipeline.metrics",
         "pipeline.diagnosis", "pipeline.plots.data", "pipeline.plots.training",
         "pipeline.stages", "pipeline.config", "pipeline.lessons", "pipeline.lessons.figures"]
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.nn import Architecture, backward, gradient_check, init_params
+from pipeline.nn import Architecture, Network, gradient_check, init_network
 
 ACTS = ["relu", "leaky_relu", "tanh", "sigmoid"]
 
@@ -14,12 +14,12 @@ ACTS = ["relu", "leaky_relu", "tanh", "sigmoid"]
 def _setup(act: str, n_out: int, seed: int = 0, m: int = 6):
     rng = np.random.default_rng(seed)
     arch = Architecture((3, 4, 3, n_out), act)
-    params = init_params(arch, "xavier", rng)
+    net = init_network(arch, "xavier", rng)
     for l in (1, 2, 3):  # nonzero biases: an exactly-zero relu pre-activation is a kink
-        params[f"b{l}"] = rng.uniform(0.1, 0.3, params[f"b{l}"].shape)
+        net.params[f"b{l}"][...] = rng.uniform(0.1, 0.3, net.params[f"b{l}"].shape)
     X = rng.standard_normal((m, 3))
     y = rng.integers(0, max(n_out, 2), m)
-    return arch, params, X, y, rng
+    return net, X, y, rng
 
 
 @pytest.mark.parametrize("keep_prob", [1.0, 0.7], ids=["no_dropout", "fixed_mask"])
@@ -27,8 +27,8 @@ def _setup(act: str, n_out: int, seed: int = 0, m: int = 6):
 @pytest.mark.parametrize("n_out", [1, 3], ids=["sigmoid_bce", "softmax_ce"])
 @pytest.mark.parametrize("act", ACTS)
 def test_backprop_matches_numerical_gradient(act, n_out, l2, keep_prob):
-    arch, params, X, y, rng = _setup(act, n_out)
-    report = gradient_check(params, X, y, arch, l2=l2, keep_prob=keep_prob, rng=rng)
+    net, X, y, rng = _setup(act, n_out)
+    report = gradient_check(net, X, y, l2=l2, keep_prob=keep_prob, rng=rng)
     assert report.relative_error < 1e-7, report.format()
     assert report.verdict == "correct"
     assert [b.name for b in report.blocks] == ["W1", "b1", "W2", "b2", "W3", "b3"]
@@ -36,27 +36,26 @@ def test_backprop_matches_numerical_gradient(act, n_out, l2, keep_prob):
 
 
 def test_l1_gradient_matches():
-    arch, params, X, y, rng = _setup("tanh", 3)
-    assert gradient_check(params, X, y, arch, l1=0.5).relative_error < 1e-7
+    net, X, y, rng = _setup("tanh", 3)
+    assert gradient_check(net, X, y, l1=0.5).relative_error < 1e-7
 
 
 def test_fixed_mask_really_drops_units():
     # the dropout case must actually zero some units, otherwise it tests nothing
-    arch, params, X, y, rng = _setup("tanh", 1)
-    from pipeline.nn import forward
-    cache = forward(params, X, arch, keep_prob=0.5, rng=rng, training=True)[1]
+    net, X, y, rng = _setup("tanh", 1)
+    cache = net.forward(X, keep_prob=0.5, rng=rng, training=True)[1]
     assert np.any(cache.masks[0] == 0) and np.any(cache.masks[0] == 2.0)
 
 
 def test_forgotten_l2_term_is_caught_in_its_block():
-    arch, params, X, y, rng = _setup("tanh", 1)
+    net, X, y, rng = _setup("tanh", 1)
 
-    def broken(params, cache, y, arch, *, l2=0.0, l1=0.0):
-        grads = backward(params, cache, y, arch, l2=l2, l1=l1)
-        grads["W2"] = grads["W2"] - l2 / cache.m * params["W2"]  # bug: no L2 term on W2
+    def broken(net, buf, y, *, l2=0.0, l1=0.0):
+        grads = net.gradient(buf, y, l2=l2, l1=l1)
+        grads["W2"] = grads["W2"] - l2 / buf.m * net.params["W2"]  # bug: no L2 term on W2
         return grads
 
-    report = gradient_check(params, X, y, arch, l2=5.0, backward_fn=broken)
+    report = gradient_check(net, X, y, l2=5.0, gradient_fn=broken)
     errors = {b.name: b.relative_error for b in report.blocks}
     assert errors["W2"] > 1e-3 and report.worst_block().name == "W2"
     assert {b.name for b in report.blocks if b.verdict == "wrong"} == {"W2"}
@@ -64,13 +63,13 @@ def test_forgotten_l2_term_is_caught_in_its_block():
 
 
 def test_forgotten_dropout_mask_in_backward_is_caught_below_the_dropped_layer():
-    arch, params, X, y, rng = _setup("tanh", 1)
+    net, X, y, rng = _setup("tanh", 1)
 
-    def broken(params, cache, y, arch, *, l2=0.0, l1=0.0):
-        cache.masks[1] = None  # bug: layer-2 mask applied forward but not backward
-        return backward(params, cache, y, arch, l2=l2, l1=l1)
+    def broken(net, buf, y, *, l2=0.0, l1=0.0):
+        buf.masks[1] = None  # bug: layer-2 mask applied forward but not backward
+        return net.gradient(buf, y, l2=l2, l1=l1)
 
-    report = gradient_check(params, X, y, arch, keep_prob=0.5, rng=rng, backward_fn=broken)
+    report = gradient_check(net, X, y, keep_prob=0.5, rng=rng, gradient_fn=broken)
     verdicts = {b.name: b.verdict for b in report.blocks}
     assert verdicts["W2"] == "wrong" and verdicts["W1"] == "wrong"
     assert verdicts["W3"] == "correct" and verdicts["b3"] == "correct"
@@ -116,14 +115,15 @@ def test_gradcheck_command_exit_1_on_wrong(monkeypatch, capsys):
     import pipeline.commands.gradcheck as cmd
     import pipeline.nn.gradcheck as gc
 
-    def broken(params, cache, y, arch, *, l2=0.0, l1=0.0):
-        grads = backward(params, cache, y, arch, l2=l2, l1=l1)
-        grads["b1"] = grads["b1"] * 2.0
+    real = Network.gradient
+
+    def broken(net, buf, y, *, l2=0.0, l1=0.0):
+        grads = real(net, buf, y, l2=l2, l1=l1)
+        grads["b1"] *= 2.0
         return grads
 
-    monkeypatch.setattr(gc, "backward", broken)
     monkeypatch.setattr(gc.gradient_check, "__kwdefaults__",
-                        {**gc.gradient_check.__kwdefaults__, "backward_fn": broken})
+                        {**gc.gradient_check.__kwdefaults__, "gradient_fn": broken})
     import argparse
     parser = argparse.ArgumentParser()
     cmd.add_arguments(parser)

@@ -12,7 +12,7 @@ from pipeline.config import load_config
 from pipeline.lessons import available, judge, load_lesson, parse_lesson, plan, run_lesson
 from pipeline.lessons.execute import execute
 from pipeline.lessons.spec import Corrupt
-from pipeline.nn import Architecture, init_params, symmetric_units
+from pipeline.nn import Architecture, init_network, symmetric_units
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SHIPPED = ["bias_variance", "gradient_checking", "initialization", "normalization",
@@ -98,8 +98,8 @@ def test_an_arm_seed_is_exactly_the_train_command_with_its_overrides():
 
 def test_symmetric_units_counts_units_with_an_identical_twin(rng):
     arch = Architecture((2, 5, 3, 1))
-    assert symmetric_units(init_params(arch, "zeros", rng)) == 1.0
-    params = init_params(arch, "he", rng)
+    assert symmetric_units(init_network(arch, "zeros", rng).params) == 1.0
+    params = init_network(arch, "he", rng).params
     assert symmetric_units(params) == 0.0
     params["W1"][:, 1] = params["W1"][:, 0]          # units 0 and 1 of layer 1: twins
     assert symmetric_units(params) == pytest.approx(2 / 8)

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-import mlflow
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from pipeline.cli import main  # noqa: E402

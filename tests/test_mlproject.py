@@ -5,7 +5,6 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -105,15 +104,13 @@ def test_mlflow_models_predict_matches_the_pipeline(project_run):
     run_id = run.info.run_id
     from pipeline import stages
     from pipeline.config import config_from_yaml
-    from pipeline.nn import predict
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
     cfg = config_from_yaml(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
     prepared = stages.prepare(cfg)
     trained = stages.train(cfg, prepared)                  # bit-identical retrain (same config)
     X = prepared.raw_dev.X
-    expected = np.asarray(prepared.classes)[predict(trained.params,
-                                                    prepared.standardizer.transform(X), trained.arch)]
+    expected = np.asarray(prepared.classes)[trained.model.predict(X)]
     frame = pd.DataFrame(X, columns=list(prepared.feature_names))
     frame.to_csv(tmp / "dev.csv", index=False)
     done = subprocess.run(["mlflow", "models", "predict", "-m", f"runs:/{run_id}/model",

@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from pipeline.nn import Architecture, backward, compute_loss, compute_loss_from_logits, forward
+from pipeline.metrics import classification_metrics
+from pipeline.nn import Architecture, Network
 from pipeline.train import TrainSettings, fit
 
 ARCH = Architecture((2, 2, 1), "relu")
@@ -52,34 +53,41 @@ def test_hand_numbers_are_what_we_think():
     assert abs(OUT[0] - (-0.363)) < 1e-15 and abs(OUT[1] - 0.08) < 1e-15
 
 
+def _net():
+    return Network.from_params(ARCH, PARAMS)
+
+
 def test_forward_values():
-    probs, cache = forward(PARAMS, X, ARCH)
-    np.testing.assert_allclose(cache.pre_activation(1), Z1, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(cache.activation(1), A1, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(cache.logits[:, 0], OUT, rtol=0, atol=1e-12)
+    probs, buf = _net().forward(X)
+    np.testing.assert_allclose(buf.Z[0].T, Z1, rtol=0, atol=1e-12)       # (m, n1)
+    np.testing.assert_allclose(buf.H[0].T, A1, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(buf.Z[-1][0], OUT, rtol=0, atol=1e-12)
     np.testing.assert_allclose(probs[:, 0], P, rtol=0, atol=1e-12)
 
 
 def test_loss_with_l2():
-    probs, cache = forward(PARAMS, X, ARCH)
-    assert abs(compute_loss(PARAMS, probs, Y, ARCH, l2=LAM) - LOSS) < 1e-12
-    assert abs(compute_loss_from_logits(PARAMS, cache.logits, Y, ARCH, l2=LAM) - LOSS) < 1e-12
+    net = _net()
+    probs, buf = net.forward(X)
+    assert abs(net.loss(buf, Y, l2=LAM) - LOSS) < 1e-12
+    data = classification_metrics(probs, Y)["loss"]                      # from probabilities
+    assert abs(data + net.penalty(2, l2=LAM).value(net.Ws) - LOSS) < 1e-12
 
 
 def test_gradients():
-    cache = forward(PARAMS, X, ARCH)[1]
-    grads = backward(PARAMS, cache, Y, ARCH, l2=LAM)
+    net = _net()
+    grads = net.gradient(net.forward(X)[1], Y, l2=LAM)
     for key, expected in GRADS.items():
         np.testing.assert_allclose(grads[key], expected, rtol=0, atol=1e-12, err_msg=key)
 
 
 def test_one_gradient_descent_step_through_fit():
     settings = TrainSettings(learning_rate=LR, epochs=1, l2=LAM, eval_every=1)
-    result = fit(PARAMS, ARCH, X, Y, None, None, settings, np.random.default_rng(0))
+    net = _net()
+    result = fit(net, X, Y, None, None, settings, np.random.default_rng(0))
     for key, grad in GRADS.items():
         expected = np.array(PARAMS[key]) - LR * np.array(grad).reshape(PARAMS[key].shape)
         np.testing.assert_allclose(result.params[key], expected, rtol=0, atol=1e-12, err_msg=key)
-    assert PARAMS["W1"][0, 0] == 0.1  # fit trains a copy
+    assert net.params["W1"][0, 0] == 0.1 and result.network.theta is not net.theta  # a copy
     # the logged objective at epoch 1 is the loss AFTER the step (new params)
     assert result.history["epoch"] == [1] and result.epochs_run == 1
 
@@ -90,8 +98,8 @@ def test_softmax_loss_hand_example():
     x = np.array([[1.0]])
     logits = [1.0, 2.0, 2.0]
     denom = math.exp(1.0) + math.exp(2.0) + math.exp(2.0)
-    probs, cache = forward(params, x, arch)
+    net = Network.from_params(arch, params)
+    probs, buf = net.forward(x)
     np.testing.assert_allclose(probs[0], [math.exp(v) / denom for v in logits], atol=1e-12)
     expected = -math.log(math.exp(2.0) / denom) + 0.3 / 2 * (1 + 4 + 9)
-    assert abs(compute_loss_from_logits(params, cache.logits, np.array([1]), arch, l2=0.3)
-               - expected) < 1e-12
+    assert abs(net.loss(buf, np.array([1]), l2=0.3) - expected) < 1e-12

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.nn import (Architecture, forward, init_params, make_optimizer,
-                         normalize_keep_prob, predict, predict_proba, weight_sparsity)
+from pipeline.nn import (Architecture, init_network, keep_per_layer, make_optimizer,
+                         weight_sparsity)
 from pipeline.train import TrainSettings, fit
 
 
@@ -17,24 +17,24 @@ def test_zero_init_never_breaks_symmetry(rng):
     arch = Architecture((2, 4, 3, 1), "sigmoid")
     X = rng.standard_normal((200, 2))
     y = (X[:, 0] + 0.5 * X[:, 1] > 0.3).astype(np.int64)
-    params = init_params(arch, "zeros", rng)
-    result = fit(params, arch, X, y, None, None,
+    net = init_network(arch, "zeros", rng)
+    result = fit(net, X, y, None, None,
                  TrainSettings(learning_rate=0.5, epochs=300, eval_every=300), rng)
     W1, W2 = result.params["W1"], result.params["W2"]
     assert np.abs(W1).max() > 1e-3                      # the weights did move ...
     np.testing.assert_allclose(W1, W1[:, :1].repeat(4, axis=1), atol=1e-12)  # ... in lockstep
     np.testing.assert_allclose(W2, W2[:1, :1].repeat(4, 0).repeat(3, 1), atol=1e-12)
-    H = forward(result.params, X, arch)[1].activation(2)
-    assert np.ptp(H, axis=1).max() < 1e-12             # every hidden unit computes the same
+    H = result.network.forward(X)[1].H[1]
+    assert np.ptp(H, axis=0).max() < 1e-12             # every hidden unit computes the same
 
 
 def _preact_stds(scheme, scale=10.0, depth=10, width=100):
     rng = np.random.default_rng(1)
     arch = Architecture((width,) * depth + (1,), "relu")
-    params = init_params(arch, scheme, rng, scale=scale)
+    net = init_network(arch, scheme, rng, scale=scale)
     X = rng.standard_normal((300, width))
-    cache = forward(params, X, arch)[1]
-    return np.array([cache.pre_activation(l).std() for l in range(1, depth)])
+    buf = net.forward(X)[1]
+    return np.array([buf.Z[l - 1].std() for l in range(1, depth)])
 
 
 def test_he_keeps_preactivation_scale_through_deep_relu_stack():
@@ -50,21 +50,21 @@ def test_init_scales_and_biases(rng):
     arch = Architecture((400, 300, 1))
     for scheme, std in [("he", np.sqrt(2 / 400)), ("xavier", np.sqrt(1 / 400)),
                         ("glorot", np.sqrt(2 / 700)), ("random", 10.0)]:
-        p = init_params(arch, scheme, rng)
+        p = init_network(arch, scheme, rng).params
         assert abs(p["W1"].std() / std - 1) < 0.02, scheme
         assert not p["b1"].any() and p["W1"].shape == (400, 300) and p["b1"].shape == (300,)
-    assert init_params(arch, "he", rng, dtype=np.float32)["W1"].dtype == np.float32
+    assert init_network(arch, "he", rng, dtype=np.float32).params["W1"].dtype == np.float32
     with pytest.raises(ValueError, match="'he'.*got 'lecun'"):
-        init_params(arch, "lecun", rng)
+        init_network(arch, "lecun", rng)
 
 
 def test_larger_lambda_gives_smaller_weight_norms():
     arch = Architecture((2, 20, 3, 1), "tanh")
     X, y = _xor(np.random.default_rng(3))
-    p0 = init_params(arch, "he", np.random.default_rng(4))
+    p0 = init_network(arch, "he", np.random.default_rng(4))
     norms = []
     for lam in (0.0, 0.7, 3.0, 10.0):
-        r = fit(p0, arch, X, y, None, None, TrainSettings(learning_rate=0.3, epochs=1500,
+        r = fit(p0, X, y, None, None, TrainSettings(learning_rate=0.3, epochs=1500,
                 eval_every=1500, l2=lam), np.random.default_rng(0))
         norms.append(sum(float((r.params[f"W{l}"] ** 2).sum()) for l in (1, 2, 3)))
     assert all(a > b for a, b in zip(norms, norms[1:])), norms
@@ -73,10 +73,10 @@ def test_larger_lambda_gives_smaller_weight_norms():
 def test_l1_drives_weights_to_zero_and_sparsity_is_reported():
     arch = Architecture((2, 20, 1), "tanh")
     X, y = _xor(np.random.default_rng(3))
-    p0 = init_params(arch, "he", np.random.default_rng(4))
+    p0 = init_network(arch, "he", np.random.default_rng(4))
     s = {}
     for lam in (0.0, 3.0):
-        r = fit(p0, arch, X, y, None, None, TrainSettings(learning_rate=0.1, epochs=2000,
+        r = fit(p0, X, y, None, None, TrainSettings(learning_rate=0.1, epochs=2000,
                 eval_every=2000, l1=lam), np.random.default_rng(0))
         s[lam] = weight_sparsity(r.params, tol=1e-2)
     assert s[0.0] < 0.1 < s[3.0]
@@ -86,18 +86,16 @@ def test_l1_with_gd_gives_exact_zeros_and_lowers_the_objective():
     # gd takes a proximal step for L1, so pruned weights are exactly 0, not just small
     arch = Architecture((2, 20, 1), "tanh")
     X, y = _xor(np.random.default_rng(3))
-    p0 = init_params(arch, "he", np.random.default_rng(4))
+    p0 = init_network(arch, "he", np.random.default_rng(4))
     s = TrainSettings(learning_rate=0.1, epochs=2000, eval_every=100, l1=3.0)
-    r = fit(p0, arch, X, y, None, None, s, np.random.default_rng(0))
+    r = fit(p0, X, y, None, None, s, np.random.default_rng(0))
     assert weight_sparsity(r.params, tol=0) > 0.3
     assert not np.any(r.params["b1"] == 0)                 # biases are never thresholded
     objective = r.history["train_objective"]
     assert objective[-1] < objective[0]
-    from pipeline.nn import forward, compute_loss_from_logits
-    cache = forward(r.params, X, arch)[1]
-    assert abs(compute_loss_from_logits(r.params, cache.logits, y, arch, l1=3.0)
-               - objective[-1]) < 1e-12
-    mom = fit(p0, arch, X, y, None, None, TrainSettings(learning_rate=0.1, epochs=300,
+    net = r.network
+    assert abs(net.loss(net.forward(X)[1], y, l1=3.0) - objective[-1]) < 1e-12
+    mom = fit(p0, X, y, None, None, TrainSettings(learning_rate=0.1, epochs=300,
               eval_every=300, l1=3.0, optimizer="momentum"), np.random.default_rng(0))
     assert weight_sparsity(mom.params, tol=0) == 0.0          # subgradient: near 0, not at 0
     assert weight_sparsity({"W1": np.array([[0.0, 1e-9, 1.0, 0.0]]), "b1": np.zeros(4)}) == 0.75
@@ -107,9 +105,9 @@ def test_l1_with_gd_gives_exact_zeros_and_lowers_the_objective():
 def test_inverted_dropout_preserves_expected_activation():
     arch = Architecture((10, 50, 1), "relu")
     rng = np.random.default_rng(5)
-    params = init_params(arch, "he", rng)
+    net = init_network(arch, "he", rng)
     X = rng.standard_normal((20000, 10))
-    cache = forward(params, X, arch, keep_prob=0.8, rng=rng, training=True)[1]
+    cache = net.forward(X, keep_prob=0.8, rng=rng, training=True)[1]
     H, A, M = cache.H[0], cache.A[1][:-1], cache.masks[0]
     assert set(np.unique(M)) == {0.0, 1.25}
     assert abs((M > 0).mean() - 0.8) < 0.005
@@ -120,43 +118,39 @@ def test_inverted_dropout_preserves_expected_activation():
 def test_keep_prob_one_equals_no_dropout_and_draws_nothing():
     arch = Architecture((2, 6, 4, 3), "tanh")
     rng = np.random.default_rng(6)
-    params = init_params(arch, "he", rng)
+    net = init_network(arch, "he", rng)
     X = rng.standard_normal((50, 2))
     state = rng.bit_generator.state
-    p_train = forward(params, X, arch, keep_prob=1.0, rng=rng, training=True)[0]
+    p_train = net.forward(X, keep_prob=1.0, rng=rng, training=True)[0]
     assert rng.bit_generator.state == state
-    np.testing.assert_array_equal(p_train, forward(params, X, arch)[0])
+    np.testing.assert_array_equal(p_train, net.forward(X)[0])
     y = rng.integers(0, 3, 50)
     s = TrainSettings(learning_rate=0.1, epochs=20, eval_every=20)
-    r1 = fit(params, arch, X, y, None, None, s, np.random.default_rng(0))
-    r2 = fit(params, arch, X, y, None, None,
+    r1 = fit(net, X, y, None, None, s, np.random.default_rng(0))
+    r2 = fit(net, X, y, None, None,
              TrainSettings(learning_rate=0.1, epochs=20, eval_every=20, keep_prob=(1.0, 1.0)),
              np.random.default_rng(0))
-    for k in params:
-        np.testing.assert_array_equal(r1.params[k], r2.params[k])
+    np.testing.assert_array_equal(r1.network.theta, r2.network.theta)
 
 
 def test_evaluation_mode_draws_no_mask():
     arch = Architecture((2, 6, 1), "relu")
     rng = np.random.default_rng(7)
-    params = init_params(arch, "he", rng)
+    net = init_network(arch, "he", rng)
     X = rng.standard_normal((30, 2))
     state = rng.bit_generator.state
-    probs, cache = forward(params, X, arch, keep_prob=0.5, rng=rng, training=False)
+    probs, cache = net.forward(X, keep_prob=0.5, rng=rng, training=False)
     assert rng.bit_generator.state == state and cache.masks == [None]
-    np.testing.assert_array_equal(probs, predict_proba(params, X, arch))
-    assert predict(params, X, arch).dtype == np.int64
+    np.testing.assert_array_equal(probs, net.predict_proba(X))
+    assert net.predict(X).dtype == np.int64
 
 
-def test_keep_prob_validation_names_the_key():
-    assert normalize_keep_prob(0.5, 3) == (0.5, 0.5, 0.5)
-    assert normalize_keep_prob((0.5, 1.0), 2) == (0.5, 1.0)
+def test_keep_prob_is_one_per_hidden_layer():
+    # bounds are the config edge's job; the core checks only the shape
+    assert keep_per_layer(0.5, 3) == (0.5, 0.5, 0.5)
+    assert keep_per_layer((0.5, 1.0), 2) == (0.5, 1.0)
     with pytest.raises(ValueError, match=r"keep_prob must have one entry per hidden layer \(2\)"):
-        normalize_keep_prob((0.5, 0.6, 0.7), 2)
-    with pytest.raises(ValueError, match=r"keep_prob must be in \(0, 1\], got 1.5"):
-        normalize_keep_prob(1.5, 2)
-    with pytest.raises(ValueError, match="keep_prob"):
-        TrainSettings(keep_prob=0.0)
+        keep_per_layer((0.5, 0.6, 0.7), 2)
 
 
 def test_unknown_names_list_valid_ones():
@@ -170,14 +164,14 @@ def test_optimizers_descend_on_a_quadratic():
     # minimize 0.5 * ||p - 3||^2 (gradient p - 3) from p = 0
     for name, kw in [("gd", {}), ("momentum", {"beta": 0.9}), ("adam", {})]:
         opt = make_optimizer(name, 0.1, **kw)
-        p = {"w": np.zeros(4)}
+        w = np.zeros(4)
         for _ in range(500):
-            opt.step(p, {"w": p["w"] - 3.0})
-        np.testing.assert_allclose(p["w"], 3.0, atol=1e-3, err_msg=name)
+            opt.step(w, w - 3.0)
+        np.testing.assert_allclose(w, 3.0, atol=1e-3, err_msg=name)
     adam = make_optimizer("adam", 0.01)
-    p = {"w": np.zeros(2)}
-    adam.step(p, {"w": np.array([5.0, -0.001])})       # first Adam step is lr * sign(g)
-    np.testing.assert_allclose(p["w"], [-0.01, 0.01], rtol=1e-4)
+    w = np.zeros(2)
+    adam.step(w, np.array([5.0, -0.001]))              # first Adam step is lr * sign(g)
+    np.testing.assert_allclose(w, [-0.01, 0.01], rtol=1e-4)
 
 
 def test_zero_init_never_breaks_symmetry_and_he_does():
@@ -188,7 +182,24 @@ def test_zero_init_never_breaks_symmetry_and_he_does():
     y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
     arch = Architecture((2, 6, 4, 1), "relu")
     s = TrainSettings(learning_rate=0.1, epochs=50, eval_every=50)
-    zeros = fit(init_params(arch, "zeros", rng), arch, X, y, None, None, s, rng)
-    he = fit(init_params(arch, "he", rng), arch, X, y, None, None, s, rng)
+    zeros = fit(init_network(arch, "zeros", rng), X, y, None, None, s, rng)
+    he = fit(init_network(arch, "he", rng), X, y, None, None, s, rng)
     assert distinct_units(zeros.params, 2) == (1, 1) and never_broke_symmetry(zeros.params, 2)
     assert distinct_units(he.params, 2) == (6, 4) and not never_broke_symmetry(he.params, 2)
+
+
+def test_source_digest_names_exactly_the_code_the_served_model_imports(tmp_path):
+    import shutil
+
+    from pipeline.nn.model import PACKAGE, source_digest, source_files
+
+    names = {f.relative_to(PACKAGE).as_posix() for f in source_files()}
+    assert "__init__.py" in names and "nn/layers.py" in names and "nn/model.py" in names
+    assert not any(n.startswith(("tracking/", "data/")) for n in names)   # numpy-only code
+    for f in source_files():
+        (tmp_path / f.relative_to(PACKAGE)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, tmp_path / f.relative_to(PACKAGE))
+    assert source_digest(tmp_path) == source_digest()
+    act = tmp_path / "nn" / "activations.py"
+    act.write_text(act.read_text() + "\n")                 # one byte more
+    assert source_digest(tmp_path) != source_digest()

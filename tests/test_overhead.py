@@ -79,7 +79,12 @@ def _schedule(*overrides):
 
 def test_trials_report_only_where_the_pruner_decides():
     evaluations = range(10, 2001, 10)
-    median = _schedule("search.pruner.n_warmup_steps=100", "search.pruner.interval_steps=50")
+    default = _schedule()                                       # conf/base.yaml: median
+    assert [e for e in evaluations if default.due(e)] == list(range(100, 2001, 10))
+    hyper200 = _schedule("search.pruner.name=hyperband", "search.pruner.min_resource=200")
+    assert [e for e in evaluations if hyper200.due(e)] == [200, 600, 1800]
+    median = _schedule("search.pruner.name=median", "search.pruner.n_warmup_steps=100",
+                       "search.pruner.interval_steps=50")
     assert [e for e in evaluations if median.due(e)] == list(range(100, 2001, 50))
     assert not any(_schedule("search.pruner.name=none").due(e) for e in evaluations)
     hyper = _schedule("search.pruner.name=hyperband", "search.pruner.min_resource=1",
@@ -87,22 +92,112 @@ def test_trials_report_only_where_the_pruner_decides():
     assert [e for e in evaluations if hyper.due(e)] == [10, 30, 90, 250, 730]
 
 
-def test_a_trials_writes_fit_mlflows_batch_limits_in_few_calls(tmp_path, monkeypatch):
+def test_one_log_batch_call_beyond_mlflows_limits_stores_everything(tmp_path, monkeypatch):
+    # The child run's writes are ONE client.log_batch; MLflow's client splits it by its own
+    # limits (1000 entities, 100 params/tags per request), so we keep no chunking of our own.
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
-
-    from pipeline.tracking.study import _log_batches
 
     monkeypatch.chdir(tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("x")).info.run_id
-    calls = []
-    monkeypatch.setattr(client, "log_batch", lambda *a, **k: (calls.append(k),
-                                                             MlflowClient.log_batch(client, *a, **k)))
     metrics = [Metric("dev_loss", float(i), 0, i) for i in range(1500)]
     params = [Param(f"p{i}", str(i)) for i in range(120)]
-    _log_batches(client, run_id, metrics, params, [RunTag("optuna.state", "COMPLETE")])
-    assert len(calls) == 2                        # 100 params + 1 tag + 899 metrics, then the rest
+    tags = [RunTag(f"t{i}", str(i)) for i in range(130)]
+    client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
     data = client.get_run(run_id).data
-    assert len(data.params) == 120 and data.tags["optuna.state"] == "COMPLETE"
-    assert len(client.get_metric_history(run_id, "dev_loss")) == 1500
+    assert len(data.params) == 120 and data.tags["t129"] == "129"
+    history = client.get_metric_history(run_id, "dev_loss")
+    assert sorted(m.step for m in history) == list(range(1500))
+
+def test_diagnostic_series_keep_about_100_points_on_evaluations_the_curves_keep():
+    from pipeline.tracking.records import DIAGNOSTIC, MetricBuffer, diagnostic_stride
+
+    assert diagnostic_stride(2000, 10) == 2                  # 200 evaluations -> every 2nd
+    assert diagnostic_stride(20_000, 1) == 200               # curve stride 20 -> a multiple of it
+    assert diagnostic_stride(300, 1) == 3 and diagnostic_stride(100, 1) == 1
+    n = 200
+    history = {"epoch": [10 * (i + 1) for i in range(n)], "dev_loss": [1.0] * n,
+               "grad_norm_W1": [2.0] * n, "act_mean_1": [3.0] * n}
+    points = history_metrics(history, stride=1, best_epoch=1020, diagnostic_stride=2)
+    steps = {k: sorted(p.step for p in points if p.key == k)
+             for k in ("curves/dev_loss", "gradients/norm_W1", "hidden/act_mean_1")}
+    assert len(steps["curves/dev_loss"]) == 200
+    # every 2nd evaluation (epochs 10, 30, ...), plus the best (1020) and the last (2000)
+    assert steps["gradients/norm_W1"] == steps["hidden/act_mean_1"]
+    assert len(steps["gradients/norm_W1"]) == 102
+    assert {10, 30, 1020, 2000} <= set(steps["gradients/norm_W1"])
+    assert 20 not in steps["gradients/norm_W1"]
+
+    # the live buffer logs the same points as history_metrics (MetricBuffer never writes here:
+    # its client is only called on flush, which this test replaces)
+    buffer = MetricBuffer("run", client=object(), stride=1, diagnostic_stride=2)
+    buffer.flush = lambda: None
+    for i, epoch in enumerate(history["epoch"]):
+        buffer(epoch, {k: v[i] for k, v in history.items() if k != "epoch"})
+    buffer.finish(history, best_epoch=1020)
+    live = sorted((p.key, p.step) for p in buffer.points)
+    assert live == sorted((p.key, p.step) for p in points)
+    assert all(k.startswith(DIAGNOSTIC) for k in ("grad_norm_W1", "act_std_3"))
+
+
+def test_a_trials_curves_keep_every_kth_evaluation_the_last_and_the_reported_steps():
+    from pipeline.tracking.records import MetricBuffer
+    from pipeline.tracking.search_runs import TRIAL_CURVE_POINTS, _thinned
+
+    assert curve_stride(2000, 10, TRIAL_CURVE_POINTS) == 2       # 200 evaluations -> 100 + ...
+    curves = MetricBuffer("run", client=object())
+    curves.keep_every = 2
+    for epoch in range(10, 2001, 10):                             # 200 evaluations
+        curves(epoch, {"dev_error": 0.1, "dev_loss": 0.2})
+    reported = [110, 120, 130]                                    # what Optuna was told
+    points = _thinned(curves, reported)
+    steps = sorted({p.step for p in points})
+    assert len(points) == 2 * len(steps)
+    assert len(steps) == 102                                      # 10, 30, ..., 1990 + 120 + 2000
+    assert {10, 30, 1990, 2000, 110, 120, 130} <= set(steps) and 20 not in steps
+
+
+def test_a_tracked_run_does_not_import_ipython_and_records_its_model(tmp_path):
+    # MLflow imports IPython (0.3-2.4 s) only to learn that it is not running inside it
+    code = ("import sys\nfrom pipeline.cli import main\n"
+            "rc = main(['train', '--quiet', '--conf-dir', sys.argv[1], 'training.epochs=20',"
+            " 'tracking.log_figures=false'])\n"
+            "print(rc, 'IPython' in sys.modules, sys.modules.get('IPython', 0) is None)\n"
+            "from pipeline.tracking.runs import without_ipython_probe\n"
+            "with without_ipython_probe():\n"
+            "    try:\n        import IPython\n    except ImportError:\n        print('refused')\n"
+            "print('IPython' in sys.modules)\n")
+    env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    out = subprocess.run([sys.executable, "-c", code, str(CONF)], capture_output=True,
+                         text=True, check=True, cwd=tmp_path, env=env).stdout.splitlines()
+    assert out[-3:] == ["0 False False", "refused", "False"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("nn-pipeline").experiment_id])
+    assert run.info.status == "FINISHED" and len(run.outputs.model_outputs) == 1
+    assert "mlflow.source.name" in run.data.tags           # the run-context tags still resolved
+
+
+def test_reproduce_compares_a_thinned_trial_curve_at_its_logged_steps():
+    from pipeline import stages
+    from pipeline.commands.reproduce import CURVES, metric_checks
+
+    cfg = load_config(["model.hidden=[5]", "training.epochs=300", "training.eval_every=1"],
+                      conf_dir=CONF)
+    trained = stages.train(cfg, stages.prepare(cfg))
+    history = trained.fit.history
+    assert curve_stride(300, 1, 100) == 3
+    steps = sorted(set(history["epoch"][::3]) | {history["epoch"][-1], 151})  # + a reported step
+    logged = {"metrics": {}, "tags": {},
+              "curves": {k: [history[k][e - 1] for e in steps] for k in CURVES},
+              "steps": {k: steps for k in CURVES}}
+    rows = [r for r in metric_checks(logged, trained, stride=1, trial=True)
+            if r[0].startswith("curve")]
+    assert len(rows) == len(CURVES) and all(a == b == "identical" for _, a, b in rows)
+    assert all(f"({len(steps)} points)" in what for what, _, _ in rows)
+    logged["curves"]["dev_loss"][5] += 1e-9                    # one logged point off: caught
+    rows = dict((w.split(" (")[0], (a, b)) for w, a, b in metric_checks(logged, trained,
+                                                                         trial=True))
+    assert rows["curve dev_loss"][0] != rows["curve dev_loss"][1]

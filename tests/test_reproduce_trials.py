@@ -48,7 +48,8 @@ def study(tmp_path_factory):
            f"data.path={tmp / 't.csv'}", "data.label=y", "model.hidden=[20,3]",
            "training.epochs=60", "training.eval_every=5", "training.patience=4",
            f"search.storage={tmp / 'study.journal'}", "search.study=tab",
-           "search.trial_figures=none", "search.pruner.n_startup_trials=2",
+           "search.trial_figures=none", "search.pruner.name=median",
+           "search.pruner.n_startup_trials=2",
            "search.pruner.n_warmup_steps=0", "--quiet",
            "--conf-dir", str(ROOT / "conf")]
     proc = subprocess.run(cmd, cwd=tmp, env=_env(MLFLOW_TRACKING_URI=uri), capture_output=True,

@@ -23,7 +23,7 @@ def test_mlflow_run_search_leaves_a_pointer_run_and_logs_into_the_study_experime
                MLFLOW_DISABLE_TELEMETRY="true", PYTHONPATH=str(ROOT))
     # `mlflow run` starts the entry point in the project directory (the checkout): the journal
     # goes under tmp_path explicitly; the search experiment's artifacts go beside "proj"'s
-    # (tracking.study.search_experiment), which is asserted below
+    # (tracking.search_runs.search_experiment), which is asserted below
     done = subprocess.run(["mlflow", "run", str(ROOT), "-e", "search", "--env-manager", "local",
                            "--experiment-name", "proj", "-P", "n_trials=2", "-P", "study=mr",
                            "-P", f"storage={tmp_path / 'mr.journal'}"],

@@ -61,7 +61,8 @@ def test_median_pruner_prunes_hopeless_trials(search_cfg):
     # zeros init cannot break symmetry: its dev error stays high, the median pruner stops it.
     space = "model.init: {type: categorical, choices: [he, zeros]}\n"
     cfg = search_cfg("search.n_trials=8", "search.sampler.name=random",
-                     "search.pruner.n_startup_trials=1", "search.pruner.n_warmup_steps=0",
+                     "search.pruner.name=median", "search.pruner.n_startup_trials=1",
+                     "search.pruner.n_warmup_steps=0",
                      "training.patience=null", space=space)
     study = _search(cfg)
     # Trial 0 is the startup trial (never pruned); afterwards exactly the zeros trials stop at
@@ -164,9 +165,9 @@ def _heavy_after_import(*modules: str) -> set[str]:
 
 
 def test_import_boundaries_of_the_search():
-    # tracking/study.py is MLflow-only; the search package is Optuna-only; commands import
+    # tracking/search_runs.py is MLflow-only; the search package is Optuna-only; commands import
     # neither at module level (the parser imports every command).
-    assert _heavy_after_import("pipeline.tracking.study") == {"mlflow"}
+    assert _heavy_after_import("pipeline.tracking.search_runs") == {"mlflow"}
     assert _heavy_after_import("pipeline.search.run", "pipeline.search.evaluate",
                                "pipeline.search.figures") == {"optuna"}
     assert _heavy_after_import("pipeline.commands.search", "pipeline.commands.evaluate") == set()

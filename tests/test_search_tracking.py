@@ -19,8 +19,9 @@ STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 SPACE = ("regularization.l2: {type: float, low: 1.0e-3, high: 1.0, log: true}\n"
          "regularization.keep_prob: {type: float, low: 0.7, high: 1.0}\n"
          "model.init: {type: categorical, choices: [he, zeros]}\n")
-ARGS = ("search.sampler.name=random", "search.pruner.n_startup_trials=1",
-        "search.pruner.n_warmup_steps=0", "training.patience=null")
+ARGS = ("search.sampler.name=random", "search.pruner.name=median",
+        "search.pruner.n_startup_trials=1", "search.pruner.n_warmup_steps=0",
+        "training.patience=null")
 
 
 def _search(cfg):
@@ -98,7 +99,7 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
     first = _search(cfg)
     study = _study(cfg)
     dead = study.ask()  # a worker killed mid-trial: RUNNING in Optuna and in MLflow
-    from pipeline.tracking.study import StudyLogger
+    from pipeline.tracking.search_runs import StudyLogger
     run_id = StudyLogger(first.search_experiment_id, first.parent_run_id, "tiny").start_trial(
         dead.number, cfg, {})
     dead.set_user_attr("mlflow_run_id", run_id)

@@ -72,8 +72,7 @@ def test_same_config_gives_bit_identical_data_and_training(default_run):
     np.testing.assert_array_equal(again.train.X, prepared.train.X)
     retrained = stages.train(cfg, again)
     assert retrained.metrics == trained.metrics
-    for key, value in trained.params.items():
-        np.testing.assert_array_equal(retrained.params[key], value)
+    np.testing.assert_array_equal(retrained.model.network.theta, trained.model.network.theta)
 
 
 def test_streams_are_independent_per_concern():
@@ -133,7 +132,7 @@ def test_figures_for_digits_are_confusion_matrices():
     prepared = stages.prepare(cfg)
     assert prepared.train.n == 2 * prepared.raw_train.n          # one augmented copy
     trained = stages.train(cfg, prepared)
-    assert trained.arch.layer_sizes == (64, 64, 32, 10)
+    assert trained.model.arch.layer_sizes == (64, 64, 32, 10)
     figs = stages.figures(cfg, prepared, trained)
     assert "plots/confusion_dev.png" in figs and "plots/boundary_dev.png" not in figs
     image = figs["plots/confusion_dev.png"].axes[0].images[0].get_array()

@@ -6,7 +6,7 @@ import signal
 import numpy as np
 import pytest
 
-from pipeline.nn import Architecture, init_params
+from pipeline.nn import Architecture, init_network
 from pipeline.stop import Stop, Stopped
 from pipeline.train import TrainSettings, fit
 
@@ -101,11 +101,11 @@ def test_fit_stops_within_one_epoch_even_between_sparse_evaluations():
     stop = _CountingStop(at=237)  # between the evaluations at 200 and 400
     settings = TrainSettings(epochs=20_000, eval_every=200)
     with pytest.raises(Stopped):
-        fit(init_params(arch, "he", np.random.default_rng(1)), arch, X, y, X, y, settings,
+        fit(init_network(arch, "he", np.random.default_rng(1)), X, y, X, y, settings,
             np.random.default_rng(0), callbacks=[lambda e, m: evaluated.append(e)], stop=stop)
     assert stop.checked_at == 237 and evaluated == [200]
     # without a request it trains to the end
-    done = fit(init_params(arch, "he", np.random.default_rng(1)), arch, X, y, X, y,
+    done = fit(init_network(arch, "he", np.random.default_rng(1)), X, y, X, y,
                TrainSettings(epochs=300, eval_every=200), np.random.default_rng(0), stop=Stop())
     assert done.epochs_run == 300 and done.history["epoch"] == [200, 300]
 

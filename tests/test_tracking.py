@@ -1,7 +1,6 @@
 """The tracking edge against a real SQLite store: statuses, batches, what a run records, the model."""
 
 import json
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -176,21 +175,92 @@ def test_figures_are_logged_as_png(logged):
 
 def test_pyfunc_predicts_raw_inputs_like_the_pipeline(logged):
     _, prepared, trained, run_id = logged
-    from pipeline.nn import predict
-
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     X = prepared.raw_dev.X                                             # raw, unstandardized
-    expected = np.asarray(prepared.classes)[predict(trained.params,
-                                                    prepared.standardizer.transform(X), trained.arch)]
+    expected = np.asarray(prepared.classes)[trained.model.predict(X)]
     got = model.predict(pd.DataFrame(X, columns=list(prepared.feature_names)))
     assert list(got) == list(expected)
     proba = model.predict(pd.DataFrame(X[:4], columns=["x1", "x2"]), params={"proba": True})
     assert list(proba.columns) == ["label", "proba_0", "proba_1"]
-    np.testing.assert_allclose(proba[["proba_0", "proba_1"]].sum(axis=1), 1.0)
+    p1 = trained.model.predict_proba(X[:4])[:, 0]                     # the core's P(class 1)
+    np.testing.assert_array_equal(proba["proba_1"], p1)
+    np.testing.assert_array_equal(proba["proba_0"], 1.0 - p1)
     schema = model.metadata.get_input_schema()
     assert schema.input_names() == ["x1", "x2"]
     with pytest.raises(Exception, match="x2"):
         model.predict(pd.DataFrame({"x1": [0.5]}))
+
+
+def _log_model_with(store, activation):
+    """A short run of `activation`, its model logged; (prepared, trained, model URI)."""
+    from pipeline.tracking.model import log_model
+
+    cfg = load_config([f"tracking.uri={store[0].tracking.uri}", "tracking.experiment=t",
+                       "training.epochs=6", "training.eval_every=3",
+                       f"model.activation={activation}"], conf_dir=CONF)
+    prepared = stages.prepare(cfg)
+    trained = stages.train(cfg, prepared)
+    with tracking.run(f"served-{activation}") as active:
+        log_model(active.info.run_id, prepared, trained)
+    return prepared, trained, f"runs:/{active.info.run_id}/model"
+
+
+@pytest.mark.parametrize("activation", ["tanh", "leaky_relu"])
+def test_served_model_runs_the_core_and_agrees_with_the_oracle(store, activation):
+    # served == core exactly (one forward), and both == the independent oracle, so a wrong
+    # tanh or leaky relu in the shared forward fails here too
+    from oracle import forward as o_forward
+
+    prepared, trained, uri = _log_model_with(store, activation)
+    X = prepared.raw_dev.X
+    got = mlflow.pyfunc.load_model(uri).predict(
+        pd.DataFrame(X, columns=list(prepared.feature_names)), params={"proba": True})
+    core = trained.model.predict_proba(X)[:, 0]
+    np.testing.assert_array_equal(got["proba_1"], core)
+    oracle, _ = o_forward(trained.model.network.params, prepared.standardizer.transform(X),
+                          activation)
+    np.testing.assert_allclose(got["proba_1"], oracle[:, 0], rtol=1e-10, atol=1e-12)
+    assert list(got["label"]) == list(np.asarray(prepared.classes)[trained.model.predict(X)])
+
+
+def _download(uri, dest):
+    return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dest)))
+
+
+def test_served_model_logs_its_code_and_refuses_a_digest_mismatch(logged, tmp_path):
+    from pipeline.nn import source_digest
+
+    local = _download(f"runs:/{logged[3]}/model", tmp_path)
+    code = local / "code" / "pipeline"
+    assert (code / "nn" / "layers.py").read_bytes() == (
+        Path(__file__).resolve().parents[1] / "pipeline" / "nn" / "layers.py").read_bytes()
+    assert not (code / "tracking").exists()                 # only what the loader imports
+    meta_path = next(local.rglob("network.json"))
+    meta = json.loads(meta_path.read_text())
+    assert meta["code_digest"] == source_digest(code) == source_digest()
+    assert not any(p.suffix in (".pkl", ".pickle") for p in local.rglob("*"))
+    meta_path.write_text(json.dumps({**meta, "code_digest": "0" * 64}))
+    with pytest.raises(Exception, match="does not match the code logged"):
+        mlflow.pyfunc.load_model(str(local))
+
+
+@pytest.mark.slow
+def test_a_fresh_process_imports_the_logged_code_and_refuses_edited_code(logged, tmp_path):
+    import subprocess
+    import sys
+
+    local = _download(f"runs:/{logged[3]}/model", tmp_path)
+    probe = ("import sys, mlflow; m = mlflow.pyfunc.load_model(sys.argv[1]); "
+             "import pipeline.nn; print(pipeline.nn.__file__)")
+    run = lambda: subprocess.run([sys.executable, "-c", probe, str(local)],  # noqa: E731
+                                 capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = run()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith(str(local / "code" / "pipeline"))
+    edited = local / "code" / "pipeline" / "nn" / "activations.py"
+    edited.write_text(edited.read_text().replace("LEAKY_SLOPE = 0.01", "LEAKY_SLOPE = 0.02"))
+    done = run()
+    assert done.returncode != 0 and "does not match the code logged" in done.stderr
 
 
 def test_git_state_outside_a_repository(tmp_path):

@@ -54,28 +54,37 @@ def _problem(rng: np.random.Generator, m: int, n_in: int, n_out: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.nn import Architecture, gradient_check, init_params
+    from pipeline.nn import Architecture, gradient_check, init_network
     from pipeline.train import TrainSettings, fit
 
     if args.samples < 1:
         raise ValueError(f"samples must be >= 1, got {args.samples}")
     if args.after_steps < 0:
         raise ValueError(f"after-steps must be >= 0, got {args.after_steps}")
+    # this command is its own config edge: the core no longer checks hyperparameter bounds
+    keeps = np.atleast_1d(args.keep_prob)
+    if not np.all((keeps > 0) & (keeps <= 1)):
+        raise ValueError(f"keep-prob must be in (0, 1], got {args.keep_prob}")
+    for key in ("l2", "l1"):
+        if not getattr(args, key) >= 0:
+            raise ValueError(f"{key} must be >= 0, got {getattr(args, key)}")
+    if not args.learning_rate > 0:
+        raise ValueError(f"learning-rate must be > 0, got {args.learning_rate}")
     arch = Architecture(args.layers, args.activation)
     rng = np.random.default_rng(args.seed)
-    params = init_params(arch, args.init, rng)
+    net = init_network(arch, args.init, rng)
     if args.after_steps:
         X, y = _problem(rng, 200, arch.layer_sizes[0], arch.layer_sizes[-1])
         settings = TrainSettings(learning_rate=args.learning_rate, epochs=args.after_steps,
                                  l2=args.l2, l1=args.l1, keep_prob=args.keep_prob,
                                  eval_every=args.after_steps)
-        result = fit(params, arch, X, y, None, None, settings, rng)
-        params = result.params
+        result = fit(net, X, y, None, None, settings, rng)
+        net = result.network
         print(f"trained {result.epochs_run} steps: {result.stop_message}, "
               f"train loss {result.history['train_loss'][-1]:.6g}" if result.history["epoch"]
               else f"training stopped: {result.stop_message}")
     X, y = _problem(rng, args.samples, arch.layer_sizes[0], arch.layer_sizes[-1])
-    report = gradient_check(params, X, y, arch, l2=args.l2, l1=args.l1,
+    report = gradient_check(net, X, y, l2=args.l2, l1=args.l1,
                             keep_prob=args.keep_prob, rng=rng, epsilon=args.epsilon)
     dropout = "off" if np.min(args.keep_prob) >= 1 else f"keep_prob {args.keep_prob} (fixed mask)"
     print(f"gradient check: layers {','.join(map(str, arch.layer_sizes))}, hidden "

@@ -186,9 +186,14 @@ def metric_checks(logged: dict, trained, stride: int = 1, *, trial: bool = False
         rows.append(("stop_reason", logged["tags"].get("trial.stop_reason" if trial else
                                                        "stop_reason"), trained.fit.stop_reason))
     keep = _kept(trained.fit, stride, best=not trial, until=until)
+    where = {e: i for i, e in enumerate(trained.fit.history.get("epoch", []))}
     for key in CURVES:
         values = trained.fit.history.get(key, [])
-        now = [float(values[i]) for i in keep if i < len(values)]
+        # a trial keeps ~100 points per curve plus the steps reported to Optuna (which depend
+        # on the pruner: tracking/search_runs.py), so its curves are compared at its logged steps
+        at = ([where[s] for s in logged["steps"][key] if s in where]
+              if trial and logged.get("steps", {}).get(key) else keep)
+        now = [float(values[i]) for i in at if i < len(values)]
         was = logged["curves"][key]
         rows.append((f"curve {key} ({len(now)} points)", _curve_text(was, now, logged=True),
                      _curve_text(was, now, logged=False)))

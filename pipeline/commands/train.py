@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-class Progress:
+class EpochProgress:
     """A fit callback driving a tqdm bar on stderr (epochs); a no-op when quiet."""
 
     def __init__(self, epochs: int, enabled: bool):
@@ -82,9 +82,10 @@ def run(args) -> int:
         with tracking.run(name, tags=tags, stop=stop) as active:
             run_id = active.info.run_id
             settings = stages.settings(cfg)          # at most ~1000 points per curve:
-            buffer = tracking.MetricBuffer(run_id, stride=tracking.curve_stride(
-                settings.epochs, settings.eval_every))
-            progress = Progress(cfg.training.epochs, enabled=not args.quiet)
+            buffer = tracking.MetricBuffer(
+                run_id, stride=tracking.curve_stride(settings.epochs, settings.eval_every),
+                diagnostic_stride=tracking.diagnostic_stride(settings.epochs, settings.eval_every))
+            progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
             say = status_printer(enabled=not args.quiet)
             try:
                 trained = stages.train(cfg, prepared, callbacks=[buffer, progress], stop=stop)

@@ -9,6 +9,11 @@ import numpy as np
 DIGEST_CHARS = 16  # 64 bits of sha256: collisions are not a concern at the scale of a run log
 
 
+def short_digest(data: bytes | str) -> str:
+    """The project's one content digest: the first 16 hex characters of sha256 (str as UTF-8)."""
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:DIGEST_CHARS]
+
+
 def array_digest(X: np.ndarray, y: np.ndarray) -> str:
     """First 16 hex characters of sha256 over, for X then y: shape, dtype and C-order bytes.
 

@@ -22,17 +22,18 @@ from pipeline.nn import symmetric_units
 @dataclass(frozen=True)
 class Model:
     """What a decision-boundary figure needs (raw training points; the model standardizes)."""
-    params: dict
-    arch: object
-    standardizer: object
+    trained: object           # pipeline.nn.Model: standardizes and predicts raw features
     X: np.ndarray             # (m, n_features) raw training split, un-augmented
     y: np.ndarray             # (m,)
     classes: tuple[str, ...]
     data_name: str
 
+    @property
+    def params(self) -> dict:
+        return self.trained.network.params
+
     def predict(self, X_raw: np.ndarray) -> np.ndarray:
-        from pipeline.nn import predict
-        return predict(self.params, self.standardizer.transform(X_raw), self.arch)
+        return self.trained.predict(X_raw)
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,11 @@ def execute(job: Job, stop=None) -> ArmRun:
         metrics.update(_to_threshold(hist, job.lesson.threshold, fit.epochs_run))
     report, blocks = "", {}
     if job.lesson.kind == "gradient_flow":
-        metrics.update(grad_flow(hist, trained.arch.n_layers))
+        metrics.update(grad_flow(hist, trained.model.arch.n_layers))
     elif job.lesson.kind == "gradcheck":
         report, blocks, extra = _gradcheck(job, cfg, prepared, trained)
         metrics.update(extra)
-    model = Model(fit.params, trained.arch, prepared.standardizer, prepared.raw_train.X,
+    model = Model(trained.model, prepared.raw_train.X,
                   prepared.raw_train.y, prepared.classes, prepared.name)
     return ArmRun(job.arm, job.seed, metrics, {k: list(v) for k, v in hist.items()},
                   job.overrides, job.cfg_yaml, time.perf_counter() - started, fit.stop_message,
@@ -111,17 +112,17 @@ def grad_flow(hist, n_layers: int) -> dict[str, float]:
 
 def _gradcheck(job: Job, cfg, prepared, trained):
     """Gradient check of the trained network on a few training points; the `corrupt` arm's
-    backward is wrapped to scale one block (the real backward is never edited)."""
-    from pipeline.nn import backward, gradient_check
+    gradient is wrapped to scale one block (the real gradient is never edited)."""
+    from pipeline.nn import Network, gradient_check
 
     corrupt = job.lesson.corrupt
-    backward_fn = backward
+    gradient_fn = None
     if corrupt is not None and corrupt.arm == job.arm:
-        backward_fn = corrupted(backward, corrupt.block, corrupt.factor)
+        gradient_fn = corrupted(Network.gradient, corrupt.block, corrupt.factor)
     k = job.lesson.gradcheck_samples
-    rep = gradient_check(trained.params, prepared.train.X[:k], prepared.train.y[:k],
-                         trained.arch, l2=cfg.regularization.l2, l1=cfg.regularization.l1,
-                         backward_fn=backward_fn)
+    rep = gradient_check(trained.model.network, prepared.train.X[:k], prepared.train.y[:k],
+                         l2=cfg.regularization.l2, l1=cfg.regularization.l1,
+                         gradient_fn=gradient_fn)
     from pipeline.nn.gradcheck import PASSING
     failed = [b.name for b in rep.blocks if b.verdict not in PASSING]
     blocks = {b.name: b.relative_error for b in rep.blocks}
@@ -132,10 +133,10 @@ def _gradcheck(job: Job, cfg, prepared, trained):
     return text, blocks, extra
 
 
-def corrupted(backward_fn, block: str, factor: float):
-    """A backward pass whose `block` gradient is multiplied by `factor` (a planted bug)."""
-    def broken(params, cache, y, arch, **kw):
-        grads = backward_fn(params, cache, y, arch, **kw)
+def corrupted(gradient_fn, block: str, factor: float):
+    """A gradient whose `block` is multiplied by `factor` (a planted bug)."""
+    def broken(net, buffers, y, **kw):
+        grads = gradient_fn(net, buffers, y, **kw)
         if block not in grads:
             raise ValueError(f"corrupt.block must be one of {sorted(grads)}, got {block!r}")
         return {**grads, block: grads[block] * factor}

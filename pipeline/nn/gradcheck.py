@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.nn.model import (Architecture, ParamLayout, backward, compute_loss_from_logits,
-                               forward)
+from pipeline.nn.network import Network
 
 # Upper bounds of each verdict band: < 1e-7 correct, < 1e-5 borderline, < 1e-3 suspicious.
 THRESHOLDS = (("correct", 1e-7), ("borderline", 1e-5), ("suspicious", 1e-3))
@@ -69,42 +68,42 @@ class GradCheckReport:
         return "\n".join(lines)
 
 
-def gradient_check(params, X, y, arch: Architecture, *, l2: float = 0.0, l1: float = 0.0,
-                   keep_prob=1.0, rng: np.random.Generator | None = None,
-                   epsilon: float = 1e-7, masks=None, backward_fn=backward) -> GradCheckReport:
-    """Compare `backward_fn` with two-sided differences for every parameter.
+def gradient_check(net: Network, X, y, *, l2: float = 0.0, l1: float = 0.0, keep_prob=1.0,
+                   rng: np.random.Generator | None = None, epsilon: float = 1e-7, masks=None,
+                   gradient_fn=None) -> GradCheckReport:
+    """Compare `Network.gradient` (the one `fit` steps with) with two-sided differences of
+    `Network.loss` for every parameter, in float64 on a copy of `net`.
 
     keep_prob < 1 draws one mask set from `rng` (or uses `masks`) and keeps it fixed.
-    `backward_fn` exists so a deliberately broken backward can be checked in tests.
+    `gradient_fn(net, buffers, y, l2=, l1=)` replaces the gradient so tests can break it.
     Cost: 2 forward passes per parameter; use a few samples and a small network.
     """
-    layout = ParamLayout(arch)
-    theta = layout.flatten(params, dtype=np.float64)
+    net = net.copy(np.float64)
     X = np.asarray(X, dtype=np.float64)
     training = masks is not None or np.min(keep_prob) < 1.0
     if training and masks is None:
         if rng is None:
             raise ValueError("gradient_check with keep_prob < 1 needs rng to draw the fixed mask")
-        masks = forward(layout.views(theta), X, arch, keep_prob=keep_prob, rng=rng,
-                        training=True)[1].masks
+        masks = net.forward(X, keep_prob=keep_prob, rng=rng, training=True)[1].masks
     masks = list(masks) if masks is not None else None
 
-    def J(vec: np.ndarray) -> float:
-        p = layout.views(vec)
-        cache = forward(p, X, arch, masks=masks, training=training)[1]
-        return compute_loss_from_logits(p, cache.logits, y, arch, l2=l2, l1=l1)
+    def J() -> float:
+        return net.loss(net.forward(X, masks=masks, training=training)[1], y, l2=l2, l1=l1)
 
-    views = layout.views(theta)
-    cache = forward(views, X, arch, masks=masks, training=training)[1]
-    grads = backward_fn(views, cache, y, arch, l2=l2, l1=l1)
-    exact = layout.flatten(grads, dtype=np.float64)
+    buf = net.forward(X, masks=masks, training=training)[1]
+    if gradient_fn is None:
+        grads = net.gradient(buf, y, l2=l2, l1=l1)
+    else:
+        grads = gradient_fn(net, buf, y, l2=l2, l1=l1)
+    layout, theta = net.layout, net.theta
+    exact = np.concatenate([np.ravel(grads[k]) for k in layout.keys])   # layout order
     approx = np.empty_like(theta)
     for i in range(theta.size):
         saved = theta[i]
         theta[i] = saved + epsilon
-        j_plus = J(theta)
+        j_plus = J()
         theta[i] = saved - epsilon
-        j_minus = J(theta)
+        j_minus = J()
         theta[i] = saved
         approx[i] = (j_plus - j_minus) / (2.0 * epsilon)
     blocks = []
@@ -114,6 +113,6 @@ def gradient_check(params, X, y, arch: Architecture, *, l2: float = 0.0, l1: flo
         blocks.append(BlockResult(key, layout.shapes[key], err, verdict(err)))
     total = relative_error(approx, exact)
     kinks = 0
-    if arch.hidden_activation in ("relu", "leaky_relu"):
-        kinks = sum(int(np.count_nonzero(np.abs(Z) < 1e-6)) for Z in cache.Z[:-1])
+    if net.arch.hidden_activation in ("relu", "leaky_relu"):
+        kinks = sum(int(np.count_nonzero(np.abs(Z) < 1e-6)) for Z in buf.Z[:-1])
     return GradCheckReport(tuple(blocks), total, verdict(total), epsilon, kinks)

@@ -6,6 +6,8 @@ from typing import Callable
 
 import numpy as np
 
+from pipeline.nn.network import Architecture, Layout, Network
+
 # Each returns the standard deviation for a weight matrix of shape (n_in, n_out); None = zeros.
 _STD: dict[str, Callable[[int, int, float], float | None]] = {
     "zeros": lambda n_in, n_out, scale: None,
@@ -17,27 +19,19 @@ _STD: dict[str, Callable[[int, int, float], float | None]] = {
 INITIALIZERS = tuple(_STD)
 
 
-def init_params(arch, scheme: str, rng: np.random.Generator, *, scale: float = 10.0,
-                dtype=np.float64) -> dict[str, np.ndarray]:
-    """Parameters {"W1": (n0, n1), "b1": (n1,), ...} for `arch` (an `Architecture`).
+def init_network(arch: Architecture, scheme: str, rng: np.random.Generator, *,
+                 scale: float = 10.0, dtype=np.float64) -> Network:
+    """A fresh `Network`: W_l (n_{l-1}, n_l) drawn per `scheme`, b_l = 0.
 
     `scale` is used only by `random` (default 10: the classic too-large initialization).
     """
     if scheme not in _STD:
         raise ValueError(f"init scheme must be one of {list(INITIALIZERS)}, got {scheme!r}")
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"init scale must be > 0, got {scale}")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    params: dict[str, np.ndarray] = {}
+    net = Network(arch, np.zeros(Layout(arch).size, dtype=dtype))
     sizes = arch.layer_sizes
     for l in range(1, len(sizes)):
         n_in, n_out = sizes[l - 1], sizes[l]
         std = _STD[scheme](n_in, n_out, scale)
-        if std is None:
-            W = np.zeros((n_in, n_out), dtype=dtype)
-        else:
-            W = (rng.standard_normal((n_in, n_out)) * std).astype(dtype, copy=False)
-        params[f"W{l}"] = W                                   # (n_{l-1}, n_l)
-        params[f"b{l}"] = np.zeros(n_out, dtype=dtype)        # (n_l,)
-    return params
+        if std is not None:                           # the same draws as a dict-based init
+            net.params[f"W{l}"][...] = rng.standard_normal((n_in, n_out)) * std
+    return net

@@ -1,199 +1,90 @@
-"""The fully-connected network: architecture, forward and backward passes, loss, prediction.
+"""The trained model as one object: network, standardizer statistics, class labels, feature
+names. Training returns it; metrics, figures, diagnosis and the served model all take it.
 
-Samples-first: Z_l = A_{l-1} @ W_l + b_l with W_l (n_{l-1}, n_l), b_l (n_l,), A_0 = X (m, n_0).
-The passes are written once, as kernels (`kernels.py`) that fill a preallocated `Workspace`;
-the public `forward`/`backward` allocate a fresh workspace per call, while `pipeline.train.fit`
-keeps one per batch size and so does no allocation (and no dict building) per step.
+It lives in `pipeline.nn` (numpy only) because the served model loads exactly this code, logged
+with the model: `save`/`load` write and read weights.npz (no pickle) + a JSON description, and
+`source_digest` names the code so the loader can refuse a copy that differs from what was logged.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from pipeline.nn.activations import get_activation
-from pipeline.nn.dropout import normalize_keep_prob
-from pipeline.nn.kernels import Workspace, augment_rows, backward_into, forward_into
-from pipeline.nn.losses import (cross_entropy_from_logits, cross_entropy_from_probs, penalty,
-                                targets)
+from pipeline.nn.losses import class_columns, labels_from_probs
+from pipeline.nn.network import Architecture, Network
 
-Params = dict[str, np.ndarray]
+PACKAGE = Path(__file__).resolve().parents[1]          # the `pipeline` directory
+SOURCES = ("__init__.py", "nn/*.py")                    # all the served model imports
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """Layer sizes (n_features, h1, ..., n_out) and the hidden activation.
+def source_files(root: Path = PACKAGE) -> list[Path]:
+    return sorted(f for pattern in SOURCES for f in root.glob(pattern))
 
-    The output is derived: n_out == 1 -> sigmoid + binary cross-entropy (labels 0/1);
-    n_out > 1 -> softmax + categorical cross-entropy (labels 0..n_out-1).
-    """
 
-    layer_sizes: tuple[int, ...]
-    hidden_activation: str = "relu"
+def source_digest(root: Path = PACKAGE) -> str:
+    """sha256 over (relative path, bytes) of every file the served model imports."""
+    h = hashlib.sha256()
+    for f in source_files(root):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
 
-    def __post_init__(self):
-        sizes = tuple(int(n) for n in self.layer_sizes)
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(
-                f"layer_sizes must have >= 2 entries, each >= 1, got {tuple(self.layer_sizes)}")
-        object.__setattr__(self, "layer_sizes", sizes)
-        get_activation(self.hidden_activation)  # unknown names raise here, listing valid ones
 
-    @property
-    def n_layers(self) -> int:
-        return len(self.layer_sizes) - 1
+@dataclass(frozen=True, eq=False)
+class Model:
+    """Predicts on RAW features (m, n_features): standardize with the training statistics,
+    then the network. mean, std: (n_features,) float64."""
+
+    network: Network
+    mean: np.ndarray
+    std: np.ndarray
+    classes: tuple[str, ...]
+    feature_names: tuple[str, ...]
 
     @property
-    def n_hidden(self) -> int:
-        return len(self.layer_sizes) - 2
+    def arch(self) -> Architecture:
+        return self.network.arch
 
-    @property
-    def output(self) -> str:
-        return "sigmoid" if self.layer_sizes[-1] == 1 else "softmax"
+    def standardize(self, X_raw: np.ndarray) -> np.ndarray:
+        X = np.asarray(X_raw, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"X must have shape (m, {self.mean.shape[0]}), got {X.shape}")
+        return (X - self.mean) / self.std               # (m, n), as Standardizer.transform
 
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        s = self.layer_sizes
-        shapes: dict[str, tuple[int, ...]] = {}
-        for l in range(1, len(s)):
-            shapes[f"W{l}"] = (s[l - 1], s[l])
-            shapes[f"b{l}"] = (s[l],)
-        return shapes
+    def predict_proba(self, X_raw: np.ndarray) -> np.ndarray:
+        """(m, n_out): the network's output (one column for two classes)."""
+        return self.network.predict_proba(self.standardize(X_raw))
 
+    def predict(self, X_raw: np.ndarray) -> np.ndarray:
+        """Class codes (m,) indexing `classes`."""
+        return labels_from_probs(self.predict_proba(X_raw))
 
-class ParamLayout:
-    """Where each block lives in one flat vector theta: per layer, the rows of W_l followed by
-    b_l as one more row, i.e. an augmented block [W_l; b_l] of shape (n_{l-1} + 1, n_l).
+    def class_probabilities(self, X_raw: np.ndarray) -> np.ndarray:
+        """(m, len(classes)): one column per class, in `classes` order."""
+        return class_columns(self.predict_proba(X_raw))
 
-    With a row of ones appended to every layer input, Z_l = [W_l; b_l].T @ [A; 1] is ONE
-    matrix product (no separate bias broadcast) and dJ/d[W_l; b_l] = [A; 1] @ dZ.T gives the
-    bias gradient for free. `weight_mask` (1 on weights, 0 on biases) keeps biases out of L2/L1.
-    """
+    def describe(self) -> dict:
+        """Everything but the weights, JSON-able."""
+        return {"layer_sizes": list(self.arch.layer_sizes),
+                "hidden_activation": self.arch.hidden_activation, "output": self.arch.output,
+                "dtype": str(self.network.theta.dtype), "feature_names": list(self.feature_names),
+                "classes": [str(c) for c in self.classes],
+                "mean": self.mean.tolist(), "std": self.std.tolist()}
 
-    def __init__(self, arch: Architecture):
-        self.shapes = arch.param_shapes()
-        self.keys = tuple(self.shapes)  # W1, b1, W2, b2, ...: the reporting order
-        self.slices: dict[str, slice] = {}
-        self.aug: list[tuple[slice, tuple[int, int]]] = []
-        start = 0
-        for l in range(1, arch.n_layers + 1):
-            n_in, n_out = self.shapes[f"W{l}"]
-            self.slices[f"W{l}"] = slice(start, start + n_in * n_out)
-            self.slices[f"b{l}"] = slice(start + n_in * n_out, start + (n_in + 1) * n_out)
-            self.aug.append((slice(start, start + (n_in + 1) * n_out), (n_in + 1, n_out)))
-            start += (n_in + 1) * n_out
-        self.size = start
-        self.weight_mask = np.zeros(self.size)
-        for k in self.keys:
-            if k[0] == "W":
-                self.weight_mask[self.slices[k]] = 1.0
+    def save(self, weights: Path, description: Path, **extra) -> None:
+        np.savez(weights, **self.network.params)
+        description.write_text(json.dumps({**self.describe(), **extra}, indent=1))
 
-    def views(self, theta: np.ndarray) -> Params:
-        """Blocks of `theta` as arrays sharing its memory (writes go through)."""
-        return {k: theta[self.slices[k]].reshape(self.shapes[k]) for k in self.keys}
-
-    def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
-        """Augmented [W_l; b_l] blocks (n_{l-1} + 1, n_l) sharing theta's memory."""
-        return [theta[s].reshape(shape) for s, shape in self.aug]
-
-    def flatten(self, params: Params, dtype=None) -> np.ndarray:
-        theta = np.empty(self.size, dtype=dtype or params["W1"].dtype)
-        for k in self.keys:
-            theta[self.slices[k]] = np.asarray(params[k]).reshape(-1)
-        return theta
-
-
-def params_to_vector(params: Params, arch: Architecture) -> np.ndarray:
-    """Flatten all blocks into one vector theta (per layer: W_l row-major, then b_l)."""
-    return ParamLayout(arch).flatten(params)
-
-
-def vector_to_params(theta: np.ndarray, arch: Architecture) -> Params:
-    """Inverse of `params_to_vector` (copies, so the result owns its memory)."""
-    return {k: v.copy() for k, v in ParamLayout(arch).views(theta).items()}
-
-
-def _blocks(params: Params, L: int):
-    return [params[f"W{l}"] for l in range(1, L + 1)], [params[f"b{l}"] for l in range(1, L + 1)]
-
-
-def forward(params: Params, X: np.ndarray, arch: Architecture, *, keep_prob=1.0,
-            rng: np.random.Generator | None = None, masks=None, training: bool = False):
-    """Probabilities (m, n_out) and the cache for `backward`.
-
-    Dropout happens only with training=True: fixed `masks` (list per hidden layer of scaled
-    masks in the cache's internal (n_l, m) layout or None, i.e. `cache.masks` of an earlier
-    call) are reused; otherwise layers with keep_prob < 1 draw a fresh mask from `rng`.
-    training=False never touches `rng`. The cache is a `Workspace` (see its docstring).
-    """
-    Ws, bs = _blocks(params, arch.n_layers)
-    dtype = Ws[0].dtype
-    X = np.asarray(X, dtype=dtype)
-    if X.ndim != 2 or X.shape[1] != arch.layer_sizes[0]:
-        raise ValueError(f"X must have shape (m, {arch.layer_sizes[0]}), got {X.shape}")
-    keep = normalize_keep_prob(keep_prob, arch.n_hidden) if training else None
-    drop = None
-    if not training:
-        masks = None
-    elif masks is not None:
-        if len(masks) != arch.n_hidden:
-            raise ValueError(f"masks must have one entry per hidden layer ({arch.n_hidden}), "
-                             f"got {len(masks)}")
-        masks = [None if mk is None else np.ascontiguousarray(mk) for mk in masks]
-        drop = [mk is not None for mk in masks]
-    elif rng is None and min(keep, default=1.0) < 1.0:
-        raise ValueError("forward with keep_prob < 1 and training=True needs rng or masks")
-    ws = Workspace(arch, X.shape[0], dtype, keep, keep_z=True, dropout=drop)
-    Was = [np.vstack([W, b[None, :]]).astype(dtype, copy=False) for W, b in zip(Ws, bs)]
-    forward_into(ws, Was, augment_rows(X.T), rng, masks)
-    return ws.probs, ws
-
-
-def backward(params: Params, cache: Workspace, y: np.ndarray, arch: Architecture, *,
-             l2: float = 0.0, l1: float = 0.0) -> Params:
-    """Gradients of `compute_loss` (same keys as params), from a `forward` cache."""
-    L = arch.n_layers
-    Ws, _ = _blocks(params, L)
-    dtype = Ws[0].dtype
-    gWas = [np.empty((W.shape[0] + 1, W.shape[1]), dtype=dtype) for W in Ws]
-    TT = np.ascontiguousarray(targets(y, arch.output, arch.layer_sizes[-1], dtype).T)
-    backward_into(cache, [np.ascontiguousarray(W) for W in Ws], TT, gWas)
-    grads: Params = {}
-    m = cache.m
-    for l, (W, g) in enumerate(zip(Ws, gWas), start=1):
-        grads[f"W{l}"], grads[f"b{l}"] = g[:-1], g[-1]
-        if l2:
-            grads[f"W{l}"] += (l2 / m) * W
-        if l1:
-            grads[f"W{l}"] += (l1 / m) * np.sign(W)
-    return grads
-
-
-def compute_loss(params: Params, probs: np.ndarray, y: np.ndarray, arch: Architecture, *,
-                 l2: float = 0.0, l1: float = 0.0) -> float:
-    """Mean cross-entropy from probabilities (clipped away from log 0) plus the L2/L1 terms."""
-    Ws, _ = _blocks(params, arch.n_layers)
-    return cross_entropy_from_probs(probs, y, arch.output) + penalty(Ws, len(y), l2=l2, l1=l1)
-
-
-def compute_loss_from_logits(params: Params, logits: np.ndarray, y: np.ndarray,
-                             arch: Architecture, *, l2: float = 0.0, l1: float = 0.0) -> float:
-    """Same as `compute_loss` but exact: from the logits (`cache.logits`, (m, n_out))."""
-    Ws, _ = _blocks(params, arch.n_layers)
-    return cross_entropy_from_logits(logits, y, arch.output) + penalty(Ws, len(y), l2=l2, l1=l1)
-
-
-def predict_proba(params: Params, X: np.ndarray, arch: Architecture) -> np.ndarray:
-    """Class probabilities (m, n_out) in evaluation mode (no dropout)."""
-    return forward(params, X, arch)[0]
-
-
-def predict(params: Params, X: np.ndarray, arch: Architecture) -> np.ndarray:
-    """Integer class codes (m,): sigmoid p >= 0.5 -> 1, softmax -> argmax."""
-    return labels_from_probs(predict_proba(params, X, arch))
-
-
-def labels_from_probs(P: np.ndarray) -> np.ndarray:
-    if P.shape[1] == 1:
-        return (P[:, 0] >= 0.5).astype(np.int64)
-    return P.argmax(axis=1).astype(np.int64)
+    @classmethod
+    def load(cls, weights: Path, meta: dict) -> "Model":
+        arch = Architecture(tuple(meta["layer_sizes"]), meta["hidden_activation"])
+        with np.load(weights, allow_pickle=False) as npz:
+            params = {k: npz[k] for k in npz.files}
+        net = Network.from_params(arch, params, dtype=np.dtype(meta.get("dtype", "float64")))
+        return cls(net, np.asarray(meta["mean"], dtype=np.float64),
+                   np.asarray(meta["std"], dtype=np.float64), tuple(meta["classes"]),
+                   tuple(meta["feature_names"]))

@@ -3,7 +3,7 @@
 `run.run_search` is one invocation (study, stale-trial cleanup, parent run, workers, summary);
 `study` holds the study/sampler/pruner factories and the workers; `objective` the trial;
 `space` the search space; `storage` where studies live. The MLflow side is
-`pipeline/tracking/study.py`.
+`pipeline/tracking/search_runs.py`.
 """
 
 

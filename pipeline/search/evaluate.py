@@ -130,7 +130,7 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
     from pipeline import stages, tracking
     from pipeline.tracking import records
     from pipeline.tracking.notes import final_test_name
-    from pipeline.tracking import study as T
+    from pipeline.tracking import evaluation as T
 
     name, force, digest = study.study_name, cfg.evaluate.force, prepared.test.digest
     key = T.evaluation_tag_key(name)
@@ -182,7 +182,7 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
 
 def _record(study, experiment_id: str, key: str, record: dict) -> None:
     """The evaluation in the study's user attributes and as experiment tags (with counters)."""
-    from pipeline.tracking import study as T
+    from pipeline.tracking import evaluation as T
 
     history = list(study.user_attrs.get("test_evaluations", [])) + [record]
     study.set_user_attr("test_evaluations", history)
@@ -195,7 +195,7 @@ def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool):
     `about` = (study, trial, overrides, test metrics) for the descriptions of the version and
     the run."""
     from pipeline.tracking import notes
-    from pipeline.tracking import study as T
+    from pipeline.tracking import evaluation as T
     from pipeline.tracking.ui import set_run_note
 
     gate = cfg.evaluate.gate

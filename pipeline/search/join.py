@@ -78,7 +78,7 @@ def _check_parent(uri: str | None, parent: str) -> None:
     """The parent run must be in the store this worker logs to, else its trials would land in
     another store, under a parent that does not exist there."""
     from pipeline.tracking.stale import run_status
-    from pipeline.tracking.study import use_tracking_uri
+    from pipeline.tracking.search_runs import use_tracking_uri
 
     use_tracking_uri(uri)
     if run_status(parent) is None:

@@ -44,7 +44,7 @@ class PruningCallback:
 
     def __init__(self, trial: optuna.Trial, key: str, schedule=None):
         self.trial, self.key, self.schedule = trial, key, schedule
-        self.last_epoch = 0
+        self.last_epoch, self.reported = 0, []
 
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
         self.last_epoch = int(epoch)
@@ -54,6 +54,7 @@ class PruningCallback:
         if self.schedule is not None and not self.schedule.due(int(epoch)):
             return
         self.trial.report(value, step=int(epoch))
+        self.reported.append(int(epoch))
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch}: {self.key}={value:.4g} "
                                      "was worse than the pruner's bar")
@@ -65,7 +66,7 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
     `stop` (a `pipeline.stop.Stop`) is checked by the training every epoch: the trial ends
     FAIL and its child run KILLED.
 
-    `logger` is a `pipeline.tracking.study.StudyLogger` (or None in tests of the pure search):
+    `logger` is a `pipeline.tracking.search_runs.StudyLogger` (or None in tests of the pure search):
     one child run per trial with params, curves, figures and the trial's final state."""
     key = cfg.search.objective
     prepared = without_test(prepared)
@@ -94,11 +95,12 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
             if figures == "best" and improves:  # drawn once, in `finish`
                 best[:] = [(run_id, trial_cfg, trained)]
             _end(trial, logger, run_id, "COMPLETE", None, _summary(trained), value=value,
-                 metrics=trained.metrics, figures=figs)
+                 metrics=trained.metrics, figures=figs, reported=pruning.reported)
             return value
         except (Diverged, optuna.TrialPruned) as exc:
             reason = f"non_finite: {exc}" if isinstance(exc, Diverged) else str(exc)
-            _end(trial, logger, run_id, "PRUNED", reason, {"epochs_run": pruning.last_epoch})
+            _end(trial, logger, run_id, "PRUNED", reason, {"epochs_run": pruning.last_epoch},
+                 reported=pruning.reported)
             raise optuna.TrialPruned(reason) from None
         except BaseException as exc:  # a bug (child FAILED) or a stop (Stopped, Ctrl-C: KILLED)
             killed = isinstance(exc, KeyboardInterrupt)

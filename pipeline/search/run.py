@@ -70,7 +70,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     created in the training experiment) becomes a pointer to the parent, with the result."""
     from pipeline import tracking
     from pipeline.tracking import notes, records
-    from pipeline.tracking import study as T
+    from pipeline.tracking import search_runs as T
 
     from pipeline import stages
 
@@ -139,7 +139,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
 
 def _experiments(cfg, experiment_id: str | None, name: str) -> tuple[str, str]:
     from pipeline import tracking
-    from pipeline.tracking import study as T
+    from pipeline.tracking import search_runs as T
 
     experiment_id = tracking.configure(cfg.tracking, experiment_id=experiment_id)
     return experiment_id, T.search_experiment(experiment_id, name)
@@ -238,7 +238,7 @@ def _parent_tags(cfg, spec, stale, target: int) -> dict[str, str]:
 def _summarize(study, sc, parent: str):
     """Best trial, state counts, figures and the top-trials table onto the parent run."""
     from pipeline.search.figures import study_figures
-    from pipeline.tracking import study as T
+    from pipeline.tracking import search_runs as T
 
     best = best_trial(study)
     table = top_table(study, sc.top, sc.objective)
@@ -254,7 +254,7 @@ def _summarize(study, sc, parent: str):
 def _describe(study, sc, target, parent, best, pointer_run_id, search_id) -> None:
     """The parent's description with the result; the `mlflow run` pointer run links to it."""
     from pipeline.tracking import notes
-    from pipeline.tracking import study as T
+    from pipeline.tracking import search_runs as T
 
     summary = None if best is None else {"params": best.params, "value": best.value,
                                          "number": best.number}

@@ -8,7 +8,6 @@ trials (a crash, a stale trial, a bug) do not count, so they are redone.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -146,7 +145,7 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None, stop=Non
         return 0
     logger = None
     if job.parent_run_id:
-        from pipeline.tracking.study import StudyLogger, use_tracking_uri
+        from pipeline.tracking.search_runs import StudyLogger, use_tracking_uri
         use_tracking_uri(job.tracking_uri)
         logger = StudyLogger(job.experiment_id, job.parent_run_id, study.study_name)
     objective = make_objective(cfg, job.space, prepared or stages.prepare(cfg), logger,

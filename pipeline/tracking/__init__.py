@@ -11,12 +11,12 @@ readback.py  a logged run read back for reproduce
 """
 
 from pipeline.tracking.notes import run_name
-from pipeline.tracking.records import (MetricBuffer, curve_stride, git_state, kept_indices,
-                                       package_versions)
+from pipeline.tracking.records import (MetricBuffer, curve_stride, diagnostic_stride,
+                                       git_state, kept_indices, package_versions)
 from pipeline.tracking.runs import configure, run, tracking_uri, ui_links
 from pipeline.tracking.training import final_metrics, log_training
 
-__all__ = ["MetricBuffer", "configure", "curve_stride",
+__all__ = ["MetricBuffer", "configure", "curve_stride", "diagnostic_stride",
            "final_metrics", "git_state", "kept_indices",
            "log_training", "package_versions", "run", "run_name",
            "tracking_uri", "ui_links"]

@@ -76,8 +76,7 @@ class LessonLogger:
         finals = {f"final/{k}": v for k, v in run.metrics.items()}
         finals["seconds"] = run.seconds
         points += [Metric(metric_key(k), float(v), now, 0) for k, v in finals.items()]
-        for i in range(0, len(points), R.BATCH):
-            self.client.log_batch(child, metrics=points[i:i + R.BATCH])
+        self.client.log_batch(child, metrics=points)
 
 
 def log_summary(parent_run_id: str, result, *, lesson_yaml: str, seconds: float) -> None:

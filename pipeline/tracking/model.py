@@ -1,12 +1,14 @@
-"""Log the trained network as an MLflow pyfunc model: weights .npz + network.json + served.py.
+"""Log the trained `Model` as an MLflow pyfunc: weights.npz + network.json + served.py, with
+the code it runs (`pipeline/__init__.py` and `pipeline/nn/`) logged through `code_paths`.
 
 The model is logged "from code" (`served.py` is copied next to the artifacts), so loading it
-unpickles nothing; it needs only numpy, pandas and mlflow at the pinned versions.
+unpickles nothing; it needs only numpy, pandas and mlflow at the pinned versions, and the
+logged `pipeline.nn`, whose digest is recorded in network.json and checked on load.
 """
 
 from __future__ import annotations
 
-import json
+import shutil
 import tempfile
 from contextlib import contextmanager
 from importlib import metadata
@@ -16,23 +18,24 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from pipeline.nn.model import PACKAGE, source_digest, source_files
+
 SERVED = Path(__file__).with_name("served.py")
-
-
-def network_description(prepared, trained) -> dict:
-    """Everything but the weights: architecture, standardizer, label mapping, feature names."""
-    return {"layer_sizes": list(trained.arch.layer_sizes),
-            "hidden_activation": trained.arch.hidden_activation,
-            "output": trained.arch.output,
-            "feature_names": list(prepared.feature_names),
-            "classes": [str(c) for c in prepared.classes],
-            "mean": prepared.standardizer.mean.tolist(),
-            "std": prepared.standardizer.std.tolist()}
 
 
 def input_example(prepared, n: int = 5) -> pd.DataFrame:
     """The first raw dev rows: what a caller sends (unstandardized feature columns)."""
     return pd.DataFrame(prepared.raw_dev.X[:n], columns=list(prepared.feature_names))
+
+
+def _stage_code(root: Path) -> Path:
+    """A `pipeline` package holding only what the served model imports; returns its dir."""
+    dest = root / "pipeline"
+    for f in source_files():
+        target = dest / f.relative_to(PACKAGE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, target)
+    return dest
 
 
 def log_model(run_id: str, prepared, trained, *, name: str = "model"):
@@ -44,11 +47,11 @@ def log_model(run_id: str, prepared, trained, *, name: str = "model"):
     signature = infer_signature(example, labels, params={"proba": False})
     with tempfile.TemporaryDirectory() as tmp:
         weights, network = Path(tmp) / "weights.npz", Path(tmp) / "network.json"
-        np.savez(weights, **{k: np.asarray(v, dtype=np.float64) for k, v in trained.params.items()})
-        network.write_text(json.dumps(network_description(prepared, trained), indent=1))
+        code = _stage_code(Path(tmp) / "code")
+        trained.model.save(weights, network, code_digest=source_digest(code))
         with _active(run_id):
             return mlflow.pyfunc.log_model(
-                name=name, python_model=str(SERVED),
+                name=name, python_model=str(SERVED), code_paths=[str(code)],
                 artifacts={"weights": str(weights), "network": str(network)},
                 signature=signature, input_example=example,
                 pip_requirements=[f"{p}=={metadata.version(p)}" for p in ("mlflow", "numpy", "pandas")])

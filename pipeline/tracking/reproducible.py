@@ -22,12 +22,12 @@ no upload.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import zlib
 from functools import lru_cache
 
 from pipeline import threads
+from pipeline.data.digest import short_digest
 from pipeline.redact import redact
 
 TAG_LIMIT = 8000          # MLflow's longest tag value (mlflow.utils.validation)
@@ -64,7 +64,7 @@ def _source_tags() -> tuple[tuple[str, str], ...]:
 
 def diff_digest(text: str) -> str:
     """The digest `reproduce` compares for uncommitted changes (diff + untracked digests)."""
-    return hashlib.sha256(text.encode()).hexdigest()[:16] if text else "none"
+    return short_digest(text) if text else "none"
 
 
 def pack_config(text: str) -> str:

@@ -9,6 +9,7 @@ KILLED, any other exception -> FAILED. No signal handling here: the command line
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from typing import Iterator, Mapping
 
@@ -48,6 +49,24 @@ ui_links = ui.ui_links
 
 
 @contextmanager
+def without_ipython_probe() -> Iterator[None]:
+    """Creating a run, MLflow imports IPython (when installed) only to ask `get_ipython()`
+    whether it runs in a notebook or on Databricks: 0.3-2.4 s of a command here (-X importtime,
+    loaded machine). A process that has not imported IPython is not inside it, so while
+    MLflow asks, `import IPython` fails fast and MLflow takes the answer it gets for "not
+    installed". Inside IPython or Jupyter nothing changes."""
+    if "IPython" in sys.modules:
+        yield
+        return
+    sys.modules["IPython"] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        yield
+    finally:
+        if "IPython" in sys.modules and sys.modules["IPython"] is None:
+            del sys.modules["IPython"]
+
+
+@contextmanager
 def run(run_name: str | None = None, *, parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None, experiment_id: str | None = None,
         stop=None) -> Iterator[mlflow.ActiveRun]:
@@ -60,9 +79,10 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
     """
     if stop is not None:
         stop.check()
-    active = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id,
-                              tags=dict(tags or {}), experiment_id=experiment_id,
-                              nested=parent_run_id is not None)
+    with without_ipython_probe():
+        active = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id,
+                                  tags=dict(tags or {}), experiment_id=experiment_id,
+                                  nested=parent_run_id is not None)
     try:
         yield active
         if stop is not None:

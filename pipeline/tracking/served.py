@@ -1,9 +1,8 @@
-"""The served model, logged as code (MLflow "models from code"): nothing here is pickled.
-
-This file is copied into the model directory and run by `mlflow.pyfunc.load_model`; it needs
-only numpy, pandas and mlflow (not this package). It reads the weights from `weights.npz`
-(loaded with allow_pickle=False) and the architecture, standardization statistics and label
-mapping from `network.json`, then predicts on RAW feature columns:
+"""The served model, logged as code (MLflow "models from code"): nothing here is pickled and
+nothing here computes. The network is `pipeline.nn.Model`, logged with the model through
+`code_paths` and imported from there; this file only checks that the code it imported is the
+code that was logged (`source_digest`), loads the weights (`np.load(allow_pickle=False)`) and
+maps the inputs and outputs:
 
     predict(df)                          -> the class labels (original names), one per row
     predict(df, params={"proba": True})  -> a frame: label + one probability column per class
@@ -17,16 +16,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-_HIDDEN = {
-    "relu": lambda Z: np.maximum(Z, 0.0),
-    "leaky_relu": lambda Z: np.where(Z > 0, Z, 0.01 * Z),
-    "tanh": np.tanh,
-    "sigmoid": lambda Z: 0.5 * (1.0 + np.tanh(0.5 * Z)),
-}
+from pipeline.nn.losses import class_columns, labels_from_probs
+from pipeline.nn.model import Model, source_digest
 
 
 class NumpyNetwork(mlflow.pyfunc.PythonModel):
-    """Standardize with the training statistics, forward pass, map codes to label names."""
+    """Raw feature columns in, label names (and probabilities) out, through `Model`."""
 
     # the logged signature enforces the input columns; no type-hint validation on top (MLflow
     # would otherwise warn on every load that predict has no type hints)
@@ -34,46 +29,29 @@ class NumpyNetwork(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context):
         with open(context.artifacts["network"], encoding="utf-8") as f:
-            self.meta = json.load(f)
-        with np.load(context.artifacts["weights"], allow_pickle=False) as npz:
-            n_layers = len(self.meta["layer_sizes"]) - 1
-            self.W = [npz[f"W{l}"] for l in range(1, n_layers + 1)]   # (n_{l-1}, n_l)
-            self.b = [npz[f"b{l}"] for l in range(1, n_layers + 1)]   # (n_l,)
-        self.mean = np.asarray(self.meta["mean"], dtype=np.float64)   # (n_features,)
-        self.std = np.asarray(self.meta["std"], dtype=np.float64)
-
-    def probabilities(self, X_raw: np.ndarray) -> np.ndarray:
-        """(m, k) class probabilities for raw features (m, n_features); k = number of classes."""
-        A = (X_raw - self.mean) / self.std
-        act = _HIDDEN[self.meta["hidden_activation"]]
-        for W, b in zip(self.W[:-1], self.b[:-1]):
-            A = act(A @ W + b)
-        Z = A @ self.W[-1] + self.b[-1]                               # (m, n_out)
-        if Z.shape[1] == 1:  # sigmoid output: P(class 1); stable for any z
-            p1 = np.where(Z[:, 0] >= 0, 1.0 / (1.0 + np.exp(-np.abs(Z[:, 0]))),
-                          1.0 - 1.0 / (1.0 + np.exp(-np.abs(Z[:, 0]))))
-            return np.column_stack([1.0 - p1, p1])
-        E = np.exp(Z - Z.max(axis=1, keepdims=True))
-        return E / E.sum(axis=1, keepdims=True)
+            meta = json.load(f)
+        found, logged = source_digest(), meta.get("code_digest")
+        if found != logged:
+            raise RuntimeError(
+                f"the model's code does not match the code logged with it: pipeline.nn "
+                f"digest {found[:16]} != logged {str(logged)[:16]}; load it where its logged "
+                f"code_paths come first on sys.path (a fresh process)")
+        self.model = Model.load(context.artifacts["weights"], meta)
 
     def predict(self, context, model_input, params=None):
+        model = self.model
         frame = pd.DataFrame(model_input)
-        missing = [c for c in self.meta["feature_names"] if c not in frame.columns]
+        missing = [c for c in model.feature_names if c not in frame.columns]
         if missing:
             raise ValueError(f"input is missing feature columns {missing}; expected "
-                             f"{self.meta['feature_names']}")
-        X = frame[self.meta["feature_names"]].to_numpy(dtype=np.float64)  # (m, n_features)
-        P = self.probabilities(X)
-        classes = np.asarray(self.meta["classes"], dtype=object)
-        if self.W[-1].shape[1] == 1:
-            codes = (P[:, 1] >= 0.5).astype(np.int64)  # the pipeline's threshold rule
-        else:
-            codes = P.argmax(axis=1)
-        labels = classes[codes]
+                             f"{list(model.feature_names)}")
+        X = frame[list(model.feature_names)].to_numpy(dtype=np.float64)  # (m, n_features)
+        P = model.predict_proba(X)                                        # (m, n_out)
+        labels = np.asarray(model.classes, dtype=object)[labels_from_probs(P)]
         if params and params.get("proba"):
             out = pd.DataFrame({"label": labels})
-            for j, name in enumerate(self.meta["classes"]):
-                out[f"proba_{name}"] = P[:, j]
+            for j, name in enumerate(model.classes):
+                out[f"proba_{name}"] = class_columns(P)[:, j]
             return out
         return pd.Series(labels, name="label")
 

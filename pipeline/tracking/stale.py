@@ -37,7 +37,7 @@ def end_trial_runs(experiment_id: str, study: str, states: dict[int, str]) -> li
     Optuna state name): the worker died between the two writes, or the tracking server was
     down when it tried to end the run. Ended with the status the trial's state maps to, and a
     `fault` tag. Trials still RUNNING, or unknown here, are left to their worker. One query."""
-    from pipeline.tracking.study import STATUS
+    from pipeline.tracking.search_runs import STATUS
 
     client, ended = MlflowClient(), []
     runs = client.search_runs(

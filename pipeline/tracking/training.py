@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.redact import redact
 from pipeline.tracking import notes, records as R
+from pipeline.tracking.runs import without_ipython_probe
 from pipeline.tracking.ui import set_run_note
 
 FINAL = "final/"  # the prefix of the single-value results (a section after the curves)
@@ -61,7 +62,9 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     settings = stages.settings(cfg)
     fit = trained.fit
     points = (R.history_metrics(fit.history, R.curve_stride(settings.epochs, settings.eval_every),
-                                fit.best_epoch) if curves else [])
+                                fit.best_epoch, R.diagnostic_stride(settings.epochs,
+                                                                    settings.eval_every))
+              if curves else [])
     status(f"recording config, tags, source and data lineage"
            f"{f', {len(points)} curve points' if points else ''}...")
     R.log_params(run_id, cfg.flat(), client)
@@ -69,8 +72,7 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
     set_run_note(run_id, notes.training_note(cfg, prepared, trained), client)
     R.log_source(run_id, source_dir, client)
-    for i in range(0, len(points), R.BATCH):
-        client.log_batch(run_id, metrics=points[i:i + R.BATCH])
+    client.log_batch(run_id, metrics=points)
     R.log_metrics(run_id, final_metrics(trained), step=trained.fit.best_epoch, client=client)
     R.log_datasets(run_id, prepared, client)
     if cfg.tracking.log_figures if figures is None else figures:
@@ -82,4 +84,5 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
         from pipeline.tracking.model import log_model
 
         status("logging the model (weights, standardizer, input example)...")
-        log_model(run_id, prepared, trained)
+        with without_ipython_probe():  # it resolves run-context tags too (see runs.py)
+            log_model(run_id, prepared, trained)

@@ -16,10 +16,11 @@ Measured in MLflow 3.17's UI (headless Chromium, tests/test_ui_browser.py), not 
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from mlflow.tracking import MlflowClient
+
+from pipeline.data.digest import short_digest
 
 NOTE = "mlflow.note.content"
 KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -57,10 +58,6 @@ def view_state(search: bool = False) -> dict:
             "orderByKey": "attributes.start_time", "orderByAsc": False}
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def set_experiment_ui(experiment_id: str, note: str, *, search: bool = False,
                       client: MlflowClient | None = None) -> None:
     """Kind tag, shared view and description of an experiment. The description is rewritten
@@ -73,9 +70,9 @@ def set_experiment_ui(experiment_id: str, note: str, *, search: bool = False,
     if tags.get(VIEW_TAG) != state:
         client.set_experiment_tag(experiment_id, VIEW_TAG, state)
     current = tags.get(NOTE)
-    if current != note and (current is None or _digest(current) == tags.get(NOTE_DIGEST)):
+    if current != note and (current is None or short_digest(current) == tags.get(NOTE_DIGEST)):
         client.set_experiment_tag(experiment_id, NOTE, note)
-        client.set_experiment_tag(experiment_id, NOTE_DIGEST, _digest(note))
+        client.set_experiment_tag(experiment_id, NOTE_DIGEST, short_digest(note))
 
 
 def set_run_note(run_id: str, note: str, client: MlflowClient | None = None) -> None:

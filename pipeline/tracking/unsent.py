@@ -14,8 +14,6 @@ from typing import Iterable, Mapping
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking.records import BATCH
-
 
 def points(buffer) -> list[list]:
     """A MetricBuffer's unsent points as JSON-able [key, value, timestamp, step] rows."""
@@ -31,8 +29,7 @@ def replay(run_id: str, rows: Iterable[list], final: Mapping[str, float] | None,
     metrics = [Metric(k, float(v), int(t), int(s)) for k, v, t, s in rows]
     now = int(time.time() * 1000)
     metrics += [Metric(k, float(v), now, int(final_step)) for k, v in (final or {}).items()]
-    for i in range(0, len(metrics), BATCH):
-        client.log_batch(run_id, metrics=metrics[i:i + BATCH])
+    client.log_batch(run_id, metrics=metrics)
     run = client.get_run(run_id)
     if run.info.status == RunStatus.to_string(RunStatus.RUNNING):
         client.set_tag(run_id, "fault", reason)

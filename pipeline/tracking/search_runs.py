@@ -22,12 +22,15 @@ from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from pipeline.tracking import notes, records, reproducible, ui
+from pipeline.tracking.runs import without_ipython_probe
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 # Curves a child run keeps: the learning curves. Gradient norms and activation statistics
 # (11 more series) made the SQLite writes 0.37 s of a 0.67 s trial; the final evaluation run
 # logs every series through log_training.
 TRIAL_CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error")
+TRIAL_CURVE_POINTS = 100  # per curve (+ last, + reported to Optuna): 1000 points were 1.29 of
+# a default trial's 1.36 s of MLflow writes (cProfile, load 8); 100 show what 200 show.
 
 
 class StudyLogger:
@@ -47,18 +50,20 @@ class StudyLogger:
         ends: each SQLite write is a transaction with a sync, and a default trial used to
         spend more time in its six writes than in its training."""
         name = notes.trial_name(number, overrides)
-        tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name,
-                             "stage": "search_trial", "optuna.study_name": self.study_name,
-                             "optuna.trial_number": str(number), "optuna.state": "RUNNING",
-                             "optuna.params": json.dumps(dict(overrides), default=str),
-                             **reproducible.trial_tags(cfg, self.prepared)})
+        with without_ipython_probe():  # a worker's first trial paid for importing IPython
+            tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                                 MLFLOW_RUN_NAME: name, "stage": "search_trial",
+                                 "optuna.study_name": self.study_name,
+                                 "optuna.trial_number": str(number), "optuna.state": "RUNNING",
+                                 "optuna.params": json.dumps(dict(overrides), default=str),
+                                 **reproducible.trial_tags(cfg, self.prepared)})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         from pipeline import stages
 
         settings = stages.settings(cfg)
-        buffer = records.MetricBuffer(run.info.run_id, client=self.client, flush_seconds=600.0,
-                                      stride=records.curve_stride(settings.epochs,
-                                                                  settings.eval_every))
+        buffer = records.MetricBuffer(run.info.run_id, client=self.client, flush_seconds=600.0)
+        buffer.keep_every = records.curve_stride(settings.epochs, settings.eval_every,
+                                                 TRIAL_CURVE_POINTS)  # applied in finish_trial
         buffer.params = [Param(k, str(v)[:6000]) for k, v in cfg.flat().items()]
         self._curves[run.info.run_id] = buffer
         self._about[run.info.run_id] = (number, dict(overrides), cfg.search.objective)
@@ -77,9 +82,10 @@ class StudyLogger:
     def finish_trial(self, run_id: str, state: str, *, reason: str | None = None,
                      attrs: Mapping[str, Any] = (), value: float | None = None,
                      metrics: Mapping[str, float] | None = None,
-                     figures: Mapping[str, Any] | None = None,
+                     figures: Mapping[str, Any] | None = None, reported=(),
                      status: str | None = None) -> None:
-        """`status` overrides the run status of `state` (a stopped trial: FAIL, run KILLED)."""
+        """Curves (TRIAL_CURVE_POINTS; `reported`: the pruner's evidence), params, metrics,
+        tags, note in few `log_batch` calls; then `status` (default: that of `state`)."""
         client = self.client
         try:
             curves = self._curves.pop(run_id, None)
@@ -88,7 +94,7 @@ class StudyLogger:
                 last = getattr(curves, "last", None)
                 if last is not None and last[0] not in curves.steps:
                     curves._add(*last)
-                points, params = list(curves.points), curves.params
+                points, params = _thinned(curves, reported), curves.params
                 curves.points.clear()
             final = {f"final/{k}": v for k, v in (metrics or {}).items()
                      if isinstance(v, (int, float))}
@@ -105,7 +111,9 @@ class StudyLogger:
                 tags.append(RunTag(ui.NOTE, notes.trial_note(
                     self.study_name, number, overrides, state, reason, value, objective,
                     metrics)))
-            _log_batches(client, run_id, points, params, tags)
+            # one call: the client splits it by MLflow's own limits (1000 entities,
+            # 100 params/tags per request)
+            client.log_batch(run_id, metrics=points, params=params, tags=tags)
             if figures:
                 records.log_figures(run_id, figures, client)
         finally:  # the status is written even if logging is interrupted
@@ -116,14 +124,11 @@ class StudyLogger:
         records.log_figures(run_id, figures, self.client)
 
 
-def _log_batches(client, run_id: str, metrics: list, params: list, tags: list) -> None:
-    """As few `log_batch` calls as MLflow's limits allow (1000 entities, 100 params/tags)."""
-    while metrics or params or tags:
-        p, params = params[:records.PARAM_BATCH], params[records.PARAM_BATCH:]
-        t, tags = tags[:records.PARAM_BATCH], tags[records.PARAM_BATCH:]
-        room = records.BATCH - len(p) - len(t)
-        m, metrics = metrics[:room], metrics[room:]
-        client.log_batch(run_id, metrics=m, params=p, tags=t)
+def _thinned(curves: records.MetricBuffer, reported) -> list:
+    """The buffered points of every `keep_every`-th evaluation, the last one and `reported`."""
+    epochs = sorted(curves.steps)
+    keep = set(epochs[::getattr(curves, "keep_every", 1)]) | set(epochs[-1:]) | set(reported)
+    return [p for p in curves.points if p.step in keep]
 
 
 def search_experiment(main_experiment_id: str, study: str) -> str:
@@ -221,71 +226,8 @@ def _copy_plots(client: MlflowClient, src: str, dst: str) -> None:
                 client.log_artifact(dst, local, "best_trial")
 
 
-def evaluation_tag_key(study: str) -> str:
-    return f"test_evaluation.{study}"
-
-
-def record_evaluation(experiment_id: str, key: str, record: Mapping[str, Any], *, count: int,
-                      forced: int) -> None:
-    """The evaluation as experiment tags: the last record (JSON), how many, how many forced."""
-    client = MlflowClient()
-    client.set_experiment_tag(experiment_id, key, json.dumps(record, default=str)[:5000])
-    client.set_experiment_tag(experiment_id, f"{key}.count", str(count))
-    client.set_experiment_tag(experiment_id, f"{key}.forced_count", str(forced))
-
-
-def log_test_metrics(run_ids: list[str | None], metrics: Mapping[str, float],
-                     record: Mapping[str, Any]) -> None:
-    """Test metrics + digest on the dedicated run and the study's parent run (never children)."""
-    client = MlflowClient()
-    for run_id in filter(None, run_ids):
-        records.log_metrics(run_id, metrics, client=client)
-        client.log_batch(run_id, tags=[RunTag("test_digest", str(record["test_digest"])),
-                                       RunTag("test_evaluation.run_id", str(record["run_id"])),
-                                       RunTag("test_evaluation.time", str(record["time"])),
-                                       RunTag("test_evaluation.forced",
-                                              str(record["forced"]).lower())])
-
-
-def register(run_id: str, name: str, alias: str, gate_passed: bool, gate_text: str,
-             note: str = "") -> str | None:
-    """Register the run's logged model; point `alias` at it only when the dev gate passed.
-    A failed gate still registers the version (tagged gate=failed) and leaves the alias where
-    it was, so `models:/<name>@<alias>` keeps serving the last model that passed."""
-    client = MlflowClient()
-    outputs = getattr(client.get_run(run_id), "outputs", None)
-    models = [m.model_id for m in (outputs.model_outputs if outputs else [])]
-    if not models:  # tracking.log_model=false: nothing to register
-        client.set_tag(run_id, "registry.version", "none (no model logged)")
-        return None
-    version = mlflow.register_model(f"models:/{models[-1]}", name).version
-    if not client.get_registered_model(name).description:
-        client.update_registered_model(name, notes.registered_model_note(name, alias))
-    client.update_model_version(name, version, description=note)
-    client.set_model_version_tag(name, version, "gate", "passed" if gate_passed else "failed")
-    client.set_model_version_tag(name, version, "gate.detail", gate_text)
-    client.set_model_version_tag(name, version, "stage", "final_test")
-    if gate_passed:
-        client.set_registered_model_alias(name, alias, version)
-    client.set_tag(run_id, "registry.version", f"{name}/{version}")
-    client.set_tag(run_id, "registry.alias", alias if gate_passed else "none (gate failed)")
-    return str(version)
-
-
-
-
-def experiment_tags(experiment_id: str) -> dict[str, str]:
-    return dict(MlflowClient().get_experiment(experiment_id).tags)
-
-
-
-
-
-
 def log_text(run_id: str, text: str, path: str) -> None:
     MlflowClient().log_text(run_id, text, path)
-
-
 
 
 def use_tracking_uri(uri: str | None) -> None:
