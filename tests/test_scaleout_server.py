@@ -82,8 +82,9 @@ def test_an_independent_worker_joins_the_search_and_logs_under_its_one_parent(
     import optuna
 
     client, target = MlflowClient(tracking_server), 8
-    # slower trials (no early stop), so the search is still running when the worker joins
-    slow = ["training.epochs=1500", "training.patience=null", "search.pruner.name=none",
+    # trials of seconds (no early stop): the search is still running when the worker has
+    # started (~5-10 s of imports), so both processes run some of the 8
+    slow = ["training.epochs=20000", "training.patience=null", "search.pruner.name=none",
             "tracking.experiment=srv-join", "--conf-dir", CONF]
     search = cli(tmp_path, tracking_server, "search", "--quiet", "study=srv-join", *TINY,
                  f"storage={pg_database}", f"target_trials={target}", *slow, wait=False)
