@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from pipeline import stages
 from pipeline.cli import main
 from pipeline.search import storage as S
-from pipeline.search.run import run_search
+from pipeline.search.sweep import run_search
 from pipeline.search.space import load_space
 from pipeline.search.study import open_study
 

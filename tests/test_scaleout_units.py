@@ -80,7 +80,7 @@ def test_worker_refuses_a_study_no_search_started(tmp_path, monkeypatch, capsys)
 
 def test_worker_refuses_a_tracking_store_without_the_parent_run(search_cfg, tracking_uri,
                                                                 tmp_path, capsys):
-    from pipeline.search.run import run_search
+    from pipeline.search.sweep import run_search
     from pipeline.search.space import load_space
 
     cfg = search_cfg("search.n_trials=1", "search.pruner.name=none")

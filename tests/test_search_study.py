@@ -168,6 +168,6 @@ def test_import_boundaries_of_the_search():
     # tracking/search_runs.py is MLflow-only; the search package is Optuna-only; commands import
     # neither at module level (the parser imports every command).
     assert _heavy_after_import("pipeline.tracking.search_runs") == {"mlflow"}
-    assert _heavy_after_import("pipeline.search.run", "pipeline.search.evaluate",
+    assert _heavy_after_import("pipeline.search.sweep", "pipeline.search.evaluate",
                                "pipeline.search.figures") == {"optuna"}
     assert _heavy_after_import("pipeline.commands.search", "pipeline.commands.evaluate") == set()

@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from pipeline.search.run import run_search
+from pipeline.search.sweep import run_search
 from pipeline.search.space import load_space
 from pipeline.search.study import open_study
 from pipeline.search import storage as S

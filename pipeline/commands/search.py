@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     unsent.replay_pending(preflight.tracking_uri(cfg))
 
     from pipeline.search import quiet_optuna
-    from pipeline.search.run import run_search
+    from pipeline.search.sweep import run_search
 
     quiet_optuna()
     experiment = project_experiment()                # before take_project_run clears it
