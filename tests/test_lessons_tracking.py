@@ -19,6 +19,11 @@ def workdir(tmp_path, monkeypatch, tracking_uri):
     return tmp_path
 
 
+# One xdist worker builds this module's store once (--dist loadgroup in pyproject); split
+# across two workers the module fixture was built twice.
+pytestmark = pytest.mark.xdist_group("test_lessons_tracking")
+
+
 @pytest.fixture(scope="module")
 def existing_store(tmp_path_factory):
     """One store whose experiment exists, so "no run created" is a real count (made once:

@@ -12,6 +12,11 @@ from pipeline.cli import main  # noqa: E402
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
 
+# One xdist worker builds this module's store once (--dist loadgroup in pyproject); split
+# across two workers the module fixture was built twice.
+pytestmark = pytest.mark.xdist_group("test_reproduce")
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """One short tracked run (figures and model off: reproduce needs neither)."""

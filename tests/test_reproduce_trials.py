@@ -37,6 +37,11 @@ def _write_table(path: Path, scale: float = 1.0) -> None:
                   "y": (X[:, 0] + X[:, 1] > 0).astype(int)}).to_csv(path, index=False)
 
 
+# One xdist worker builds this module's store once (--dist loadgroup in pyproject); split
+# across two workers the module fixture was built twice.
+pytestmark = pytest.mark.xdist_group("test_reproduce_trials")
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """Five trials of a search on a CSV table, made by a subprocess: the median pruner, from

@@ -17,6 +17,11 @@ def cfg_of(*overrides, **kw):
     return load_config(overrides, conf_dir=CONF, **kw)
 
 
+# One xdist worker builds this module's store once (--dist loadgroup in pyproject); split
+# across two workers the module fixture was built twice.
+pytestmark = pytest.mark.xdist_group("test_stages")
+
+
 @pytest.fixture(scope="module")
 def default_run():
     cfg = cfg_of()

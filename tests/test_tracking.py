@@ -17,6 +17,11 @@ from pipeline.config import config_from_yaml, load_config  # noqa: E402
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
+# One xdist worker builds this module's store once (--dist loadgroup in pyproject); split
+# across two workers the module fixture was built twice.
+pytestmark = pytest.mark.xdist_group("test_tracking")
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One SQLite store per module (creating one costs seconds); artifacts land next to it."""

@@ -50,6 +50,11 @@ def test_train_prints_the_run_and_records_it(workdir, tracking_uri, capsys):
     assert len(MlflowClient(tracking_uri).get_metric_history(run_id, "curves/dev_loss")) == 20
 
 
+# One xdist worker builds this module's store once (--dist loadgroup in pyproject); split
+# across two workers the module fixture was built twice.
+pytestmark = pytest.mark.xdist_group("test_train_command")
+
+
 @pytest.fixture(scope="module")
 def existing_store(tmp_path_factory):
     """A store whose experiment already exists, so "no run created" is a real count."""
