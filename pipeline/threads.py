@@ -16,8 +16,8 @@ The user's choice wins: OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS, else MKL_NUM
 Three ways to apply it, one per situation (all with the same count, `chosen()`):
 - `export()`: before numpy is imported (the command line), the BLAS reads the variables once;
 - `for_spawned()`: around starting spawned processes, which import numpy afresh;
-- `limit(n)`: in a process where numpy is already loaded (notebooks, pool workers, `reproduce`
-  rerunning with a logged count), through threadpoolctl.
+- `limit(n)`: in a process where numpy is already loaded (notebooks, `reproduce` rerunning
+  with a logged count), through threadpoolctl.
 Core module: no mlflow, no numpy at import time.
 """
 
@@ -83,11 +83,6 @@ class limit:
 
     def __exit__(self, *exc) -> None:
         self.restore()
-
-
-def apply_chosen() -> None:
-    """Pool initializer (picklable): this worker process uses `chosen()` threads for good."""
-    limit()
 
 
 @lru_cache(maxsize=1)

@@ -82,9 +82,11 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None) -> li
         results = (execute(job, stop) for job in jobs)
         pool = None
     else:
-        with children_ignore_sigint():  # Ctrl-C: the parent stops them, no traceback each
-            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)),
-                                                            initializer=threads.apply_chosen)
+        # Ctrl-C: the parent stops them, no traceback each. The thread count goes through the
+        # environment the workers start with: a spawned worker imports numpy afresh, so a
+        # threadpoolctl initializer would run before there is a BLAS to limit.
+        with children_ignore_sigint(), threads.for_spawned():
+            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)))
         results = _polled(pool.imap_unordered(execute, jobs), len(jobs), stop)
     try:
         for run in results:

@@ -50,8 +50,9 @@ class NumpyNetwork(mlflow.pyfunc.PythonModel):
         labels = np.asarray(model.classes, dtype=object)[labels_from_probs(P)]
         if params and params.get("proba"):
             out = pd.DataFrame({"label": labels})
+            columns = class_columns(P)                                    # (m, len(classes))
             for j, name in enumerate(model.classes):
-                out[f"proba_{name}"] = class_columns(P)[:, j]
+                out[f"proba_{name}"] = columns[:, j]
             return out
         return pd.Series(labels, name="label")
 
