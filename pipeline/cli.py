@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
     threads.export()
     try:
         args = build_parser(prog).parse_args(argv)
-        from pipeline.commands.preflight import http_defaults
+        from pipeline.commands.preflight import mlflow_defaults
 
-        http_defaults()  # MLflow's HTTP retries bounded for every command (user values win)
+        mlflow_defaults()  # bounded HTTP retries, no progress bars, every command (user values win)
         return _run_stoppable(args)
     except KeyboardInterrupt:  # Ctrl-C before the command's handlers were installed
         print("interrupted (Ctrl-C)", file=sys.stderr)

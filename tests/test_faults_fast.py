@@ -89,12 +89,14 @@ def test_preflight_refuses_unknown_schemes_and_unwritable_paths(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
-def test_http_defaults_keep_the_users_values(monkeypatch):
+def test_mlflow_defaults_keep_the_users_values(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
-    preflight.http_defaults()
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    preflight.mlflow_defaults()
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "10"
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
 
 
 def test_environment_exceptions_become_one_masked_line_and_bugs_do_not():

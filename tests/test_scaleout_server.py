@@ -2,7 +2,6 @@
 a PostgreSQL Optuna storage; an independent `worker` joining a search (tests/servers.py)."""
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient

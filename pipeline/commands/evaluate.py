@@ -37,11 +37,6 @@ def run(args: argparse.Namespace) -> int:
     preflight.check(cfg)  # the tracking store answers, before the study is opened
     unsent.replay_pending(preflight.tracking_uri(cfg))
 
-    import os
-
-    # the model's input-example check downloads artifacts with a progress bar each: on stderr,
-    # around the report and the one line a stop prints
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from pipeline.search import quiet_optuna
     from pipeline.search.evaluate import run_evaluate
 

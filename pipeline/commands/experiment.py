@@ -12,7 +12,6 @@ data are validated BEFORE a run exists, so bad input exits 2 with one line and c
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -75,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_yaml(jobs[0].cfg_yaml)
     lesson_yaml = _lesson_text(args.lesson, conf)
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from pipeline import tracking
     from pipeline.tracking import lessons as TL
     from pipeline.tracking import records

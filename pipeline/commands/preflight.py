@@ -6,8 +6,9 @@ a journal, an experiment or a run exists. Without this, MLflow's HTTP client ret
 for ~4 minutes (7 retries, backoff factor 2, 120 s timeout) and then printed a traceback, after
 the search had already created its study.
 
-`http_defaults()` bounds MLflow's HTTP retries for the whole command (only the knobs the user
-did not set): a server that dies mid-run costs seconds per call, not minutes.
+`mlflow_defaults()` sets MLflow's knobs for the whole command (only those the user did not
+set): bounded HTTP retries, so a server that dies mid-run costs seconds per call, not minutes,
+and no artifact progress bars on stderr around the one line a command prints.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from pipeline.redact import redact
 
 # MLflow's knobs; the user's own values win. 2 retries with factor 1 (~1 s + 2 s) and a 10 s
 # timeout per request: a dead server fails a call in ~3 s, a hung one in ~30 s.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# The model's input-example check and the study's plot copies download artifacts, each with a
+# progress bar: noise on stderr.
+MLFLOW_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                   "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 PROBE_SECONDS = 5.0
 _TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file",
                      "databricks")
 
 
-def http_defaults() -> None:
-    for key, value in HTTP_DEFAULTS.items():
+def mlflow_defaults() -> None:
+    for key, value in MLFLOW_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
 

@@ -136,9 +136,10 @@ def param_checks(params: dict, cfg) -> list[tuple[str, object, object]]:
     """The run's params against the config it is rerun from: one row per config key whose
     param differs (named), or one row when all agree (a run has ~70-170 params). Params that
     are no config key are not compared: `mlflow run` logs its `-P` values (`epochs`, `l2`)."""
-    flat = cfg.flat()
-    differ = [(f"param {k}", params.get(k), v[:6000]) for k, v in flat.items()
-              if params.get(k) != v[:6000]]
+    from pipeline.tracking.records import PARAM_LIMIT  # what logging cut each value to
+
+    flat = {k: v[:PARAM_LIMIT] for k, v in cfg.flat().items()}
+    differ = [(f"param {k}", params.get(k), v) for k, v in flat.items() if params.get(k) != v]
     return differ or [(f"params ({len(flat)}) as in the config", "identical", "identical")]
 
 

@@ -7,7 +7,6 @@ run behind. Only then is the run opened (FINISHED / FAILED / KILLED, never left 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -67,8 +66,6 @@ def run(args) -> int:
     preflight.check(cfg)                             # tracking store usable, before a run
     stop.check()                                     # stopped while preparing: nothing made
 
-    # the model's input-example check downloads artifacts with a progress bar each: noise here
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from pipeline import tracking                    # mlflow costs seconds to import: only now
 
     experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())

@@ -18,6 +18,7 @@ import optuna
 import yaml
 
 from pipeline.config.search import parse_space
+from pipeline.redact import MASK
 from pipeline.search import storage as S
 from pipeline.search.study import FINISHED, Job, count, open_study, run_worker
 
@@ -71,7 +72,7 @@ def join(study: str, storage: str, tracking_uri: str | None, *, workdir: Path = 
 
 
 def _plain(uri: str | None) -> str | None:
-    return None if uri is None or "***" in uri else uri
+    return None if uri is None or MASK in uri else uri
 
 
 def _check_parent(uri: str | None, parent: str) -> None:

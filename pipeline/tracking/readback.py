@@ -7,7 +7,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking.records import metric_name
-from pipeline.tracking.reproducible import diff_digest, unpack_config
+from pipeline.tracking.reproducible import NOT_RECORDED, diff_digest, unpack_config
 
 
 def read_run(run_id: str, curves: tuple[str, ...]) -> dict:
@@ -34,8 +34,9 @@ def read_run(run_id: str, curves: tuple[str, ...]) -> dict:
         first = str(exc).splitlines()[0]
         raise ValueError(f"run {run_id} cannot be reproduced from {mlflow.get_tracking_uri()}: "
                          f"{first}") from None
-    if config.startswith("not recorded:"):
-        raise ValueError(f"run {run_id} cannot be reproduced: its config was {config[14:]}")
+    if config.startswith(NOT_RECORDED):
+        raise ValueError(f"run {run_id} cannot be reproduced: its config was "
+                         f"{config[len(NOT_RECORDED):]}")
     history = {k: sorted(client.get_metric_history(run_id, metric_name(k)),
                          key=lambda m: m.step) for k in curves}
     return {"tags": tags, "metrics": run.data.metrics, "params": run.data.params,

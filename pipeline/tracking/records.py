@@ -21,6 +21,9 @@ from pipeline.data.digest import short_digest
 
 # No chunking here: `MlflowClient.log_batch` splits a call by MLflow's own limits (1000
 # entities, 100 params/tags per request), so every write below is one client call.
+# The longest param value we log (MLflow refuses longer ones); reproduce compares params cut
+# the same way, so the limit is one constant.
+PARAM_LIMIT = 6000
 PACKAGES = ("numpy", "pandas", "scikit-learn", "matplotlib", "pydantic", "mlflow", "nn-pipeline")
 
 
@@ -152,7 +155,7 @@ def log_metrics(run_id: str, values: Mapping[str, float], step: int = 0,
 
 def log_params(run_id: str, params: Mapping[str, str], client: MlflowClient | None = None):
     client = client or MlflowClient()
-    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    items = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in params.items()]
     client.log_batch(run_id, params=items)
 
 

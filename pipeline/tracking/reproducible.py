@@ -32,6 +32,7 @@ from pipeline.redact import redact
 
 TAG_LIMIT = 8000          # MLflow's longest tag value (mlflow.utils.validation)
 PACKED = "zlib+base64:"   # prefix of a config too long to store as plain YAML
+NOT_RECORDED = "not recorded: "  # prefix of a config too long even packed (readback says why)
 
 
 def trial_tags(cfg, prepared=None) -> dict[str, str]:
@@ -72,7 +73,7 @@ def pack_config(text: str) -> str:
         return text
     packed = PACKED + base64.b64encode(zlib.compress(text.encode(), 9)).decode()
     if len(packed) > TAG_LIMIT:  # not a reason to fail the trial; reproduce will say so
-        return f"not recorded: {len(text)} characters, {len(packed)} compressed > {TAG_LIMIT}"
+        return f"{NOT_RECORDED}{len(text)} characters, {len(packed)} compressed > {TAG_LIMIT}"
     return packed
 
 

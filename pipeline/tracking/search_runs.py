@@ -64,7 +64,7 @@ class StudyLogger:
         buffer = records.MetricBuffer(run.info.run_id, client=self.client, flush_seconds=600.0)
         buffer.keep_every = records.curve_stride(settings.epochs, settings.eval_every,
                                                  TRIAL_CURVE_POINTS)  # applied in finish_trial
-        buffer.params = [Param(k, str(v)[:6000]) for k, v in cfg.flat().items()]
+        buffer.params = [Param(k, str(v)[:records.PARAM_LIMIT]) for k, v in cfg.flat().items()]
         self._curves[run.info.run_id] = buffer
         self._about[run.info.run_id] = (number, dict(overrides), cfg.search.objective)
         return run.info.run_id
