@@ -146,10 +146,11 @@ def param_checks(params: dict, cfg) -> list[tuple[str, object, object]]:
 def environment_checks(logged: dict) -> list[tuple[str, object, object]]:
     """(what, logged, now) rows for the code and the package versions."""
     from pipeline.tracking import git_state, package_versions
+    from pipeline.tracking.records import NO_GIT
     from pipeline.tracking.reproducible import diff_digest
 
     tags = logged["tags"]
-    state = git_state() or {"commit": "none (not a git checkout)", "dirty": "unknown", "diff": ""}
+    state = git_state() or NO_GIT
     rows = [("git commit", tags.get("git.commit"), state["commit"]),
             ("git dirty", tags.get("git.dirty"), state["dirty"])]
     if "true" in (tags.get("git.dirty"), state["dirty"]):

@@ -228,6 +228,16 @@ def source_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+# What a run outside a git checkout records instead of a commit (and reproduce compares with).
+NO_GIT = {"commit": "none (not a git checkout)", "dirty": "unknown", "diff": ""}
+
+
+def git_tags(state: dict[str, str] | None) -> dict[str, str]:
+    """git.commit / git.dirty of a `git_state` (NO_GIT's values outside a checkout)."""
+    state = state or NO_GIT
+    return {"git.commit": state["commit"], "git.dirty": state["dirty"]}
+
+
 def log_source(run_id: str, path: Path | str | None = None,
                client: MlflowClient | None = None) -> dict:
     """Tags git.commit / git.dirty (+ git/diff.patch when dirty), package versions and the
@@ -237,12 +247,9 @@ def log_source(run_id: str, path: Path | str | None = None,
     client = client or MlflowClient()
     tags = package_versions() | threads.tags()
     state = git_state(path or source_root())
-    if state is None:
-        tags.update({"git.commit": "none (not a git checkout)", "git.dirty": "unknown"})
-    else:
-        tags.update({"git.commit": state["commit"], "git.dirty": state["dirty"]})
-        if state["dirty"] == "true":
-            client.log_text(run_id, state["diff"], "git/diff.patch")
+    tags.update(git_tags(state))
+    if state is not None and state["dirty"] == "true":
+        client.log_text(run_id, state["diff"], "git/diff.patch")
     set_tags(run_id, tags, client)
     return tags
 

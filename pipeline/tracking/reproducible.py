@@ -51,15 +51,12 @@ def trial_tags(cfg, prepared=None) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def _source_tags() -> tuple[tuple[str, str], ...]:
     """git commit/dirty/diff digest and package versions, once per process (2-4 git calls)."""
-    from pipeline.tracking.records import git_state, package_versions
+    from pipeline.tracking.records import git_state, git_tags, package_versions
 
-    tags = package_versions()
     state = git_state()
-    if state is None:
-        tags.update({"git.commit": "none (not a git checkout)", "git.dirty": "unknown"})
-    else:
-        tags.update({"git.commit": state["commit"], "git.dirty": state["dirty"],
-                     "git.diff_digest": diff_digest(state["diff"])})
+    tags = package_versions() | git_tags(state)
+    if state is not None:
+        tags["git.diff_digest"] = diff_digest(state["diff"])
     return tuple(tags.items())
 
 
