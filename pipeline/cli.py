@@ -101,7 +101,7 @@ def _run_stoppable(args) -> int:
         print(exc.line(), file=sys.stderr)
         return exc.exit_code
     if stop.requested:  # the command finished without a safe point after it: not a success
-        late = Stopped(stop.reason or "stop requested", stop.signum)
+        late = stop.stopped()
         late.outcome = "received after the command's work was done (its output is complete)"
         print(late.line(), file=sys.stderr)
         return late.exit_code

@@ -65,10 +65,14 @@ class Stop:
         if not self.requested:
             self.reason, self.signum, self.requested = reason, signum, True
 
+    def stopped(self, held: bool = False) -> "Stopped":
+        """The `Stopped` of the request made (`request` always sets reason and signal)."""
+        return Stopped(self.reason, self.signum, held=held)
+
     def check(self) -> None:
         """A safe point: raise `Stopped` if a stop was requested (not while held)."""
         if self.requested and not self._held:
-            raise Stopped(self.reason or "stop requested", self.signum or signal.SIGTERM)
+            raise self.stopped()
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -83,8 +87,7 @@ class Stop:
         finally:
             self._held -= 1
         if self.requested and not self._held:
-            raise Stopped(self.reason or "stop requested", self.signum or signal.SIGTERM,
-                          held=True)
+            raise self.stopped(held=True)
 
     @contextmanager
     def on_signals(self, signums=(signal.SIGTERM, signal.SIGINT)) -> Iterator["Stop"]:
