@@ -53,6 +53,15 @@ def _problem(rng: np.random.Generator, m: int, n_in: int, n_out: int):
     return X, (y % 2 if n_out == 1 else y)
 
 
+def _bounded(flag: str, value: float, lo: float, hi: float | None = None, **open_) -> None:
+    from pipeline.config.constraints import check_bound
+
+    try:
+        check_bound(value, lo, hi, **open_)
+    except ValueError as exc:
+        raise ValueError(f"{flag} {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from pipeline.nn import Architecture, gradient_check, init_network
     from pipeline.train import TrainSettings, fit
@@ -61,15 +70,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"samples must be >= 1, got {args.samples}")
     if args.after_steps < 0:
         raise ValueError(f"after-steps must be >= 0, got {args.after_steps}")
-    # this command is its own config edge: the core no longer checks hyperparameter bounds
-    keeps = np.atleast_1d(args.keep_prob)
-    if not np.all((keeps > 0) & (keeps <= 1)):
-        raise ValueError(f"keep-prob must be in (0, 1], got {args.keep_prob}")
-    for key in ("l2", "l1"):
-        if not getattr(args, key) >= 0:
-            raise ValueError(f"{key} must be >= 0, got {getattr(args, key)}")
-    if not args.learning_rate > 0:
-        raise ValueError(f"learning-rate must be > 0, got {args.learning_rate}")
+    # this command is its own config edge (the core checks no hyperparameter bounds): the
+    # config's own check_bound, so a flag and its config key admit the same values
+    for v in np.atleast_1d(args.keep_prob):
+        _bounded("keep-prob", float(v), 0, 1, lo_open=True)
+    _bounded("l2", args.l2, 0)
+    _bounded("l1", args.l1, 0)
+    _bounded("learning-rate", args.learning_rate, 0, lo_open=True)
     arch = Architecture(args.layers, args.activation)
     rng = np.random.default_rng(args.seed)
     net = init_network(arch, args.init, rng)
