@@ -74,9 +74,7 @@ class StudyLogger:
         buffer = self._curves[run_id]
 
         def curves(epoch: int, metrics: Mapping[str, float]) -> None:
-            point = {k: metrics[k] for k in TRIAL_CURVES if k in metrics}
-            buffer.last = (epoch, point)  # logged at the end if the stride skipped it
-            buffer(epoch, point)
+            buffer(epoch, {k: metrics[k] for k in TRIAL_CURVES if k in metrics})
         return curves
 
     def finish_trial(self, run_id: str, state: str, *, reason: str | None = None,
@@ -91,9 +89,6 @@ class StudyLogger:
             curves = self._curves.pop(run_id, None)
             points, params = [], []
             if curves:
-                last = getattr(curves, "last", None)
-                if last is not None and last[0] not in curves.steps:
-                    curves._add(*last)
                 points, params = _thinned(curves, reported), curves.params
                 curves.points.clear()
             final = {f"final/{k}": v for k, v in (metrics or {}).items()
@@ -125,9 +120,12 @@ class StudyLogger:
 
 
 def _thinned(curves: records.MetricBuffer, reported) -> list:
-    """The buffered points of every `keep_every`-th evaluation, the last one and `reported`."""
+    """The buffered points of every `keep_every`-th evaluation, the last one and `reported`.
+    The buffer itself keeps every evaluation (stride 1): which ones the pruner saw is known
+    only at the end."""
     epochs = sorted(curves.steps)
-    keep = set(epochs[::getattr(curves, "keep_every", 1)]) | set(epochs[-1:]) | set(reported)
+    keep = {epochs[i] for i in records.kept_indices(len(epochs), curves.keep_every)}
+    keep |= set(reported)
     return [p for p in curves.points if p.step in keep]
 
 
