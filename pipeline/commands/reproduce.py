@@ -164,10 +164,9 @@ def environment_checks(logged: dict) -> list[tuple[str, object, object]]:
 
 def curve_stride_of(cfg) -> int:
     from pipeline import stages
-    from pipeline.tracking import curve_stride
+    from pipeline.tracking import strides
 
-    settings = stages.settings(cfg)
-    return curve_stride(settings.epochs, settings.eval_every)
+    return strides(stages.settings(cfg))[0]
 
 
 def metric_checks(logged: dict, trained, stride: int = 1, *, trial: bool = False,

@@ -78,10 +78,9 @@ def run(args) -> int:
     try:
         with tracking.run(name, tags=tags, stop=stop) as active:
             run_id = active.info.run_id
-            settings = stages.settings(cfg)          # at most ~1000 points per curve:
-            buffer = tracking.MetricBuffer(
-                run_id, stride=tracking.curve_stride(settings.epochs, settings.eval_every),
-                diagnostic_stride=tracking.diagnostic_stride(settings.epochs, settings.eval_every))
+            # at most ~1000 points per curve, ~100 per diagnostic series
+            curve, diagnostic = tracking.strides(stages.settings(cfg))
+            buffer = tracking.MetricBuffer(run_id, stride=curve, diagnostic_stride=diagnostic)
             progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
             say = status_printer(enabled=not args.quiet)
             try:

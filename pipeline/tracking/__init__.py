@@ -4,7 +4,10 @@ runs.py      configure (URI + experiment), run (honest FINISHED/FAILED/KILLED), 
 records.py   MetricBuffer (log_batch), params/tags/metrics helpers, git state, versions, datasets
 training.py  log_training: everything a finished training records
 model.py     the pyfunc model (served.py, logged as code: weights .npz + network.json)
-study.py     the search's experiment, parent/child runs, pointer run, registration
+search_runs.py  the search's experiment, parent run, a child run per trial, pointer run
+evaluation.py   the once-only test record, test metrics, registration and alias
+reproducible.py what a trial records for reproduce (config, digests, threads)
+lessons.py   a lesson's parent run and a child per arm and seed
 ui.py        what the MLflow UI shows first: mode, shared view (columns), descriptions, links
 notes.py     the descriptions and short run names (strings only)
 readback.py  a logged run read back for reproduce
@@ -12,11 +15,11 @@ readback.py  a logged run read back for reproduce
 
 from pipeline.tracking.notes import run_name
 from pipeline.tracking.records import (MetricBuffer, curve_stride, diagnostic_stride,
-                                       git_state, kept_indices, package_versions)
+                                       git_state, kept_indices, package_versions, strides)
 from pipeline.tracking.runs import configure, run, tracking_uri, ui_links
 from pipeline.tracking.training import final_metrics, log_training
 
 __all__ = ["MetricBuffer", "configure", "curve_stride", "diagnostic_stride",
            "final_metrics", "git_state", "kept_indices",
-           "log_training", "package_versions", "run", "run_name",
+           "log_training", "package_versions", "run", "run_name", "strides",
            "tracking_uri", "ui_links"]

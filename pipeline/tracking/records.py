@@ -71,6 +71,13 @@ def diagnostic_stride(epochs: int, eval_every: int) -> int:
     return stride * -(-wanted // stride)
 
 
+def strides(settings) -> tuple[int, int]:
+    """(curve, diagnostic) strides in evaluations for a training's TrainSettings: what the
+    train command's buffer, `log_training` and `reproduce` all thin by."""
+    return (curve_stride(settings.epochs, settings.eval_every),
+            diagnostic_stride(settings.epochs, settings.eval_every))
+
+
 def kept_indices(n: int, stride: int, best: int | None = None) -> list[int]:
     """Indices of the evaluations a curve keeps: every `stride`-th, the last, the best."""
     keep = set(range(0, n, stride)) | ({n - 1} if n else set())

@@ -59,11 +59,9 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
     from pipeline import stages
 
     client = client or MlflowClient()
-    settings = stages.settings(cfg)
     fit = trained.fit
-    points = (R.history_metrics(fit.history, R.curve_stride(settings.epochs, settings.eval_every),
-                                fit.best_epoch, R.diagnostic_stride(settings.epochs,
-                                                                    settings.eval_every))
+    curve, diagnostic = R.strides(stages.settings(cfg))
+    points = (R.history_metrics(fit.history, curve, fit.best_epoch, diagnostic)
               if curves else [])
     status(f"recording config, tags, source and data lineage"
            f"{f', {len(points)} curve points' if points else ''}...")
