@@ -39,11 +39,11 @@ def run(args, out=None) -> int:
     from pipeline.tracking.readback import read_run
 
     logged = read_run(args.run_id, CURVES)
-    pruned_at = trial_state(args.run_id, logged)
+    trial = logged["tags"].get("stage") == "search_trial"
+    pruned_at = trial_state(args.run_id, logged) if trial else None
     cfg = config_from_yaml(logged["config"], f"config of run {args.run_id}")
     rows = param_checks(logged["params"], cfg) + environment_checks(logged)
     prepared = stages.prepare(cfg)
-    trial = logged["tags"].get("stage") == "search_trial"
     for split, digest in prepared.digests.items():
         if not (trial and split == "test"):   # a trial never held the test split
             rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"),
@@ -75,11 +75,9 @@ def run(args, out=None) -> int:
 
 
 def trial_state(run_id: str, logged: dict) -> int | None:
-    """None for a training run or a COMPLETE trial; the last logged epoch of a PRUNED trial.
-    A trial that FAILED or never ended has no numbers to compare: ValueError (exit 2)."""
+    """Of a trial's run: None when COMPLETE, the last logged epoch when PRUNED. A trial that
+    FAILED or never ended has no numbers to compare: ValueError (exit 2)."""
     tags = logged["tags"]
-    if tags.get("stage") != "search_trial":
-        return None
     state = tags.get("optuna.state")
     if state == "PRUNED":
         return max((max(s) for s in logged["steps"].values() if s), default=0)
@@ -90,13 +88,19 @@ def trial_state(run_id: str, logged: dict) -> int | None:
     return None
 
 
+def logged_threads(tags) -> int | None:
+    """The run's `blas.threads` tag as a count, or None when it logged none (or no count)."""
+    value = tags.get("blas.threads", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def blas_plan(tags) -> tuple[int, list[str]]:
     """The BLAS thread count to rerun with, and the line saying so."""
     from pipeline import threads
 
-    logged = tags.get("blas.threads", "")
-    if logged.isdigit() and int(logged) > 0:
-        return int(logged), [f"rerun with {logged} BLAS thread(s), as logged (blas.threads)"]
+    logged = logged_threads(tags)
+    if logged is not None:
+        return logged, [f"rerun with {logged} BLAS thread(s), as logged (blas.threads)"]
     count = threads.chosen()
     return count, [f"the run logged no BLAS thread count: rerun with {count} BLAS thread(s) "
                    "(this process's choice); a different count can change the last digits"]
@@ -107,7 +111,7 @@ def blas_checks(tags) -> list[tuple[str, object, object]]:
     from pipeline import threads
 
     rows = []
-    if tags.get("blas.threads", "").isdigit() and int(tags["blas.threads"]) > 0:
+    if logged_threads(tags) is not None:
         rows.append(("blas threads", tags["blas.threads"], str(threads.in_effect())))
     if "blas.library" in tags:
         rows.append(("blas library", tags["blas.library"], threads.library()))
