@@ -1,10 +1,13 @@
 """Optuna search on the dev set (the only package importing optuna).
 
-`run.run_search` is one invocation (study, stale-trial cleanup, parent run, workers, summary);
+`sweep.run_search` is one invocation (study, stale-trial cleanup, parent run, workers, summary);
 `study` holds the study/sampler/pruner factories and the workers; `objective` the trial;
 `space` the search space; `storage` where studies live. The MLflow side is
 `pipeline/tracking/search_runs.py`.
 """
+
+import logging
+from contextlib import contextmanager
 
 
 def quiet_optuna() -> None:
@@ -13,8 +16,6 @@ def quiet_optuna() -> None:
     every worker's trial printed ~100 traceback lines (620 lines for one fault). The reason is
     recorded on the trial (`fail_reason`) and an exception we do not foresee is re-raised with
     its traceback anyway."""
-    import logging
-
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -23,28 +24,22 @@ def quiet_optuna() -> None:
             handler.addFilter(_NoTraceback())
 
 
+@contextmanager
 def quiet_when_stopped(stop):
-    """A context: once `stop` (a `pipeline.stop.Stop`) is requested, Optuna's "Trial N failed
-    ... Stopped" warnings are dropped: the command says it in one line, and each trial keeps
-    its `fail_reason`."""
-    import logging
-    from contextlib import contextmanager
+    """Once `stop` (a `pipeline.stop.Stop`) is requested, Optuna's "Trial N failed ...
+    Stopped" warnings are dropped: the command says it in one line, and each trial keeps its
+    `fail_reason`."""
+    def keep(record) -> bool:  # a callable is a logging filter
+        return not stop.requested
 
-    class Filter(logging.Filter):
-        def filter(self, record) -> bool:
-            return stop is None or not stop.requested
-
-    @contextmanager
-    def quiet():
-        handlers, drop = logging.getLogger("optuna").handlers, Filter()
+    handlers = logging.getLogger("optuna").handlers
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        yield
+    finally:
         for handler in handlers:
-            handler.addFilter(drop)
-        try:
-            yield
-        finally:
-            for handler in handlers:
-                handler.removeFilter(drop)
-    return quiet()
+            handler.removeFilter(keep)
 
 
 class _NoTraceback:

@@ -134,7 +134,9 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None, stop=Non
     from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.search.objective import make_objective
+    from pipeline.stop import Stop
 
+    stop = stop if stop is not None else Stop()  # never requested: the checks below stay plain
     cfg = config_from_yaml(job.cfg_yaml)
     from pipeline.search import quiet_optuna
 
@@ -167,7 +169,7 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None, stop=Non
     def stop_when_reserved(study: optuna.Study, _trial) -> None:
         if progress is not None:
             progress.poll()
-        if count(study, _RESERVED) >= job.target or (stop is not None and stop.requested):
+        if count(study, _RESERVED) >= job.target or stop.requested:
             study.stop()  # a stop between trials: no new trial is started
 
     from pipeline.search import quiet_when_stopped
@@ -180,8 +182,7 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None, stop=Non
             with quiet_when_stopped(stop):
                 study.optimize(guarded, callbacks=[stop_when_reserved], catch=(_Overshoot,),
                                gc_after_trial=False)
-        if stop is not None:
-            stop.check()
+        stop.check()
         if count(study, _RESERVED) < job.target:
             continue
         # the others' trials are running: wait for them
@@ -251,8 +252,9 @@ def _run_workers(job: Job, workers: int, progress, prepared, stop) -> list[str]:
     that died); then this process waits for the others, checking `stop` (on a stop it sends
     them SIGTERM and waits for them). Returns one line per spawned worker that ended badly (exit code or
     signal), for the summary: a dead worker is counted, not raised, as its trials are redone."""
-    from pipeline.stop import children_ignore_sigint
+    from pipeline.stop import Stop, children_ignore_sigint
 
+    stop = stop if stop is not None else Stop()
     if workers == 1:
         run_worker(job, 0, progress, prepared, stop)
         return []
@@ -265,8 +267,7 @@ def _run_workers(job: Job, workers: int, progress, prepared, stop) -> list[str]:
     try:
         run_worker(job, 0, progress, prepared, stop)
         while any(p.is_alive() for p in procs):
-            if stop is not None:
-                stop.check()
+            stop.check()
             progress.poll()
             time.sleep(0.5)
     except BaseException:
