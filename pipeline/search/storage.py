@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,10 +104,15 @@ def postgres_driver(url: str) -> str:
     return url
 
 
-def fail_stale_trials(study: optuna.Study, spec: StorageSpec) -> list[int]:
+def fail_stale_trials(study: optuna.Study, spec: StorageSpec, *,
+                      unowned_before: datetime | None = None) -> list[int]:
     """Mark trials left RUNNING by a killed worker as FAIL; returns their numbers.
 
     Journal: RUNNING trials whose owner is a dead process on this host, or unknown (module doc).
+    `unowned_before` (a worker's start, naive local time as Optuna's `datetime_start`): only
+    unowned trials created before it count. A worker writes its owner first thing in a trial,
+    milliseconds after Optuna created it RUNNING; a worker sweeping in those milliseconds must
+    not fail another live worker's new trial (its owner then hit UpdateFinishedTrialError).
     RDB: Optuna's heartbeat check (`grace_period` seconds without a beat)."""
     from pipeline.search.orphan import owner_alive
 
@@ -117,8 +123,13 @@ def fail_stale_trials(study: optuna.Study, spec: StorageSpec) -> list[int]:
             optuna.storages.fail_stale_trials(study)
         now = {t.number: t.state for t in study.get_trials(deepcopy=False)}
         return [t.number for t in running if now[t.number] == TrialState.FAIL]
-    stale = [t for t in running if "owner" not in t.user_attrs
-             or owner_alive(t.user_attrs["owner"]) is False]
+    def unowned(t) -> bool:
+        return "owner" not in t.user_attrs and (
+            unowned_before is None or t.datetime_start is None
+            or t.datetime_start < unowned_before)
+
+    stale = [t for t in running if unowned(t)
+             or ("owner" in t.user_attrs and owner_alive(t.user_attrs["owner"]) is False)]
     failed = []
     for trial in stale:
         try:

@@ -12,6 +12,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import optuna
 from optuna.trial import TrialState
@@ -201,11 +202,13 @@ class _Sweep:
 
     def __init__(self, study: optuna.Study, job: Job):
         self.study, self.job, self.fails = study, job, None
+        # unowned trials younger than this worker are other live workers' new trials
+        self.since = datetime.now()
 
     def __call__(self) -> None:
         from pipeline.search.storage import fail_stale_trials
 
-        fail_stale_trials(self.study, self.job.storage)
+        fail_stale_trials(self.study, self.job.storage, unowned_before=self.since)
         fails = count(self.study, (TrialState.FAIL,))
         if self.job.parent_run_id and fails != self.fails:
             from pipeline.tracking.stale import end_trial_runs
