@@ -3,6 +3,7 @@ journal, the worker command's arguments and refusals (no servers needed)."""
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -46,6 +47,18 @@ def test_journal_stale_trials_are_those_of_dead_or_unknown_owners_only(tmp_path)
     assert states == {live.number: "RUNNING", dead.number: "FAIL", unknown.number: "FAIL",
                       remote.number: "RUNNING"}
     assert S.fail_stale_trials(study, spec) == []  # nothing more on a second look
+
+
+def test_a_workers_sweep_leaves_a_young_unowned_trial_to_the_worker_about_to_own_it(tmp_path):
+    # Optuna's ask creates a trial RUNNING and samples before the worker writes its owner; a
+    # sweep by another worker in that gap failed a live trial (a fresh-clone CI run saw it)
+    spec = S.resolve(str(tmp_path / "s.journal"), "s", tmp_path)
+    study = optuna.create_study(study_name="s", storage=S.open_storage(spec))
+    new = study.ask()
+    assert S.fail_stale_trials(study, spec, unowned_before=datetime.now() - S.UNOWNED_GRACE) == []
+    assert study.trials[new.number].state.name == "RUNNING"
+    # a trial unowned for longer than the grace: its worker died between ask and owner
+    assert S.fail_stale_trials(study, spec, unowned_before=datetime.now()) == [new.number]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from datetime import datetime
+from datetime import datetime, timedelta
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,15 +104,22 @@ def postgres_driver(url: str) -> str:
     return url
 
 
+# How long a trial may stay unowned before a worker's sweep counts it stale: far beyond the gap
+# between Optuna creating a trial and its worker writing the owner, which was seconds on a loaded
+# machine. A worker killed inside that gap leaves a trial that is failed a minute later.
+UNOWNED_GRACE = timedelta(seconds=60)
+
+
 def fail_stale_trials(study: optuna.Study, spec: StorageSpec, *,
                       unowned_before: datetime | None = None) -> list[int]:
     """Mark trials left RUNNING by a killed worker as FAIL; returns their numbers.
 
     Journal: RUNNING trials whose owner is a dead process on this host, or unknown (module doc).
-    `unowned_before` (a worker's start, naive local time as Optuna's `datetime_start`): only
-    unowned trials created before it count. A worker writes its owner first thing in a trial,
-    milliseconds after Optuna created it RUNNING; a worker sweeping in those milliseconds must
-    not fail another live worker's new trial (its owner then hit UpdateFinishedTrialError).
+    `unowned_before` (naive local time, as Optuna's `datetime_start`): only unowned trials
+    created before it count. A worker writes its owner first thing in its trial, but after
+    Optuna's `ask` has created it RUNNING and sampled (under load, up to seconds); a sweep in
+    that gap must not fail another live worker's new trial (its owner then hit
+    UpdateFinishedTrialError). Workers pass now minus `UNOWNED_GRACE`.
     RDB: Optuna's heartbeat check (`grace_period` seconds without a beat)."""
     from pipeline.search.orphan import owner_alive
 

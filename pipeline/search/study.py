@@ -202,13 +202,13 @@ class _Sweep:
 
     def __init__(self, study: optuna.Study, job: Job):
         self.study, self.job, self.fails = study, job, None
-        # unowned trials younger than this worker are other live workers' new trials
-        self.since = datetime.now()
 
     def __call__(self) -> None:
-        from pipeline.search.storage import fail_stale_trials
+        from pipeline.search.storage import UNOWNED_GRACE, fail_stale_trials
 
-        fail_stale_trials(self.study, self.job.storage, unowned_before=self.since)
+        # a young unowned trial is another live worker's, between Optuna's ask and its owner
+        fail_stale_trials(self.study, self.job.storage,
+                          unowned_before=datetime.now() - UNOWNED_GRACE)
         fails = count(self.study, (TrialState.FAIL,))
         if self.job.parent_run_id and fails != self.fails:
             from pipeline.tracking.stale import end_trial_runs
