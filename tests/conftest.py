@@ -1,6 +1,8 @@
 """Shared fixtures. Helpers append below; keep each fixture small and explain why it exists."""
 
 import os
+import subprocess
+import sys
 import tempfile
 
 # One BLAS thread, as every command sets (pipeline/cli.py main): the tests' matrices are
@@ -90,6 +92,20 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
 
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+@pytest.fixture
+def gone_owner() -> str:
+    """The owner text (`host:pid:start`) of a process that has exited: a worker killed
+    mid-trial wrote it first thing in its trial. An unowned trial is a live worker's for
+    a minute (search/storage.py UNOWNED_GRACE), so a test of a dead one sets this owner."""
+    from pipeline.search.orphan import owner
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    text = owner(child.pid)
+    child.kill()
+    child.wait()
+    return text
 
 
 @pytest.fixture

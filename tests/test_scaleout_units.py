@@ -42,11 +42,13 @@ def test_journal_stale_trials_are_those_of_dead_or_unknown_owners_only(tmp_path)
     live.set_user_attr("owner", owner())
     dead.set_user_attr("owner", gone)
     remote.set_user_attr("owner", "another-host:1:1")
-    assert sorted(S.fail_stale_trials(study, spec)) == [dead.number, unknown.number]
+    assert S.fail_stale_trials(study, spec) == [dead.number]  # unknown: unowned < a minute
+    a_minute_on = datetime.now()  # as a sweep a minute after the trials were created
+    assert S.fail_stale_trials(study, spec, unowned_before=a_minute_on) == [unknown.number]
     states = {t.number: t.state.name for t in study.get_trials()}
     assert states == {live.number: "RUNNING", dead.number: "FAIL", unknown.number: "FAIL",
                       remote.number: "RUNNING"}
-    assert S.fail_stale_trials(study, spec) == []  # nothing more on a second look
+    assert S.fail_stale_trials(study, spec, unowned_before=a_minute_on) == []  # nothing more
 
 
 def test_a_workers_sweep_leaves_a_young_unowned_trial_to_the_worker_about_to_own_it(tmp_path):

@@ -101,11 +101,12 @@ def test_a_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(searc
     assert all(t.user_attrs["prune_reason"].startswith("non_finite") for t in study.trials)
 
 
-def test_resume_fails_the_abandoned_trial_and_stops_at_the_target(search_cfg):
+def test_resume_fails_the_abandoned_trial_and_stops_at_the_target(search_cfg, gone_owner):
     cfg = search_cfg("search.n_trials=3", "search.pruner.name=none")
     study = _search(cfg)
     assert count(study) == 3
     abandoned = study.ask()  # a worker that died mid-trial
+    abandoned.set_user_attr("owner", gone_owner)
     study = _search(cfg, target=5)
     states = {t.number: t.state for t in study.trials}
     assert states[abandoned.number] == TrialState.FAIL

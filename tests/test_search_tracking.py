@@ -94,11 +94,13 @@ def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cf
 
 
 def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(search_cfg,
-                                                                          tracking_uri):
+                                                                          tracking_uri,
+                                                                          gone_owner):
     cfg = search_cfg("search.n_trials=3", "search.pruner.name=none")
     first = _search(cfg)
     study = _study(cfg)
     dead = study.ask()  # a worker killed mid-trial: RUNNING in Optuna and in MLflow
+    dead.set_user_attr("owner", gone_owner)
     from pipeline.tracking.search_runs import StudyLogger
     run_id = StudyLogger(first.search_experiment_id, first.parent_run_id, "tiny").start_trial(
         dead.number, cfg, {})
@@ -284,3 +286,4 @@ def test_sigterm_with_two_workers_leaves_no_trial_or_run_running(search_cfg, tra
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert "RUNNING" not in {r.info.status for r in runs}
     assert [r.info.status for r in runs if r.data.tags.get("stage") == "search"] == ["KILLED"]
+

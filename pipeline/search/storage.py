@@ -4,8 +4,8 @@ Journal storage (`optuna/<study>.journal` in the working directory) is Optuna's 
 choice for several local processes on one study: appends under a file lock, nothing lost when a
 worker dies. It has no heartbeat, so a trial whose worker was killed stays RUNNING. Every trial
 records its owner (`host:pid:start`, search/orphan.py) when it starts; a RUNNING trial is stale
-when its owner is a dead process on this host (or it has no owner: a worker that died before
-writing it, or an older version). Trials of live processes, e.g. a second `search` of the same
+when its owner is a dead process on this host (or it has had no owner for `UNOWNED_GRACE`: a
+worker that died before writing it, or an older version). Trials of live processes, e.g. a second `search` of the same
 study running at once, are left alone; so are trials owned on another host, which cannot be
 checked from here (a journal on a shared disk is not a multi-machine setup: use PostgreSQL).
 RDB URLs (sqlite://, postgresql://, mysql://) get a heartbeat instead, and Optuna fails a trial
@@ -104,7 +104,7 @@ def postgres_driver(url: str) -> str:
     return url
 
 
-# How long a trial may stay unowned before a worker's sweep counts it stale: far beyond the gap
+# How long a trial may stay unowned before a sweep or a resume counts it stale: far beyond the gap
 # between Optuna creating a trial and its worker writing the owner, which was seconds on a loaded
 # machine. A worker killed inside that gap leaves a trial that is failed a minute later.
 UNOWNED_GRACE = timedelta(seconds=60)
@@ -115,11 +115,11 @@ def fail_stale_trials(study: optuna.Study, spec: StorageSpec, *,
     """Mark trials left RUNNING by a killed worker as FAIL; returns their numbers.
 
     Journal: RUNNING trials whose owner is a dead process on this host, or unknown (module doc).
-    `unowned_before` (naive local time, as Optuna's `datetime_start`): only unowned trials
-    created before it count. A worker writes its owner first thing in its trial, but after
-    Optuna's `ask` has created it RUNNING and sampled (under load, up to seconds); a sweep in
-    that gap must not fail another live worker's new trial (its owner then hit
-    UpdateFinishedTrialError). Workers pass now minus `UNOWNED_GRACE`.
+    `unowned_before` (naive local time, as Optuna's `datetime_start`; default: now minus
+    `UNOWNED_GRACE`): only unowned trials created before it count. A worker writes its owner
+    first thing in its trial, but after Optuna's `ask` has created it RUNNING and sampled
+    (under load, up to seconds); neither a worker's sweep nor another search's resume may fail
+    a live worker's new trial in that gap (its owner then hit UpdateFinishedTrialError).
     RDB: Optuna's heartbeat check (`grace_period` seconds without a beat)."""
     from pipeline.search.orphan import owner_alive
 
@@ -130,10 +130,11 @@ def fail_stale_trials(study: optuna.Study, spec: StorageSpec, *,
             optuna.storages.fail_stale_trials(study)
         now = {t.number: t.state for t in study.get_trials(deepcopy=False)}
         return [t.number for t in running if now[t.number] == TrialState.FAIL]
+    unowned_before = unowned_before or datetime.now() - UNOWNED_GRACE
+
     def unowned(t) -> bool:
         return "owner" not in t.user_attrs and (
-            unowned_before is None or t.datetime_start is None
-            or t.datetime_start < unowned_before)
+            t.datetime_start is None or t.datetime_start < unowned_before)
 
     stale = [t for t in running if unowned(t)
              or ("owner" in t.user_attrs and owner_alive(t.user_attrs["owner"]) is False)]

@@ -12,7 +12,6 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 
 import optuna
 from optuna.trial import TrialState
@@ -204,11 +203,9 @@ class _Sweep:
         self.study, self.job, self.fails = study, job, None
 
     def __call__(self) -> None:
-        from pipeline.search.storage import UNOWNED_GRACE, fail_stale_trials
+        from pipeline.search.storage import fail_stale_trials
 
-        # a young unowned trial is another live worker's, between Optuna's ask and its owner
-        fail_stale_trials(self.study, self.job.storage,
-                          unowned_before=datetime.now() - UNOWNED_GRACE)
+        fail_stale_trials(self.study, self.job.storage)
         fails = count(self.study, (TrialState.FAIL,))
         if self.job.parent_run_id and fails != self.fails:
             from pipeline.tracking.stale import end_trial_runs
