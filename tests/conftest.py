@@ -22,6 +22,17 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NN_PIPELINE_CACHE", tempfile.mkdtemp(prefix="nn-pipeline-cache-"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, slow tests first (stable order otherwise). xdist hands work out in
+    collection order (after the xdist_group groups, largest first), so the minute-long
+    end-to-end tests start early and the hundreds of sub-second tests fill in at the end,
+    instead of two long tests deciding the suite's last minutes on one worker while the other
+    waits. A run without xdist keeps the file order (each module's tests together, so a
+    module fixture is built once)."""
+    if hasattr(config, "workerinput"):  # an xdist worker: its order is the one scheduled
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A fresh seeded generator per test: tests never share random state."""

@@ -150,7 +150,10 @@ def cli(cwd: Path, tracking_uri: str, *args: str, timeout: float = 900,
 
 # Session fixtures (imported by conftest.py): one database and one server per test session
 # (per xdist worker), shared by the tests that ask for them; each test uses its own study and
-# experiment names, so they do not see each other's records.
+# experiment names, so they do not see each other's records. The tests that use them carry
+# ON_SHARED_SERVER, so that one xdist worker runs them all (--dist loadgroup) and the suite
+# starts one server, not one per worker (a server's start with its migrations is ~15-25 s here).
+ON_SHARED_SERVER = pytest.mark.xdist_group("tracking_server")
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:

@@ -13,11 +13,14 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from servers import ROOT, TINY, cli, free_port, mlflow_server, postgres_database
+from servers import (ON_SHARED_SERVER, ROOT, TINY, cli, free_port, mlflow_server,
+                     postgres_database)
 
 CONF = str(ROOT / "conf")
 pytestmark = pytest.mark.slow
 TARGET = 5
+# journal: the embedded stores; postgres: the shared server and database (tests/servers.py)
+KINDS = ["journal", pytest.param("postgres", marks=[pytest.mark.postgres, ON_SHARED_SERVER])]
 
 
 def _stores(kind: str, tmp_path: Path, request) -> tuple[str, str]:
@@ -75,7 +78,7 @@ def _check_end_state(client, storage, name, extra_fail=()):
             {int(r.data.tags["optuna.trial_number"]): r for r in children})
 
 
-@pytest.mark.parametrize("kind", ["journal", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("kind", KINDS)
 def test_kill_9_of_one_worker_mid_trial_is_replaced_and_the_target_met_exactly(
         kind, tmp_path, request):
     uri, storage = _stores(kind, tmp_path, request)
@@ -107,7 +110,7 @@ def test_kill_9_of_one_worker_mid_trial_is_replaced_and_the_target_met_exactly(
     assert "owner" in trials[trial].user_attrs or kind == "postgres"
 
 
-@pytest.mark.parametrize("kind", ["journal", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("kind", KINDS)
 def test_two_searches_of_one_study_at_once_share_the_target(kind, tmp_path, request):
     uri, storage = _stores(kind, tmp_path, request)
     name = f"twice-{kind}"

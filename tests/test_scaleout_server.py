@@ -6,10 +6,10 @@ from collections import Counter
 import pytest
 from mlflow.tracking import MlflowClient
 
-from servers import ROOT, TINY, cli
+from servers import ON_SHARED_SERVER, ROOT, TINY, cli
 
 CONF = str(ROOT / "conf")
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, ON_SHARED_SERVER]
 
 
 def _trials(client, parent):

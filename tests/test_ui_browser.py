@@ -12,7 +12,9 @@ import pytest
 
 import ui_browser as U
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs all six (--dist loadgroup): the module fixture makes the store, starts a
+# server and a browser, and would otherwise do so again on each worker that gets one of them.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_ui_browser")]
 
 
 @pytest.fixture(scope="module")
