@@ -22,15 +22,23 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NN_PIPELINE_CACHE", tempfile.mkdtemp(prefix="nn-pipeline-cache-"))
 
 
+# The slow tests that take a minute or more on a loaded 2-core machine (--durations); only the
+# order of the run depends on this list (pytest_collection_modifyitems below).
+LONGEST = ("test_scaleout_faults.py::test_child_runs",
+           "test_faults_tracking.py::test_the_server_dies",
+           "test_faults_search_parent.py::", "test_scaleout_faults.py::test_kill_9")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Under xdist, slow tests first (stable order otherwise). xdist hands work out in
-    collection order (after the xdist_group groups, largest first), so the minute-long
-    end-to-end tests start early and the hundreds of sub-second tests fill in at the end,
-    instead of two long tests deciding the suite's last minutes on one worker while the other
-    waits. A run without xdist keeps the file order (each module's tests together, so a
-    module fixture is built once)."""
+    """Under xdist, the LONGEST tests first, then the other slow ones, then the rest (stable
+    order otherwise). xdist hands work out in collection order (after the xdist_group groups,
+    largest first), so the minute-long end-to-end tests start early and the hundreds of
+    sub-second tests fill in at the end, instead of two long tests deciding the suite's last
+    minutes on one worker while the other waits. A run without xdist keeps the file order
+    (each module's tests together, so a module fixture is built once)."""
     if hasattr(config, "workerinput"):  # an xdist worker: its order is the one scheduled
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        items.sort(key=lambda item: (item.get_closest_marker("slow") is None,
+                                     not any(k in item.nodeid for k in LONGEST)))
 
 
 @pytest.fixture

@@ -62,6 +62,13 @@ def postgres_database() -> Iterator[str]:
         conn.close()
 
 
+# MLflow 3's server also starts a job runner with ~7 huey consumer processes (GenAI jobs:
+# scorers, periodic tasks), each importing mlflow: ~20 s of CPU per server start, and a start
+# twice as long on 2 busy cores. The pipeline runs no server jobs; the tracking API and the
+# served artifacts, which the tests use, are the same without them.
+NO_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,7 +85,7 @@ def mlflow_server(backend: str, root: Path, timeout: float = 180.0,
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
            "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts",
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", **NO_JOBS)
     for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         env.pop(key, None)
     root.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,10 @@ def mlflow_server(root: Path, timeout: float = 180):
            "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
            "--artifacts-destination", str(root / "mlartifacts")]
     log = open(root / "server.log", "w")
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # without MLflow 3's job runner and its ~7 huey consumer processes (GenAI server jobs, not
+    # used here): ~20 s of CPU less per start (tests/servers.py NO_JOBS)
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)  # its own group: uvicorn forks a worker
     base = f"http://127.0.0.1:{port}"
