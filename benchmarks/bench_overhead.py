@@ -8,8 +8,8 @@ before and after. Everything writes under a temporary directory (MLflow store, j
 
 train    `python -m pipeline train --quiet` (fresh store, and an existing one) / the same
          config's prepare + train in a fresh process without MLflow
-post     a 20,000-epoch run (no early stopping) in-process, as the train command does it:
-         time after training (flush, log_training, end of run) / training time
+post     a 20,000-epoch run (no early stopping), as the train command does it, each in a
+         fresh process: time after training (flush, log_training, end of run) / training
 fit      `stages.train` with the config's evaluation cadence / the same epochs with one
          evaluation at the end (the bare loop)
 startup  `--help` of every command, and a config error (`regularization.keep_prob=1.5`)
@@ -115,43 +115,47 @@ def fmt(xs) -> str:
 
 
 def bench_post(repeats: int, epochs: int = 20000) -> None:
-    """The train command's own sequence, timed around the training."""
+    """The train command's own sequence, timed around the training, each repeat in a fresh
+    process: a command pays MLflow's per-process first calls (log_model's requirement check
+    scans every installed distribution once per process), so a warm second run in the same
+    process would understate it."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    rows = [subprocess.run([sys.executable, __file__, "--post-once", str(epochs)], env=env,
+                           capture_output=True, text=True, check=True).stdout.split()[-3:]
+            for _ in range(repeats)]
+    train_t, post_t = [float(r[0]) for r in rows], [float(r[1]) for r in rows]
+    tr, po = med(train_t), med(post_t)
+    print(f"post: {epochs}-epoch run (training.patience=null), {rows[0][2]} metric points, "
+          f"medians of {repeats} fresh processes")
+    print(f"  training {tr:.2f} s, after training {po:.2f} s: {po / tr:.3f}x")
+    print(f"  raw training {fmt(train_t)}\n  raw after {fmt(post_t)}")
+
+
+def post_once(epochs: int) -> None:
+    """One run as commands/train.py makes it; prints training s, after-training s, points."""
     from pipeline import stages, tracking
     from pipeline.config import load_config
 
     cfg = load_config([f"training.epochs={epochs}", "training.patience=null"], conf_dir=CONF)
     prepared = stages.prepare(cfg)
-    train_t, post_t, points = [], [], 0
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        cwd = os.getcwd()
         os.chdir(tmp)
-        try:
-            tracking.configure(cfg.tracking)
-            for _ in range(repeats):
-                with tracking.run("post") as active:
-                    run_id = active.info.run_id
-                    settings = stages.settings(cfg)
-                    buffer = tracking.MetricBuffer(  # as commands/train.py builds it
-                        run_id, stride=tracking.curve_stride(settings.epochs, settings.eval_every),
-                        **thin(tracking, settings))
-                    t0 = time.perf_counter()
-                    trained = stages.train(cfg, prepared, callbacks=[buffer])
-                    t1 = time.perf_counter()
-                    points = buffer.n_logged + len(buffer.points)
-                    buffer.flush()
-                    tracking.log_training(run_id, cfg, prepared, trained, curves=False)
-                t2 = time.perf_counter()
-                train_t.append(t1 - t0)
-                post_t.append(t2 - t1)
-        finally:
-            os.chdir(cwd)
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-    tr, po = med(train_t), med(post_t)
-    print(f"post: {epochs}-epoch run (training.patience=null), eval_every="
-          f"{cfg.training.eval_every}, {points} metric points, medians of {repeats}")
-    print(f"  training {tr:.2f} s, after training {po:.2f} s: {po / tr:.3f}x")
-    print(f"  raw training {fmt(train_t)}\n  raw after {fmt(post_t)}")
+        tracking.configure(cfg.tracking)
+        with tracking.run("post") as active:
+            run_id = active.info.run_id
+            settings = stages.settings(cfg)
+            buffer = tracking.MetricBuffer(  # as commands/train.py builds it
+                run_id, stride=tracking.curve_stride(settings.epochs, settings.eval_every),
+                **thin(tracking, settings))
+            t0 = time.perf_counter()
+            trained = stages.train(cfg, prepared, callbacks=[buffer])
+            t1 = time.perf_counter()
+            points = buffer.n_logged + len(buffer.points)
+            buffer.flush()
+            tracking.log_training(run_id, cfg, prepared, trained, curves=False)
+        t2 = time.perf_counter()
+    print(f"{t1 - t0:.4f} {t2 - t1:.4f} {points}")
 
 
 def bench_fit(repeats: int, overrides) -> None:
@@ -257,6 +261,7 @@ def main() -> None:
                              "'warmup50:search.pruner.n_warmup_steps=50'")
     parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
                         help="prune: random gives every study the same trial parameters")
+    parser.add_argument("--post-once", type=int, metavar="EPOCHS", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="config overrides for train and fit")
     args = parser.parse_args()
     for key in BLAS_THREADS:  # before numpy is imported, as pipeline/cli.py main does
@@ -266,6 +271,8 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # log_model's bars
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if args.post_once:  # one repeat of `post`, in the fresh process bench_post started
+        return post_once(args.post_once)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; {os.cpu_count()} cores "
           f"(shared with other jobs: noisy); {load()}", flush=True)
     pruners = PRUNERS + [(s.split(":", 1)[0], s.split(":", 1)[1].split(","))

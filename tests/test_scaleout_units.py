@@ -42,12 +42,16 @@ def test_journal_stale_trials_are_those_of_dead_or_unknown_owners_only(tmp_path)
     live.set_user_attr("owner", owner())
     dead.set_user_attr("owner", gone)
     remote.set_user_attr("owner", "another-host:1:1")
-    assert S.fail_stale_trials(study, spec) == [dead.number]  # unknown: unowned < a minute
+    done = study.ask()
+    study.tell(done, 1.0)
+    snapshot = study.get_trials(deepcopy=False)  # as a worker's sweep passes it: all states
+    # unknown: unowned for less than a minute
+    assert S.fail_stale_trials(study, spec, trials=snapshot) == [dead.number]
     a_minute_on = datetime.now()  # as a sweep a minute after the trials were created
     assert S.fail_stale_trials(study, spec, unowned_before=a_minute_on) == [unknown.number]
     states = {t.number: t.state.name for t in study.get_trials()}
     assert states == {live.number: "RUNNING", dead.number: "FAIL", unknown.number: "FAIL",
-                      remote.number: "RUNNING"}
+                      remote.number: "RUNNING", done.number: "COMPLETE"}
     assert S.fail_stale_trials(study, spec, unowned_before=a_minute_on) == []  # nothing more
 
 

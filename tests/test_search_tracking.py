@@ -116,6 +116,43 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
     assert study.user_attrs["mlflow_parent_runs"] == [first.parent_run_id, second.parent_run_id]
 
 
+def test_resume_ends_only_the_running_parents_of_dead_searches(search_cfg, tracking_uri,
+                                                              gone_owner):
+    from pipeline.search.orphan import owner
+
+    cfg = search_cfg("search.n_trials=1", "search.pruner.name=none", "search.trial_figures=none")
+    first = _search(cfg)
+    study, client = _study(cfg), MlflowClient()
+    # earlier parents: of dead searches (two left RUNNING, one ended, one RUNNING in the
+    # training experiment, where parents went before <study>-search), of a live search, and a
+    # deleted one (MLflow refuses to end it)
+    def new(experiment_id):
+        return client.create_run(experiment_id).info.run_id
+
+    dead = [new(first.search_experiment_id) for _ in range(3)] + [new(first.experiment_id)]
+    client.set_terminated(dead[1], "FINISHED")
+    live, deleted = new(first.search_experiment_id), new(first.search_experiment_id)
+    client.delete_run(deleted)
+    for run_id in dead + [deleted]:
+        study.set_user_attr(f"mlflow_parent_owner.{run_id}", gone_owner)
+    study.set_user_attr(f"mlflow_parent_owner.{live}", owner())
+    study.set_user_attr("mlflow_parent_runs", [*dead, first.parent_run_id, live, deleted])
+    space, text = load_space(cfg.search.space, CONF)
+    out = io.StringIO()
+    run_search(cfg, space, text, progress=False, out=out)
+    ended = [dead[0], dead[2], dead[3]]
+    assert (f"resumed study tiny: parent runs {', '.join(ended)} of a search process that "
+            "died ended FAILED") in out.getvalue()
+    for run_id in ended:
+        run = client.get_run(run_id)
+        assert run.info.status == "FAILED" and run.info.end_time is not None
+        assert run.data.tags["fault"] == "search process gone (found RUNNING on resume)"
+    for run_id, status in [(dead[1], "FINISHED"), (first.parent_run_id, "FINISHED"),
+                           (live, "RUNNING"), (deleted, "RUNNING")]:
+        run = client.get_run(run_id)
+        assert run.info.status == status and "fault" not in run.data.tags
+
+
 def test_n_trials_runs_that_many_more_each_time(search_cfg, tracking_uri):
     cfg = search_cfg("search.n_trials=2", "search.pruner.name=none", "search.trial_figures=none")
     first, second = _search(cfg), _search(cfg)

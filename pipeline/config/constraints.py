@@ -71,7 +71,6 @@ NonEmpty = AfterValidator(_non_empty)   # for str, tuple and dict fields
 Finite = Annotated[float, bound(None)]                                     # no inf, no NaN
 Positive = Annotated[float, bound(0, lo_open=True)]                        # (0, inf)
 NonNegative = Annotated[float, bound(0)]                                   # [0, inf)
-Probability = Annotated[float, bound(0, 1, lo_open=True)]                  # (0, 1]
 Fraction = Annotated[float, bound(0, 1, lo_open=True, hi_open=True)]       # (0, 1)
 UnitHalfOpen = Annotated[float, bound(0, 1, hi_open=True)]                 # [0, 1)
 PosInt = at_least(1)

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.search.study import best_trial, count
+from pipeline.search.study import best_in, count, count_in
 
 
 def top_table(study: optuna.Study, top: int, key: str) -> str:
@@ -38,15 +38,20 @@ class Progress:
         from tqdm import tqdm
         self.study, self.key = study, key
         self.best: float | None = None
-        self.bar = tqdm(total=target, initial=min(count(study), target), desc="trials",
+        trials = study.get_trials(deepcopy=False)
+        self.bar = tqdm(total=target, initial=min(count_in(trials), target), desc="trials",
                         unit="trial", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
         self.enabled = enabled
-        self.poll()
+        self.poll(trials)
 
-    def poll(self) -> None:
-        done = count(self.study)
+    def poll(self, trials: list[optuna.trial.FrozenTrial] | None = None) -> None:
+        """`trials`: the caller's `study.get_trials(deepcopy=False)` just read (else one read
+        here): a worker polls every second while it waits, and every read is a file read."""
+        if trials is None:
+            trials = self.study.get_trials(deepcopy=False)
+        done = count_in(trials)
         self.bar.update(max(0, min(done, self.bar.total) - self.bar.n))
-        best = best_trial(self.study)
+        best = best_in(trials)
         if best is not None and (self.best is None or best.value < self.best):
             self.best = best.value
             params = ", ".join(f"{k}={_short(v)}" for k, v in best.params.items())

@@ -111,7 +111,8 @@ UNOWNED_GRACE = timedelta(seconds=60)
 
 
 def fail_stale_trials(study: optuna.Study, spec: StorageSpec, *,
-                      unowned_before: datetime | None = None) -> list[int]:
+                      unowned_before: datetime | None = None,
+                      trials: list[optuna.trial.FrozenTrial] | None = None) -> list[int]:
     """Mark trials left RUNNING by a killed worker as FAIL; returns their numbers.
 
     Journal: RUNNING trials whose owner is a dead process on this host, or unknown (module doc).
@@ -120,14 +121,20 @@ def fail_stale_trials(study: optuna.Study, spec: StorageSpec, *,
     first thing in its trial, but after Optuna's `ask` has created it RUNNING and sampled
     (under load, up to seconds); neither a worker's sweep nor another search's resume may fail
     a live worker's new trial in that gap (its owner then hit UpdateFinishedTrialError).
-    RDB: Optuna's heartbeat check (`grace_period` seconds without a beat)."""
+    RDB: Optuna's heartbeat check (`grace_period` seconds without a beat).
+    `trials`: the caller's `study.get_trials(deepcopy=False)` just read, instead of a read here
+    (the caller reads again when trials were failed: its snapshot then predates them)."""
     from pipeline.search.orphan import owner_alive
 
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    running = [t for t in trials if t.state == TrialState.RUNNING]
     if not spec.is_journal:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+        if not running:  # Optuna fails only trials that were RUNNING: none was
+            return []
         now = {t.number: t.state for t in study.get_trials(deepcopy=False)}
         return [t.number for t in running if now[t.number] == TrialState.FAIL]
     unowned_before = unowned_before or datetime.now() - UNOWNED_GRACE

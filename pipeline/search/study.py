@@ -103,6 +103,12 @@ def count(study: optuna.Study, states=FINISHED) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+def count_in(trials: list[optuna.trial.FrozenTrial], states=FINISHED) -> int:
+    """`count` of a snapshot already read (`study.get_trials(deepcopy=False)`): each read of a
+    journal study is a file read, so one decision step reads once and counts many times."""
+    return sum(t.state in states for t in trials)
+
+
 @dataclass(frozen=True)
 class Job:
     """Everything a worker process needs, picklable (the spawn context re-imports the package)."""
@@ -167,27 +173,29 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None, stop=Non
         return objective(trial)
 
     def stop_when_reserved(study: optuna.Study, _trial) -> None:
+        trials = study.get_trials(deepcopy=False)  # one read for the bar and the check
         if progress is not None:
-            progress.poll()
-        if count(study, _RESERVED) >= job.target or stop.requested:
+            progress.poll(trials)
+        if count_in(trials, _RESERVED) >= job.target or stop.requested:
             study.stop()  # a stop between trials: no new trial is started
 
     from pipeline.search import quiet_when_stopped
 
     while True:
-        sweep()
-        if count(study) >= job.target:
+        trials = sweep()  # this pass decides on one snapshot, taken after the sweep
+        if count_in(trials) >= job.target:
             break
-        if count(study, _RESERVED) < job.target:
+        if count_in(trials, _RESERVED) < job.target:
             with quiet_when_stopped(stop):
                 study.optimize(guarded, callbacks=[stop_when_reserved], catch=(_Overshoot,),
                                gc_after_trial=False)
+            trials = study.get_trials(deepcopy=False)  # the trials changed during optimize
         stop.check()
-        if count(study, _RESERVED) < job.target:
+        if count_in(trials, _RESERVED) < job.target:
             continue
         # the others' trials are running: wait for them
         if progress is not None:
-            progress.poll()
+            progress.poll(trials)
         time.sleep(POLL_SECONDS)
     objective.finish()
     return sum(t.user_attrs.get("owner") == me for t in study.get_trials(deepcopy=False,
@@ -202,17 +210,22 @@ class _Sweep:
     def __init__(self, study: optuna.Study, job: Job):
         self.study, self.job, self.fails = study, job, None
 
-    def __call__(self) -> None:
+    def __call__(self) -> list[optuna.trial.FrozenTrial]:
+        """Returns the study's trials as they are after the sweep: one storage read, a second
+        only when the sweep failed trials (a waiting worker polls this every second)."""
         from pipeline.search.storage import fail_stale_trials
 
-        fail_stale_trials(self.study, self.job.storage)
-        fails = count(self.study, (TrialState.FAIL,))
+        trials = self.study.get_trials(deepcopy=False)
+        if fail_stale_trials(self.study, self.job.storage, trials=trials):
+            trials = self.study.get_trials(deepcopy=False)
+        fails = count_in(trials, (TrialState.FAIL,))
         if self.job.parent_run_id and fails != self.fails:
             from pipeline.tracking.stale import end_trial_runs
 
             end_trial_runs(self.job.experiment_id, self.study.study_name,
-                           {t.number: t.state.name for t in self.study.get_trials(deepcopy=False)})
+                           {t.number: t.state.name for t in trials})
         self.fails = fails
+        return trials
 
 
 def _worker_entry(job: Job, worker: int) -> None:
@@ -297,3 +310,10 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return study.best_trial
     except ValueError:  # no COMPLETE trial yet
         return None
+
+
+def best_in(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+    """`best_trial` of a snapshot already read: the first COMPLETE trial of least value, as
+    Optuna picks it for a minimized study without constraints (every study of open_study)."""
+    return min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value,
+               default=None)

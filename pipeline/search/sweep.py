@@ -95,7 +95,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     if stale:
         print(f"resumed study {name}: trials {stale} were left RUNNING by a dead worker "
               "and are now FAIL", file=out)
-    _end_dead_parents(study, spec, out)
+    _end_dead_parents(study, spec, out, [search_id, experiment_id])
     before = count(study)
     with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target),
                       experiment_id=search_id, stop=stop) as handle:
@@ -180,11 +180,15 @@ def _announce(study, parent: str, experiment_id: str, search_id: str, space_text
     study.set_user_attr("target_trials", target)
 
 
-def _end_dead_parents(study, spec, out) -> None:
+def _end_dead_parents(study, spec, out, experiment_ids: list[str]) -> None:
     """Parent runs of searches that died (kill -9) stay RUNNING; the next search ends them.
     A parent whose owner is alive (a search of this study running at once) or on another host
     (cannot be checked) is left alone; a journal one without an owner predates owners: the
-    old rule, one search per journal study at a time, applies to it."""
+    old rule, one search per journal study at a time, applies to it.
+
+    Every parent the study ever had is a candidate at every resume, so they are looked up with
+    one search in `experiment_ids`, not one request each: the study's `<study>-search`
+    experiment, where parents go, and the training experiment, where they went before it."""
     from pipeline.search.orphan import owner_alive
     from pipeline.tracking.stale import end_if_running
 
@@ -192,7 +196,7 @@ def _end_dead_parents(study, spec, out) -> None:
     dead = [r for r in attrs.get("mlflow_parent_runs", [])
             if owner_alive(attrs.get(f"mlflow_parent_owner.{r}")) is False
             or (spec.is_journal and f"mlflow_parent_owner.{r}" not in attrs)]
-    gone = end_if_running(dead, "search process gone (found RUNNING on resume)")
+    gone = end_if_running(dead, experiment_ids, "search process gone (found RUNNING on resume)")
     if gone:
         print(f"resumed study {study.study_name}: parent run{'s' if len(gone) > 1 else ''} "
               f"{', '.join(gone)} of a search process that died ended FAILED", file=out)

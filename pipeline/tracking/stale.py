@@ -3,6 +3,8 @@ finds them: parent runs of a search process that died, child runs of trials that
 
 from __future__ import annotations
 
+import re
+
 from mlflow.tracking import MlflowClient
 
 
@@ -16,19 +18,31 @@ def run_status(run_id: str) -> str | None:
         raise
 
 
-def end_if_running(run_ids: list[str], reason: str, status: str = "FAILED") -> list[str]:
+_IDS_PER_SEARCH = 500  # bounds the filter string of one search
+_RUN_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,255}")  # MLflow's own rule: nothing else is a run
+
+
+def end_if_running(run_ids: list[str], experiment_ids: list[str], reason: str,
+                   status: str = "FAILED") -> list[str]:
     """End each run that is still RUNNING with `status` and a `fault` tag; returns those ended.
-    Runs already ended (or deleted) are left as they are."""
-    client, ended = MlflowClient(), []
-    for run_id in run_ids:
-        try:
-            run = client.get_run(run_id)
-        except Exception:  # deleted or from another store: nothing to end
-            continue
-        if run.info.status == "RUNNING":
-            client.set_tag(run_id, "fault", reason)
-            client.set_terminated(run_id, status)
-            ended.append(run_id)
+    Runs already ended (or deleted: MLflow refuses writes to them) are left as they are, and
+    so are runs outside `experiment_ids`. The RUNNING ones are found with one search per
+    `_IDS_PER_SEARCH` ids: a resumed search checks every parent its study ever had, and one
+    `get_run` each cost a request per earlier search."""
+    client = MlflowClient()
+    ids = [r for r in dict.fromkeys(run_ids) if isinstance(r, str) and _RUN_ID.fullmatch(r)]
+    experiments = list(dict.fromkeys(e for e in experiment_ids if e is not None))
+    running: set[str] = set()
+    for start in range(0, len(ids) if experiments else 0, _IDS_PER_SEARCH):
+        chunk = ids[start:start + _IDS_PER_SEARCH]
+        quoted = ", ".join(f"'{r}'" for r in chunk)
+        running.update(run.info.run_id for run in client.search_runs(
+            experiments, max_results=len(chunk),
+            filter_string=f"attributes.status = 'RUNNING' and attributes.run_id IN ({quoted})"))
+    ended = [r for r in ids if r in running]
+    for run_id in ended:
+        client.set_tag(run_id, "fault", reason)
+        client.set_terminated(run_id, status)
     return ended
 
 
