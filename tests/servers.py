@@ -10,6 +10,7 @@ free port. Where PostgreSQL is unreachable the tests are skipped with the reason
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,10 +78,12 @@ def free_port() -> int:
 
 @contextmanager
 def mlflow_server(backend: str, root: Path, timeout: float = 180.0,
-                  port: int | None = None) -> Iterator[str]:
+                  port: int | None = None, kill: bool = False) -> Iterator[str]:
     """`mlflow server` on 127.0.0.1:<free port> with `backend` as backend store and artifacts
     served from `root/artifacts`; yields `http://127.0.0.1:<port>`. One uvicorn worker: the
-    tests share two cores. Its output goes to `root/server.log` (shown if it fails to start)."""
+    tests share two cores. Its output goes to `root/server.log` (shown if it fails to start).
+    `kill=True` ends it with kill -9 at the end of the block, a server that dies; SIGTERM's
+    graceful shutdown still answers the requests in flight."""
     port, log = port or free_port(), root / "server.log"
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
            "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts",
@@ -98,7 +101,7 @@ def mlflow_server(backend: str, root: Path, timeout: float = 180.0,
         _wait_healthy(url, proc, log, timeout)
         yield url
     finally:
-        stop(proc)
+        stop(proc, sig=signal.SIGKILL if kill else signal.SIGTERM)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
@@ -117,14 +120,12 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -
                        f"{log.read_text()[-2000:]}")
 
 
-def stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it lingers."""
-    import signal
-
+def stop(proc: subprocess.Popen, grace: float = 15.0, sig: int = signal.SIGTERM) -> None:
+    """`sig` (SIGTERM) to the server's process group, SIGKILL if it lingers."""
     if proc.poll() is not None:
         return
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
         proc.wait(grace)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)

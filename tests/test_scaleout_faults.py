@@ -129,13 +129,22 @@ def test_two_searches_of_one_study_at_once_share_the_target(kind, tmp_path, requ
     assert sorted(r.info.status for r in parents) == ["FINISHED", "FINISHED"]
 
 
+# Trials of ~2.5 s alone (3000 epochs: under a second): on a quiet machine the in-process
+# worker finished all 5 before the spawned one started, so two child runs were never RUNNING
+# at once; and the shorter a trial, the likelier one ends between the check and the kill.
+LONGER = ["training.epochs=10000"]
+
+
 def test_child_runs_of_a_search_whose_server_died_are_ended_by_the_next_search(tmp_path):
     """The server is killed mid-search: the search ends with one line (exit 2) and its child
     runs stay RUNNING in the store. Back on the same port, the next search ends them."""
     storage, name, port = str(tmp_path / "study.journal"), "died", free_port()
     with postgres_database() as backend:
-        with mlflow_server(backend, tmp_path / "server", port=port) as uri:
-            search = cli(tmp_path, uri, *_search_args(name, storage, "workers=2"), wait=False)
+        # killed -9 as soon as both trials' child runs are RUNNING: a SIGTERM'd server still
+        # answered a trial's end_run in flight (its run FINISHED, 2 left RUNNING, not 3)
+        with mlflow_server(backend, tmp_path / "server", port=port, kill=True) as uri:
+            search = cli(tmp_path, uri, *_search_args(name, storage, "workers=2", *LONGER),
+                         wait=False)
             client, end, running = MlflowClient(uri), time.monotonic() + 400, []
             while len(running) < 2 and time.monotonic() < end and search.poll() is None:
                 time.sleep(0.5)
@@ -150,7 +159,7 @@ def test_child_runs_of_a_search_whose_server_died_are_ended_by_the_next_search(t
             left = [r.info.run_id for r in client.search_runs(
                 [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'")]
             assert len(left) >= 3  # the parent and both trials' child runs
-            again = cli(tmp_path, uri, *_search_args(name, storage))
+            again = cli(tmp_path, uri, *_search_args(name, storage, *LONGER))
             assert again.returncode == 0, again.stderr
             trials, runs = _check_end_state(client, storage, name)
             assert {client.get_run(r).info.status for r in left} == {"FAILED"}

@@ -1,6 +1,6 @@
 """The MLflow UI as a user sees it: a store made by the pipeline, `mlflow server`, headless Chromium.
 
-One slow test (store + server + browser: about a minute and a half here); the code is in
+One slow test (store + server + browser: about a minute here); the code is in
 tests/ui_browser.py, which also makes the README's screenshots (`python tests/ui_browser.py`).
 """
 
