@@ -81,10 +81,11 @@ def test_an_independent_worker_joins_the_search_and_logs_under_its_one_parent(
     import optuna
 
     client, target = MlflowClient(tracking_server), 8
-    # trials of seconds (no early stop, ~2.5 s alone, 5+ s on a loaded machine): the search
-    # is still running when the worker has started (~5-10 s of imports; ~2-4 of the 8 trials
-    # done by then), so both processes run some of the 8
-    slow = ["training.epochs=10000", "training.patience=null", "search.pruner.name=none",
+    # trials of seconds (no early stop, ~5 s alone on a 2-core Xeon, 10+ s loaded): the
+    # search is still running when the worker has started (~5-10 s of imports), so both
+    # processes run some of the 8. Not shorter: on a faster, quiet machine the search must not
+    # finish its 8 before the worker's first trial
+    slow = ["training.epochs=20000", "training.patience=null", "search.pruner.name=none",
             "tracking.experiment=srv-join", "--conf-dir", CONF]
     search = cli(tmp_path, tracking_server, "search", "--quiet", "study=srv-join", *TINY,
                  f"storage={pg_database}", f"target_trials={target}", *slow, wait=False)
