@@ -31,16 +31,12 @@ def test_an_owner_is_alive_while_its_process_runs_and_dead_after():
     assert owner_alive(None) is None and owner_alive("garbage") is None
 
 
-def test_journal_stale_trials_are_those_of_dead_or_unknown_owners_only(tmp_path):
+def test_journal_stale_trials_are_those_of_dead_or_unknown_owners_only(tmp_path, gone_owner):
     spec = S.resolve(str(tmp_path / "s.journal"), "s", tmp_path)
     study = optuna.create_study(study_name="s", storage=S.open_storage(spec))
     live, dead, unknown, remote = (study.ask() for _ in range(4))
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    gone = owner(child.pid)  # a worker that was killed
-    child.kill()
-    child.wait()
     live.set_user_attr("owner", owner())
-    dead.set_user_attr("owner", gone)
+    dead.set_user_attr("owner", gone_owner)  # a worker that was killed
     remote.set_user_attr("owner", "another-host:1:1")
     done = study.ask()
     study.tell(done, 1.0)

@@ -323,4 +323,3 @@ def test_sigterm_with_two_workers_leaves_no_trial_or_run_running(search_cfg, tra
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert "RUNNING" not in {r.info.status for r in runs}
     assert [r.info.status for r in runs if r.data.tags.get("stage") == "search"] == ["KILLED"]
-
