@@ -5,11 +5,12 @@ choice for several local processes on one study: appends under a file lock, noth
 worker dies. It has no heartbeat, so a trial whose worker was killed stays RUNNING. Every trial
 records its owner (`host:pid:start`, search/orphan.py) when it starts; a RUNNING trial is stale
 when its owner is a dead process on this host (or it has had no owner for `UNOWNED_GRACE`: a
-worker that died before writing it, or an older version). Trials of live processes, e.g. a second `search` of the same
-study running at once, are left alone; so are trials owned on another host, which cannot be
-checked from here (a journal on a shared disk is not a multi-machine setup: use PostgreSQL).
-RDB URLs (sqlite://, postgresql://, mysql://) get a heartbeat instead, and Optuna fails a trial
-whose worker stopped beating for `grace_period` seconds, wherever that worker ran.
+worker that died before writing it, or an older version). Trials of live processes, e.g. a
+second `search` of the same study running at once, are left alone; so are trials owned on
+another host, which cannot be checked from here (a journal on a shared disk is not a
+multi-machine setup: use PostgreSQL). RDB URLs (sqlite://, postgresql://, mysql://) get a
+heartbeat instead, and Optuna fails a trial whose worker stopped beating for `grace_period`
+seconds, wherever that worker ran.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ def postgres_driver(url: str) -> str:
     return url
 
 
-# How long a trial may stay unowned before a sweep or a resume counts it stale: far beyond the gap
-# between Optuna creating a trial and its worker writing the owner, which was seconds on a loaded
-# machine. A worker killed inside that gap leaves a trial that is failed a minute later.
+# How long a trial may stay unowned before a sweep or a resume counts it stale: far beyond the
+# gap between Optuna creating a trial and its worker writing the owner, which was seconds on a
+# loaded machine. A worker killed inside that gap leaves a trial that is failed a minute later.
 UNOWNED_GRACE = timedelta(seconds=60)
 
 

@@ -32,8 +32,10 @@ def end_if_running(run_ids: list[str], experiment_ids: list[str], reason: str,
     client = MlflowClient()
     ids = [r for r in dict.fromkeys(run_ids) if isinstance(r, str) and _RUN_ID.fullmatch(r)]
     experiments = list(dict.fromkeys(e for e in experiment_ids if e is not None))
+    if not experiments:
+        return []
     running: set[str] = set()
-    for start in range(0, len(ids) if experiments else 0, _IDS_PER_SEARCH):
+    for start in range(0, len(ids), _IDS_PER_SEARCH):
         chunk = ids[start:start + _IDS_PER_SEARCH]
         quoted = ", ".join(f"'{r}'" for r in chunk)
         running.update(run.info.run_id for run in client.search_runs(
