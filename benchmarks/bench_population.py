@@ -22,6 +22,7 @@ default search space? This script answers with a prototype of that loop, written
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -157,8 +158,6 @@ def stacked(arch, nets, l2, keep, prepared, settings, seed=0):
 
 def check_equal(cfg, prepared, K, epochs):
     """keep_prob 1: each member's final parameters against pipeline.train.fit's."""
-    import dataclasses
-
     arch, nets, l2, _ = members(cfg, prepared, K)
     base = dataclasses.replace(stages.settings(cfg), epochs=epochs, keep_prob=1.0)
     pop = stacked(arch, nets, l2, np.ones(K), prepared, base)
@@ -177,8 +176,6 @@ def per_epoch_floor(cfg, prepared, m=8, epochs=2000):
     """Seconds per epoch of `fit` on `m` samples, same network, dropout and cadence: the cost
     of the calls themselves (Python, ufunc and BLAS dispatch), nearly free of arithmetic.
     This is all that stacking members can amortize; the arithmetic grows with K."""
-    import dataclasses
-
     arch, nets, _, _ = members(cfg, prepared, 1)
     s = dataclasses.replace(stages.settings(cfg), epochs=epochs, keep_prob=0.8, l2=0.1)
     X, y = prepared.train.X[:m], prepared.train.y[:m]
