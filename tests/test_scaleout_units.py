@@ -106,3 +106,26 @@ def test_worker_refuses_a_tracking_store_without_the_parent_run(search_cfg, trac
     assert main(["worker", "study=tiny", f"storage={tmp_path / 'study.journal'}",
                  f"tracking.uri={other}"]) == 2
     assert "does not hold the study's parent run" in capsys.readouterr().err
+
+
+def test_a_lost_create_race_is_tried_again_and_anything_else_raised_at_once():
+    calls = []
+
+    def make(failures):
+        def attempt():
+            calls.append(1)
+            if len(calls) <= failures:
+                raise RuntimeError("duplicate key" if len(calls) < 3 else "still duplicate")
+            return "made"
+        return attempt
+
+    lost = lambda exc: "duplicate" in str(exc)  # noqa: E731
+    assert S.retry_lost_race(make(2), lost, pause=0.0) == "made" and len(calls) == 3
+    calls.clear()
+    with pytest.raises(RuntimeError, match="still duplicate"):  # the third loss is raised
+        S.retry_lost_race(make(3), lost, pause=0.0)
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(RuntimeError, match="duplicate key"):  # not a lost race: no retry
+        S.retry_lost_race(make(1), lambda exc: False, pause=0.0)
+    assert len(calls) == 1

@@ -68,6 +68,9 @@ def resolve(storage: str | None, study: str, workdir: Path, *, heartbeat_interva
                      f"postgresql://user@host/db), got {storage!r}")
 
 
+_SCHEMA_RACE = ("IntegrityError", "ProgrammingError")  # SQLAlchemy's, by name: no import
+
+
 def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if spec.is_journal:
         Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
@@ -76,22 +79,34 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if spec.url.startswith("sqlite:"):
         # Several workers on one SQLite file wait for the lock instead of failing at once.
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
-    for attempt in range(3):
+
+    def make() -> RDBStorage:
+        with warnings.catch_warnings():  # heartbeat is "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(postgres_driver(spec.url), heartbeat_interval=spec.heartbeat_interval,
+                              grace_period=spec.grace_period, **kwargs)
+
+    try:
+        # Processes creating the schema of a fresh database at once: the loser of the CREATE
+        # TABLE race finds the tables made by the winner when it tries again.
+        return retry_lost_race(make, lambda exc: type(exc).__name__ in _SCHEMA_RACE, pause=1.0)
+    except Exception as exc:  # driver missing, server down, bad URL: one line, exit 2
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"search.storage {redact(spec.url)!r} cannot be opened: "
+                         f"{first}") from None
+
+
+def retry_lost_race(make, lost, *, pause: float, tries: int = 3):
+    """`make()`, again after `pause`, `pause + 1`, ... seconds while it raises an exception
+    that `lost(exc)` recognizes as a create race lost to another process starting at the same
+    moment (the winner's objects are there by the next try); the last failure is raised."""
+    for attempt in range(tries):
         try:
-            with warnings.catch_warnings():  # heartbeat is "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(postgres_driver(spec.url),
-                                  heartbeat_interval=spec.heartbeat_interval,
-                                  grace_period=spec.grace_period, **kwargs)
-        except Exception as exc:  # driver missing, server down, bad URL: one line, exit 2
-            # Processes creating the schema of a fresh database at once: the loser of the
-            # CREATE TABLE race finds the tables made by the winner when it tries again.
-            if attempt < 2 and type(exc).__name__ in ("IntegrityError", "ProgrammingError"):
-                time.sleep(1.0 + attempt)
-                continue
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"search.storage {redact(spec.url)!r} cannot be opened: "
-                             f"{first}") from None
+            return make()
+        except Exception as exc:
+            if attempt + 1 == tries or not lost(exc):
+                raise
+            time.sleep(pause + attempt)
 
 
 def postgres_driver(url: str) -> str:

@@ -9,7 +9,6 @@ on a fresh SQLite schema or on study creation.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,18 +147,13 @@ def _experiments(cfg, experiment_id: str | None, name: str) -> tuple[str, str]:
 _LOST_RACE = ("unique", "already exists", "duplicate")
 
 
-def _racing(make, tries: int = 3):
+def _racing(make):
     """Two searches (or a search and a worker) of one study starting at once both create the
     experiments and set their tags; on a tracking server the slower one got "duplicate key
     value violates unique constraint experiment_tag_pk" and exited 2. Tried again, it finds
     what the other made (MLflow's create-or-update is not atomic across processes)."""
-    for attempt in range(tries):
-        try:
-            return make()
-        except Exception as exc:
-            if attempt + 1 == tries or not any(w in str(exc).lower() for w in _LOST_RACE):
-                raise
-            time.sleep(0.5 + attempt)
+    return S.retry_lost_race(
+        make, lambda exc: any(w in str(exc).lower() for w in _LOST_RACE), pause=0.5)
 
 
 def _announce(study, parent: str, experiment_id: str, search_id: str, space_text: str,
