@@ -143,7 +143,7 @@ LESSON_CLAIMS = {
     "01-initialization.ipynb": lambda c: (
         c["zeros_largest_weight"] == 0.0 and c["zeros_classes_predicted"] == 1
         and c["zeros_dev_accuracy_max"] <= 0.52 and c["zeros_symmetric_units_min"] == 1.0
-        and c["random_large_first_loss_min"] > 10 * c["he_first_loss_max"]
+        and c["random_large_first_loss_mean"] > 10 * c["he_first_loss_mean"]
         and c["he_dev_accuracy_mean"] > c["random_large_dev_accuracy_mean"] + 0.1),
     "02-regularization.ipynb": lambda c: (
         c["none_train_accuracy"] > c["dropout_train_accuracy"]
