@@ -151,5 +151,5 @@ def test_the_full_augmentation_lesson_holds_and_draws_one_seed_for_every_arm():
     axes = r.figures["lesson/comparison.png"].axes   # 3 boundaries, 2 curves, the paired panel
     seeds = {a.get_title().split("(seed ")[1].split(",")[0] for a in axes[:3]}
     assert seeds == {str(median_paired_seed(r.runs, r.lesson.claim.checks[0]))}
-    assert "median rotate - none of 10" in axes[0].get_title()
+    assert "median rotate - none over 10 seeds" in axes[0].get_title()
     assert axes[3].get_ylabel() == "train_loss" and len(axes[5].get_lines()) == 10

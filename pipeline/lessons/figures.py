@@ -54,8 +54,8 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
             else:
                 run = next((x for x in runs if x.arm == arm and x.seed == seed), None)
                 run = run or representative(runs, arm)
-                why = f"median {pair.arm} - {_other(pair)} of {n}" if run.seed == seed else \
-                    f"the median of {n}"
+                why = f"median {pair.arm} - {_other(pair)} over {n} seeds" \
+                    if run.seed == seed else f"the median of {n}"
             r, c = divmod(i, ncols)
             ax = fig.add_subplot(grid[r, c * n_curves:(c + 1) * n_curves])
             # the points drawn are the run's (possibly noisy) training set: its accuracy there
