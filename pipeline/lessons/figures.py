@@ -48,14 +48,7 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
     if boundaries:
         seed = median_paired_seed(runs, pair) if pair is not None else None
         for i, arm in enumerate(arms):
-            n = sum(1 for x in runs if x.arm == arm)
-            if seed is None:
-                run, why = representative(runs, arm), f"the median of {n}"
-            else:
-                run = next((x for x in runs if x.arm == arm and x.seed == seed), None)
-                run = run or representative(runs, arm)
-                why = f"median {pair.arm} - {_other(pair)} over {n} seeds" \
-                    if run.seed == seed else f"the median of {n}"
+            run, why = _shown_run(runs, arm, seed, pair)
             r, c = divmod(i, ncols)
             ax = fig.add_subplot(grid[r, c * n_curves:(c + 1) * n_curves])
             # the points drawn are the run's (possibly noisy) training set: its accuracy there
@@ -75,6 +68,16 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
                  fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def _shown_run(runs: Sequence, arm: str, seed: int | None, pair) -> tuple[object, str]:
+    """The arm's run at the paired median `seed` when there is one, else its own median run;
+    and the title's note saying which."""
+    n = sum(1 for x in runs if x.arm == arm)
+    run = next((x for x in runs if x.arm == arm and x.seed == seed), None)
+    if seed is None or run is None:
+        return representative(runs, arm), f"the median of {n}"
+    return run, f"median {pair.arm} - {_other(pair)} over {n} seeds"
 
 
 def _other(check) -> str:
