@@ -15,8 +15,8 @@ from pipeline.lessons.spec import Corrupt
 from pipeline.nn import Architecture, init_network, symmetric_units
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-SHIPPED = ["bias_variance", "gradient_checking", "initialization", "normalization",
-           "regularization", "regularization_coin_flip", "vanishing_exploding"]
+SHIPPED = ["augmentation", "bias_variance", "gradient_checking", "initialization",
+           "normalization", "regularization", "regularization_coin_flip", "vanishing_exploding"]
 
 MINIMAL = """
 title: t
@@ -40,7 +40,8 @@ def test_the_shipped_lessons_are_listed_and_valid():
 
 
 def test_an_unknown_lesson_lists_the_available_ones():
-    with pytest.raises(ValueError, match=r"lesson must be one of \['bias_variance', .*got 'nope'"):
+    with pytest.raises(ValueError, match=r"lesson must be one of \['augmentation', "
+                                         r"'bias_variance', .*got 'nope'"):
         load_lesson("nope", CONF)
 
 

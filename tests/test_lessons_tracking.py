@@ -71,7 +71,7 @@ def test_a_lesson_is_a_parent_with_one_finished_child_per_arm_and_seed(workdir, 
 
 
 @pytest.mark.parametrize("args, message", [
-    (["nope"], "error: lesson must be one of ['bias_variance'"),
+    (["nope"], "error: lesson must be one of ['augmentation', 'bias_variance'"),
     (["initialization", "seeds=0"], "error: seeds must be an integer >= 1, got '0'"),
     (["initialization", "model.init=magic"], "error: lesson initialization: command line: "
                                              "model.init must be one of"),

@@ -42,6 +42,8 @@ BUDGETS = {
     "05-vanishing-exploding.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": ["training.epochs=1"]},
     "06-gradient-checking.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": []},
     "07-search-and-evaluate.ipynb": {"N_TRIALS": 3, "OVERRIDES": ["training.epochs=200"]},
+    # 5 seeds (the share claim needs a few pairs), 300 epochs: ~5 s of runs
+    "08-augmentation.ipynb": {"SEEDS": 5, "WORKERS": 1, "OVERRIDES": ["training.epochs=300"]},
 }
 
 
@@ -167,6 +169,11 @@ LESSON_CLAIMS = {
         c["finished_trials"] == 3 and c["trials_with_test_metrics"] == 0
         and 0.0 <= c["test_accuracy"] <= 1.0 and c["parent_test_accuracy"] == c["test_accuracy"]
         and c["dev_reproduced"] == "true" and c["second_evaluation_exit_code"] == 2),
+    "08-augmentation.ipynb": lambda c: (
+        c["seeds"] == 5 and c["rotate_beats_none_by_3_points_share"] >= 0.8
+        and c["jitter_minus_none_mean"] < 0 and c["jitter_below_none_share"] >= 0.6
+        and c["rotate_keeps_every_label"]
+        and c["wrong_side"]["jitter"] > c["wrong_side"]["none"] + 0.02),
 }
 
 

@@ -3,6 +3,8 @@
 `best_of` picks the best mean among its arms (max for accuracies, min for losses, errors and
 counts) and leaves out arms that selected on dev (early stopping: optimistic), saying so.
 The verdict is "held" only when every check passes; the one line says which check failed.
+A check with `share` is judged on the runs, seed by seed (paired: the same seed is the same data,
+split and initialization in both arms), and its text gives every seed's difference.
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ def higher_is_better(metric: str) -> bool:
     return "accuracy" in metric
 
 
-def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = None) -> Verdict:
+def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = None,
+          runs: Sequence | None = None) -> Verdict:
+    """`runs` (the ArmRuns): needed by the paired checks (`share`), which fail without them."""
     optimistic = [a for a in table.index if bool(table.loc[a, "optimistic"])]
-    results = tuple(_check(c, table, optimistic, diagnoses or {}) for c in lesson.claim.checks)
+    results = tuple(_paired(c, runs) if c.share is not None
+                    else _check(c, table, optimistic, diagnoses or {})
+                    for c in lesson.claim.checks)
     n_ok = sum(r.passed for r in results)
     seeds = int(table["n_seeds"].min()) if len(table) else 0
     held = n_ok == len(results)
@@ -89,6 +95,64 @@ def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> 
         parts.append(f"diagnosis {got!r} in {list(check.diagnosis_in)}")
     text = f"{who} {m} mean {_fmt(value)} " + " and ".join(parts)
     return CheckResult(bool(ok) and not math.isnan(value), text)
+
+
+def paired_differences(runs: Sequence, arm: str, other: str, metric: str) -> dict[int, float]:
+    """{seed: arm's metric - other's metric} over the seeds both arms ran, ascending."""
+    mine = {r.seed: r.metrics.get(metric, math.nan) for r in runs if r.arm == arm}
+    theirs = {r.seed: r.metrics.get(metric, math.nan) for r in runs if r.arm == other}
+    return {s: float(mine[s] - theirs[s]) for s in sorted(set(mine) & set(theirs))}
+
+
+def paired_outcome(check, runs: Sequence) -> tuple[str, dict[int, float], list[bool]]:
+    """(the other arm, {seed: difference}, whether each seed passes). A seed passes when the
+    difference is in the check's direction by at least `margin` (margin 0: strictly, a tie is
+    not a win); the tolerance keeps a difference of exactly the margin (0.03 = 60 of 2000 dev
+    points) from failing on rounding."""
+    greater = check.greater_than_arm is not None
+    other = check.greater_than_arm if greater else check.less_than_arm
+    diffs = paired_differences(runs, check.arm, other, check.metric)
+    sign = 1.0 if greater else -1.0
+    wins = [sign * d > 0 if check.margin == 0 else sign * d >= check.margin - 1e-9
+            for d in diffs.values()]
+    return other, diffs, wins
+
+
+def paired_column(lesson, runs: Sequence) -> dict[str, dict[str, str]]:
+    """The table's column for the paired checks: {title: {arm: "mean [min, max] of the
+    differences, k/n seeds"}}, or {} when the claim has none."""
+    cells: dict[str, str] = {}
+    for check in (c for c in lesson.claim.checks if c.share is not None):
+        other, diffs, wins = paired_outcome(check, runs)
+        if diffs:
+            d = list(diffs.values())
+            cells[check.arm] = (f"{sum(d) / len(d):+.3f} [{min(d):+.3f}, {max(d):+.3f}] vs "
+                                f"{other}, {sum(wins)}/{len(d)} seeds")
+            cells.setdefault(other, "(reference)")
+    return {"paired difference (same seed)": cells} if cells else {}
+
+
+def _paired(check, runs: Sequence | None) -> CheckResult:
+    m, arm = check.metric, check.arm
+    if runs is None:
+        return CheckResult(False, f"{arm} {m} paired by seed: needs the runs (judge(..., runs=))")
+    other, diffs, wins = paired_outcome(check, runs)
+    if not diffs:
+        return CheckResult(False, f"{arm} {m} paired by seed: no seed ran in both {arm} and "
+                                  f"{other}")
+    n, k = len(diffs), sum(wins)
+    word = "beats" if check.greater_than_arm is not None else "is below"
+    by = f" by >= {check.margin:g}" if check.margin else ""
+    passed = k >= check.share * n - 1e-9 and not any(math.isnan(d) for d in diffs.values())
+    values = list(diffs.values())
+    each = " ".join(f"{d:+.3f}" for d in values)
+    # the seed closest to failing: the smallest difference for "beats", the largest for "below"
+    edge = (f"min {min(values):+.3f}" if check.greater_than_arm is not None
+            else f"max {max(values):+.3f}")
+    text = (f"{arm} {word} {other}{by} on {k}/{n} paired seeds ({m}; needs "
+            f"{check.share:.0%}); {arm} - {other} by seed: {each} ({edge}, "
+            f"mean {sum(values) / n:+.3f})")
+    return CheckResult(bool(passed), text)
 
 
 def _relative(value, ref, greater: bool, margin: float, factor: float | None):

@@ -2,7 +2,10 @@
 
 comparison  the arms' decision boundaries side by side (2-D data; one seed's model per arm,
             the seed whose dev accuracy is the arm's median, named in the title) above their
-            learning curves overlaid: mean over seeds with a min-max (or std) band
+            learning curves overlaid: mean over seeds with a min-max (or std) band; with a
+            paired check (`share`), every arm's boundary is drawn for the same seed (the one
+            with the median paired difference: the same training points in every panel) and
+            a last panel joins each seed's values across the arms (paired)
 grad_flow   layer index vs ||dJ/dW_l|| at the first step, one line per arm (log scale)
 gradcheck   per-block relative error of each arm, with the verdict thresholds
 diagnoses   the grid's cells placed on the four bias/variance diagnoses, with the next step
@@ -36,31 +39,87 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
     boundaries = lesson.figure.boundary and model is not None and model.X.shape[1] == 2
     ncols = min(len(arms), 4) if boundaries else 0
     nrows = -(-len(arms) // ncols) if boundaries else 0
-    n_curves = len(lesson.figure.curves)
+    pair = next((c for c in lesson.claim.checks if c.share is not None), None)
+    n_curves = len(lesson.figure.curves) + (pair is not None)   # the paired panel comes last
     width = max(4.0 * max(ncols, 1), 5.0 * n_curves)
     fig = Figure(figsize=(width, 3.8 * nrows + 3.6))
     grid = fig.add_gridspec(nrows + 1, ncols * n_curves if boundaries else n_curves,
                             height_ratios=[1.05] * nrows + [1.0])
     if boundaries:
+        seed = median_paired_seed(runs, pair) if pair is not None else None
         for i, arm in enumerate(arms):
-            run = representative(runs, arm)
+            run, why = _shown_run(runs, arm, seed, pair)
             r, c = divmod(i, ncols)
             ax = fig.add_subplot(grid[r, c * n_curves:(c + 1) * n_curves])
-            n = sum(1 for x in runs if x.arm == arm)
             # the points drawn are the run's (possibly noisy) training set: its accuracy there
             # is not the lesson's measure, so the title leads with the dev accuracy
             dev = run.metrics.get("dev_accuracy", float("nan"))
             draw_boundary(ax, run.model.predict, run.model.X, run.model.y, run.model.classes,
-                          title=f"{arm}: dev accuracy {dev:.1%}\n(seed {run.seed}, the median of {n})",
+                          title=f"{arm}: dev accuracy {dev:.1%}\n(seed {run.seed}, {why})",
                           resolution=200, legend=i == 0, points="train points shown, train")
     span = ncols if boundaries else 1
     for j, key in enumerate(lesson.figure.curves):
         ax = fig.add_subplot(grid[nrows, j * span:(j + 1) * span])
         overlay(ax, runs, arms, key, lesson.figure.band, threshold=_threshold(lesson, key))
+    if pair is not None:
+        j = n_curves - 1
+        paired(fig.add_subplot(grid[nrows, j * span:(j + 1) * span]), runs, arms, pair)
     fig.suptitle(f"{lesson.title}: {len(arms)} arms x {len(runs) // max(len(arms), 1)} seeds",
                  fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def _shown_run(runs: Sequence, arm: str, seed: int | None, pair) -> tuple[object, str]:
+    """The arm's run at the paired median `seed` when there is one, else its own median run;
+    and the title's note saying which."""
+    n = sum(1 for x in runs if x.arm == arm)
+    run = next((x for x in runs if x.arm == arm and x.seed == seed), None)
+    if seed is None or run is None:
+        return representative(runs, arm), f"the median of {n}"
+    return run, f"median {pair.arm} - {_other(pair)} over {n} seeds"
+
+
+def _other(check) -> str:
+    return check.greater_than_arm or check.less_than_arm
+
+
+def median_paired_seed(runs: Sequence, check) -> int | None:
+    """The seed whose paired difference (arm - other) is the median (lower median)."""
+    from pipeline.lessons.claim import paired_differences
+
+    diffs = paired_differences(runs, check.arm, _other(check), check.metric)
+    if not diffs:
+        return None
+    ordered = sorted(diffs, key=lambda s: (diffs[s], s))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def paired(ax, runs: Sequence, arms: Sequence[str], check) -> None:
+    """Each seed's `check.metric` in every arm, joined by a grey line (the same seed is the
+    same data and initialization: a pair), arm means as black bars; the title counts the
+    seeds where the check's arm differs from the other by the margin in the check's way."""
+    from pipeline.lessons.claim import paired_outcome
+
+    m = check.metric
+    values = {a: {r.seed: r.metrics.get(m, np.nan) for r in runs if r.arm == a} for a in arms}
+    x = np.arange(len(arms))
+    for seed in sorted({s for v in values.values() for s in v}):
+        ax.plot(x, [values[a].get(seed, np.nan) for a in arms], color="0.6", lw=0.8, zorder=1)
+    for i, arm in enumerate(arms):
+        ys = np.array(list(values[arm].values()), dtype=float)
+        ax.scatter(np.full(ys.shape, i), ys, s=18, color=_COLOURS[i % len(_COLOURS)], zorder=2)
+        if ys.size:
+            ax.hlines(np.nanmean(ys), i - 0.22, i + 0.22, color="k", lw=2, zorder=3)
+    other, diffs, wins = paired_outcome(check, runs)
+    way = ">=" if check.greater_than_arm is not None else "<="
+    ax.set_xticks(x, arms)
+    ax.set_xlim(-0.4, len(arms) - 0.6)
+    ax.set_ylabel(f"{m} (one line per seed)")
+    ax.set_title(f"paired by seed (bar: mean): {check.arm} - {other} {way} "
+                 f"{'+' if way == '>=' else '-'}{check.margin:g} on {sum(wins)}/{len(diffs)}",
+                 fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
 
 
 def _threshold(lesson, key):

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from pipeline import threads
-from pipeline.lessons.claim import Verdict, judge
+from pipeline.lessons.claim import Verdict, judge, paired_column
 from pipeline.lessons.execute import ArmRun, execute
 from pipeline.lessons.plan import Job, plan
 from pipeline.lessons.spec import Lesson, load_lesson
@@ -130,9 +130,10 @@ def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,
     arms = [a for a in lesson.arm_names() if a in ran]
     table = summarize(runs, arms, optimistic_arms(jobs))
     cells = _diagnoses(lesson, table, jobs)
-    verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()})
+    verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()}, runs=runs)
     extra = {"diagnosis": {a: d.verdict for a, d in cells.items()},
-             "next step": {a: d.recommendation for a, d in cells.items()}} if cells else None
+             "next step": {a: d.recommendation for a, d in cells.items()}} if cells else {}
+    extra.update(paired_column(lesson, runs))
     md = T.markdown(table, display_metrics(lesson), extra=extra)
     texts = {"lesson/table.md": f"# {lesson.title}\n\n{md}\n\n{verdict.format()}\n",
              "lesson/table.csv": table.to_csv(), "lesson/verdict.txt": verdict.format() + "\n"}

@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, ValidationError, model_validator
 
-from pipeline.config.constraints import NonEmpty, PosInt, Positive, Section, explain_error
+from pipeline.config.constraints import (NonEmpty, PosInt, Positive, Section, bound,
+                                         explain_error)
 
 KINDS = ("arms", "grid", "gradient_flow", "gradcheck")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -44,7 +45,8 @@ Name = Annotated[str, AfterValidator(_name)]
 
 
 class Check(Section):
-    """One declarative comparison over per-arm means (see docs/lessons.md)."""
+    """One declarative comparison over per-arm means, or seed by seed (`share`; see
+    docs/lessons.md)."""
     metric: str
     arm: str | None = None                       # the arm whose mean is tested ...
     best_of: tuple[str, ...] | None = None       # ... or the best mean among these arms
@@ -55,11 +57,17 @@ class Check(Section):
     at_least: float | None = None
     at_most: float | None = None
     diagnosis_in: tuple[str, ...] | None = None  # grid: the cell's diagnosis verdict is one of these
+    # with arm and one *_than_arm: compare seed by seed instead of the means. The same seed is
+    # the same data, split and initialization in every arm, so each seed is a pair; the check
+    # passes when at least this share of the paired seeds differ by at least `margin`
+    share: Annotated[float, bound(0, 1, lo_open=True)] | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> "Check":
         if (self.arm is None) == (self.best_of is None):
             raise ValueError("needs exactly one of arm or best_of")
+        if self.share is not None:
+            _paired_shape(self)
         tests = [self.greater_than_arm, self.less_than_arm, self.at_least, self.at_most,
                  self.diagnosis_in]
         if all(t is None for t in tests):
@@ -70,6 +78,18 @@ class Check(Section):
     def arms(self) -> list[str]:
         named = [self.arm, self.greater_than_arm, self.less_than_arm, *(self.best_of or ())]
         return [a for a in named if a is not None]
+
+
+def _paired_shape(check: Check) -> None:
+    """share compares one arm with one other arm, seed by seed, by a difference (margin)."""
+    others = [o for o in (check.greater_than_arm, check.less_than_arm) if o is not None]
+    if check.arm is None or len(others) != 1:
+        raise ValueError("share needs arm and exactly one of greater_than_arm or less_than_arm")
+    extra = [k for k in ("factor", "at_least", "at_most", "diagnosis_in")
+             if getattr(check, k) is not None]
+    if extra:
+        raise ValueError(f"share compares differences seed by seed and takes margin, not "
+                         f"{extra[0]}")
 
 
 class Claim(Section):
