@@ -28,7 +28,8 @@ UNDEFINED = {
 
 
 def summarize(runs: Sequence, arms: Sequence[str], optimistic: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per arm (in `arms` order): `<metric>_mean/_std/_min/_max`, n_seeds, optimistic."""
+    """One row per arm (in `arms` order): `<metric>_mean/_std/_min/_max`, n_seeds, optimistic,
+    and `<metric>_undefined` (seeds where it is NaN) for a metric undefined somewhere."""
     rows = []
     for arm in arms:
         mine = [r for r in runs if r.arm == arm]
