@@ -184,6 +184,12 @@ def test_vanishing_exploding_and_gradient_checking_hold():
     r = run_lesson("vanishing_exploding", seeds=2, conf_dir=CONF, overrides=["training.epochs=1"])
     assert r.verdict.held, r.verdict.format()
     assert np.isnan(r.table.loc["zeros", "log10_grad_ratio_mean"])
+    assert r.table.loc["zeros", "log10_grad_ratio_undefined"] == 2
+    md = r.texts["lesson/table.md"]
+    (zeros,) = [line for line in md.splitlines() if line.startswith("| zeros |")]
+    assert "nan" not in md and zeros.count("n/a: zero gradient") == 2
+    assert ("n/a: log10_grad_spread and log10_grad_ratio are undefined for zeros (2 of 2 seeds): "
+            "a layer's first-step gradient is exactly 0") in md
     assert set(r.figures) == {"lesson/comparison.png", "lesson/curves.png"}
     g = run_lesson("gradient_checking", seeds=2, conf_dir=CONF)
     assert g.verdict.held, g.verdict.format()

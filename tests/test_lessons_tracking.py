@@ -1,5 +1,6 @@
-"""`python -m pipeline experiment`: the parent/child runs read back from a real SQLite store,
-nothing left RUNNING, no run for bad input, and the runner's run used as parent."""
+"""`python -m pipeline experiment`: the parent/child runs read back from a real SQLite store, in
+the lesson's own experiment, with the parent's few metrics, MLflow table and description;
+nothing left RUNNING, no run for bad input, and the runner's run a pointer to the parent."""
 
 from pathlib import Path
 
@@ -39,14 +40,25 @@ def all_runs(uri):
     return client.search_runs(ids) if ids else []
 
 
+def experiments(uri) -> dict:
+    return {e.name: e.experiment_id for e in MlflowClient(uri).search_experiments()}
+
+
 def test_a_lesson_is_a_parent_with_one_finished_child_per_arm_and_seed(workdir, tracking_uri,
                                                                        capsys):
     code = main(["experiment", "--quiet", "--conf-dir", CONF, "--output", "out",
                  "gradient_checking", "seeds=2", "training.epochs=10"])
     out = capsys.readouterr().out
     assert code == 0
+    client = MlflowClient(tracking_uri)
     runs = all_runs(tracking_uri)
     assert {r.info.status for r in runs} == {"FINISHED"}
+    # the lesson's own experiment holds the parent and its children; the training one none
+    ids = experiments(tracking_uri)
+    lesson_id = ids["nn-pipeline-lesson-gradient_checking"]
+    assert client.search_runs([ids["nn-pipeline"]]) == []
+    assert client.get_experiment(ids["nn-pipeline"]).tags["lesson.gradient_checking"] == lesson_id
+    assert {r.info.experiment_id for r in runs} == {lesson_id}
     (parent,) = [r for r in runs if r.data.tags.get("stage") == "experiment"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(runs) == 5 and len(children) == 2 * 2
@@ -54,15 +66,38 @@ def test_a_lesson_is_a_parent_with_one_finished_child_per_arm_and_seed(workdir, 
         "broken-seed0", "broken-seed1", "correct-seed0", "correct-seed1"]
     tags, metrics = parent.data.tags, parent.data.metrics
     assert tags["lesson.verdict"].startswith("held: every block of the correct network passes")
-    assert tags["mlflow.note.content"].startswith("**held: every block")
-    assert "\n- met: broken n_failed mean 1 <= 1" in tags["mlflow.note.content"]
     assert tags["lesson.verdict"] in out
-    assert metrics["correct.n_failed_mean"] == 0 and metrics["broken.n_failed_max"] == 1
+    assert f"parent run {parent.info.run_id}: " in out and f"#/experiments/{lesson_id}/runs/" in out
+    # only the means a check rests on, and the verdict, count and time: not every column
+    assert set(metrics) == {"correct.n_failed_mean", "broken.n_failed_mean",
+                            "broken.target_failed_mean", "lesson.held", "lesson.checks_met",
+                            "lesson.seconds"}
+    assert metrics["correct.n_failed_mean"] == 0 and metrics["broken.n_failed_mean"] == 1
     assert metrics["broken.target_failed_mean"] == 1 and metrics["lesson.held"] == 1
-    client = MlflowClient(tracking_uri)
+    assert metrics["lesson.checks_met"] == 3
+    # the description: verdict first, then the figure, the table and the checks
+    note = tags["mlflow.note.content"]
+    paragraphs = note.split("\n\n")
+    assert paragraphs[0] == f"**{tags['lesson.verdict']}**"
+    assert paragraphs[1].startswith("Comparison figure: [lesson/comparison.png](#/experiments/"
+                                    f"{lesson_id}/runs/{parent.info.run_id}/artifacts/")
+    assert paragraphs[2].startswith("| arm | n_failed |") and "\n| broken | 1.000 ± 0.000" in note
+    assert "\n- met: broken n_failed mean 1 <= 1" in note and "nan" not in note
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "lesson")}
-    assert {"lesson/comparison.png", "lesson/table.csv", "lesson/table.md",
+    assert {"lesson/comparison.png", "lesson/table.csv", "lesson/table.md", "lesson/table.json",
             "lesson/lesson.yaml"} <= arts
+    # the MLflow table: the displayed columns of the lesson's table, read back
+    assert '"path": "lesson/table.json", "type": "table"' in tags["mlflow.loggedArtifacts"]
+    import pandas as pd
+
+    shown = client.load_table(lesson_id, "lesson/table.json", run_ids=[parent.info.run_id])
+    full = pd.read_csv(workdir / "out" / "table.csv", index_col="arm")
+    assert list(shown["arm"]) == ["correct", "broken"]
+    assert list(shown.columns[:5]) == ["arm", "n_seeds", "n_failed_mean", "target_failed_mean",
+                                       "relative_error_mean"]   # the claim's metrics first
+    for col in shown.columns[1:]:
+        assert shown[col].tolist() == pytest.approx(full.loc[shown["arm"], col].tolist(),
+                                                    rel=1e-12)     # every digit, even 4e-09
     child = next(c for c in children if c.info.run_name == "broken-seed1")
     assert child.data.params["seed"] == "1" and child.data.tags["lesson.arm"] == "broken"
     assert child.data.metrics["final/n_failed"] == 1
@@ -87,7 +122,8 @@ def test_bad_input_exits_2_and_creates_no_run(existing_store, tmp_path, monkeypa
     assert all_runs(existing_store) == []
 
 
-def test_under_mlflow_run_the_runners_run_is_the_parent(workdir, tracking_uri, monkeypatch):
+def test_under_mlflow_run_the_runners_run_points_at_the_lessons_parent(workdir, tracking_uri,
+                                                                       monkeypatch, capsys):
     client = MlflowClient(tracking_uri)
     experiment = client.create_experiment("runner")
     outer = client.create_run(experiment).info.run_id   # what `mlflow run` creates
@@ -95,10 +131,22 @@ def test_under_mlflow_run_the_runners_run_is_the_parent(workdir, tracking_uri, m
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment)
     assert main(["experiment", "--quiet", "--conf-dir", CONF, "gradient_checking", "seeds=1",
                  "training.epochs=5"]) == 0
-    runs = all_runs(tracking_uri)
-    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
-    assert sum(r.data.tags.get("mlflow.parentRunId") == outer for r in runs) == 2
-    assert client.get_run(outer).data.tags["lesson.name"] == "gradient_checking"
+    out = capsys.readouterr().out
+    lesson_id = experiments(tracking_uri)["nn-pipeline-lesson-gradient_checking"]
+    (pointer,) = client.search_runs([experiment])       # the runner's experiment: the pointer
+    lesson_runs = client.search_runs([lesson_id])
+    (parent,) = [r for r in lesson_runs if r.data.tags.get("stage") == "experiment"]
+    assert len(lesson_runs) == 3 and {r.info.status for r in lesson_runs} == {"FINISHED"}
+    assert sum(r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+               for r in lesson_runs) == 2
+    tags = pointer.data.tags
+    assert pointer.info.run_id == outer and pointer.info.run_name == "lesson-gradient_checking"
+    assert tags["stage"] == "lesson_pointer" and tags["lesson.experiment_id"] == lesson_id
+    assert tags["lesson.parent_run_id"] == parent.info.run_id
+    assert tags["mlflow.note.content"].startswith(f"**{parent.data.tags['lesson.verdict']}**")
+    assert f"#/experiments/{lesson_id}/runs/{parent.info.run_id}" in tags["mlflow.note.content"]
+    assert pointer.data.metrics["lesson.held"] == 1
+    assert f"parent run {parent.info.run_id}: http" in out    # the printed link: the parent
 
 
 def test_the_mlproject_entry_point_passes_lesson_seeds_and_workers():
@@ -127,8 +175,12 @@ def test_mlflow_run_experiment_logs_the_lesson_into_the_runners_run(tmp_path):
                            "local", "-P", "lesson=gradient_checking", "-P", "seeds=1"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    runs = MlflowClient(env["MLFLOW_TRACKING_URI"]).search_runs(["0"])
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert parent.data.tags["mlflow.project.entryPoint"] == "experiment"
-    assert parent.data.tags["lesson.verdict"].startswith("held")
-    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    (pointer,) = client.search_runs(["0"])          # Default: the runner's run, a pointer
+    assert pointer.data.tags["mlflow.project.entryPoint"] == "experiment"
+    assert pointer.data.tags["lesson.verdict"].startswith("held")
+    lesson = client.get_experiment_by_name("nn-pipeline-lesson-gradient_checking")
+    runs = client.search_runs([lesson.experiment_id])
+    assert len(runs) == 3 and {r.info.status for r in runs + [pointer]} == {"FINISHED"}
+    assert pointer.data.tags["lesson.parent_run_id"] in {r.info.run_id for r in runs}
+    assert f"#/experiments/{lesson.experiment_id}/runs/" in done.stdout

@@ -1,5 +1,8 @@
 """`python -m pipeline experiment <lesson> [seeds=N] [workers=N] [key=value ...]`: a lesson run
-over seeds as one MLflow parent run with a child run per (arm, seed).
+over seeds as one MLflow parent run with a child run per (arm, seed), in the lesson's own
+experiment `<tracking.experiment>-lesson-<lesson>` (pipeline/tracking/lesson_parent.py). Under
+`mlflow run -e experiment` the runner's run stays in the experiment the runner chose and points
+at the parent.
 
 `seeds=`, `first_seed=` (default 0) and `workers=` belong to the experiment; every other
 key=value is a config override applied to every arm (an arm's own keys win: they are the
@@ -16,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.commands import conf_dir, project_experiment, stop_of
+from pipeline.commands import conf_dir, project_experiment, stop_of, take_project_run
 
 OWN = ("seeds", "workers", "first_seed")
 
@@ -75,18 +78,25 @@ def run(args: argparse.Namespace) -> int:
     lesson_yaml = _lesson_text(args.lesson, conf)
 
     from pipeline import tracking
+    from pipeline.tracking import lesson_parent as LP
     from pipeline.tracking import lessons as TL
     from pipeline.tracking import records
 
-    experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())
+    runner_experiment = project_experiment()      # before take_project_run clears it
+    pointer = take_project_run()                  # `mlflow run`: becomes a pointer to the parent
+    main_id = tracking.configure(cfg.tracking, experiment_id=runner_experiment)
+    experiment_id = LP.lesson_experiment(main_id, cfg.tracking.experiment, lesson)
     tags = {"stage": "experiment", "lesson.name": lesson.name, "lesson.claim": lesson.claim.text}
     print(f"lesson {lesson.name}: {len(lesson.arm_names())} arms x {seeds} seeds = {len(jobs)} "
           f"runs, {workers} worker(s)", flush=True)
     started, parent = time.perf_counter(), None
     try:
         with tracking.run(cfg.tracking.run_name or f"lesson-{lesson.name}", tags=tags,
-                          stop=stop) as active:
+                          experiment_id=experiment_id, stop=stop) as active:
             parent = active.info.run_id
+            if pointer:
+                LP.link_pointer(pointer, lesson=lesson.name, experiment_id=experiment_id,
+                                parent_run_id=parent)
             records.log_params(parent, TL.parent_params(lesson, seeds, workers, overrides))
             records.log_source(parent)
             logger = TL.LessonLogger(experiment_id, parent, lesson.name,
@@ -95,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             runs = run_jobs(jobs, workers, on_result, stop)
             result = assemble(lesson, jobs, runs)
             seconds = time.perf_counter() - started
-            TL.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
+            LP.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
     except Stopped as exc:  # cli.main prints it and exits 143/130
         exc.outcome = (f"the lesson's parent run {parent} ended KILLED (the (arm, seed) runs "
                        "already logged stay FINISHED)" if parent else "no run was created")
@@ -104,8 +114,14 @@ def run(args: argparse.Namespace) -> int:
         write_output(result, args.output)
     print(result.texts["lesson/table.md"])
     print(f"{len(jobs)} runs in {seconds:.1f} s with {workers} worker(s)")
-    link = tracking.ui_links(cfg.tracking.ui_url, experiment_id, parent)["run"]
-    print(f"parent run {parent}: {link}")
+    if pointer:
+        LP.link_pointer(pointer, lesson=lesson.name, experiment_id=experiment_id,
+                        parent_run_id=parent, verdict=result.verdict.line,
+                        held=result.verdict.held)
+    links = tracking.ui_links(cfg.tracking.ui_url, experiment_id, parent)
+    print(f"lesson experiment {LP.experiment_name(cfg.tracking.experiment, lesson.name)}: "
+          f"{links['runs']}")
+    print(f"parent run {parent}: {links['run']}")
     return 0
 
 

@@ -7,7 +7,8 @@ model.py     the pyfunc model (served.py, logged as code: weights .npz + network
 search_runs.py  the search's experiment, parent run, a child run per trial, pointer run
 evaluation.py   the once-only test record, test metrics, registration and alias
 reproducible.py what a trial records for reproduce (config, digests, threads)
-lessons.py   a lesson's parent run and a child per arm and seed
+lessons.py   a lesson's child run per arm and seed
+lesson_parent.py  a lesson's own experiment and its parent: verdict, table, kept metrics
 ui.py        what the MLflow UI shows first: mode, shared view (columns), descriptions, links
 notes.py     the descriptions and short run names (strings only)
 readback.py  a logged run read back for reproduce

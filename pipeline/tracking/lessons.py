@@ -1,5 +1,5 @@
-"""The MLflow side of a lesson: one child run per (arm, seed) under the parent, and the summary
-(table, per-arm metrics, figures, verdict) on the parent.
+"""The MLflow side of a lesson: one child run per (arm, seed) under the parent. The lesson's
+experiment and what its parent shows (verdict, table, figures) are in lesson_parent.py.
 
 Children are created with `MlflowClient.create_run` and an explicit `mlflow.parentRunId` tag
 (MLflow's fluent active run is per thread), in the process that runs the lesson, after their
@@ -19,7 +19,6 @@ from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from pipeline.tracking import records as R
-from pipeline.tracking.ui import NOTE  # the run's description (markdown) in the MLflow UI
 
 # Curves a child keeps: the learning curves, plus gradient norms for the gradient-flow lesson.
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error",
@@ -77,30 +76,6 @@ class LessonLogger:
         finals["seconds"] = run.seconds
         points += [Metric(metric_key(k), float(v), now, 0) for k, v in finals.items()]
         self.client.log_batch(child, metrics=points)
-
-
-def log_summary(parent_run_id: str, result, *, lesson_yaml: str, seconds: float) -> None:
-    """Table (csv, md, and `<arm>.<metric>_<stat>` metrics), figures, verdict on the parent."""
-    client = MlflowClient()
-    table = result.table
-    values = {}
-    for arm, row in table.iterrows():
-        for col, v in row.items():
-            if col not in ("optimistic", "n_seeds") and v == v:  # NaN (no gradient) is left out
-                values[metric_key(f"{arm}.{col}")] = float(v)
-    values["lesson.seconds"] = seconds
-    values["lesson.held"] = float(result.verdict.held)
-    R.log_metrics(parent_run_id, values, client=client)
-    for path, text in result.texts.items():
-        client.log_text(parent_run_id, text, path)
-    client.log_text(parent_run_id, lesson_yaml, "lesson/lesson.yaml")
-    for path, fig in result.figures.items():
-        client.log_figure(parent_run_id, fig, path)
-    verdict = result.verdict
-    note = "\n".join([f"**{verdict.line}**", ""] + [
-        f"- {'met' if c.passed else 'NOT met'}: {c.text}" for c in verdict.checks])
-    R.set_tags(parent_run_id, {"lesson.verdict": verdict.line, NOTE: note,
-                               "lesson.held": str(verdict.held).lower()}, client)
 
 
 def parent_params(lesson, seeds: int, workers: int, overrides: list[str]) -> Mapping[str, str]:

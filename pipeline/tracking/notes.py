@@ -84,8 +84,20 @@ def train_experiment_note(name: str) -> str:
             "(else: *Columns* -> Parameters / Metrics). Open a run for its description, its "
             "learning curves (*Model metrics*) and its decision boundaries (*Artifacts* -> "
             "`plots/`).\n\n"
-            "Optuna searches log into their own experiments, `<study>-search`, so their trials "
-            "do not bury these runs; tags `search.<study>` name them.")
+            "Optuna searches log into their own experiments, `<study>-search`, and lessons "
+            "(`python -m pipeline experiment <lesson>`) into `<this experiment>-lesson-<lesson>`, "
+            "so their trials and arm runs do not bury these runs; tags `search.<study>` and "
+            "`lesson.<lesson>` name them.")
+
+
+def lesson_experiment_note(lesson: str, title: str, claim: str, main_name: str,
+                           main_id: str) -> str:
+    return (f"Lesson **{lesson}**: {title}.\n\nClaim: {claim.strip()}\n\n"
+            f"One parent run per `python -m pipeline experiment {lesson}`: its description "
+            "leads with the verdict, then the per-arm table (mean ± std over seeds) and the "
+            "comparison figure (*Artifacts* `lesson/comparison.png`). Its child runs, one per "
+            "arm and seed, are nested under it: expand the parent.\n\n"
+            f"Training runs are in experiment [{main_name}](#/experiments/{main_id}/runs?{MODE}).")
 
 
 def search_experiment_note(study: str, main_name: str, main_id: str) -> str:

@@ -43,11 +43,13 @@ def _col(kind: str, key: str) -> str:
     return f"{kind}.`{key}`"
 
 
-def view_state(search: bool = False) -> dict:
+def view_state(search: bool = False, *, metrics=None, tags=None) -> dict:
     """The shared view: the run name wide enough to read its knobs, then the headline metrics,
     the knobs and a few tags as columns (the UI keeps metrics, params and tags in that order),
-    newest runs first. Widths apply only to the columns named in `columnOrder`."""
-    metrics, tags = (SEARCH_METRICS, SEARCH_TAGS) if search else (TRAIN_METRICS, TRAIN_TAGS)
+    newest runs first. Widths apply only to the columns named in `columnOrder`. `metrics` and
+    `tags` replace the training (or search) ones, e.g. a lesson's claim metrics."""
+    default = (SEARCH_METRICS, SEARCH_TAGS) if search else (TRAIN_METRICS, TRAIN_TAGS)
+    metrics, tags = metrics or default[0], tags or default[1]
     chosen = ([_col("metrics", k) for k in metrics] + [_col("params", k) for k in KNOBS]
               + [_col("tags", k) for k in tags])
     order = [_col("attributes", "Run Name"), "runDateAndNestInfo", *chosen]
@@ -59,14 +61,15 @@ def view_state(search: bool = False) -> dict:
 
 
 def set_experiment_ui(experiment_id: str, note: str, *, search: bool = False,
-                      client: MlflowClient | None = None) -> None:
-    """Kind tag, shared view and description of an experiment. The description is rewritten
-    only while it is still ours (missing, or unchanged since we wrote it)."""
+                      view: dict | None = None, client: MlflowClient | None = None) -> None:
+    """Kind tag, shared view (`view`, else that of training or `search`) and description of
+    an experiment. The description is rewritten only while it is still ours (missing, or
+    unchanged since we wrote it)."""
     client = client or MlflowClient()
     tags = client.get_experiment(experiment_id).tags
     if tags.get(KIND[0]) is None:
         client.set_experiment_tag(experiment_id, *KIND)
-    state = json.dumps(view_state(search), separators=(",", ":"))
+    state = json.dumps(view or view_state(search), separators=(",", ":"))
     if tags.get(VIEW_TAG) != state:
         client.set_experiment_tag(experiment_id, VIEW_TAG, state)
     current = tags.get(NOTE)
