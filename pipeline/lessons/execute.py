@@ -63,6 +63,7 @@ def execute(job: Job, stop=None) -> ArmRun:
     metrics = {k: float(v) for k, v in trained.metrics.items()}
     metrics.update(_first(hist), non_finite=float(fit.stop_reason == "non_finite"))
     metrics["symmetric_units"] = symmetric_units(fit.params)
+    metrics["learning_rate"] = float(cfg.training.learning_rate)  # best_of ... chosen_by
     if job.lesson.threshold is not None:
         metrics.update(_to_threshold(hist, job.lesson.threshold, fit.epochs_run))
     report, blocks = "", {}

@@ -5,6 +5,8 @@ comparison  the arms' decision boundaries side by side (2-D data; one seed's mod
             learning curves overlaid: mean over seeds with a min-max (or std) band
 grad_flow   layer index vs ||dJ/dW_l|| at the first step, one line per arm (log scale)
 gradcheck   per-block relative error of each arm, with the verdict thresholds
+contours    a two-weight logistic model's cost contours on the raw vs standardized training
+            split, with gradient-descent paths (pipeline/plots/contours.py)
 diagnoses   the grid's cells placed on the four bias/variance diagnoses, with the next step
             (a grid's comparison figure; its curves go to lesson/curves.png)
 """
@@ -151,6 +153,17 @@ def gradcheck(runs: Sequence, arms: Sequence[str]) -> Figure:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def contours(runs: Sequence) -> Figure:
+    """lesson/contours.png on the first run's raw training split (every arm of a seed draws
+    the same data; the split is standardized with its own mean and std for the right panel)."""
+    from pipeline.plots.contours import cost_contours
+
+    run = runs[0]
+    return cost_contours(run.model.X, run.model.y,
+                         note=f"{run.model.data_name}, the raw training split of seed {run.seed} "
+                              f"({run.model.X.shape[0]} points) vs the same points standardized")
 
 
 _DIAG_COLOURS = {"fine": "#b7e4c7", "high bias": "#ffd6a5", "high variance": "#a0c4ff",

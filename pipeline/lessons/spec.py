@@ -24,7 +24,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # name one of them, so a typo fails at the door instead of as a "failed" verdict.
 FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accuracy", "dev_error",
          "best_epoch", "epochs_run", "first_train_loss", "first_dev_loss", "symmetric_units",
-         "non_finite", "epochs_to_threshold", "reached_threshold")
+         "non_finite", "epochs_to_threshold", "reached_threshold", "learning_rate")
 METRICS = {"arms": FINAL, "grid": FINAL,
            "gradient_flow": FINAL + ("log10_grad_ratio", "log10_grad_spread", "grad_norm_first",
                                      "grad_norm_last", "zero_gradient"),
@@ -48,8 +48,11 @@ class Check(Section):
     metric: str
     arm: str | None = None                       # the arm whose mean is tested ...
     best_of: tuple[str, ...] | None = None       # ... or the best mean among these arms
+    chosen_by: str | None = None                 # best_of*: best by this metric (default: metric)
     greater_than_arm: str | None = None          # mean > other arm's mean + margin
     less_than_arm: str | None = None             # mean < other arm's mean - margin
+    greater_than_best_of: tuple[str, ...] | None = None   # as *_than_arm, against the best of
+    less_than_best_of: tuple[str, ...] | None = None      # these arms (picked as best_of is)
     margin: float = 0.0
     factor: Positive | None = None               # with *_than_arm: mean > factor * other (or <)
     at_least: float | None = None
@@ -61,14 +64,15 @@ class Check(Section):
         if (self.arm is None) == (self.best_of is None):
             raise ValueError("needs exactly one of arm or best_of")
         tests = [self.greater_than_arm, self.less_than_arm, self.at_least, self.at_most,
-                 self.diagnosis_in]
+                 self.diagnosis_in, self.greater_than_best_of, self.less_than_best_of]
         if all(t is None for t in tests):
             raise ValueError("needs a comparison: greater_than_arm, less_than_arm, at_least, "
                              "at_most or diagnosis_in")
         return self
 
     def arms(self) -> list[str]:
-        named = [self.arm, self.greater_than_arm, self.less_than_arm, *(self.best_of or ())]
+        named = [self.arm, self.greater_than_arm, self.less_than_arm, *(self.best_of or ()),
+                 *(self.greater_than_best_of or ()), *(self.less_than_best_of or ())]
         return [a for a in named if a is not None]
 
 
@@ -100,6 +104,8 @@ class Figure(Section):
     curves: tuple[str, ...] = ("train_loss", "dev_accuracy")
     band: Literal["std", "minmax"] = "minmax"
     boundary: bool = True                       # decision boundaries when the data is 2-D
+    contours: bool = False                      # lesson/contours.png: a 2-weight logistic
+                                                # model's cost, raw vs standardized (2-D data)
 
 
 class Lesson(Section):
@@ -130,6 +136,8 @@ class Lesson(Section):
                 if arm not in names:
                     raise ValueError(f"claim.checks[{i}] names arm {arm!r}; arms: {names}")
             _check_metric(check.metric, self.kind, f"claim.checks[{i}].metric")
+            if check.chosen_by is not None:
+                _check_metric(check.chosen_by, self.kind, f"claim.checks[{i}].chosen_by")
         for curve in self.figure.curves:
             if curve not in CURVES:
                 raise ValueError(f"figure.curves must be among {list(CURVES)}, got {curve!r}")
