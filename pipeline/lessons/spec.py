@@ -28,8 +28,9 @@ FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accurac
 METRICS = {"arms": FINAL, "grid": FINAL,
            "gradient_flow": FINAL + ("log10_grad_ratio", "log10_grad_spread", "grad_norm_first",
                                      "grad_norm_last", "zero_gradient"),
-           "gradcheck": ("n_failed", "target_failed", "relative_error")}
-METRIC_PREFIXES = {"gradcheck": ("relerr_",), "gradient_flow": ("grad_W",)}
+           "gradcheck": ("n_failed", "target_failed", "relative_error", "failed_W", "failed_b")}
+# gradcheck: relerr_<block> per block; init_<metric> the same check at initialization
+METRIC_PREFIXES = {"gradcheck": ("relerr_", "init_"), "gradient_flow": ("grad_W",)}
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error",
           "train_objective")
 
@@ -100,6 +101,12 @@ class Corrupt(Section):
     factor: float = 1.1
 
 
+# gradcheck: the cost J the check differentiates is wrong while backprop is the real one:
+# no_l2 = J without its L2 term (backprop includes lambda), fresh_mask = J draws a new dropout
+# mask at every evaluation (the check's one fixed mask is the right way)
+CostBug = Literal["no_l2", "fresh_mask"]
+
+
 class Figure(Section):
     curves: tuple[str, ...] = ("train_loss", "dev_accuracy")
     band: Literal["std", "minmax"] = "minmax"
@@ -120,6 +127,7 @@ class Lesson(Section):
     figure: Figure = Figure()
     threshold: Threshold | None = None
     corrupt: Corrupt | None = None
+    cost_bugs: dict[Name, CostBug] = {}
     gradcheck_samples: PosInt = 8
     notes: str = ""
 
@@ -143,6 +151,9 @@ class Lesson(Section):
                 raise ValueError(f"figure.curves must be among {list(CURVES)}, got {curve!r}")
         if self.corrupt is not None and self.corrupt.arm not in names:
             raise ValueError(f"corrupt.arm must be one of {names}, got {self.corrupt.arm!r}")
+        for arm in self.cost_bugs:
+            if arm not in names:
+                raise ValueError(f"cost_bugs names arm {arm!r}; arms: {names}")
         return self
 
     def arm_names(self) -> list[str]:
