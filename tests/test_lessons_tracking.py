@@ -49,25 +49,26 @@ def test_a_lesson_is_a_parent_with_one_finished_child_per_arm_and_seed(workdir, 
     assert {r.info.status for r in runs} == {"FINISHED"}
     (parent,) = [r for r in runs if r.data.tags.get("stage") == "experiment"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(runs) == 5 and len(children) == 2 * 2
+    arms = ["correct", "dropout_fixed_mask", "dropout_fresh_mask", "forgot_l2", "scaled_W2"]
+    assert len(runs) == 11 and len(children) == 5 * 2
     assert sorted(c.info.run_name for c in children) == [
-        "broken-seed0", "broken-seed1", "correct-seed0", "correct-seed1"]
+        f"{a}-seed{s}" for a in arms for s in (0, 1)]
     tags, metrics = parent.data.tags, parent.data.metrics
-    assert tags["lesson.verdict"].startswith("held: every block of the correct network passes")
-    assert tags["mlflow.note.content"].startswith("**held: every block")
-    assert "\n- met: broken n_failed mean 1 <= 1" in tags["mlflow.note.content"]
+    assert tags["lesson.verdict"].startswith("held: at initialization and after training alike")
+    assert tags["mlflow.note.content"].startswith("**held: at initialization")
+    assert "\n- met: scaled_W2 n_failed mean 1 <= 1" in tags["mlflow.note.content"]
     assert tags["lesson.verdict"] in out
-    assert metrics["correct.n_failed_mean"] == 0 and metrics["broken.n_failed_max"] == 1
-    assert metrics["broken.target_failed_mean"] == 1 and metrics["lesson.held"] == 1
+    assert metrics["correct.n_failed_mean"] == 0 and metrics["scaled_W2.n_failed_max"] == 1
+    assert metrics["scaled_W2.target_failed_mean"] == 1 and metrics["lesson.held"] == 1
     client = MlflowClient(tracking_uri)
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "lesson")}
     assert {"lesson/comparison.png", "lesson/table.csv", "lesson/table.md",
             "lesson/lesson.yaml"} <= arts
-    child = next(c for c in children if c.info.run_name == "broken-seed1")
-    assert child.data.params["seed"] == "1" and child.data.tags["lesson.arm"] == "broken"
+    child = next(c for c in children if c.info.run_name == "scaled_W2-seed1")
+    assert child.data.params["seed"] == "1" and child.data.tags["lesson.arm"] == "scaled_W2"
     assert child.data.metrics["final/n_failed"] == 1
     assert (workdir / "out" / "comparison.png").stat().st_size > 10_000
-    assert "| broken |" in (workdir / "out" / "table.md").read_text()
+    assert "| scaled_W2 |" in (workdir / "out" / "table.md").read_text()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -96,8 +97,8 @@ def test_under_mlflow_run_the_runners_run_is_the_parent(workdir, tracking_uri, m
     assert main(["experiment", "--quiet", "--conf-dir", CONF, "gradient_checking", "seeds=1",
                  "training.epochs=5"]) == 0
     runs = all_runs(tracking_uri)
-    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
-    assert sum(r.data.tags.get("mlflow.parentRunId") == outer for r in runs) == 2
+    assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}
+    assert sum(r.data.tags.get("mlflow.parentRunId") == outer for r in runs) == 5
     assert client.get_run(outer).data.tags["lesson.name"] == "gradient_checking"
 
 
@@ -131,4 +132,4 @@ def test_mlflow_run_experiment_logs_the_lesson_into_the_runners_run(tmp_path):
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.data.tags["mlflow.project.entryPoint"] == "experiment"
     assert parent.data.tags["lesson.verdict"].startswith("held")
-    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len(runs) == 1 + 5 and {r.info.status for r in runs} == {"FINISHED"}
