@@ -77,7 +77,7 @@ def test_a_bad_override_in_an_arm_names_the_arm_and_the_key():
     with pytest.raises(ValueError, match=r"corrupt.block must be one of \['W1', 'b1', 'W2', "
                                          r"'b2', 'W3', 'b3'\], got 'W9'"):
         plan(load_lesson("gradient_checking", CONF).model_copy(
-            update={"corrupt": Corrupt(arm="broken", block="W9")}), seeds=1, conf_dir=CONF)
+            update={"corrupt": Corrupt(arm="scaled_W2", block="W9")}), seeds=1, conf_dir=CONF)
     with pytest.raises(ValueError, match="kind gradient_flow needs training.eval_every=1"):
         plan(load_lesson("vanishing_exploding", CONF), overrides=["training.eval_every=2"],
              conf_dir=CONF)
@@ -171,15 +171,6 @@ def test_bias_variance_direction_on_a_small_budget():
     assert "next step" in r.texts["lesson/table.md"]
 
 
-def test_normalization_direction_on_a_small_budget():
-    r = run_lesson("normalization", seeds=2, conf_dir=CONF, figures=False,
-                   overrides=["training.epochs=600", "data.params={n_samples: 200}"])
-    t = r.table
-    assert t.loc["standardized", "reached_threshold_min"] == 1.0
-    assert t.loc["raw", "epochs_to_threshold_mean"] > 5 * t.loc["standardized",
-                                                                "epochs_to_threshold_mean"]
-
-
 def test_vanishing_exploding_and_gradient_checking_hold():
     r = run_lesson("vanishing_exploding", seeds=2, conf_dir=CONF, overrides=["training.epochs=1"])
     assert r.verdict.held, r.verdict.format()
@@ -193,8 +184,8 @@ def test_vanishing_exploding_and_gradient_checking_hold():
     assert set(r.figures) == {"lesson/comparison.png", "lesson/curves.png"}
     g = run_lesson("gradient_checking", seeds=2, conf_dir=CONF)
     assert g.verdict.held, g.verdict.format()
-    assert "failed blocks: W2" in g.texts["lesson/gradcheck/broken-seed0.txt"]
-    assert "failed blocks: none" in g.texts["lesson/gradcheck/correct-seed1.txt"]
+    assert g.texts["lesson/gradcheck/scaled_W2-seed0.txt"].count("failed blocks: W2\n") == 2
+    assert g.texts["lesson/gradcheck/correct-seed1.txt"].count("failed blocks: none") == 2
 
 
 @pytest.mark.slow

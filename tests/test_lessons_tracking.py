@@ -61,28 +61,36 @@ def test_a_lesson_is_a_parent_with_one_finished_child_per_arm_and_seed(workdir, 
     assert {r.info.experiment_id for r in runs} == {lesson_id}
     (parent,) = [r for r in runs if r.data.tags.get("stage") == "experiment"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(runs) == 5 and len(children) == 2 * 2
+    arms = ["correct", "dropout_fixed_mask", "dropout_fresh_mask", "forgot_l2", "scaled_W2"]
+    assert len(runs) == 11 and len(children) == 5 * 2
     assert sorted(c.info.run_name for c in children) == [
-        "broken-seed0", "broken-seed1", "correct-seed0", "correct-seed1"]
+        f"{a}-seed{s}" for a in arms for s in (0, 1)]
     tags, metrics = parent.data.tags, parent.data.metrics
-    assert tags["lesson.verdict"].startswith("held: every block of the correct network passes")
+    assert tags["lesson.verdict"].startswith("held: at initialization and after training alike")
     assert tags["lesson.verdict"] in out
     assert f"parent run {parent.info.run_id}: " in out and f"#/experiments/{lesson_id}/runs/" in out
     # only the means a check rests on, and the verdict, count and time: not every column
-    assert set(metrics) == {"correct.n_failed_mean", "broken.n_failed_mean",
-                            "broken.target_failed_mean", "lesson.held", "lesson.checks_met",
-                            "lesson.seconds"}
-    assert metrics["correct.n_failed_mean"] == 0 and metrics["broken.n_failed_mean"] == 1
-    assert metrics["broken.target_failed_mean"] == 1 and metrics["lesson.held"] == 1
-    assert metrics["lesson.checks_met"] == 3
+    checked = {f"{arm}.{metric}_mean" for arm, metric in [
+        ("correct", "n_failed"), ("correct", "init_n_failed"), ("scaled_W2", "target_failed"),
+        ("scaled_W2", "n_failed"), ("scaled_W2", "init_target_failed"),
+        ("scaled_W2", "init_n_failed"), ("forgot_l2", "failed_W"), ("forgot_l2", "failed_b"),
+        ("forgot_l2", "init_failed_W"), ("forgot_l2", "init_failed_b"),
+        ("dropout_fresh_mask", "failed_W"), ("dropout_fresh_mask", "failed_b"),
+        ("dropout_fresh_mask", "init_failed_W"), ("dropout_fresh_mask", "init_failed_b"),
+        ("dropout_fixed_mask", "n_failed"), ("dropout_fixed_mask", "init_n_failed")]}
+    assert set(metrics) == checked | {"lesson.held", "lesson.checks_met", "lesson.seconds"}
+    assert metrics["correct.n_failed_mean"] == 0 and metrics["scaled_W2.n_failed_mean"] == 1
+    assert metrics["scaled_W2.target_failed_mean"] == 1 and metrics["lesson.held"] == 1
+    assert metrics["forgot_l2.failed_W_mean"] == 1 and metrics["forgot_l2.failed_b_mean"] == 0
+    assert metrics["lesson.checks_met"] == 16
     # the description: verdict first, then the figure, the table and the checks
     note = tags["mlflow.note.content"]
     paragraphs = note.split("\n\n")
     assert paragraphs[0] == f"**{tags['lesson.verdict']}**"
     assert paragraphs[1].startswith("Comparison figure: [lesson/comparison.png](#/experiments/"
                                     f"{lesson_id}/runs/{parent.info.run_id}/artifacts/")
-    assert paragraphs[2].startswith("| arm | n_failed |") and "\n| broken | 1.000 ± 0.000" in note
-    assert "\n- met: broken n_failed mean 1 <= 1" in note and "nan" not in note
+    assert paragraphs[2].startswith("| arm | n_failed |") and "\n| scaled_W2 | 1.000 ± 0.000" in note
+    assert "\n- met: scaled_W2 n_failed mean 1 <= 1" in note and "nan" not in note
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "lesson")}
     assert {"lesson/comparison.png", "lesson/table.csv", "lesson/table.md", "lesson/table.json",
             "lesson/lesson.yaml"} <= arts
@@ -92,17 +100,18 @@ def test_a_lesson_is_a_parent_with_one_finished_child_per_arm_and_seed(workdir, 
 
     shown = client.load_table(lesson_id, "lesson/table.json", run_ids=[parent.info.run_id])
     full = pd.read_csv(workdir / "out" / "table.csv", index_col="arm")
-    assert list(shown["arm"]) == ["correct", "broken"]
-    assert list(shown.columns[:5]) == ["arm", "n_seeds", "n_failed_mean", "target_failed_mean",
-                                       "relative_error_mean"]   # the claim's metrics first
+    assert list(shown["arm"]) == ["correct", "scaled_W2", "forgot_l2", "dropout_fresh_mask",
+                                  "dropout_fixed_mask"]
+    assert list(shown.columns[:5]) == ["arm", "n_seeds", "n_failed_mean", "init_n_failed_mean",
+                                       "target_failed_mean"]   # the claim's metrics first
     for col in shown.columns[1:]:
         assert shown[col].tolist() == pytest.approx(full.loc[shown["arm"], col].tolist(),
                                                     rel=1e-12)     # every digit, even 4e-09
-    child = next(c for c in children if c.info.run_name == "broken-seed1")
-    assert child.data.params["seed"] == "1" and child.data.tags["lesson.arm"] == "broken"
+    child = next(c for c in children if c.info.run_name == "scaled_W2-seed1")
+    assert child.data.params["seed"] == "1" and child.data.tags["lesson.arm"] == "scaled_W2"
     assert child.data.metrics["final/n_failed"] == 1
     assert (workdir / "out" / "comparison.png").stat().st_size > 10_000
-    assert "| broken |" in (workdir / "out" / "table.md").read_text()
+    assert "| scaled_W2 |" in (workdir / "out" / "table.md").read_text()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -136,9 +145,9 @@ def test_under_mlflow_run_the_runners_run_points_at_the_lessons_parent(workdir, 
     (pointer,) = client.search_runs([experiment])       # the runner's experiment: the pointer
     lesson_runs = client.search_runs([lesson_id])
     (parent,) = [r for r in lesson_runs if r.data.tags.get("stage") == "experiment"]
-    assert len(lesson_runs) == 3 and {r.info.status for r in lesson_runs} == {"FINISHED"}
+    assert len(lesson_runs) == 6 and {r.info.status for r in lesson_runs} == {"FINISHED"}
     assert sum(r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-               for r in lesson_runs) == 2
+               for r in lesson_runs) == 5
     tags = pointer.data.tags
     assert pointer.info.run_id == outer and pointer.info.run_name == "lesson-gradient_checking"
     assert tags["stage"] == "lesson_pointer" and tags["lesson.experiment_id"] == lesson_id
@@ -181,6 +190,6 @@ def test_mlflow_run_experiment_logs_the_lesson_into_the_runners_run(tmp_path):
     assert pointer.data.tags["lesson.verdict"].startswith("held")
     lesson = client.get_experiment_by_name("nn-pipeline-lesson-gradient_checking")
     runs = client.search_runs([lesson.experiment_id])
-    assert len(runs) == 3 and {r.info.status for r in runs + [pointer]} == {"FINISHED"}
+    assert len(runs) == 6 and {r.info.status for r in runs + [pointer]} == {"FINISHED"}
     assert pointer.data.tags["lesson.parent_run_id"] in {r.info.run_id for r in runs}
     assert f"#/experiments/{lesson.experiment_id}/runs/" in done.stdout

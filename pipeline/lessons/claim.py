@@ -1,7 +1,9 @@
 """The verdict: each declarative check of a lesson's claim evaluated on the per-arm means.
 
 `best_of` picks the best mean among its arms (max for accuracies, min for losses, errors and
-counts) and leaves out arms that selected on dev (early stopping: optimistic), saying so.
+counts; by `chosen_by` when given, e.g. the arm of lowest train_loss and then its learning rate)
+and leaves out arms that selected on dev (early stopping: optimistic), saying so.
+`greater_than_best_of`/`less_than_best_of` compare with the best of other arms, picked alike.
 The verdict is "held" only when every check passes; the one line says which check failed.
 A check with `share` is judged on the runs, seed by seed (paired: the same seed is the same data,
 split and initialization in both arms), and its text gives every seed's difference.
@@ -64,13 +66,9 @@ def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> 
     if missing:
         return CheckResult(False, f"{m}: arm(s) {missing} not run")
     if check.best_of is not None:
-        pool = [a for a in check.best_of if a not in optimistic]
-        left = [a for a in check.best_of if a in optimistic]
-        if not pool:
-            return CheckResult(False, f"best_of {list(check.best_of)}: every arm is optimistic")
-        pick = max if higher_is_better(m) else min
-        arm = pick(pool, key=lambda a: _nan_last(table.loc[a, f"{m}_mean"], higher_is_better(m)))
-        who = f"best of {pool} ({arm})" + (f", {left} left out as optimistic" if left else "")
+        arm, who = _best(check.best_of, check.chosen_by or m, table, optimistic, m)
+        if arm is None:
+            return CheckResult(False, who)
     else:
         arm = check.arm
         who = arm + (" (optimistic)" if arm in optimistic else "")
@@ -81,13 +79,19 @@ def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> 
             passed = value >= bound if op == ">=" else value <= bound
             ok &= passed
             parts.append(f"{op} {bound:g}")
-    for other, greater in ((check.greater_than_arm, True), (check.less_than_arm, False)):
+    for other, greater in ((check.greater_than_arm, True), (check.less_than_arm, False),
+                           (check.greater_than_best_of, True), (check.less_than_best_of, False)):
         if other is None:
             continue
+        name = other
+        if not isinstance(other, str):
+            other, name = _best(other, check.chosen_by or m, table, optimistic, m)
+            if other is None:
+                return CheckResult(False, name)
         ref = float(table.loc[other, f"{m}_mean"])
         passed, text = _relative(value, ref, greater, check.margin, check.factor)
         ok &= passed
-        parts.append(f"{text} {other}'s {_fmt(ref)}")
+        parts.append(f"{text} {name}'s {_fmt(ref)}")
     if check.diagnosis_in is not None:
         got = diagnoses.get(arm, "?")
         passed = got in check.diagnosis_in
@@ -153,6 +157,21 @@ def _paired(check, runs: Sequence | None) -> CheckResult:
             f"{check.share:.0%}); {arm} - {other} by seed: {each} ({edge}, "
             f"mean {sum(values) / n:+.3f})")
     return CheckResult(bool(passed), text)
+
+
+def _best(arms, by: str, table: pd.DataFrame, optimistic: Sequence[str], metric: str):
+    """(the arm with the best mean of `by` among `arms` minus the optimistic ones, its label),
+    or (None, why) when every arm is optimistic."""
+    pool = [a for a in arms if a not in optimistic]
+    left = [a for a in arms if a in optimistic]
+    if not pool:
+        return None, f"best_of {list(arms)}: every arm is optimistic"
+    higher = higher_is_better(by)
+    arm = (max if higher else min)(pool, key=lambda a: _nan_last(table.loc[a, f"{by}_mean"],
+                                                                 higher))
+    how = "" if by == metric else f" by {by}"
+    return arm, (f"best{how} of {pool} ({arm})"
+                 + (f", {left} left out as optimistic" if left else ""))
 
 
 def _relative(value, ref, greater: bool, margin: float, factor: float | None):

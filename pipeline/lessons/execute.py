@@ -17,6 +17,7 @@ from pipeline import stages, threads
 from pipeline.config import config_from_yaml
 from pipeline.lessons.plan import Job
 from pipeline.nn import symmetric_units
+from pipeline.nn.gradcheck import PASSING
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ArmRun:
     report: str = ""                    # gradcheck: the per-block report
     blocks: dict[str, float] = field(default_factory=dict)  # gradcheck: relative error per block
     blas_threads: int = 0               # in effect where the job ran (pipeline/threads.py)
+    blocks_init: dict[str, float] = field(default_factory=dict)  # gradcheck: at initialization
 
 
 def execute(job: Job, stop=None) -> ArmRun:
@@ -63,20 +65,21 @@ def execute(job: Job, stop=None) -> ArmRun:
     metrics = {k: float(v) for k, v in trained.metrics.items()}
     metrics.update(_first(hist), non_finite=float(fit.stop_reason == "non_finite"))
     metrics["symmetric_units"] = symmetric_units(fit.params)
+    metrics["learning_rate"] = float(cfg.training.learning_rate)  # best_of ... chosen_by
     if job.lesson.threshold is not None:
         metrics.update(_to_threshold(hist, job.lesson.threshold, fit.epochs_run))
-    report, blocks = "", {}
+    report, blocks, blocks_init = "", {}, {}
     if job.lesson.kind == "gradient_flow":
         metrics.update(grad_flow(hist, trained.model.arch.n_layers))
     elif job.lesson.kind == "gradcheck":
-        report, blocks, extra = _gradcheck(job, cfg, prepared, trained)
+        report, blocks, blocks_init, extra = _gradcheck(job, cfg, prepared, trained)
         metrics.update(extra)
     model = Model(trained.model, prepared.raw_train.X,
                   prepared.raw_train.y, prepared.classes, prepared.name)
     return ArmRun(job.arm, job.seed, metrics, {k: list(v) for k, v in hist.items()},
                   job.overrides, job.cfg_yaml, time.perf_counter() - started, fit.stop_message,
                   trained.diagnosis.verdict if trained.diagnosis else "", model, report, blocks,
-                  threads.in_effect())
+                  threads.in_effect(), blocks_init)
 
 
 def _first(hist) -> dict[str, float]:
@@ -111,26 +114,60 @@ def grad_flow(hist, n_layers: int) -> dict[str, float]:
 
 
 def _gradcheck(job: Job, cfg, prepared, trained):
-    """Gradient check of the trained network on a few training points; the `corrupt` arm's
-    gradient is wrapped to scale one block (the real gradient is never edited)."""
+    """Gradient check of the network at initialization and after training, on a few training
+    points (dropout: one fixed mask, unless the arm's cost bug draws a fresh one). Bugs are
+    wrappers: the `corrupt` arm's gradient scales one block, a `cost_bugs` arm's J is wrong;
+    the real backward pass is never edited. Metrics: per block, and `init_` for the start."""
+    corrupt = job.lesson.corrupt
+    target = corrupt.block if corrupt is not None and corrupt.arm == job.arm else None
+    texts, extra, blocks = [], {}, {}
+    for moment, net in (("init", stages.initial_network(cfg, prepared)),
+                        ("trained", trained.model.network)):
+        rep = _check_one(job, cfg, prepared, net, target)
+        failed = [b.name for b in rep.blocks if b.verdict not in PASSING]
+        blocks[moment] = {b.name: b.relative_error for b in rep.blocks}
+        ws = [b.name for b in rep.blocks if b.name.startswith("W")]
+        bs = [b.name for b in rep.blocks if b.name.startswith("b")]
+        m = {f"relerr_{b}": v for b, v in blocks[moment].items()}
+        m.update(n_failed=float(len(failed)), relative_error=rep.relative_error,
+                 target_failed=float(target is not None and target in failed),
+                 failed_W=sum(b in failed for b in ws) / len(ws),
+                 failed_b=sum(b in failed for b in bs) / len(bs))
+        extra.update({("init_" if moment == "init" else "") + k: v for k, v in m.items()})
+        texts.append(f"{moment}:\n{rep.format()}\nfailed blocks: {', '.join(failed) or 'none'}")
+    return "\n\n".join(texts), blocks["trained"], blocks["init"], extra
+
+
+def _check_one(job: Job, cfg, prepared, net, target):
     from pipeline.nn import Network, gradient_check
 
-    corrupt = job.lesson.corrupt
-    gradient_fn = None
-    if corrupt is not None and corrupt.arm == job.arm:
-        gradient_fn = corrupted(Network.gradient, corrupt.block, corrupt.factor)
+    bug = job.lesson.cost_bugs.get(job.arm)
+    keep = cfg.regularization.keep_prob
+    # the check's own mask stream (seeded by the config): the training's stream is not touched
+    rng = np.random.default_rng([cfg.seed, 16])
     k = job.lesson.gradcheck_samples
-    rep = gradient_check(trained.model.network, prepared.train.X[:k], prepared.train.y[:k],
-                         l2=cfg.regularization.l2, l1=cfg.regularization.l1,
-                         gradient_fn=gradient_fn)
-    from pipeline.nn.gradcheck import PASSING
-    failed = [b.name for b in rep.blocks if b.verdict not in PASSING]
-    blocks = {b.name: b.relative_error for b in rep.blocks}
-    extra = {f"relerr_{b}": v for b, v in blocks.items()}
-    extra.update(n_failed=float(len(failed)), relative_error=rep.relative_error,
-                 target_failed=float(corrupt is not None and corrupt.block in failed))
-    text = rep.format() + f"\nfailed blocks: {', '.join(failed) or 'none'}"
-    return text, blocks, extra
+    return gradient_check(
+        net, prepared.train.X[:k], prepared.train.y[:k], l2=cfg.regularization.l2,
+        l1=cfg.regularization.l1, keep_prob=keep, rng=rng,
+        gradient_fn=None if target is None else corrupted(Network.gradient, target,
+                                                          job.lesson.corrupt.factor),
+        loss_fn={None: None, "no_l2": cost_without_l2,
+                 "fresh_mask": fresh_mask_cost(keep, rng)}[bug])
+
+
+def cost_without_l2(net, X, y, masks, *, l2, l1):
+    """J as if the regularization term were forgotten (backprop still adds lambda / m W)."""
+    buf = net.forward(X, masks=masks, training=masks is not None)[1]
+    return net.loss(buf, y, l2=0.0, l1=l1)
+
+
+def fresh_mask_cost(keep_prob, rng):
+    """J that draws a NEW dropout mask at every evaluation: J(theta + eps) and J(theta - eps)
+    then differ by the masks, not by eps, and the two-sided difference is noise."""
+    def J(net, X, y, masks, *, l2, l1):
+        buf = net.forward(X, keep_prob=keep_prob, rng=rng, training=True)[1]
+        return net.loss(buf, y, l2=l2, l1=l1)
+    return J
 
 
 def corrupted(gradient_fn, block: str, factor: float):

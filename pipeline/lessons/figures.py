@@ -7,7 +7,10 @@ comparison  the arms' decision boundaries side by side (2-D data; one seed's mod
             with the median paired difference: the same training points in every panel) and
             a last panel joins each seed's values across the arms (paired)
 grad_flow   layer index vs ||dJ/dW_l|| at the first step, one line per arm (log scale)
-gradcheck   per-block relative error of each arm, with the verdict thresholds
+gradcheck   per-block relative error of each arm (one panel each), at initialization and after
+            training, failing blocks in red
+contours    a two-weight logistic model's cost contours on the raw vs standardized training
+            split, with gradient-descent paths (pipeline/plots/contours.py)
 diagnoses   the grid's cells placed on the four bias/variance diagnoses, with the next step
             (a grid's comparison figure; its curves go to lesson/curves.png)
 """
@@ -189,27 +192,59 @@ def grad_flow(runs: Sequence, arms: Sequence[str]) -> Figure:
 
 
 def gradcheck(runs: Sequence, arms: Sequence[str]) -> Figure:
-    from pipeline.nn.gradcheck import THRESHOLDS
+    """One panel per arm (small multiples: readable with many arms): per block the worst
+    seed's relative error at initialization and after training, red where the check fails."""
+    from pipeline.nn.gradcheck import PASSING, THRESHOLDS
 
-    fig = Figure(figsize=(7, 4))
-    ax = fig.add_subplot()
+    fail_at = dict(THRESHOLDS)[PASSING[-1]]                 # 1e-5: at or above fails
+    ncols = min(len(arms), 3)
+    nrows = -(-len(arms) // ncols)
+    fig = Figure(figsize=(4.6 * ncols, 3.3 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
     blocks = list(runs[0].blocks)
-    width = 0.8 / len(arms)
-    for i, arm in enumerate(arms):
-        errs = np.array([[r.blocks[b] for b in blocks] for r in runs if r.arm == arm])
-        worst = np.maximum(errs.max(axis=0), 1e-16)          # the worst seed: a check is a bound
-        ax.bar(np.arange(len(blocks)) + i * width, worst, width, label=arm,
-               color=_COLOURS[i % len(_COLOURS)])
-    for name, bound in THRESHOLDS:
-        ax.axhline(bound, ls=":", lw=0.8, color="k")
-        ax.text(len(blocks) - 0.4, bound, f" {name} <", fontsize=7, va="bottom")
-    ax.set_xticks(np.arange(len(blocks)) + 0.4 - width / 2, blocks)
-    ax.set_yscale("log")
-    ax.set_ylabel("relative error (worst seed)")
-    ax.set_title("gradient check per parameter block", fontsize=10)
-    ax.legend(fontsize=8)
+    x = np.arange(len(blocks))
+    for ax, arm in zip(axes, arms):
+        mine = [r for r in runs if r.arm == arm]
+        failed = set()
+        for k, (moment, attr) in enumerate((("init", "blocks_init"), ("trained", "blocks"))):
+            errs = np.array([[getattr(r, attr).get(b, np.nan) for b in blocks] for r in mine])
+            if np.all(np.isnan(errs)):
+                continue
+            worst = np.maximum(np.nanmax(errs, axis=0), 1e-16)   # a check is a bound: worst seed
+            bad = worst >= fail_at
+            failed |= {b for b, f in zip(blocks, bad) if f}
+            ax.bar(x + (k - 0.5) * 0.4, worst, 0.38, label=f"at {moment}",
+                   color=np.where(bad, "tab:red", "tab:green"), alpha=0.55 if k == 0 else 1.0,
+                   edgecolor="k", lw=0.4, hatch="//" if k == 0 else None)
+        ax.axhline(fail_at, ls="--", lw=0.9, color="k")
+        ax.axhspan(fail_at, 10, color="tab:red", alpha=0.06, lw=0)
+        ax.set_xticks(x, blocks)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-12, 10)
+        ax.set_title(f"{arm}: fails {', '.join(b for b in blocks if b in failed) or 'none'}",
+                     fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    for ax in axes[len(arms):]:
+        ax.set_axis_off()
+    for ax in axes[::ncols]:
+        ax.set_ylabel("relative error (worst seed)")
+    axes[0].legend(fontsize=7, loc="upper left", title=f"fails at >= {fail_at:g} (dashed)",
+                   title_fontsize=7)
+    fig.suptitle(f"Gradient check per parameter block, hatched at initialization, solid after "
+                 f"training; red = fails ({len(runs) // max(len(arms), 1)} seeds)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def contours(runs: Sequence) -> Figure:
+    """lesson/contours.png on the first run's raw training split (every arm of a seed draws
+    the same data; the split is standardized with its own mean and std for the right panel)."""
+    from pipeline.plots.contours import cost_contours
+
+    run = runs[0]
+    return cost_contours(run.model.X, run.model.y,
+                         note=f"{run.model.data_name}, the raw training split of seed {run.seed} "
+                              f"({run.model.X.shape[0]} points) vs the same points standardized")
 
 
 _DIAG_COLOURS = {"fine": "#b7e4c7", "high bias": "#ffd6a5", "high variance": "#a0c4ff",

@@ -188,4 +188,6 @@ def make_figures(lesson: Lesson, runs, arms, table, cells) -> dict:
             update={"figure": lesson.figure.model_copy(update={"boundary": False})}), runs, arms)
     if lesson.kind == "gradcheck":
         figs["lesson/comparison.png"] = F.gradcheck(runs, arms)
+    if lesson.figure.contours and runs and runs[0].model is not None:
+        figs["lesson/contours.png"] = F.contours(runs)
     return figs

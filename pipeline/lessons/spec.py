@@ -25,12 +25,13 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # name one of them, so a typo fails at the door instead of as a "failed" verdict.
 FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accuracy", "dev_error",
          "best_epoch", "epochs_run", "first_train_loss", "first_dev_loss", "symmetric_units",
-         "non_finite", "epochs_to_threshold", "reached_threshold")
+         "non_finite", "epochs_to_threshold", "reached_threshold", "learning_rate")
 METRICS = {"arms": FINAL, "grid": FINAL,
            "gradient_flow": FINAL + ("log10_grad_ratio", "log10_grad_spread", "grad_norm_first",
                                      "grad_norm_last", "zero_gradient"),
-           "gradcheck": ("n_failed", "target_failed", "relative_error")}
-METRIC_PREFIXES = {"gradcheck": ("relerr_",), "gradient_flow": ("grad_W",)}
+           "gradcheck": ("n_failed", "target_failed", "relative_error", "failed_W", "failed_b")}
+# gradcheck: relerr_<block> per block; init_<metric> the same check at initialization
+METRIC_PREFIXES = {"gradcheck": ("relerr_", "init_"), "gradient_flow": ("grad_W",)}
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error",
           "train_objective")
 
@@ -50,8 +51,11 @@ class Check(Section):
     metric: str
     arm: str | None = None                       # the arm whose mean is tested ...
     best_of: tuple[str, ...] | None = None       # ... or the best mean among these arms
+    chosen_by: str | None = None                 # best_of*: best by this metric (default: metric)
     greater_than_arm: str | None = None          # mean > other arm's mean + margin
     less_than_arm: str | None = None             # mean < other arm's mean - margin
+    greater_than_best_of: tuple[str, ...] | None = None   # as *_than_arm, against the best of
+    less_than_best_of: tuple[str, ...] | None = None      # these arms (picked as best_of is)
     margin: float = 0.0
     factor: Positive | None = None               # with *_than_arm: mean > factor * other (or <)
     at_least: float | None = None
@@ -69,14 +73,15 @@ class Check(Section):
         if self.share is not None:
             _paired_shape(self)
         tests = [self.greater_than_arm, self.less_than_arm, self.at_least, self.at_most,
-                 self.diagnosis_in]
+                 self.diagnosis_in, self.greater_than_best_of, self.less_than_best_of]
         if all(t is None for t in tests):
             raise ValueError("needs a comparison: greater_than_arm, less_than_arm, at_least, "
                              "at_most or diagnosis_in")
         return self
 
     def arms(self) -> list[str]:
-        named = [self.arm, self.greater_than_arm, self.less_than_arm, *(self.best_of or ())]
+        named = [self.arm, self.greater_than_arm, self.less_than_arm, *(self.best_of or ()),
+                 *(self.greater_than_best_of or ()), *(self.less_than_best_of or ())]
         return [a for a in named if a is not None]
 
 
@@ -116,10 +121,18 @@ class Corrupt(Section):
     factor: float = 1.1
 
 
+# gradcheck: the cost J the check differentiates is wrong while backprop is the real one:
+# no_l2 = J without its L2 term (backprop includes lambda), fresh_mask = J draws a new dropout
+# mask at every evaluation (the check's one fixed mask is the right way)
+CostBug = Literal["no_l2", "fresh_mask"]
+
+
 class Figure(Section):
     curves: tuple[str, ...] = ("train_loss", "dev_accuracy")
     band: Literal["std", "minmax"] = "minmax"
     boundary: bool = True                       # decision boundaries when the data is 2-D
+    contours: bool = False                      # lesson/contours.png: a 2-weight logistic
+                                                # model's cost, raw vs standardized (2-D data)
 
 
 class Lesson(Section):
@@ -134,6 +147,7 @@ class Lesson(Section):
     figure: Figure = Figure()
     threshold: Threshold | None = None
     corrupt: Corrupt | None = None
+    cost_bugs: dict[Name, CostBug] = {}
     gradcheck_samples: PosInt = 8
     notes: str = ""
 
@@ -150,11 +164,16 @@ class Lesson(Section):
                 if arm not in names:
                     raise ValueError(f"claim.checks[{i}] names arm {arm!r}; arms: {names}")
             _check_metric(check.metric, self.kind, f"claim.checks[{i}].metric")
+            if check.chosen_by is not None:
+                _check_metric(check.chosen_by, self.kind, f"claim.checks[{i}].chosen_by")
         for curve in self.figure.curves:
             if curve not in CURVES:
                 raise ValueError(f"figure.curves must be among {list(CURVES)}, got {curve!r}")
         if self.corrupt is not None and self.corrupt.arm not in names:
             raise ValueError(f"corrupt.arm must be one of {names}, got {self.corrupt.arm!r}")
+        for arm in self.cost_bugs:
+            if arm not in names:
+                raise ValueError(f"cost_bugs names arm {arm!r}; arms: {names}")
         return self
 
     def arm_names(self) -> list[str]:

@@ -70,12 +70,13 @@ class GradCheckReport:
 
 def gradient_check(net: Network, X, y, *, l2: float = 0.0, l1: float = 0.0, keep_prob=1.0,
                    rng: np.random.Generator | None = None, epsilon: float = 1e-7, masks=None,
-                   gradient_fn=None) -> GradCheckReport:
+                   gradient_fn=None, loss_fn=None) -> GradCheckReport:
     """Compare `Network.gradient` (the one `fit` steps with) with two-sided differences of
     `Network.loss` for every parameter, in float64 on a copy of `net`.
 
     keep_prob < 1 draws one mask set from `rng` (or uses `masks`) and keeps it fixed.
-    `gradient_fn(net, buffers, y, l2=, l1=)` replaces the gradient so tests can break it.
+    `gradient_fn(net, buffers, y, l2=, l1=)` replaces the gradient so tests can break it, and
+    `loss_fn(net, X, y, masks, l2=, l1=)` replaces J (a cost missing a term, a fresh mask).
     Cost: 2 forward passes per parameter; use a few samples and a small network.
     """
     net = net.copy(np.float64)
@@ -88,6 +89,8 @@ def gradient_check(net: Network, X, y, *, l2: float = 0.0, l1: float = 0.0, keep
     masks = list(masks) if masks is not None else None
 
     def J() -> float:
+        if loss_fn is not None:
+            return loss_fn(net, X, y, masks, l2=l2, l1=l1)
         return net.loss(net.forward(X, masks=masks, training=training)[1], y, l2=l2, l1=l1)
 
     buf = net.forward(X, masks=masks, training=training)[1]
