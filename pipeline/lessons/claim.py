@@ -1,7 +1,9 @@
 """The verdict: each declarative check of a lesson's claim evaluated on the per-arm means.
 
 `best_of` picks the best mean among its arms (max for accuracies, min for losses, errors and
-counts) and leaves out arms that selected on dev (early stopping: optimistic), saying so.
+counts) and, for a dev metric, leaves out arms that selected on dev (early stopping:
+optimistic), saying so; on the lesson's holdout set nothing selected, so they stay in.
+`paired_wins` also counts the seeds on which the comparison holds, arm against arm by seed.
 The verdict is "held" only when every check passes; the one line says which check failed.
 """
 
@@ -39,9 +41,17 @@ def higher_is_better(metric: str) -> bool:
     return "accuracy" in metric
 
 
-def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = None) -> Verdict:
+def optimistic_for(metric: str) -> bool:
+    """Early stopping chose its epoch on dev: only its dev numbers are optimistic."""
+    return metric.startswith("dev_")
+
+
+def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = None,
+          runs: Sequence = ()) -> Verdict:
+    """`runs` (the ArmRuns): needed by checks with paired_wins."""
     optimistic = [a for a in table.index if bool(table.loc[a, "optimistic"])]
-    results = tuple(_check(c, table, optimistic, diagnoses or {}) for c in lesson.claim.checks)
+    results = tuple(_check(c, table, optimistic if optimistic_for(c.metric) else [],
+                           diagnoses or {}, runs) for c in lesson.claim.checks)
     n_ok = sum(r.passed for r in results)
     seeds = int(table["n_seeds"].min()) if len(table) else 0
     held = n_ok == len(results)
@@ -52,7 +62,8 @@ def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = Non
     return Verdict(held, f"{'held' if held else 'failed'}: {line}", results)
 
 
-def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> CheckResult:
+def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses,
+           runs: Sequence = ()) -> CheckResult:
     m = check.metric
     missing = [a for a in check.arms() if a not in table.index]
     if missing:
@@ -82,6 +93,11 @@ def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> 
         passed, text = _relative(value, ref, greater, check.margin, check.factor)
         ok &= passed
         parts.append(f"{text} {other}'s {_fmt(ref)}")
+        if check.paired_wins is not None:
+            wins, n = paired(runs, m, arm, other, greater, check.margin, check.factor)
+            passed = n > 0 and wins >= check.paired_wins * n - 1e-9
+            ok &= passed
+            parts.append(f"on {wins}/{n} paired seeds (need {check.paired_wins:.0%})")
     if check.diagnosis_in is not None:
         got = diagnoses.get(arm, "?")
         passed = got in check.diagnosis_in
@@ -99,6 +115,16 @@ def _relative(value, ref, greater: bool, margin: float, factor: float | None):
     passed = value > ref + margin if greater else value < ref - margin
     sign = ">" if greater else "<"
     return passed, f"{sign} (margin {margin:g})" if margin else sign
+
+
+def paired(runs: Sequence, metric: str, arm: str, other: str, greater: bool, margin: float,
+           factor: float | None) -> tuple[int, int]:
+    """(seeds on which `arm` beats `other` as the check says, seeds both ran)."""
+    mine = {r.seed: r.metrics.get(metric, math.nan) for r in runs if r.arm == arm}
+    theirs = {r.seed: r.metrics.get(metric, math.nan) for r in runs if r.arm == other}
+    seeds = sorted(set(mine) & set(theirs))
+    wins = sum(_relative(mine[s], theirs[s], greater, margin, factor)[0] for s in seeds)
+    return int(wins), len(seeds)
 
 
 def _nan_last(v: float, higher: bool) -> float:

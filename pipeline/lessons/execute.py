@@ -65,6 +65,9 @@ def execute(job: Job, stop=None) -> ArmRun:
     metrics["symmetric_units"] = symmetric_units(fit.params)
     if job.lesson.threshold is not None:
         metrics.update(_to_threshold(hist, job.lesson.threshold, fit.epochs_run))
+    if job.lesson.holdout is not None:
+        held = stages.draw_holdout(cfg, prepared, job.lesson.holdout.n_samples)
+        metrics.update(stages.split_metrics(trained, held))
     report, blocks = "", {}
     if job.lesson.kind == "gradient_flow":
         metrics.update(grad_flow(hist, trained.model.arch.n_layers))

@@ -1,12 +1,15 @@
 """A lesson's figures as values: {"lesson/<name>.png": Figure} (matplotlib only, no pyplot).
 
 comparison  the arms' decision boundaries side by side (2-D data; one seed's model per arm,
-            the seed whose dev accuracy is the arm's median, named in the title) above their
-            learning curves overlaid: mean over seeds with a min-max (or std) band
+            the seed whose dev accuracy, or held-out accuracy when the lesson has a holdout
+            set, is the arm's median, named in the title) above their learning curves
+            overlaid: mean over seeds with a min-max (or std) band, and a marker at each
+            seed's kept epoch for runs that stopped early
 grad_flow   layer index vs ||dJ/dW_l|| at the first step, one line per arm (log scale)
 gradcheck   per-block relative error of each arm, with the verdict thresholds
 diagnoses   the grid's cells placed on the four bias/variance diagnoses, with the next step
             (a grid's comparison figure; its curves go to lesson/curves.png)
+cells       a grid's metrics (figure.cells) as rows x cols heatmaps (lesson/cells.png)
 """
 
 from __future__ import annotations
@@ -41,17 +44,20 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
     fig = Figure(figsize=(width, 3.8 * nrows + 3.6))
     grid = fig.add_gridspec(nrows + 1, ncols * n_curves if boundaries else n_curves,
                             height_ratios=[1.05] * nrows + [1.0])
+    score = "holdout_accuracy" if getattr(lesson, "holdout", None) else "dev_accuracy"
     if boundaries:
         for i, arm in enumerate(arms):
-            run = representative(runs, arm)
+            run = representative(runs, arm, score)
             r, c = divmod(i, ncols)
             ax = fig.add_subplot(grid[r, c * n_curves:(c + 1) * n_curves])
             n = sum(1 for x in runs if x.arm == arm)
             # the points drawn are the run's (possibly noisy) training set: its accuracy there
-            # is not the lesson's measure, so the title leads with the dev accuracy
-            dev = run.metrics.get("dev_accuracy", float("nan"))
+            # is not the lesson's measure, so the title leads with the dev (or held-out:
+            # nothing chose on it) accuracy
+            acc = run.metrics.get(score, float("nan"))
             draw_boundary(ax, run.model.predict, run.model.X, run.model.y, run.model.classes,
-                          title=f"{arm}: dev accuracy {dev:.1%}\n(seed {run.seed}, the median of {n})",
+                          title=f"{arm}: {score.split('_')[0]} accuracy {acc:.1%}\n"
+                                f"(seed {run.seed}, the median of {n})",
                           resolution=200, legend=i == 0, points="train points shown, train")
     span = ncols if boundaries else 1
     for j, key in enumerate(lesson.figure.curves):
@@ -88,6 +94,7 @@ def overlay(ax, runs, arms, key: str, band: str = "minmax", threshold=None) -> N
             lo, hi = frame.min(axis=1), frame.max(axis=1)
         ax.plot(frame.index, mean, color=colour, lw=1.3, label=arm)
         ax.fill_between(frame.index, lo, hi, color=colour, alpha=0.15, lw=0)
+        stop_marks(ax, runs, arm, frame, colour)
     if threshold is not None:
         ax.axhline(threshold, color="k", ls=":", lw=0.9, label=f"threshold {threshold:g}")
     if "loss" in key:
@@ -98,6 +105,23 @@ def overlay(ax, runs, arms, key: str, band: str = "minmax", threshold=None) -> N
                  fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncols=2)
+
+
+def stop_marks(ax, runs, arm: str, frame: pd.DataFrame, colour: str) -> None:
+    """A marker at each seed's restored epoch, on that seed's own curve, for runs that stopped
+    early (best_epoch before the last epoch trained: early stopping returned earlier params)."""
+    points = [(r.metrics["best_epoch"], frame.at[r.metrics["best_epoch"], r.seed])
+              for r in runs if r.arm == arm and _stopped_early(r)
+              and r.metrics["best_epoch"] in frame.index]
+    if points:
+        x, y = zip(*points)
+        ax.plot(x, y, "v", ms=6, color=colour, mec="k", mew=0.6, ls="none", zorder=5,
+                label=f"{arm}: stop epoch kept (each seed)")
+
+
+def _stopped_early(run) -> bool:
+    best, ran = run.metrics.get("best_epoch"), run.metrics.get("epochs_run")
+    return best is not None and ran is not None and 0 < best < ran
 
 
 def grad_flow(runs: Sequence, arms: Sequence[str]) -> Figure:
@@ -189,3 +213,36 @@ def diagnoses(grid, table: pd.DataFrame, cells: Mapping[str, object]) -> Figure:
 def _rect(x, y, colour):
     from matplotlib.patches import Rectangle
     return Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", lw=2)
+
+
+_GLOSS = {"train_loss": "how well the cost J is optimized (training loss, lower = further)",
+          "train_objective": "the cost J itself (training loss + penalty)",
+          "holdout_accuracy": "how well it generalizes (held-out accuracy; nothing chose on it)",
+          "dev_accuracy": "dev accuracy"}
+
+
+def cells(grid, table: pd.DataFrame, metrics: Sequence[str]) -> Figure:
+    """One heatmap per metric: the grid's rows x cols, each cell its mean (± std) over seeds,
+    so one row read left to right shows what that row's knob does to each metric."""
+    rows, cols = list(grid.rows), list(grid.cols)
+    fig = Figure(figsize=(1.25 * len(cols) * len(metrics) + 1.5, 0.75 * len(rows) + 1.8))
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics):
+        mean = np.array([[table.at[f"{r}/{c}", f"{metric}_mean"] if f"{r}/{c}" in table.index
+                          else np.nan for c in cols] for r in rows])
+        std = np.array([[table.at[f"{r}/{c}", f"{metric}_std"] if f"{r}/{c}" in table.index
+                         else np.nan for c in cols] for r in rows])
+        higher = "accuracy" in metric   # greener = better in both panels
+        ax.imshow(mean, cmap="YlGn" if higher else "YlGn_r", aspect="auto")
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                if np.isfinite(mean[i, j]):
+                    ax.text(j, i, f"{mean[i, j]:.3f}\n±{std[i, j]:.3f}", ha="center",
+                            va="center", fontsize=7)
+        ax.set_xticks(range(len(cols)), cols)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set_title(textwrap.fill(f"{metric}: {_GLOSS.get(metric, 'mean over seeds')}", 48),
+                     fontsize=9)
+    fig.suptitle("mean ± std over seeds per cell", fontsize=9)
+    fig.tight_layout()
+    return fig

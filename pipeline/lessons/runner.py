@@ -130,7 +130,7 @@ def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,
     arms = [a for a in lesson.arm_names() if a in ran]
     table = summarize(runs, arms, optimistic_arms(jobs))
     cells = _diagnoses(lesson, table, jobs)
-    verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()})
+    verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()}, runs)
     extra = {"diagnosis": {a: d.verdict for a, d in cells.items()},
              "next step": {a: d.recommendation for a, d in cells.items()}} if cells else None
     md = T.markdown(table, display_metrics(lesson), extra=extra)
@@ -181,6 +181,8 @@ def make_figures(lesson: Lesson, runs, arms, table, cells) -> dict:
     if lesson.kind == "grid":  # the cells on the diagnoses; 12 overlaid curves come second
         figs["lesson/comparison.png"] = F.diagnoses(lesson.grid, table, cells)
         figs["lesson/curves.png"] = F.comparison(lesson, runs, arms)
+        if lesson.figure.cells:
+            figs["lesson/cells.png"] = F.cells(lesson.grid, table, lesson.figure.cells)
     if lesson.kind == "gradient_flow":
         figs["lesson/comparison.png"] = F.grad_flow(runs, arms)
         figs["lesson/curves.png"] = F.comparison(lesson.model_copy(

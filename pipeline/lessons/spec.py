@@ -25,7 +25,10 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accuracy", "dev_error",
          "best_epoch", "epochs_run", "first_train_loss", "first_dev_loss", "symmetric_units",
          "non_finite", "epochs_to_threshold", "reached_threshold")
-METRICS = {"arms": FINAL, "grid": FINAL,
+# Scored on the lesson's `holdout` set (absent without one): a second clean held-out sample
+# that nothing chose on, so an arm that stopped early on dev is not optimistic there.
+HOLDOUT = ("holdout_loss", "holdout_accuracy", "holdout_error")
+METRICS = {"arms": FINAL + HOLDOUT, "grid": FINAL + HOLDOUT,
            "gradient_flow": FINAL + ("log10_grad_ratio", "log10_grad_spread", "grad_norm_first",
                                      "grad_norm_last", "zero_gradient"),
            "gradcheck": ("n_failed", "target_failed", "relative_error")}
@@ -43,6 +46,12 @@ def _name(value: str) -> str:
 Name = Annotated[str, AfterValidator(_name)]
 
 
+def _share(value: float) -> float:
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"must be in (0, 1], got {value}")
+    return value
+
+
 class Check(Section):
     """One declarative comparison over per-arm means (see docs/lessons.md)."""
     metric: str
@@ -55,6 +64,9 @@ class Check(Section):
     at_least: float | None = None
     at_most: float | None = None
     diagnosis_in: tuple[str, ...] | None = None  # grid: the cell's diagnosis verdict is one of these
+    # with *_than_arm: also the share of seeds (paired by seed) on which the comparison holds,
+    # margin included, must be at least this (a mean can hide one lucky seed)
+    paired_wins: Annotated[float, AfterValidator(_share)] | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> "Check":
@@ -65,6 +77,8 @@ class Check(Section):
         if all(t is None for t in tests):
             raise ValueError("needs a comparison: greater_than_arm, less_than_arm, at_least, "
                              "at_most or diagnosis_in")
+        if self.paired_wins is not None and not (self.greater_than_arm or self.less_than_arm):
+            raise ValueError("paired_wins needs greater_than_arm or less_than_arm")
         return self
 
     def arms(self) -> list[str]:
@@ -96,10 +110,17 @@ class Corrupt(Section):
     factor: float = 1.1
 
 
+class Holdout(Section):
+    """A second held-out set (stages.draw_holdout): fresh rows from dev's source."""
+    n_samples: PosInt = 1000
+
+
 class Figure(Section):
     curves: tuple[str, ...] = ("train_loss", "dev_accuracy")
     band: Literal["std", "minmax"] = "minmax"
     boundary: bool = True                       # decision boundaries when the data is 2-D
+    cells: tuple[str, ...] = ()                 # grid: these metrics' means as rows x cols
+                                                # heatmaps (lesson/cells.png)
 
 
 class Lesson(Section):
@@ -113,6 +134,7 @@ class Lesson(Section):
     claim: Claim
     figure: Figure = Figure()
     threshold: Threshold | None = None
+    holdout: Holdout | None = None
     corrupt: Corrupt | None = None
     gradcheck_samples: PosInt = 8
     notes: str = ""
@@ -130,6 +152,14 @@ class Lesson(Section):
                 if arm not in names:
                     raise ValueError(f"claim.checks[{i}] names arm {arm!r}; arms: {names}")
             _check_metric(check.metric, self.kind, f"claim.checks[{i}].metric")
+        for i, metric in enumerate(self.figure.cells):
+            _check_metric(metric, self.kind, f"figure.cells[{i}]")
+        if self.figure.cells and self.kind != "grid":
+            raise ValueError(f"figure.cells needs kind grid, got kind {self.kind}")
+        wanted = [m for m in [c.metric for c in self.claim.checks] + list(self.figure.cells)
+                  if m in HOLDOUT]
+        if wanted and self.holdout is None:
+            raise ValueError(f"{wanted[0]} needs a holdout set: add holdout: {{n_samples: 1000}}")
         for curve in self.figure.curves:
             if curve not in CURVES:
                 raise ValueError(f"figure.curves must be among {list(CURVES)}, got {curve!r}")
