@@ -5,7 +5,7 @@
 Each lesson runs as `python -m pipeline experiment --output <tmp> <lesson> workers=N` against a
 throw-away SQLite store, timed from the outside (wall time, the MLflow logging included).
 Writes docs/img/lessons/<lesson>.png (the comparison figure; a second figure of curves, when the
-lesson has one, as <lesson>_curves.png) and docs/img/lessons/<lesson>.md (table, verdict, wall time), and
+lesson has one, as <lesson>_curves.png, and a grid's figure.cells heatmaps as <lesson>_cells.png) and docs/img/lessons/<lesson>.md (table, verdict, wall time), and
 appends a line to docs/img/lessons/timings.tsv: lesson, workers, wall seconds of the whole
 command (imports and a fresh SQLite store included), seconds of the runs loop (as printed).
 """
@@ -39,8 +39,9 @@ def run(lesson: str, workers: int) -> float:
         loop = re.search(r"runs in ([0-9.]+) s", done.stdout).group(1)
         OUT.mkdir(parents=True, exist_ok=True)
         shutil.copy(f"{tmp}/out/comparison.png", OUT / f"{lesson}.png")
-        if Path(f"{tmp}/out/curves.png").exists():
-            shutil.copy(f"{tmp}/out/curves.png", OUT / f"{lesson}_curves.png")
+        for extra in ("curves", "cells"):   # a grid's curves; its cells heatmaps (figure.cells)
+            if Path(f"{tmp}/out/{extra}.png").exists():
+                shutil.copy(f"{tmp}/out/{extra}.png", OUT / f"{lesson}_{extra}.png")
         table = Path(f"{tmp}/out/table.md").read_text()
         (OUT / f"{lesson}.md").write_text(
             table + f"\nwall time: {seconds:.0f} s with {workers} worker(s) "

@@ -215,34 +215,37 @@ def _rect(x, y, colour):
     return Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", lw=2)
 
 
-_GLOSS = {"train_loss": "how well the cost J is optimized (training loss, lower = further)",
-          "train_objective": "the cost J itself (training loss + penalty)",
+_GLOSS = {"train_loss": "the fit of the training labels (training loss)",
+          "train_objective": "the cost J the optimizer minimizes (training loss + L2 penalty): "
+                             "read a row left to right to see whether J is still falling",
           "holdout_accuracy": "how well it generalizes (held-out accuracy; nothing chose on it)",
           "dev_accuracy": "dev accuracy"}
 
 
 def cells(grid, table: pd.DataFrame, metrics: Sequence[str]) -> Figure:
-    """One heatmap per metric: the grid's rows x cols, each cell its mean (± std) over seeds,
-    so one row read left to right shows what that row's knob does to each metric."""
+    """One heatmap per metric, stacked: the grid's rows x cols, each cell its mean (± std)
+    over seeds, so one row read left to right shows what the column knob does to each metric."""
     rows, cols = list(grid.rows), list(grid.cols)
-    fig = Figure(figsize=(1.25 * len(cols) * len(metrics) + 1.5, 0.75 * len(rows) + 1.8))
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, metric in zip(axes, metrics):
-        mean = np.array([[table.at[f"{r}/{c}", f"{metric}_mean"] if f"{r}/{c}" in table.index
-                          else np.nan for c in cols] for r in rows])
-        std = np.array([[table.at[f"{r}/{c}", f"{metric}_std"] if f"{r}/{c}" in table.index
-                         else np.nan for c in cols] for r in rows])
-        higher = "accuracy" in metric   # greener = better in both panels
-        ax.imshow(mean, cmap="YlGn" if higher else "YlGn_r", aspect="auto")
-        for i in range(len(rows)):
-            for j in range(len(cols)):
-                if np.isfinite(mean[i, j]):
-                    ax.text(j, i, f"{mean[i, j]:.3f}\n±{std[i, j]:.3f}", ha="center",
-                            va="center", fontsize=7)
+    fig = Figure(figsize=(1.15 * len(cols) + 1.5, (0.8 * len(rows) + 1.0) * len(metrics) + 0.4))
+    for ax, metric in zip(fig.subplots(len(metrics), 1, squeeze=False)[:, 0], metrics):
+        mean, std = (np.array([[table.at[f"{r}/{c}", f"{metric}_{s}"] if f"{r}/{c}" in
+                                table.index else np.nan for c in cols] for r in rows])
+                     for s in ("mean", "std"))
+        # coloured within each row (rows of different lambda minimize different J's): darker
+        # green = better for that row, so a row read left to right shows the knob's effect
+        lo, hi = np.nanmin(mean, axis=1, keepdims=True), np.nanmax(mean, axis=1, keepdims=True)
+        shade = (mean - lo) / np.where(hi > lo, hi - lo, 1.0)
+        shade = shade if "accuracy" in metric else 1.0 - shade
+        ax.imshow(shade, cmap="YlGn", vmin=0.0, vmax=1.0, aspect="auto")
+        for (i, j), v in np.ndenumerate(mean):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.3f}\n±{std[i, j]:.3f}", ha="center", va="center",
+                        fontsize=8, color="white" if shade[i, j] > 0.6 else "black")
         ax.set_xticks(range(len(cols)), cols)
         ax.set_yticks(range(len(rows)), rows)
-        ax.set_title(textwrap.fill(f"{metric}: {_GLOSS.get(metric, 'mean over seeds')}", 48),
+        ax.set_title(textwrap.fill(f"{metric}: {_GLOSS.get(metric, 'mean over seeds')}", 80),
                      fontsize=9)
-    fig.suptitle("mean ± std over seeds per cell", fontsize=9)
+    fig.suptitle("mean ± std over seeds per cell; colour within each row: darker green = "
+                 "better for that row", fontsize=9)
     fig.tight_layout()
     return fig

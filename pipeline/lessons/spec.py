@@ -24,7 +24,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # name one of them, so a typo fails at the door instead of as a "failed" verdict.
 FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accuracy", "dev_error",
          "best_epoch", "epochs_run", "first_train_loss", "first_dev_loss", "symmetric_units",
-         "non_finite", "epochs_to_threshold", "reached_threshold")
+         "non_finite", "epochs_to_threshold", "reached_threshold", "train_objective")
 # Scored on the lesson's `holdout` set (absent without one): a second clean held-out sample
 # that nothing chose on, so an arm that stopped early on dev is not optimistic there.
 HOLDOUT = ("holdout_loss", "holdout_accuracy", "holdout_error")
