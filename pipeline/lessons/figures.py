@@ -15,6 +15,7 @@ cells       a grid's metrics (figure.cells) as rows x cols heatmaps (lesson/cell
 from __future__ import annotations
 
 import textwrap
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -233,7 +234,10 @@ def cells(grid, table: pd.DataFrame, metrics: Sequence[str]) -> Figure:
                      for s in ("mean", "std"))
         # coloured within each row (rows of different lambda minimize different J's): darker
         # green = better for that row, so a row read left to right shows the knob's effect
-        lo, hi = np.nanmin(mean, axis=1, keepdims=True), np.nanmax(mean, axis=1, keepdims=True)
+        with warnings.catch_warnings():   # a row left out (run_lesson(arms=...)) is all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo = np.nanmin(mean, axis=1, keepdims=True)
+            hi = np.nanmax(mean, axis=1, keepdims=True)
         shade = (mean - lo) / np.where(hi > lo, hi - lo, 1.0)
         shade = shade if "accuracy" in metric else 1.0 - shade
         ax.imshow(shade, cmap="YlGn", vmin=0.0, vmax=1.0, aspect="auto")
