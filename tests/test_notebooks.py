@@ -42,6 +42,7 @@ BUDGETS = {
     "05-vanishing-exploding.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": ["training.epochs=1"]},
     "06-gradient-checking.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": []},
     "07-search-and-evaluate.ipynb": {"N_TRIALS": 3, "OVERRIDES": ["training.epochs=200"]},
+    "09-early-stopping.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": []},
 }
 
 
@@ -167,6 +168,14 @@ LESSON_CLAIMS = {
         c["finished_trials"] == 3 and c["trials_with_test_metrics"] == 0
         and 0.0 <= c["test_accuracy"] <= 1.0 and c["parent_test_accuracy"] == c["test_accuracy"]
         and c["dev_reproduced"] == "true" and c["second_evaluation_exit_code"] == 2),
+    "09-early-stopping.ipynb": lambda c: (
+        c["early_stopping_holdout_accuracy"] > c["none_holdout_accuracy"] + 0.02
+        and c["early_stopping_wins"] == c["seeds"] == 2
+        and c["early_stopping_train_loss"] > 1.5 * c["none_train_loss"]
+        and c["l2_holdout_accuracy"] > c["none_holdout_accuracy"] + 0.02
+        and c["optimistic_arms"] == ["early_stopping"] and c["J_falls_with_epochs"]
+        and c["l2_0_e400_holdout"] < c["l2_0_e50_holdout"] - 0.02
+        and c["l2_3_e400_holdout"] > c["l2_3_e50_holdout"] - 0.01),
 }
 
 
