@@ -82,6 +82,8 @@ claim: {text: c, checks: [{metric: holdout_accuracy, arm: a, at_least: 0.0}]}
         {"metric": "dev_accuracy", "arm": "a", "greater_than_arm": "b", "paired_wins": 1.5}]}},
      "paired_wins must be in (0, 1], got 1.5"),
     ({"holdout": {}, "figure": {"cells": ["train_loss"]}}, "figure.cells needs kind grid"),
+    ({"holdout": {}, "figure": {"curve_arms": ["c"]}},
+     "figure.curve_arms must be among ['a', 'b'], got 'c'"),
 ])
 def test_a_bad_holdout_or_paired_check_is_one_line_naming_the_key(extra, message):
     import yaml
@@ -170,6 +172,14 @@ def test_the_tradeoff_direction_and_its_cells_figure_on_a_small_budget():
     h = t["holdout_accuracy_mean"]   # ... but only without L2 do they cost generalization
     assert h["l2_0/e400"] < h["l2_0/e50"] - 0.02
     assert h["l2_3/e400"] > h["l2_3/e50"] - 0.01 and h["l2_3/e400"] > h["l2_0/e400"] + 0.02
+    # a fixed budget is the first epochs of the long run: one curve holds the row's cells
+    short, long = (next(r for r in result.runs if r.arm == a and r.seed == 0)
+                   for a in ("l2_0/e50", "l2_0/e400"))
+    at_50 = long.history["epoch"].index(50)
+    assert short.metrics["train_objective"] == long.history["train_objective"][at_50]
+    assert short.metrics["dev_accuracy"] == long.history["dev_accuracy"][at_50]
+    curves = result.figures["lesson/curves.png"].axes[0]
+    assert [l.get_label() for l in curves.get_lines()] == ["l2_0/e400", "l2_3/e400"]  # curve_arms run
     fig = result.figures["lesson/cells.png"]
     assert [ax.get_title().split(":")[0] for ax in fig.axes] == list(lesson.figure.cells)
     shown = [x.get_text() for x in fig.axes[-1].texts]

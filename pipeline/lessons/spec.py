@@ -121,6 +121,7 @@ class Figure(Section):
     boundary: bool = True                       # decision boundaries when the data is 2-D
     cells: tuple[str, ...] = ()                 # grid: these metrics' means as rows x cols
                                                 # heatmaps (lesson/cells.png)
+    curve_arms: tuple[str, ...] = ()            # only these arms' curves (default: every arm)
 
 
 class Lesson(Section):
@@ -163,6 +164,9 @@ class Lesson(Section):
         for curve in self.figure.curves:
             if curve not in CURVES:
                 raise ValueError(f"figure.curves must be among {list(CURVES)}, got {curve!r}")
+        for arm in self.figure.curve_arms:
+            if arm not in names:
+                raise ValueError(f"figure.curve_arms must be among {names}, got {arm!r}")
         if self.corrupt is not None and self.corrupt.arm not in names:
             raise ValueError(f"corrupt.arm must be one of {names}, got {self.corrupt.arm!r}")
         return self
