@@ -5,7 +5,8 @@
 Each lesson runs as `python -m pipeline experiment --output <tmp> <lesson> workers=N` against a
 throw-away SQLite store, timed from the outside (wall time, the MLflow logging included).
 Writes docs/img/lessons/<lesson>.png (the comparison figure; a second figure of curves, when the
-lesson has one, as <lesson>_curves.png, and a grid's figure.cells heatmaps as <lesson>_cells.png) and docs/img/lessons/<lesson>.md (table, verdict, wall time), and
+lesson has one, as <lesson>_curves.png; a grid's figure.cells heatmaps as <lesson>_cells.png)
+and docs/img/lessons/<lesson>.md (table, verdict, wall time), and
 appends a line to docs/img/lessons/timings.tsv: lesson, workers, wall seconds of the whole
 command (imports and a fresh SQLite store included), seconds of the runs loop (as printed).
 """

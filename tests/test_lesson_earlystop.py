@@ -179,7 +179,8 @@ def test_the_tradeoff_direction_and_its_cells_figure_on_a_small_budget():
     assert short.metrics["train_objective"] == long.history["train_objective"][at_50]
     assert short.metrics["dev_accuracy"] == long.history["dev_accuracy"][at_50]
     curves = result.figures["lesson/curves.png"].axes[0]
-    assert [l.get_label() for l in curves.get_lines()] == ["l2_0/e400", "l2_3/e400"]  # curve_arms run
+    # figure.curve_arms, among the cells that ran
+    assert [l.get_label() for l in curves.get_lines()] == ["l2_0/e400", "l2_3/e400"]
     fig = result.figures["lesson/cells.png"]
     assert [ax.get_title().split(":")[0] for ax in fig.axes] == list(lesson.figure.cells)
     shown = [x.get_text() for x in fig.axes[-1].texts]
