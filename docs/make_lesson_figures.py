@@ -4,8 +4,10 @@
 
 Each lesson runs as `python -m pipeline experiment --output <tmp> <lesson> workers=N` against a
 throw-away SQLite store, timed from the outside (wall time, the MLflow logging included).
-Writes docs/img/lessons/<lesson>.png (the comparison figure; a second figure of curves or
-cost contours, when the lesson has one, as <lesson>_curves.png / <lesson>_contours.png) and docs/img/lessons/<lesson>.md (table, verdict, wall time), and
+Writes docs/img/lessons/<lesson>.png (the comparison figure; a second figure of curves, cost
+contours or a grid's figure.cells heatmaps, when the lesson has one, as <lesson>_curves.png,
+<lesson>_contours.png, <lesson>_cells.png) and docs/img/lessons/<lesson>.md (table, verdict,
+wall time), and
 appends a line to docs/img/lessons/timings.tsv: lesson, workers, wall seconds of the whole
 command (imports and a fresh SQLite store included), seconds of the runs loop (as printed).
 """
@@ -39,7 +41,7 @@ def run(lesson: str, workers: int) -> float:
         loop = re.search(r"runs in ([0-9.]+) s", done.stdout).group(1)
         OUT.mkdir(parents=True, exist_ok=True)
         shutil.copy(f"{tmp}/out/comparison.png", OUT / f"{lesson}.png")
-        for extra in ("curves", "contours"):   # a lesson's second figure, when it has one
+        for extra in ("curves", "contours", "cells"):   # a lesson's further figures
             if Path(f"{tmp}/out/{extra}.png").exists():
                 shutil.copy(f"{tmp}/out/{extra}.png", OUT / f"{lesson}_{extra}.png")
         table = Path(f"{tmp}/out/table.md").read_text()

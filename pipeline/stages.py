@@ -20,7 +20,9 @@ from pipeline.metrics import classification_metrics
 from pipeline.nn import Architecture, Model, init_network, never_broke_symmetry
 from pipeline.train import FitResult, TrainSettings, fit
 
-STREAMS = ("data", "target", "split", "augment", "init", "train")  # append only: order = seed
+# Append only: stream i is SeedSequence(seed).spawn's child i, whatever comes after it, so a
+# new stream (holdout) leaves every existing draw unchanged bit for bit.
+STREAMS = ("data", "target", "split", "augment", "init", "train", "holdout")
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -102,6 +104,27 @@ def resolve_target(dc):
 
     has_variant = dc.name != "table" and "variant" in D.dataset_params(dc.name)
     return SourceConfig(params={"variant": "clean"}) if has_variant else None
+
+
+def draw_holdout(cfg, prepared: Prepared, n_samples: int) -> D.Split:
+    """A second held-out set: `n_samples` fresh rows from the source dev is cut from (the
+    target, e.g. noisy_diagonal's clean variant, else the data set itself), drawn from its own
+    stream ("holdout"), standardized with the training statistics. Nothing in training sees
+    it (early stopping chooses on dev), and it is not the sealed test split, so a lesson can
+    score an arm that selected on dev here without optimism. Needs a generator that draws new
+    points: a table or digits (a fixed pool of rows) would repeat train/dev/test rows."""
+    dc = cfg.data
+    t = resolve_target(dc)
+    name = (t.name or dc.name) if t is not None else dc.name
+    if name in ("table", "digits"):
+        raise ValueError(f"holdout needs a generated data set that draws new points, got "
+                         f"data {name!r} (a fixed pool of rows would repeat train/dev/test rows)")
+    params = {**dc.params, **t.params} if t is not None else dict(dc.params)
+    rng = streams(cfg.seed)["holdout"]
+    ds = _load_source(name, {**params, "n_samples": n_samples}, dc, rng, dc.feature_scale)
+    rows = rng.permutation(ds.n_samples)[:n_samples]  # noisy_diagonal draws n + noise rows
+    X, y = ds.X[rows], ds.y[rows]
+    return D.Split.from_arrays(prepared.standardizer.transform(X), y, "holdout")
 
 
 def _load_source(name, params, where, rng, scale=None):

@@ -15,8 +15,9 @@ from pipeline.lessons.spec import Corrupt
 from pipeline.nn import Architecture, init_network, symmetric_units
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-SHIPPED = ["augmentation", "bias_variance", "gradient_checking", "initialization",
-           "normalization", "regularization", "regularization_coin_flip", "vanishing_exploding"]
+SHIPPED = ["augmentation", "bias_variance", "early_stopping", "early_stopping_tradeoff",
+           "gradient_checking", "initialization", "normalization", "regularization",
+           "regularization_coin_flip", "vanishing_exploding"]
 
 MINIMAL = """
 title: t

@@ -42,6 +42,7 @@ BUDGETS = {
     "07-search-and-evaluate.ipynb": {"N_TRIALS": 3, "OVERRIDES": ["training.epochs=200"]},
     # 5 seeds (the share claim needs a few pairs), 300 epochs: ~5 s of runs
     "08-augmentation.ipynb": {"SEEDS": 5, "WORKERS": 1, "OVERRIDES": ["training.epochs=300"]},
+    "09-early-stopping.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": []},
 }
 
 
@@ -175,6 +176,14 @@ LESSON_CLAIMS = {
         and c["jitter_minus_none_mean"] < 0 and c["jitter_below_none_share"] >= 0.6
         and c["rotate_keeps_every_label"]
         and c["wrong_side"]["jitter"] > c["wrong_side"]["none"] + 0.02),
+    "09-early-stopping.ipynb": lambda c: (
+        c["early_stopping_holdout_accuracy"] > c["none_holdout_accuracy"] + 0.02
+        and c["early_stopping_wins"] == c["seeds"] == 2
+        and c["early_stopping_train_loss"] > 1.5 * c["none_train_loss"]
+        and c["l2_holdout_accuracy"] > c["none_holdout_accuracy"] + 0.02
+        and c["optimistic_arms"] == ["early_stopping"] and c["J_falls_with_epochs"]
+        and c["l2_0_e400_holdout"] < c["l2_0_e50_holdout"] - 0.02
+        and c["l2_3_e400_holdout"] > c["l2_3_e50_holdout"] - 0.01),
 }
 
 

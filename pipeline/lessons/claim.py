@@ -2,7 +2,8 @@
 
 `best_of` picks the best mean among its arms (max for accuracies, min for losses, errors and
 counts; by `chosen_by` when given, e.g. the arm of lowest train_loss and then its learning rate)
-and leaves out arms that selected on dev (early stopping: optimistic), saying so.
+and, for a dev metric, leaves out arms that selected on dev (early stopping: optimistic),
+saying so; on the lesson's holdout set nothing selected, so they stay in.
 `greater_than_best_of`/`less_than_best_of` compare with the best of other arms, picked alike.
 The verdict is "held" only when every check passes; the one line says which check failed.
 A check with `share` is judged on the runs, seed by seed (paired: the same seed is the same data,
@@ -43,12 +44,18 @@ def higher_is_better(metric: str) -> bool:
     return "accuracy" in metric
 
 
+def optimistic_for(metric: str) -> bool:
+    """Early stopping chose its epoch on dev: only its dev numbers are optimistic."""
+    return metric.startswith("dev_")
+
+
 def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = None,
           runs: Sequence | None = None) -> Verdict:
     """`runs` (the ArmRuns): needed by the paired checks (`share`), which fail without them."""
     optimistic = [a for a in table.index if bool(table.loc[a, "optimistic"])]
     results = tuple(_paired(c, runs) if c.share is not None
-                    else _check(c, table, optimistic, diagnoses or {})
+                    else _check(c, table, optimistic if optimistic_for(c.metric) else [],
+                                diagnoses or {})
                     for c in lesson.claim.checks)
     n_ok = sum(r.passed for r in results)
     seeds = int(table["n_seeds"].min()) if len(table) else 0
@@ -60,7 +67,8 @@ def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = Non
     return Verdict(held, f"{'held' if held else 'failed'}: {line}", results)
 
 
-def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> CheckResult:
+def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses,
+           runs: Sequence = ()) -> CheckResult:
     m = check.metric
     missing = [a for a in check.arms() if a not in table.index]
     if missing:

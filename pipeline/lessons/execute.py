@@ -63,11 +63,15 @@ def execute(job: Job, stop=None) -> ArmRun:
     trained = stages.train(cfg, prepared, stop=stop)
     fit, hist = trained.fit, trained.fit.history
     metrics = {k: float(v) for k, v in trained.metrics.items()}
-    metrics.update(_first(hist), non_finite=float(fit.stop_reason == "non_finite"))
+    metrics.update(_first(hist), non_finite=float(fit.stop_reason == "non_finite"),
+                   train_objective=_at_returned(hist, "train_objective", fit.best_epoch))
     metrics["symmetric_units"] = symmetric_units(fit.params)
     metrics["learning_rate"] = float(cfg.training.learning_rate)  # best_of ... chosen_by
     if job.lesson.threshold is not None:
         metrics.update(_to_threshold(hist, job.lesson.threshold, fit.epochs_run))
+    if job.lesson.holdout is not None:
+        held = stages.draw_holdout(cfg, prepared, job.lesson.holdout.n_samples)
+        metrics.update(stages.split_metrics(trained, held))
     report, blocks, blocks_init = "", {}, {}
     if job.lesson.kind == "gradient_flow":
         metrics.update(grad_flow(hist, trained.model.arch.n_layers))
@@ -86,6 +90,13 @@ def _first(hist) -> dict[str, float]:
     """The first evaluation's losses (the starting point: large random init starts far off)."""
     return {f"first_{k}": float(hist[k][0]) if hist.get(k) else math.nan
             for k in ("train_loss", "dev_loss")}
+
+
+def _at_returned(hist, key: str, epoch: int) -> float:
+    """`key` at the evaluation of the returned parameters (early stopping: the restored epoch,
+    not the last one run); nan if that epoch was not evaluated."""
+    epochs = hist.get("epoch", [])
+    return float(hist[key][epochs.index(epoch)]) if epoch in epochs and key in hist else math.nan
 
 
 def _to_threshold(hist, threshold, epochs_run: int) -> dict[str, float]:

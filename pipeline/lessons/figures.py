@@ -1,11 +1,13 @@
 """A lesson's figures as values: {"lesson/<name>.png": Figure} (matplotlib only, no pyplot).
 
 comparison  the arms' decision boundaries side by side (2-D data; one seed's model per arm,
-            the seed whose dev accuracy is the arm's median, named in the title) above their
-            learning curves overlaid: mean over seeds with a min-max (or std) band; with a
-            paired check (`share`), every arm's boundary is drawn for the same seed (the one
-            with the median paired difference: the same training points in every panel) and
-            a last panel joins each seed's values across the arms (paired)
+            the seed whose dev accuracy, or held-out accuracy when the lesson has a holdout
+            set, is the arm's median, named in the title) above their learning curves
+            overlaid: mean over seeds with a min-max (or std) band, and a marker at each
+            seed's kept epoch for runs that stopped early; with a paired check (`share`),
+            every arm's boundary is drawn for the same seed (the one with the median paired
+            difference: the same training points in every panel) and a last panel joins each
+            seed's values across the arms (paired)
 grad_flow   layer index vs ||dJ/dW_l|| at the first step, one line per arm (log scale)
 gradcheck   per-block relative error of each arm (one panel each), at initialization and after
             training, failing blocks in red
@@ -13,11 +15,13 @@ contours    a two-weight logistic model's cost contours on the raw vs standardiz
             split, with gradient-descent paths (pipeline/plots/contours.py)
 diagnoses   the grid's cells placed on the four bias/variance diagnoses, with the next step
             (a grid's comparison figure; its curves go to lesson/curves.png)
+cells       a grid's metrics (figure.cells) as rows x cols heatmaps (lesson/cells.png)
 """
 
 from __future__ import annotations
 
 import textwrap
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -48,17 +52,20 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
     fig = Figure(figsize=(width, 3.8 * nrows + 3.6))
     grid = fig.add_gridspec(nrows + 1, ncols * n_curves if boundaries else n_curves,
                             height_ratios=[1.05] * nrows + [1.0])
+    score = "holdout_accuracy" if getattr(lesson, "holdout", None) else "dev_accuracy"
     if boundaries:
         seed = median_paired_seed(runs, pair) if pair is not None else None
         for i, arm in enumerate(arms):
-            run, why = _shown_run(runs, arm, seed, pair)
+            run, why = _shown_run(runs, arm, seed, pair, score)
             r, c = divmod(i, ncols)
             ax = fig.add_subplot(grid[r, c * n_curves:(c + 1) * n_curves])
             # the points drawn are the run's (possibly noisy) training set: its accuracy there
-            # is not the lesson's measure, so the title leads with the dev accuracy
-            dev = run.metrics.get("dev_accuracy", float("nan"))
+            # is not the lesson's measure, so the title leads with the dev (or held-out:
+            # nothing chose on it) accuracy
+            acc = run.metrics.get(score, float("nan"))
             draw_boundary(ax, run.model.predict, run.model.X, run.model.y, run.model.classes,
-                          title=f"{arm}: dev accuracy {dev:.1%}\n(seed {run.seed}, {why})",
+                          title=f"{arm}: {score.split('_')[0]} accuracy {acc:.1%}\n"
+                                f"(seed {run.seed}, {why})",
                           resolution=200, legend=i == 0, points="train points shown, train")
     span = ncols if boundaries else 1
     for j, key in enumerate(lesson.figure.curves):
@@ -73,13 +80,14 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
     return fig
 
 
-def _shown_run(runs: Sequence, arm: str, seed: int | None, pair) -> tuple[object, str]:
+def _shown_run(runs: Sequence, arm: str, seed: int | None, pair,
+               score: str = "dev_accuracy") -> tuple[object, str]:
     """The arm's run at the paired median `seed` when there is one, else its own median run;
     and the title's note saying which."""
     n = sum(1 for x in runs if x.arm == arm)
     run = next((x for x in runs if x.arm == arm and x.seed == seed), None)
     if seed is None or run is None:
-        return representative(runs, arm), f"the median of {n}"
+        return representative(runs, arm, score), f"the median of {n}"
     return run, f"median {pair.arm} - {_other(pair)} over {n} seeds"
 
 
@@ -150,6 +158,7 @@ def overlay(ax, runs, arms, key: str, band: str = "minmax", threshold=None) -> N
             lo, hi = frame.min(axis=1), frame.max(axis=1)
         ax.plot(frame.index, mean, color=colour, lw=1.3, label=arm)
         ax.fill_between(frame.index, lo, hi, color=colour, alpha=0.15, lw=0)
+        stop_marks(ax, runs, arm, frame, colour)
     if threshold is not None:
         ax.axhline(threshold, color="k", ls=":", lw=0.9, label=f"threshold {threshold:g}")
     if "loss" in key:
@@ -160,6 +169,23 @@ def overlay(ax, runs, arms, key: str, band: str = "minmax", threshold=None) -> N
                  fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncols=2)
+
+
+def stop_marks(ax, runs, arm: str, frame: pd.DataFrame, colour: str) -> None:
+    """A marker at each seed's restored epoch, on that seed's own curve, for runs that stopped
+    early (best_epoch before the last epoch trained: early stopping returned earlier params)."""
+    points = [(r.metrics["best_epoch"], frame.at[r.metrics["best_epoch"], r.seed])
+              for r in runs if r.arm == arm and _stopped_early(r)
+              and r.metrics["best_epoch"] in frame.index]
+    if points:
+        x, y = zip(*points)
+        ax.plot(x, y, "v", ms=6, color=colour, mec="k", mew=0.6, ls="none", zorder=5,
+                label=f"{arm}: stop epoch kept (each seed)")
+
+
+def _stopped_early(run) -> bool:
+    best, ran = run.metrics.get("best_epoch"), run.metrics.get("epochs_run")
+    return best is not None and ran is not None and 0 < best < ran
 
 
 def grad_flow(runs: Sequence, arms: Sequence[str]) -> Figure:
@@ -283,3 +309,42 @@ def diagnoses(grid, table: pd.DataFrame, cells: Mapping[str, object]) -> Figure:
 def _rect(x, y, colour):
     from matplotlib.patches import Rectangle
     return Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white", lw=2)
+
+
+_GLOSS = {"train_loss": "the fit of the training labels (training loss)",
+          "train_objective": "the cost J the optimizer minimizes (training loss + L2 penalty): "
+                             "read a row left to right to see whether J is still falling",
+          "holdout_accuracy": "how well it generalizes (held-out accuracy; nothing chose on it)",
+          "dev_accuracy": "dev accuracy"}
+
+
+def cells(grid, table: pd.DataFrame, metrics: Sequence[str]) -> Figure:
+    """One heatmap per metric, stacked: the grid's rows x cols, each cell its mean (± std)
+    over seeds, so one row read left to right shows what the column knob does to each metric."""
+    rows, cols = list(grid.rows), list(grid.cols)
+    fig = Figure(figsize=(1.15 * len(cols) + 1.5, (0.8 * len(rows) + 1.0) * len(metrics) + 0.4))
+    for ax, metric in zip(fig.subplots(len(metrics), 1, squeeze=False)[:, 0], metrics):
+        mean, std = (np.array([[table.at[f"{r}/{c}", f"{metric}_{s}"] if f"{r}/{c}" in
+                                table.index else np.nan for c in cols] for r in rows])
+                     for s in ("mean", "std"))
+        # coloured within each row (rows of different lambda minimize different J's): darker
+        # green = better for that row, so a row read left to right shows the knob's effect
+        with warnings.catch_warnings():   # a row left out (run_lesson(arms=...)) is all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo = np.nanmin(mean, axis=1, keepdims=True)
+            hi = np.nanmax(mean, axis=1, keepdims=True)
+        shade = (mean - lo) / np.where(hi > lo, hi - lo, 1.0)
+        shade = shade if "accuracy" in metric else 1.0 - shade
+        ax.imshow(shade, cmap="YlGn", vmin=0.0, vmax=1.0, aspect="auto")
+        for (i, j), v in np.ndenumerate(mean):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.3f}\n±{std[i, j]:.3f}", ha="center", va="center",
+                        fontsize=8, color="white" if shade[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(cols)), cols)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set_title(textwrap.fill(f"{metric}: {_GLOSS.get(metric, 'mean over seeds')}", 80),
+                     fontsize=9)
+    fig.suptitle("mean ± std over seeds per cell; colour within each row: darker green = "
+                 "better for that row", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -181,7 +181,11 @@ def make_figures(lesson: Lesson, runs, arms, table, cells) -> dict:
         figs["lesson/comparison.png"] = F.comparison(lesson, runs, arms)
     if lesson.kind == "grid":  # the cells on the diagnoses; 12 overlaid curves come second
         figs["lesson/comparison.png"] = F.diagnoses(lesson.grid, table, cells)
-        figs["lesson/curves.png"] = F.comparison(lesson, runs, arms)
+        shown = [a for a in arms if a in lesson.figure.curve_arms] or arms
+        figs["lesson/curves.png"] = F.comparison(lesson, [r for r in runs if r.arm in shown],
+                                                 shown)
+        if lesson.figure.cells:
+            figs["lesson/cells.png"] = F.cells(lesson.grid, table, lesson.figure.cells)
     if lesson.kind == "gradient_flow":
         figs["lesson/comparison.png"] = F.grad_flow(runs, arms)
         figs["lesson/curves.png"] = F.comparison(lesson.model_copy(

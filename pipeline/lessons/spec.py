@@ -25,8 +25,12 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # name one of them, so a typo fails at the door instead of as a "failed" verdict.
 FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accuracy", "dev_error",
          "best_epoch", "epochs_run", "first_train_loss", "first_dev_loss", "symmetric_units",
-         "non_finite", "epochs_to_threshold", "reached_threshold", "learning_rate")
-METRICS = {"arms": FINAL, "grid": FINAL,
+         "non_finite", "epochs_to_threshold", "reached_threshold", "learning_rate",
+         "train_objective")
+# Scored on the lesson's `holdout` set (absent without one): a second clean held-out sample
+# that nothing chose on, so an arm that stopped early on dev is not optimistic there.
+HOLDOUT = ("holdout_loss", "holdout_accuracy", "holdout_error")
+METRICS = {"arms": FINAL + HOLDOUT, "grid": FINAL + HOLDOUT,
            "gradient_flow": FINAL + ("log10_grad_ratio", "log10_grad_spread", "grad_norm_first",
                                      "grad_norm_last", "zero_gradient"),
            "gradcheck": ("n_failed", "target_failed", "relative_error", "failed_W", "failed_b")}
@@ -127,12 +131,20 @@ class Corrupt(Section):
 CostBug = Literal["no_l2", "fresh_mask"]
 
 
+class Holdout(Section):
+    """A second held-out set (stages.draw_holdout): fresh rows from dev's source."""
+    n_samples: PosInt = 1000
+
+
 class Figure(Section):
     curves: tuple[str, ...] = ("train_loss", "dev_accuracy")
     band: Literal["std", "minmax"] = "minmax"
     boundary: bool = True                       # decision boundaries when the data is 2-D
     contours: bool = False                      # lesson/contours.png: a 2-weight logistic
                                                 # model's cost, raw vs standardized (2-D data)
+    cells: tuple[str, ...] = ()                 # grid: these metrics' means as rows x cols
+                                                # heatmaps (lesson/cells.png)
+    curve_arms: tuple[str, ...] = ()            # only these arms' curves (default: every arm)
 
 
 class Lesson(Section):
@@ -146,6 +158,7 @@ class Lesson(Section):
     claim: Claim
     figure: Figure = Figure()
     threshold: Threshold | None = None
+    holdout: Holdout | None = None
     corrupt: Corrupt | None = None
     cost_bugs: dict[Name, CostBug] = {}
     gradcheck_samples: PosInt = 8
@@ -166,9 +179,20 @@ class Lesson(Section):
             _check_metric(check.metric, self.kind, f"claim.checks[{i}].metric")
             if check.chosen_by is not None:
                 _check_metric(check.chosen_by, self.kind, f"claim.checks[{i}].chosen_by")
+        for i, metric in enumerate(self.figure.cells):
+            _check_metric(metric, self.kind, f"figure.cells[{i}]")
+        if self.figure.cells and self.kind != "grid":
+            raise ValueError(f"figure.cells needs kind grid, got kind {self.kind}")
+        wanted = [m for m in [c.metric for c in self.claim.checks] + list(self.figure.cells)
+                  if m in HOLDOUT]
+        if wanted and self.holdout is None:
+            raise ValueError(f"{wanted[0]} needs a holdout set: add holdout: {{n_samples: 1000}}")
         for curve in self.figure.curves:
             if curve not in CURVES:
                 raise ValueError(f"figure.curves must be among {list(CURVES)}, got {curve!r}")
+        for arm in self.figure.curve_arms:
+            if arm not in names:
+                raise ValueError(f"figure.curve_arms must be among {names}, got {arm!r}")
         if self.corrupt is not None and self.corrupt.arm not in names:
             raise ValueError(f"corrupt.arm must be one of {names}, got {self.corrupt.arm!r}")
         for arm in self.cost_bugs:

@@ -64,6 +64,9 @@ def markdown(table: pd.DataFrame, metrics: Sequence[str], *, extra: dict | None 
     if table.get("optimistic", pd.Series(dtype=bool)).any():
         lines.append("*optimistic: early stopping chose its epoch on this dev set, so its dev "
                      "numbers were used for selection; the verdict does not rest on them.")
+        if any(m.startswith("holdout_") for m in shown):
+            lines[-1] += (" Its holdout numbers are honest: that set was drawn apart and "
+                          "nothing chose on it.")
     return "\n".join(lines)
 
 
