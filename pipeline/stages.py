@@ -141,13 +141,19 @@ def architecture(cfg, prepared: Prepared):
                         cfg.model.activation)
 
 
+def initial_network(cfg, prepared: Prepared):
+    """The network `train` starts from: the config's init drawn from the seed's "init" stream
+    (that stream draws nothing else, so this is the very network that trains)."""
+    return init_network(architecture(cfg, prepared), cfg.model.init, streams(cfg.seed)["init"],
+                        scale=cfg.model.init_scale, dtype=np.dtype(cfg.training.dtype).type)
+
+
 def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = (), stop=None) -> Trained:
     """Init -> fit with early stopping on dev -> the model -> train/dev metrics -> diagnosis.
     `stop`: a `pipeline.stop.Stop` that `fit` checks every epoch (None: never stops)."""
     rngs = streams(cfg.seed)
     arch = architecture(cfg, prepared)
-    net = init_network(arch, cfg.model.init, rngs["init"], scale=cfg.model.init_scale,
-                       dtype=np.dtype(cfg.training.dtype).type)
+    net = initial_network(cfg, prepared)
     result = fit(net, prepared.train.X, prepared.train.y, prepared.dev.X, prepared.dev.y,
                  settings(cfg), rngs["train"], callbacks=callbacks, stop=stop)
     std = prepared.standardizer

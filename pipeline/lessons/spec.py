@@ -27,9 +27,11 @@ FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accurac
          "non_finite", "epochs_to_threshold", "reached_threshold")
 METRICS = {"arms": FINAL, "grid": FINAL,
            "gradient_flow": FINAL + ("log10_grad_ratio", "log10_grad_spread", "grad_norm_first",
-                                     "grad_norm_last", "zero_gradient"),
+                                     "grad_norm_last", "zero_gradient", "log10_grad_slope",
+                                     "act_norm_first", "act_norm_last", "log10_act_ratio",
+                                     "log10_act_slope"),
            "gradcheck": ("n_failed", "target_failed", "relative_error")}
-METRIC_PREFIXES = {"gradcheck": ("relerr_",), "gradient_flow": ("grad_W",)}
+METRIC_PREFIXES = {"gradcheck": ("relerr_",), "gradient_flow": ("grad_W", "act_A")}
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error",
           "train_objective")
 
