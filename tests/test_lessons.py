@@ -180,9 +180,13 @@ def test_normalization_direction_on_a_small_budget():
 
 
 def test_vanishing_exploding_and_gradient_checking_hold():
+    # one step: every check about the initial weights holds; the two about training (the relu
+    # arms' train_loss) need the lesson's 150 steps (tests/test_lesson_depth.py, slow)
     r = run_lesson("vanishing_exploding", seeds=2, conf_dir=CONF, overrides=["training.epochs=1"])
-    assert r.verdict.held, r.verdict.format()
-    assert np.isnan(r.table.loc["zeros", "log10_grad_ratio_mean"])
+    at_init = [c for c in r.verdict.checks if " train_loss " not in c.text]
+    assert len(at_init) == len(r.verdict.checks) - 2, r.verdict.format()
+    assert all(c.passed for c in at_init), r.verdict.format()
+    assert r.table.loc["sigmoid_xavier", "log10_grad_ratio_mean"] < -6
     assert set(r.figures) == {"lesson/comparison.png", "lesson/curves.png"}
     g = run_lesson("gradient_checking", seeds=2, conf_dir=CONF)
     assert g.verdict.held, g.verdict.format()
