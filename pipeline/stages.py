@@ -165,8 +165,9 @@ def architecture(cfg, prepared: Prepared):
 
 
 def initial_network(cfg, prepared: Prepared):
-    """The network `train` starts from (the config's init on its own stream): a gradient check
-    at initialization checks exactly this one."""
+    """The network `train` starts from: the config's init drawn from the seed's "init" stream
+    (that stream draws nothing else, so this is the very network that trains; a gradient check
+    at initialization checks exactly this one)."""
     return init_network(architecture(cfg, prepared), cfg.model.init, streams(cfg.seed)["init"],
                         scale=cfg.model.init_scale, dtype=np.dtype(cfg.training.dtype).type)
 

@@ -16,7 +16,8 @@ import numpy as np
 from pipeline import stages, threads
 from pipeline.config import config_from_yaml
 from pipeline.lessons.plan import Job
-from pipeline.nn import symmetric_units
+from pipeline.lessons.flow import activation_flow, log10_trend
+from pipeline.nn import hidden_signal, symmetric_units
 from pipeline.nn.gradcheck import PASSING
 
 
@@ -75,6 +76,9 @@ def execute(job: Job, stop=None) -> ArmRun:
     report, blocks, blocks_init = "", {}, {}
     if job.lesson.kind == "gradient_flow":
         metrics.update(grad_flow(hist, trained.model.arch.n_layers))
+        # the forward signal of the same initial network, on the same training set
+        metrics.update(activation_flow(hidden_signal(stages.initial_network(cfg, prepared),
+                                                     prepared.train.X)))
     elif job.lesson.kind == "gradcheck":
         report, blocks, blocks_init, extra = _gradcheck(job, cfg, prepared, trained)
         metrics.update(extra)
@@ -109,17 +113,19 @@ def _to_threshold(hist, threshold, epochs_run: int) -> dict[str, float]:
 
 def grad_flow(hist, n_layers: int) -> dict[str, float]:
     """||dJ/dW_l|| at the first evaluation (the first step's gradient, at the initial weights)
-    for every layer, and the first-to-last ratio and max/min spread in log10 (nan when a
-    layer's gradient is exactly 0, as with zero initialization)."""
+    for every layer; its trend on the way back to the input (`flow.log10_trend` of the norms
+    from the last layer to the first: log10 first/last and the slope per layer, negative when
+    it vanishes toward the input) and its max/min spread in log10 (nan when a layer's gradient
+    is exactly 0, as with zero initialization)."""
     norms = np.array([hist[f"grad_norm_W{l}"][0] if hist.get(f"grad_norm_W{l}") else np.nan
                       for l in range(1, n_layers + 1)])
     out = {f"grad_W{l}": float(v) for l, v in enumerate(norms, start=1)}
     zero = bool(np.any(norms == 0) or np.any(~np.isfinite(norms)))
+    ratio, slope = log10_trend(norms[::-1])
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log10(norms)
     out.update(grad_norm_first=float(norms[0]), grad_norm_last=float(norms[-1]),
-               zero_gradient=float(zero),
-               log10_grad_ratio=math.nan if zero else float(logs[0] - logs[-1]),
+               zero_gradient=float(zero), log10_grad_ratio=ratio, log10_grad_slope=slope,
                log10_grad_spread=math.nan if zero else float(logs.max() - logs.min()))
     return out
 

@@ -8,7 +8,8 @@ comparison  the arms' decision boundaries side by side (2-D data; one seed's mod
             every arm's boundary is drawn for the same seed (the one with the median paired
             difference: the same training points in every panel) and a last panel joins each
             seed's values across the arms (paired)
-grad_flow   layer index vs ||dJ/dW_l|| at the first step, one line per arm (log scale)
+grad_flow   per layer at the initial weights, one line per arm (log scale): ||dJ/dW_l|| and
+            the hidden activations' spread across examples (two panels)
 gradcheck   per-block relative error of each arm (one panel each), at initialization and after
             training, failing blocks in red
 contours    a two-weight logistic model's cost contours on the raw vs standardized training
@@ -27,6 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pipeline.plots.training import draw_boundary
 
@@ -74,8 +76,8 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
     if pair is not None:
         j = n_curves - 1
         paired(fig.add_subplot(grid[nrows, j * span:(j + 1) * span]), runs, arms, pair)
-    fig.suptitle(f"{lesson.title}: {len(arms)} arms x {len(runs) // max(len(arms), 1)} seeds",
-                 fontsize=11)
+    title = f"{lesson.title}: {len(arms)} arms x {len(runs) // max(len(arms), 1)} seeds"
+    fig.suptitle(textwrap.fill(title, int(width * 11)), fontsize=11)  # ~11 characters an inch
     fig.tight_layout()
     return fig
 
@@ -189,32 +191,53 @@ def _stopped_early(run) -> bool:
 
 
 def grad_flow(runs: Sequence, arms: Sequence[str]) -> Figure:
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
+    """Two panels at the initial weights, one colour per arm: ||dJ/dW_l|| per layer (the
+    backward signal) and the hidden activations' spread per layer (the forward signal, when
+    the runs carry it), log scale, mean over seeds with a min-max band; legend outside."""
+    forward = any(k.startswith("act_A") for k in runs[0].metrics)
+    fig = Figure(figsize=(12.5 if forward else 8.5, 4.6))
+    axes = fig.subplots(1, 2 if forward else 1, squeeze=False)[0]
     notes = []
     for i, arm in enumerate(arms):
         mine = [r for r in runs if r.arm == arm]
-        layers = sorted(int(k[6:]) for k in mine[0].metrics if k.startswith("grad_W"))
-        norms = np.array([[r.metrics[f"grad_W{l}"] for l in layers] for r in mine])  # (seeds, L)
-        if np.all(norms == 0):
-            notes.append(f"{arm}: every weight gradient is exactly 0")
-            continue
-        with np.errstate(divide="ignore"):
-            logs = np.where(norms > 0, np.log10(np.where(norms > 0, norms, 1)), np.nan)
         colour = _COLOURS[i % len(_COLOURS)]
-        ax.plot(layers, np.nanmean(logs, axis=0), "o-", ms=3, color=colour, label=arm)
-        ax.fill_between(layers, np.nanmin(logs, axis=0), np.nanmax(logs, axis=0), color=colour,
-                        alpha=0.15, lw=0)
-    ax.set_xlabel("layer l (1 = first hidden layer's weights)")
-    ax.set_ylabel("log10 ||dJ/dW_l||  at the first step")
-    ax.set_title("gradient norm per layer at initialization: mean over seeds, band min-max",
-                 fontsize=9)
+        if not _per_layer(axes[0], mine, "grad_W", colour, arm):
+            notes.append(f"{arm}: every weight gradient is exactly 0")
+        if forward:
+            _per_layer(axes[1], mine, "act_A", colour, arm)
+    axes[0].set_xlabel("layer l (1 = first hidden layer's weights)")
+    axes[0].set_ylabel("log10 ||dJ/dW_l||  at the first step")
+    axes[0].set_title("backward: gradient norm per layer at initialization", fontsize=9)
     if notes:
-        ax.text(0.01, 0.01, "\n".join(notes), transform=ax.transAxes, fontsize=8)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        axes[0].text(0.01, 0.01, "\n".join(notes), transform=axes[0].transAxes, fontsize=8)
+    if forward:
+        axes[1].set_xlabel("hidden layer l")
+        axes[1].set_ylabel("log10 spread of A_l across the examples")
+        axes[1].set_title("forward: how much each hidden layer's output varies with the input\n"
+                          "(RMS over its units of each unit's std over the training set)",
+                          fontsize=9)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.suptitle("at the initial weights: mean over seeds, band min-max", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _per_layer(ax, mine: Sequence, prefix: str, colour: str, arm: str) -> bool:
+    """One arm's log10 of metrics `<prefix><l>` against l; False when all are exactly 0."""
+    layers = sorted(int(k[len(prefix):]) for k in mine[0].metrics if k.startswith(prefix)
+                    and k[len(prefix):].isdigit())
+    values = np.array([[r.metrics[f"{prefix}{l}"] for l in layers] for r in mine])  # (seeds, L)
+    if np.all(values == 0):
+        return False
+    with np.errstate(divide="ignore"):
+        logs = np.where(values > 0, np.log10(np.where(values > 0, values, 1)), np.nan)
+    ax.plot(layers, np.nanmean(logs, axis=0), "o-", ms=3, color=colour, label=arm)
+    ax.fill_between(layers, np.nanmin(logs, axis=0), np.nanmax(logs, axis=0), color=colour,
+                    alpha=0.15, lw=0)
+    return True
 
 
 def gradcheck(runs: Sequence, arms: Sequence[str]) -> Figure:

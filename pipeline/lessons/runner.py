@@ -149,7 +149,9 @@ def display_metrics(lesson: Lesson) -> list[str]:
     usual = {"arms": ["train_accuracy", "dev_accuracy", "dev_loss"],
              "grid": ["train_error", "dev_error"],
              "gradient_flow": ["grad_norm_first", "grad_norm_last", "log10_grad_ratio",
-                               "log10_grad_spread", "first_train_loss"],
+                               "log10_grad_slope", "log10_grad_spread", "act_norm_first",
+                               "act_norm_last", "log10_act_ratio", "first_train_loss",
+                               "train_loss"],
              "gradcheck": ["n_failed", "relative_error"]}[lesson.kind]
     if lesson.threshold is not None:
         usual += ["epochs_to_threshold", "reached_threshold"]

@@ -32,10 +32,12 @@ FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accurac
 HOLDOUT = ("holdout_loss", "holdout_accuracy", "holdout_error")
 METRICS = {"arms": FINAL + HOLDOUT, "grid": FINAL + HOLDOUT,
            "gradient_flow": FINAL + ("log10_grad_ratio", "log10_grad_spread", "grad_norm_first",
-                                     "grad_norm_last", "zero_gradient"),
+                                     "grad_norm_last", "zero_gradient", "log10_grad_slope",
+                                     "act_norm_first", "act_norm_last", "log10_act_ratio",
+                                     "log10_act_slope"),
            "gradcheck": ("n_failed", "target_failed", "relative_error", "failed_W", "failed_b")}
 # gradcheck: relerr_<block> per block; init_<metric> the same check at initialization
-METRIC_PREFIXES = {"gradcheck": ("relerr_", "init_"), "gradient_flow": ("grad_W",)}
+METRIC_PREFIXES = {"gradcheck": ("relerr_", "init_"), "gradient_flow": ("grad_W", "act_A")}
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error",
           "train_objective")
 

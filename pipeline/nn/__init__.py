@@ -15,12 +15,13 @@ from pipeline.nn.losses import (Penalty, cross_entropy_from_logits, cross_entrop
 from pipeline.nn.model import Model, source_digest
 from pipeline.nn.network import Architecture, Network, Params
 from pipeline.nn.optim import OPTIMIZERS, make_optimizer
+from pipeline.nn.signal import hidden_signal
 from pipeline.nn.symmetry import distinct_units, never_broke_symmetry, symmetric_units
 
 __all__ = [
     "ACTIVATIONS", "INITIALIZERS", "OPTIMIZERS", "Architecture", "BlockResult",
     "GradCheckReport", "Model", "Network", "Params", "Penalty", "cross_entropy_from_logits",
-    "cross_entropy_from_probs", "distinct_units", "get_activation", "gradient_check",
+    "cross_entropy_from_probs", "distinct_units", "get_activation", "gradient_check", "hidden_signal",
     "init_network", "keep_per_layer", "labels_from_probs", "make_optimizer",
     "never_broke_symmetry", "penalty", "relative_error", "sigmoid", "source_digest",
     "symmetric_units", "verdict", "weight_sparsity",
