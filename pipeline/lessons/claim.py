@@ -39,9 +39,16 @@ def higher_is_better(metric: str) -> bool:
     return "accuracy" in metric
 
 
-def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = None) -> Verdict:
+def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = None,
+          runs: Sequence | None = None) -> Verdict:
+    """`diagnoses`: {arm: verdict of the arm's mean errors} (grid); `runs`: the ArmRuns, whose
+    per-seed diagnoses a check with `share` counts."""
     optimistic = [a for a in table.index if bool(table.loc[a, "optimistic"])]
-    results = tuple(_check(c, table, optimistic, diagnoses or {}) for c in lesson.claim.checks)
+    per_seed: dict[str, list[str]] = {}
+    for run in runs or ():
+        per_seed.setdefault(run.arm, []).append(run.diagnosis)
+    results = tuple(_check(c, table, optimistic, diagnoses or {}, per_seed)
+                    for c in lesson.claim.checks)
     n_ok = sum(r.passed for r in results)
     seeds = int(table["n_seeds"].min()) if len(table) else 0
     held = n_ok == len(results)
@@ -52,7 +59,8 @@ def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = Non
     return Verdict(held, f"{'held' if held else 'failed'}: {line}", results)
 
 
-def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> CheckResult:
+def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses,
+           per_seed: Mapping[str, list[str]] = {}) -> CheckResult:
     m = check.metric
     missing = [a for a in check.arms() if a not in table.index]
     if missing:
@@ -82,13 +90,27 @@ def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses) -> 
         passed, text = _relative(value, ref, greater, check.margin, check.factor)
         ok &= passed
         parts.append(f"{text} {other}'s {_fmt(ref)}")
-    if check.diagnosis_in is not None:
+    if check.diagnosis_in is not None and check.share is not None:
+        passed, said = _share(per_seed.get(arm, []), check.diagnosis_in, check.share)
+        ok &= passed
+        parts.append(said)
+    elif check.diagnosis_in is not None:
         got = diagnoses.get(arm, "?")
         passed = got in check.diagnosis_in
         ok &= passed
         parts.append(f"diagnosis {got!r} in {list(check.diagnosis_in)}")
     text = f"{who} {m} mean {_fmt(value)} " + " and ".join(parts)
     return CheckResult(bool(ok) and not math.isnan(value), text)
+
+
+def _share(verdicts: Sequence[str], wanted: Sequence[str], share: float):
+    """At least `share` of the seeds diagnosed as one of `wanted` (no seeds: not met)."""
+    hits = sum(v in wanted for v in verdicts)
+    n = len(verdicts)
+    passed = n > 0 and hits >= share * n - 1e-9
+    seen = ", ".join(f"{v!r} x{verdicts.count(v)}" for v in dict.fromkeys(verdicts)) or "none"
+    return passed, (f"diagnosis in {list(wanted)} on {hits}/{n} seeds (needs >= {share:.0%}; "
+                    f"seen {seen})")
 
 
 def _relative(value, ref, greater: bool, margin: float, factor: float | None):

@@ -51,6 +51,7 @@ class ArmRun:
     report: str = ""                    # gradcheck: the per-block report
     blocks: dict[str, float] = field(default_factory=dict)  # gradcheck: relative error per block
     blas_threads: int = 0               # in effect where the job ran (pipeline/threads.py)
+    bayes_source: str = ""              # where the diagnosis' Bayes error came from
 
 
 def execute(job: Job, stop=None) -> ArmRun:
@@ -63,6 +64,9 @@ def execute(job: Job, stop=None) -> ArmRun:
     metrics = {k: float(v) for k, v in trained.metrics.items()}
     metrics.update(_first(hist), non_finite=float(fit.stop_reason == "non_finite"))
     metrics["symmetric_units"] = symmetric_units(fit.params)
+    d = trained.diagnosis
+    metrics.update(avoidable_bias=d.avoidable_bias, variance=d.variance,
+                   bayes_error=d.bayes_error)
     if job.lesson.threshold is not None:
         metrics.update(_to_threshold(hist, job.lesson.threshold, fit.epochs_run))
     report, blocks = "", {}
@@ -76,7 +80,7 @@ def execute(job: Job, stop=None) -> ArmRun:
     return ArmRun(job.arm, job.seed, metrics, {k: list(v) for k, v in hist.items()},
                   job.overrides, job.cfg_yaml, time.perf_counter() - started, fit.stop_message,
                   trained.diagnosis.verdict if trained.diagnosis else "", model, report, blocks,
-                  threads.in_effect())
+                  threads.in_effect(), d.bayes_source)
 
 
 def _first(hist) -> dict[str, float]:

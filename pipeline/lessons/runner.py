@@ -129,8 +129,8 @@ def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,
     ran = {j.arm for j in jobs}
     arms = [a for a in lesson.arm_names() if a in ran]
     table = summarize(runs, arms, optimistic_arms(jobs))
-    cells = _diagnoses(lesson, table, jobs)
-    verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()})
+    cells = _diagnoses(lesson, table, jobs, runs)
+    verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()}, runs)
     extra = {"diagnosis": {a: d.verdict for a, d in cells.items()},
              "next step": {a: d.recommendation for a, d in cells.items()}} if cells else None
     md = T.markdown(table, display_metrics(lesson), extra=extra)
@@ -159,17 +159,28 @@ def display_metrics(lesson: Lesson) -> list[str]:
     return out
 
 
-def _diagnoses(lesson: Lesson, table: pd.DataFrame, jobs: Sequence[Job]) -> dict:
-    """Grid lessons: each cell diagnosed from its MEAN train and dev errors."""
+def _diagnoses(lesson: Lesson, table: pd.DataFrame, jobs: Sequence[Job], runs=()) -> dict:
+    """Grid lessons: each cell diagnosed from its MEAN train and dev errors, against the
+    Bayes error its runs used (`diagnosis.bayes_error: auto` is resolved by each run's data),
+    with the recommendation reading the cell's regularization."""
     if lesson.kind != "grid":
         return {}
     from pipeline.config import config_from_yaml
-    from pipeline.diagnosis import diagnose
+    from pipeline.diagnosis import diagnose, regularizers, resolve_bayes_error
 
     first = {j.arm: config_from_yaml(j.cfg_yaml) for j in jobs}
-    return {a: diagnose(table.loc[a, "train_error_mean"], table.loc[a, "dev_error_mean"],
-                        bayes_error=first[a].diagnosis.bayes_error,
-                        threshold=first[a].diagnosis.threshold) for a in table.index}
+    out = {}
+    for a in table.index:
+        cfg, reg = first[a], first[a].regularization
+        bayes, source = resolve_bayes_error(cfg.diagnosis.bayes_error, None)
+        used = [r for r in runs if r.arm == a]
+        if used and "bayes_error_mean" in table:
+            bayes, source = float(table.loc[a, "bayes_error_mean"]), used[0].bayes_source
+        out[a] = diagnose(table.loc[a, "train_error_mean"], table.loc[a, "dev_error_mean"],
+                          bayes_error=bayes, threshold=cfg.diagnosis.threshold,
+                          regularization=regularizers(reg.l2, reg.l1, reg.keep_prob),
+                          bayes_source=source)
+    return out
 
 
 def make_figures(lesson: Lesson, runs, arms, table, cells) -> dict:
@@ -178,9 +189,9 @@ def make_figures(lesson: Lesson, runs, arms, table, cells) -> dict:
     figs = {}
     if lesson.kind == "arms":
         figs["lesson/comparison.png"] = F.comparison(lesson, runs, arms)
-    if lesson.kind == "grid":  # the cells on the diagnoses; 12 overlaid curves come second
+    if lesson.kind == "grid":  # the cells on the diagnoses; their curves, one panel each
         figs["lesson/comparison.png"] = F.diagnoses(lesson.grid, table, cells)
-        figs["lesson/curves.png"] = F.comparison(lesson, runs, arms)
+        figs["lesson/curves.png"] = F.cell_curves(lesson, runs, cells)
     if lesson.kind == "gradient_flow":
         figs["lesson/comparison.png"] = F.grad_flow(runs, arms)
         figs["lesson/curves.png"] = F.comparison(lesson.model_copy(

@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, ValidationError, model_validator
 
-from pipeline.config.constraints import NonEmpty, PosInt, Positive, Section, explain_error
+from pipeline.config.constraints import (NonEmpty, PosInt, Positive, Section, bound,
+                                         explain_error)
 
 KINDS = ("arms", "grid", "gradient_flow", "gradcheck")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -24,14 +25,15 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # name one of them, so a typo fails at the door instead of as a "failed" verdict.
 FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accuracy", "dev_error",
          "best_epoch", "epochs_run", "first_train_loss", "first_dev_loss", "symmetric_units",
-         "non_finite", "epochs_to_threshold", "reached_threshold")
+         "non_finite", "epochs_to_threshold", "reached_threshold", "avoidable_bias", "variance",
+         "bayes_error")
 METRICS = {"arms": FINAL, "grid": FINAL,
            "gradient_flow": FINAL + ("log10_grad_ratio", "log10_grad_spread", "grad_norm_first",
                                      "grad_norm_last", "zero_gradient"),
            "gradcheck": ("n_failed", "target_failed", "relative_error")}
 METRIC_PREFIXES = {"gradcheck": ("relerr_",), "gradient_flow": ("grad_W",)}
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error",
-          "train_objective")
+          "train_objective", "train_error")
 
 
 def _name(value: str) -> str:
@@ -55,6 +57,8 @@ class Check(Section):
     at_least: float | None = None
     at_most: float | None = None
     diagnosis_in: tuple[str, ...] | None = None  # grid: the cell's diagnosis verdict is one of these
+    share: Annotated[float, bound(0, 1, lo_open=True)] | None = None  # with diagnosis_in: judged
+    # per seed instead (each run's own diagnosis): at least this share of the arm's seeds
 
     @model_validator(mode="after")
     def _shape(self) -> "Check":
@@ -65,6 +69,8 @@ class Check(Section):
         if all(t is None for t in tests):
             raise ValueError("needs a comparison: greater_than_arm, less_than_arm, at_least, "
                              "at_most or diagnosis_in")
+        if self.share is not None and (self.diagnosis_in is None or self.arm is None):
+            raise ValueError(f"share needs diagnosis_in and arm, got share={self.share}")
         return self
 
     def arms(self) -> list[str]:
@@ -130,6 +136,9 @@ class Lesson(Section):
                 if arm not in names:
                     raise ValueError(f"claim.checks[{i}] names arm {arm!r}; arms: {names}")
             _check_metric(check.metric, self.kind, f"claim.checks[{i}].metric")
+            if check.diagnosis_in is not None and check.share is None and self.kind != "grid":
+                raise ValueError(f"claim.checks[{i}]: diagnosis_in in a {self.kind} lesson needs "
+                                 f"share (each seed's diagnosis; only a grid diagnoses a mean)")
         for curve in self.figure.curves:
             if curve not in CURVES:
                 raise ValueError(f"figure.curves must be among {list(CURVES)}, got {curve!r}")
