@@ -136,8 +136,8 @@ def cell_curves(lesson, runs: Sequence, cells: Mapping[str, object]) -> Figure:
                 ax.set_xlabel("epoch")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncols=len(keys), fontsize=8)
-    fig.suptitle(f"{lesson.title}: {', '.join(keys)} per cell (mean over seeds, band min-max)",
-                 fontsize=10)
+    fig.suptitle(textwrap.fill(f"{lesson.title}: {', '.join(keys)} per cell (mean over seeds, "
+                               f"band min-max)", 70), fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
@@ -222,8 +222,10 @@ def diagnoses(grid, table: pd.DataFrame, cells: Mapping[str, object]) -> Figure:
     shown = [k for k in _DIAG_COLOURS if k in {d.verdict for d in cells.values()}]
     ax.legend([_rect(0, 0, _DIAG_COLOURS[k]) for k in shown], shown, fontsize=7,
               loc="upper center", bbox_to_anchor=(0.5, -0.06), ncols=len(shown))
-    ax.set_title("bias/variance diagnosis per cell (mean errors over seeds) and the next step",
-                 fontsize=10)
+    bayes = sorted({f"{d.bayes_error:.2%}" for d in cells.values()})
+    ax.set_title("bias/variance diagnosis per cell (mean errors over seeds) and the next step"
+                 f"\n(Bayes error {' / '.join(bayes)}, a gap above "
+                 f"{next(iter(cells.values())).threshold:.0%} is high)", fontsize=10)
     fig.tight_layout()
     return fig
 
