@@ -35,7 +35,7 @@ BUDGETS = {
         "OVERRIDES": ["data.params={n_samples: 160}", "training.epochs=1500"]},
     "02-regularization.ipynb": {
         "SEEDS": 2, "WORKERS": 1, "OVERRIDES": ["model.hidden=[40,25,15]", "training.epochs=250"]},
-    "03-bias-variance.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": ["training.epochs=400"]},
+    "03-bias-variance.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": ["training.epochs=300"]},
     "04-normalization.ipynb": {
         "SEEDS": 2, "WORKERS": 1,
         "OVERRIDES": ["training.epochs=600", "data.params={n_samples: 200}"]},
@@ -150,9 +150,10 @@ LESSON_CLAIMS = {
         and c["dropout_dev_accuracy"] > c["none_dev_accuracy"] + 0.03
         and c["optimistic_arms"] == ["early_stopping"]),
     "03-bias-variance.ipynb": lambda c: (
-        "high bias" in c["small/l2_0"] and "high bias" in c["large/l2_10"]
-        and c["large/l2_0"] == "high variance"
-        and c["large_train_error"] < c["small_train_error"] - 0.1),
+        c["small/n150"] == "high bias and high variance" and c["small/n1500"] == "high bias"
+        and c["large/n150"] == "high variance" and c["large/n1500"] == "fine"
+        and c["large_variance"]["n1500"] < c["large_variance"]["n150"] - 0.02
+        and c["small_train_error"]["n1500"] > c["small_train_error"]["n150"] - 0.02),
     "04-normalization.ipynb": lambda c: (
         c["standardized"]["reached_on_every_seed"] and c["standardized_gd"]["reached_on_every_seed"]
         and c["raw"]["epochs_to_0.1"] > 5 * c["standardized"]["epochs_to_0.1"]
