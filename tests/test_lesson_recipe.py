@@ -48,6 +48,19 @@ def test_high_bias_with_regularization_on_says_less_regularization_not_bigger_ne
     assert hv.recommendation == RECOMMENDATIONS["high variance"]
 
 
+def test_a_declared_floor_keeps_a_high_bias_high_when_dev_is_cleaner():
+    """lambda 30 on the default noisy diagonal: 15.8% train error against the declared 11.1%,
+    10.6% on clean dev. Against an unknown floor dev-cleaner-than-train is a mismatch; against
+    the declared one the 4.7 points of bias are real, and lambda is named as their cause."""
+    reg = regularizers(l2=30.0)
+    d = diagnose(0.158, 0.106, bayes_error=40 / 360, regularization=reg, bayes_source="data set")
+    assert d.verdict == "high bias" and d.mismatch
+    assert d.recommendation.startswith("less regularization (lambda=30 adds bias)")
+    assert "judged against the train labels' declared noise" in d.format()
+    unknown = diagnose(0.158, 0.106, regularization=reg, bayes_source="unknown")
+    assert unknown.verdict == "train/dev mismatch"
+
+
 def test_regularizers_name_only_what_is_on():
     assert regularizers(0.0, 0.0, 1.0) == {}
     assert regularizers(0.0, 0.01, (1.0, 0.5)) == {"l1": "0.01", "keep_prob": "1,0.5"}

@@ -133,6 +133,9 @@ def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,
     verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()}, runs)
     extra = {"diagnosis": {a: d.verdict for a, d in cells.items()},
              "next step": {a: d.recommendation for a, d in cells.items()}} if cells else None
+    if lesson.kind in ("arms", "grid"):  # what the recipe says of each seed's run, counted
+        extra = {**(extra or {}),
+                 "diagnosis per seed": {a: seed_diagnoses(runs, a) for a in arms}}
     md = T.markdown(table, display_metrics(lesson), extra=extra)
     texts = {"lesson/table.md": f"# {lesson.title}\n\n{md}\n\n{verdict.format()}\n",
              "lesson/table.csv": table.to_csv(), "lesson/verdict.txt": verdict.format() + "\n"}
@@ -141,6 +144,13 @@ def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,
             texts[f"lesson/gradcheck/{run.arm}-seed{run.seed}.txt"] = run.report + "\n"
     figs = make_figures(lesson, runs, arms, table, cells) if figures else {}
     return LessonResult(lesson, tuple(runs), table, verdict, figs, texts, cells)
+
+
+def seed_diagnoses(runs: Sequence[ArmRun], arm: str) -> str:
+    """"high variance x4, fine x1": each seed's diagnosis of one arm, most frequent first."""
+    verdicts = [r.diagnosis for r in runs if r.arm == arm and r.diagnosis]
+    counts = sorted({v: verdicts.count(v) for v in verdicts}.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{v} x{n}" for v, n in counts) or "n/a"
 
 
 def display_metrics(lesson: Lesson) -> list[str]:
