@@ -201,11 +201,11 @@ def test_regularization_per_seed_diagnoses_on_a_small_budget():
 def test_bias_variance_reaches_the_four_corners_on_a_small_budget():
     r = run_lesson("bias_variance", seeds=2, conf_dir=CONF, overrides=["training.epochs=300"])
     verdicts = {cell: d.verdict for cell, d in r.diagnoses.items()}
-    assert verdicts == {"small/n150": "high bias and high variance", "small/n1500": "high bias",
-                        "large/n150": "high variance", "large/n1500": "fine"}
+    assert verdicts == {"small/n50": "high bias and high variance", "small/n1500": "high bias",
+                        "large/n50": "high variance", "large/n1500": "fine"}
     t = r.table
-    assert t.loc["large/n1500", "variance_mean"] < t.loc["large/n150", "variance_mean"] - 0.02
-    assert t.loc["small/n1500", "train_error_mean"] > t.loc["small/n150", "train_error_mean"] - 0.02
+    assert t.loc["large/n1500", "variance_mean"] < t.loc["large/n50", "variance_mean"] - 0.02
+    assert t.loc["small/n1500", "train_error_mean"] > t.loc["small/n50", "train_error_mean"] - 0.02
     curves = r.figures["lesson/curves.png"].axes
     assert [a.get_title() for a in curves] == [f"{c}: {v}" for c, v in verdicts.items()]
     assert all(len(a.get_lines()) == 2 for a in curves)   # train and dev error in every cell

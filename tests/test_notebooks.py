@@ -150,10 +150,10 @@ LESSON_CLAIMS = {
         and c["dropout_dev_accuracy"] > c["none_dev_accuracy"] + 0.03
         and c["optimistic_arms"] == ["early_stopping"]),
     "03-bias-variance.ipynb": lambda c: (
-        c["small/n150"] == "high bias and high variance" and c["small/n1500"] == "high bias"
-        and c["large/n150"] == "high variance" and c["large/n1500"] == "fine"
-        and c["large_variance"]["n1500"] < c["large_variance"]["n150"] - 0.02
-        and c["small_train_error"]["n1500"] > c["small_train_error"]["n150"] - 0.02),
+        c["small/n50"] == "high bias and high variance" and c["small/n1500"] == "high bias"
+        and c["large/n50"] == "high variance" and c["large/n1500"] == "fine"
+        and c["large_variance"]["n1500"] < c["large_variance"]["n50"] - 0.02
+        and c["small_train_error"]["n1500"] > c["small_train_error"]["n50"] - 0.02),
     "04-normalization.ipynb": lambda c: (
         c["standardized"]["reached_on_every_seed"] and c["standardized_gd"]["reached_on_every_seed"]
         and c["raw"]["epochs_to_0.1"] > 5 * c["standardized"]["epochs_to_0.1"]
