@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pipeline import data as D
-from pipeline.diagnosis import Diagnosis, diagnose
+from pipeline.diagnosis import Diagnosis, diagnose, regularizers, resolve_bayes_error
 from pipeline.metrics import classification_metrics
 from pipeline.nn import Architecture, Model, init_network, never_broke_symmetry
 from pipeline.train import FitResult, TrainSettings, fit
@@ -45,6 +45,7 @@ class Prepared:
     feature_names: tuple[str, ...]
     image_shape: tuple[int, int] | None
     name: str
+    bayes_error: float | None = None  # the TRAIN source's declared Bayes error (None: unknown)
 
     @property
     def digests(self) -> dict[str, str]:
@@ -93,7 +94,7 @@ def prepare(cfg) -> Prepared:
     train = D.Split.from_arrays(std.transform(X_aug), y_aug, "train")
     dev = D.Split.from_arrays(std.transform(splits.dev.X), splits.dev.y, "dev")
     return Prepared(train, dev, splits.test, splits.train, splits.dev, std, source.classes,
-                    source.feature_names, source.image_shape, source.name)
+                    source.feature_names, source.image_shape, source.name, source.bayes_error)
 
 
 def resolve_target(dc):
@@ -185,10 +186,13 @@ def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = (), stop=None
                   tuple(prepared.feature_names))
     metrics = {**_scores(model, prepared.train), **_scores(model, prepared.dev),
                "best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run)}
-    diagnosis = diagnose(metrics["train_error"], metrics["dev_error"],
-                         bayes_error=cfg.diagnosis.bayes_error,
+    bayes, source = resolve_bayes_error(cfg.diagnosis.bayes_error, prepared.bayes_error)
+    reg = cfg.regularization
+    diagnosis = diagnose(metrics["train_error"], metrics["dev_error"], bayes_error=bayes,
                          threshold=cfg.diagnosis.threshold,
-                         symmetric=never_broke_symmetry(result.params, arch.n_hidden))
+                         symmetric=never_broke_symmetry(result.params, arch.n_hidden),
+                         regularization=regularizers(reg.l2, reg.l1, reg.keep_prob),
+                         bayes_source=source)
     return Trained(result, model, metrics, diagnosis)
 
 

@@ -35,7 +35,7 @@ BUDGETS = {
         "OVERRIDES": ["data.params={n_samples: 160}", "training.epochs=1500"]},
     "02-regularization.ipynb": {
         "SEEDS": 2, "WORKERS": 1, "OVERRIDES": ["model.hidden=[40,25,15]", "training.epochs=250"]},
-    "03-bias-variance.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": ["training.epochs=400"]},
+    "03-bias-variance.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": ["training.epochs=300"]},
     "04-normalization.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": ["training.epochs=1500"]},
     # the lesson's own 150 steps (its relu checks are about training), 2 seeds: ~12 s
     "05-vanishing-exploding.ipynb": {"SEEDS": 2, "WORKERS": 1, "OVERRIDES": []},
@@ -152,9 +152,10 @@ LESSON_CLAIMS = {
         and c["dropout_dev_accuracy"] > c["none_dev_accuracy"] + 0.03
         and c["optimistic_arms"] == ["early_stopping"]),
     "03-bias-variance.ipynb": lambda c: (
-        "high bias" in c["small/l2_0"] and "high bias" in c["large/l2_10"]
-        and c["large/l2_0"] == "high variance"
-        and c["large_train_error"] < c["small_train_error"] - 0.1),
+        c["small/n50"] == "high bias and high variance" and c["small/n1500"] == "high bias"
+        and c["large/n50"] == "high variance" and c["large/n1500"] == "fine"
+        and c["large_variance"]["n1500"] < c["large_variance"]["n50"] - 0.02
+        and c["small_train_error"]["n1500"] > c["small_train_error"]["n50"] - 0.02),
     "04-normalization.ipynb": lambda c: (
         c["standardized_reached_every_seed"] and c["raw_reached_every_seed"]
         and c["raw_epochs"] > 10 * c["standardized_epochs"]

@@ -160,8 +160,19 @@ def eval_cadence(eval_every: int | str, epochs: int) -> int:
     return int(eval_every)
 
 
+def _bayes(value: Any) -> Any:
+    """diagnosis.bayes_error: "auto" or a number in [0, 1)."""
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be auto or a number in [0, 1), got {value!r}")
+    return check_bound(float(value), 0, 1, hi_open=True)
+
+
 class DiagnosisConfig(Section):
-    bayes_error: UnitHalfOpen = 0.0
+    # "auto": the data set's declared Bayes error (a generator that flips labels knows it:
+    # noisy_diagonal), else 0; a number overrides (runs logged before "auto" carry one)
+    bayes_error: Annotated[float | str, BeforeValidator(_bayes)] = "auto"
     threshold: Fraction = 0.02
 
 

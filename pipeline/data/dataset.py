@@ -18,6 +18,11 @@ class Dataset:
 
     X: (m, n_features) float64; y: (m,) int64 codes 0..k-1; classes[k] names code k.
     image_shape is (height, width) when each row is a flattened image (digits: (8, 8)).
+    bayes_error: the Bayes error of the distribution the labels were drawn from, when the
+    generator knows it exactly (it flipped labels on purpose: noisy_diagonal); None when it
+    does not (overlapping Gaussian noise: spirals, moons, ...; a user's table). The
+    bias/variance diagnosis uses it as the floor of the training error (`diagnosis.bayes_error:
+    auto`).
     """
 
     X: np.ndarray
@@ -26,6 +31,7 @@ class Dataset:
     feature_names: tuple[str, ...]
     name: str
     image_shape: tuple[int, int] | None = None
+    bayes_error: float | None = None
 
     def __post_init__(self) -> None:
         # Own copies: making them read-only below must not freeze the caller's arrays.

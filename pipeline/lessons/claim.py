@@ -51,11 +51,16 @@ def optimistic_for(metric: str) -> bool:
 
 def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = None,
           runs: Sequence | None = None) -> Verdict:
-    """`runs` (the ArmRuns): needed by the paired checks (`share`), which fail without them."""
+    """`diagnoses`: {arm: verdict of the arm's mean errors} (grid); `runs`: the ArmRuns, needed
+    by the checks with `share` (judged seed by seed: paired differences, or each seed's own
+    diagnosis), which fail without them."""
     optimistic = [a for a in table.index if bool(table.loc[a, "optimistic"])]
-    results = tuple(_paired(c, runs) if c.share is not None
+    per_seed: dict[str, list[str]] = {}
+    for run in runs or ():
+        per_seed.setdefault(run.arm, []).append(getattr(run, "diagnosis", ""))
+    results = tuple(_paired(c, runs) if c.share is not None and c.diagnosis_in is None
                     else _check(c, table, optimistic if optimistic_for(c.metric) else [],
-                                diagnoses or {})
+                                diagnoses or {}, per_seed)
                     for c in lesson.claim.checks)
     n_ok = sum(r.passed for r in results)
     seeds = int(table["n_seeds"].min()) if len(table) else 0
@@ -68,7 +73,7 @@ def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = Non
 
 
 def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses,
-           runs: Sequence = ()) -> CheckResult:
+           per_seed: Mapping[str, list[str]] = {}) -> CheckResult:
     m = check.metric
     missing = [a for a in check.arms() if a not in table.index]
     if missing:
@@ -100,7 +105,11 @@ def _check(check, table: pd.DataFrame, optimistic: Sequence[str], diagnoses,
         passed, text = _relative(value, ref, greater, check.margin, check.factor)
         ok &= passed
         parts.append(f"{text} {name}'s {_fmt(ref)}")
-    if check.diagnosis_in is not None:
+    if check.diagnosis_in is not None and check.share is not None:
+        passed, said = _share(per_seed.get(arm, []), check.diagnosis_in, check.share)
+        ok &= passed
+        parts.append(said)
+    elif check.diagnosis_in is not None:
         got = diagnoses.get(arm, "?")
         passed = got in check.diagnosis_in
         ok &= passed
@@ -180,6 +189,16 @@ def _best(arms, by: str, table: pd.DataFrame, optimistic: Sequence[str], metric:
     how = "" if by == metric else f" by {by}"
     return arm, (f"best{how} of {pool} ({arm})"
                  + (f", {left} left out as optimistic" if left else ""))
+
+
+def _share(verdicts: Sequence[str], wanted: Sequence[str], share: float):
+    """At least `share` of the seeds diagnosed as one of `wanted` (no seeds: not met)."""
+    hits = sum(v in wanted for v in verdicts)
+    n = len(verdicts)
+    passed = n > 0 and hits >= share * n - 1e-9
+    seen = ", ".join(f"{v!r} x{verdicts.count(v)}" for v in dict.fromkeys(verdicts)) or "none"
+    return passed, (f"diagnosis in {list(wanted)} on {hits}/{n} seeds (needs >= {share:.0%}; "
+                    f"seen {seen})")
 
 
 def _relative(value, ref, greater: bool, margin: float, factor: float | None):

@@ -54,6 +54,7 @@ class ArmRun:
     blocks: dict[str, float] = field(default_factory=dict)  # gradcheck: relative error per block
     blas_threads: int = 0               # in effect where the job ran (pipeline/threads.py)
     blocks_init: dict[str, float] = field(default_factory=dict)  # gradcheck: at initialization
+    bayes_source: str = ""              # where the diagnosis' Bayes error came from
 
 
 def execute(job: Job, stop=None) -> ArmRun:
@@ -68,6 +69,9 @@ def execute(job: Job, stop=None) -> ArmRun:
                    train_objective=_at_returned(hist, "train_objective", fit.best_epoch))
     metrics["symmetric_units"] = symmetric_units(fit.params)
     metrics["learning_rate"] = float(cfg.training.learning_rate)  # best_of ... chosen_by
+    d = trained.diagnosis
+    metrics.update(avoidable_bias=d.avoidable_bias, variance=d.variance,
+                   bayes_error=d.bayes_error)
     if job.lesson.threshold is not None:
         metrics.update(_to_threshold(hist, job.lesson.threshold, fit.epochs_run))
     if job.lesson.holdout is not None:
@@ -87,7 +91,7 @@ def execute(job: Job, stop=None) -> ArmRun:
     return ArmRun(job.arm, job.seed, metrics, {k: list(v) for k, v in hist.items()},
                   job.overrides, job.cfg_yaml, time.perf_counter() - started, fit.stop_message,
                   trained.diagnosis.verdict if trained.diagnosis else "", model, report, blocks,
-                  threads.in_effect(), blocks_init)
+                  threads.in_effect(), blocks_init, d.bayes_source)
 
 
 def _first(hist) -> dict[str, float]:

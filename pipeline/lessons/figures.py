@@ -17,6 +17,8 @@ contours    a two-weight logistic model's cost contours on the raw vs standardiz
 diagnoses   the grid's cells placed on the four bias/variance diagnoses, with the next step
             (a grid's comparison figure; its curves go to lesson/curves.png)
 cells       a grid's metrics (figure.cells) as rows x cols heatmaps (lesson/cells.png)
+cell_curves a grid's learning curves as small multiples: one panel per cell (rows x cols, one
+            y scale), each curve key its own colour, the legend below the panels
 """
 
 from __future__ import annotations
@@ -140,10 +142,17 @@ def _threshold(lesson, key):
     return t.value if t is not None and t.metric == key else None
 
 
+def _series(history, key: str) -> list:
+    """A curve of the history; train_error (not recorded) is 1 - train_accuracy."""
+    if key == "train_error" and key not in history and "train_accuracy" in history:
+        return [1.0 - v for v in history["train_accuracy"]]
+    return history.get(key, [])
+
+
 def curves(runs: Sequence, arm: str, key: str) -> pd.DataFrame:
     """Evaluations x seeds of one metric (NaN where a seed stopped earlier)."""
-    cols = {r.seed: pd.Series(r.history.get(key, []), index=r.history["epoch"][:len(
-        r.history.get(key, []))], dtype=float) for r in runs if r.arm == arm}
+    cols = {r.seed: pd.Series(_series(r.history, key), index=r.history["epoch"][:len(
+        _series(r.history, key))], dtype=float) for r in runs if r.arm == arm}
     return pd.DataFrame(cols).sort_index()
 
 
@@ -188,6 +197,39 @@ def stop_marks(ax, runs, arm: str, frame: pd.DataFrame, colour: str) -> None:
 def _stopped_early(run) -> bool:
     best, ran = run.metrics.get("best_epoch"), run.metrics.get("epochs_run")
     return best is not None and ran is not None and 0 < best < ran
+
+
+def cell_curves(lesson, runs: Sequence, cells: Mapping[str, object]) -> Figure:
+    """One panel per grid cell with the figure's curves (mean over seeds, min-max band), the
+    cell's diagnosis in its title: 12 overlaid curves could not be read."""
+    rows, cols, keys = list(lesson.grid.rows), list(lesson.grid.cols), lesson.figure.curves
+    fig = Figure(figsize=(3.2 * len(cols) + 0.6, 2.5 * len(rows) + 1.2))
+    axes = fig.subplots(len(rows), len(cols), sharex=True, sharey=True, squeeze=False)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            ax, cell = axes[i][j], f"{r}/{c}"
+            for k, key in enumerate(keys):
+                frame = curves(runs, cell, key)
+                if frame.empty:
+                    continue
+                colour = _COLOURS[k % len(_COLOURS)]
+                ax.plot(frame.index, frame.mean(axis=1), color=colour, lw=1.3, label=key)
+                ax.fill_between(frame.index, frame.min(axis=1), frame.max(axis=1),
+                                color=colour, alpha=0.2, lw=0)
+            d = cells.get(cell)
+            ax.set_title(f"{cell}: {d.verdict}" if d is not None else cell, fontsize=8,
+                         backgroundcolor=_DIAG_COLOURS.get(getattr(d, "verdict", ""), "white"))
+            ax.grid(alpha=0.3)
+            if any("loss" in key for key in keys):
+                ax.set_yscale("log")
+            if i == len(rows) - 1:
+                ax.set_xlabel("epoch")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncols=len(keys), fontsize=8)
+    fig.suptitle(textwrap.fill(f"{lesson.title}: {', '.join(keys)} per cell (mean over seeds, "
+                               f"band min-max)", 70), fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
 
 
 def grad_flow(runs: Sequence, arms: Sequence[str]) -> Figure:
@@ -323,8 +365,10 @@ def diagnoses(grid, table: pd.DataFrame, cells: Mapping[str, object]) -> Figure:
     shown = [k for k in _DIAG_COLOURS if k in {d.verdict for d in cells.values()}]
     ax.legend([_rect(0, 0, _DIAG_COLOURS[k]) for k in shown], shown, fontsize=7,
               loc="upper center", bbox_to_anchor=(0.5, -0.06), ncols=len(shown))
-    ax.set_title("bias/variance diagnosis per cell (mean errors over seeds) and the next step",
-                 fontsize=10)
+    bayes = sorted({f"{d.bayes_error:.2%}" for d in cells.values()})
+    ax.set_title("bias/variance diagnosis per cell (mean errors over seeds) and the next step"
+                 f"\n(Bayes error {' / '.join(bayes)}, a gap above "
+                 f"{next(iter(cells.values())).threshold:.0%} is high)", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -129,10 +129,12 @@ def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,
     ran = {j.arm for j in jobs}
     arms = [a for a in lesson.arm_names() if a in ran]
     table = summarize(runs, arms, optimistic_arms(jobs))
-    cells = _diagnoses(lesson, table, jobs)
+    cells = _diagnoses(lesson, table, jobs, runs)
     verdict = judge(lesson, table, {a: d.verdict for a, d in cells.items()}, runs=runs)
     extra = {"diagnosis": {a: d.verdict for a, d in cells.items()},
              "next step": {a: d.recommendation for a, d in cells.items()}} if cells else {}
+    if lesson.kind in ("arms", "grid"):  # what the recipe says of each seed's run, counted
+        extra["diagnosis per seed"] = {a: seed_diagnoses(runs, a) for a in arms}
     extra.update(paired_column(lesson, runs))
     md = T.markdown(table, display_metrics(lesson), extra=extra)
     texts = {"lesson/table.md": f"# {lesson.title}\n\n{md}\n\n{verdict.format()}\n",
@@ -142,6 +144,13 @@ def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,
             texts[f"lesson/gradcheck/{run.arm}-seed{run.seed}.txt"] = run.report + "\n"
     figs = make_figures(lesson, runs, arms, table, cells) if figures else {}
     return LessonResult(lesson, tuple(runs), table, verdict, figs, texts, cells)
+
+
+def seed_diagnoses(runs: Sequence[ArmRun], arm: str) -> str:
+    """"high variance x4, fine x1": each seed's diagnosis of one arm, most frequent first."""
+    verdicts = [r.diagnosis for r in runs if r.arm == arm and r.diagnosis]
+    counts = sorted({v: verdicts.count(v) for v in verdicts}.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{v} x{n}" for v, n in counts) or "n/a"
 
 
 def display_metrics(lesson: Lesson) -> list[str]:
@@ -162,17 +171,28 @@ def display_metrics(lesson: Lesson) -> list[str]:
     return out
 
 
-def _diagnoses(lesson: Lesson, table: pd.DataFrame, jobs: Sequence[Job]) -> dict:
-    """Grid lessons: each cell diagnosed from its MEAN train and dev errors."""
+def _diagnoses(lesson: Lesson, table: pd.DataFrame, jobs: Sequence[Job], runs=()) -> dict:
+    """Grid lessons: each cell diagnosed from its MEAN train and dev errors, against the
+    Bayes error its runs used (`diagnosis.bayes_error: auto` is resolved by each run's data),
+    with the recommendation reading the cell's regularization."""
     if lesson.kind != "grid":
         return {}
     from pipeline.config import config_from_yaml
-    from pipeline.diagnosis import diagnose
+    from pipeline.diagnosis import diagnose, regularizers, resolve_bayes_error
 
     first = {j.arm: config_from_yaml(j.cfg_yaml) for j in jobs}
-    return {a: diagnose(table.loc[a, "train_error_mean"], table.loc[a, "dev_error_mean"],
-                        bayes_error=first[a].diagnosis.bayes_error,
-                        threshold=first[a].diagnosis.threshold) for a in table.index}
+    out = {}
+    for a in table.index:
+        cfg, reg = first[a], first[a].regularization
+        bayes, source = resolve_bayes_error(cfg.diagnosis.bayes_error, None)
+        used = [r for r in runs if r.arm == a]
+        if used and "bayes_error_mean" in table:
+            bayes, source = float(table.loc[a, "bayes_error_mean"]), used[0].bayes_source
+        out[a] = diagnose(table.loc[a, "train_error_mean"], table.loc[a, "dev_error_mean"],
+                          bayes_error=bayes, threshold=cfg.diagnosis.threshold,
+                          regularization=regularizers(reg.l2, reg.l1, reg.keep_prob),
+                          bayes_source=source)
+    return out
 
 
 def make_figures(lesson: Lesson, runs, arms, table, cells) -> dict:
@@ -181,11 +201,14 @@ def make_figures(lesson: Lesson, runs, arms, table, cells) -> dict:
     figs = {}
     if lesson.kind == "arms":
         figs["lesson/comparison.png"] = F.comparison(lesson, runs, arms)
-    if lesson.kind == "grid":  # the cells on the diagnoses; 12 overlaid curves come second
+    if lesson.kind == "grid":  # the cells on the diagnoses; their curves, one panel each
         figs["lesson/comparison.png"] = F.diagnoses(lesson.grid, table, cells)
-        shown = [a for a in arms if a in lesson.figure.curve_arms] or arms
-        figs["lesson/curves.png"] = F.comparison(lesson, [r for r in runs if r.arm in shown],
-                                                 shown)
+        if lesson.figure.curve_arms:   # a few cells' curves overlaid (e.g. the longest budgets)
+            shown = [a for a in arms if a in lesson.figure.curve_arms] or arms
+            figs["lesson/curves.png"] = F.comparison(lesson, [r for r in runs if r.arm in shown],
+                                                     shown)
+        else:                          # every cell's curves, one panel each
+            figs["lesson/curves.png"] = F.cell_curves(lesson, runs, cells)
         if lesson.figure.cells:
             figs["lesson/cells.png"] = F.cells(lesson.grid, table, lesson.figure.cells)
     if lesson.kind == "gradient_flow":

@@ -26,7 +26,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 FINAL = ("train_loss", "train_accuracy", "train_error", "dev_loss", "dev_accuracy", "dev_error",
          "best_epoch", "epochs_run", "first_train_loss", "first_dev_loss", "symmetric_units",
          "non_finite", "epochs_to_threshold", "reached_threshold", "learning_rate",
-         "train_objective")
+         "train_objective", "avoidable_bias", "variance", "bayes_error")
 # Scored on the lesson's `holdout` set (absent without one): a second clean held-out sample
 # that nothing chose on, so an arm that stopped early on dev is not optimistic there.
 HOLDOUT = ("holdout_loss", "holdout_accuracy", "holdout_error")
@@ -39,7 +39,7 @@ METRICS = {"arms": FINAL + HOLDOUT, "grid": FINAL + HOLDOUT,
 # gradcheck: relerr_<block> per block; init_<metric> the same check at initialization
 METRIC_PREFIXES = {"gradcheck": ("relerr_", "init_"), "gradient_flow": ("grad_W", "act_A")}
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error",
-          "train_objective")
+          "train_objective", "train_error")
 
 
 def _name(value: str) -> str:
@@ -67,9 +67,10 @@ class Check(Section):
     at_least: float | None = None
     at_most: float | None = None
     diagnosis_in: tuple[str, ...] | None = None  # grid: the cell's diagnosis verdict is one of these
-    # with arm and one *_than_arm: compare seed by seed instead of the means. The same seed is
-    # the same data, split and initialization in every arm, so each seed is a pair; the check
-    # passes when at least this share of the paired seeds differ by at least `margin`
+    # judged seed by seed instead of on the means, and passes when at least this share of the
+    # arm's seeds meet it. With arm and one *_than_arm: the same seed is the same data, split
+    # and initialization in every arm, so each seed is a pair, whose difference must be at
+    # least `margin`. With diagnosis_in: each run's own diagnosis is one of those.
     share: Annotated[float, bound(0, 1, lo_open=True)] | None = None
 
     @model_validator(mode="after")
@@ -92,7 +93,12 @@ class Check(Section):
 
 
 def _paired_shape(check: Check) -> None:
-    """share compares one arm with one other arm, seed by seed, by a difference (margin)."""
+    """share compares one arm with one other arm, seed by seed, by a difference (margin), or
+    counts the seeds of one arm whose own diagnosis is among diagnosis_in."""
+    if check.diagnosis_in is not None:
+        if check.arm is None or check.greater_than_arm or check.less_than_arm:
+            raise ValueError("share with diagnosis_in needs arm and no *_than_arm")
+        return
     others = [o for o in (check.greater_than_arm, check.less_than_arm) if o is not None]
     if check.arm is None or len(others) != 1:
         raise ValueError("share needs arm and exactly one of greater_than_arm or less_than_arm")
@@ -181,6 +187,9 @@ class Lesson(Section):
             _check_metric(check.metric, self.kind, f"claim.checks[{i}].metric")
             if check.chosen_by is not None:
                 _check_metric(check.chosen_by, self.kind, f"claim.checks[{i}].chosen_by")
+            if check.diagnosis_in is not None and check.share is None and self.kind != "grid":
+                raise ValueError(f"claim.checks[{i}]: diagnosis_in in a {self.kind} lesson needs "
+                                 f"share (each seed's diagnosis; only a grid diagnoses a mean)")
         for i, metric in enumerate(self.figure.cells):
             _check_metric(metric, self.kind, f"figure.cells[{i}]")
         if self.figure.cells and self.kind != "grid":
