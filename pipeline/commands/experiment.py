@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.commands import conf_dir, project_experiment, stop_of
+from pipeline.commands import add_cache_argument, conf_dir, project_experiment, stop_of
 
 OWN = ("seeds", "workers", "first_seed")
 
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help="also write table.md/.csv, verdict.txt and the figures here")
     parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    add_cache_argument(parser)
 
 
 def split_own(items: list[str]) -> tuple[dict[str, int], list[str]]:
@@ -92,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
             logger = TL.LessonLogger(experiment_id, parent, lesson.name,
                                      grad_curves=lesson.kind == "gradient_flow")
             on_result = _progress(logger, len(jobs), quiet=args.quiet)
-            runs = run_jobs(jobs, workers, on_result, stop)
+            cache = arm_cache(logger, read=cfg.tracking.cache and not args.no_cache)
+            runs = run_jobs(jobs, workers, on_result, stop, cache)
             result = assemble(lesson, jobs, runs)
             seconds = time.perf_counter() - started
             TL.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         write_output(result, args.output)
     print(result.texts["lesson/table.md"])
     print(f"{len(jobs)} runs in {seconds:.1f} s with {workers} worker(s)")
+    print(cache.summary(len(jobs)))
     link = tracking.ui_links(cfg.tracking.ui_url, experiment_id, parent)["run"]
     print(f"parent run {parent}: {link}")
     return 0
@@ -117,9 +120,19 @@ def _progress(logger, total: int, quiet: bool):
         count[0] += 1
         if not quiet:
             print(f"  [{count[0]}/{total}] {run.arm} seed {run.seed}: dev_accuracy "
-                  f"{run.metrics.get('dev_accuracy', float('nan')):.3f} ({run.seconds:.1f} s)",
+                  f"{run.metrics.get('dev_accuracy', float('nan')):.3f} "
+                  + (f"(reused run {run.reused_from})" if run.reused_from
+                     else f"({run.seconds:.1f} s)"),
                   file=sys.stderr, flush=True)
     return on_result
+
+
+def arm_cache(logger, read: bool):
+    """The run cache of the lesson's (arm, seed) runs: each result is stored on (or a reuse
+    recorded on) the child run the logger made for it (pipeline/tracking/cache.py)."""
+    from pipeline.tracking.cache import LessonCache
+
+    return LessonCache(read=read, child_of=lambda run: logger.children.get((run.arm, run.seed)))
 
 
 def _lesson_text(name: str, conf_dir: Path) -> str:

@@ -51,6 +51,7 @@ class ArmRun:
     report: str = ""                    # gradcheck: the per-block report
     blocks: dict[str, float] = field(default_factory=dict)  # gradcheck: relative error per block
     blas_threads: int = 0               # in effect where the job ran (pipeline/threads.py)
+    reused_from: str = ""               # the run cache's source run, when not trained here
 
 
 def execute(job: Job, stop=None) -> ArmRun:
