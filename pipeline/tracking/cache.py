@@ -205,20 +205,37 @@ NOTEBOOK_EXPERIMENT = "notebook-lessons"
 
 def lesson_cache(store: str | Path, *, read: bool = True,
                  experiment: str = NOTEBOOK_EXPERIMENT) -> LessonCache:
-    """A cache for `run_lesson(..., cache=...)` outside the experiment command (notebooks):
-    `store` a tracking URI or a path to an SQLite file ($MLFLOW_TRACKING_URI wins, as for
-    every command). New results are kept as runs of `experiment` in that store, so a notebook
-    re-executed, or one running arms that `python -m pipeline experiment` already ran on the
-    same store, reuses them."""
+    """A cache for `run_lesson(..., cache=...)` outside the experiment command: `store` a
+    tracking URI or a path to an SQLite file ($MLFLOW_TRACKING_URI wins, as for every
+    command). New results are kept as runs of `experiment` in that store (artifacts in
+    `mlruns/` beside an SQLite file, not in the working directory), so a notebook re-executed,
+    or one running arms that `python -m pipeline experiment` ran on the same store, reuses
+    them."""
     import os
 
-    from pipeline.tracking.store import seed_store
+    from pipeline.tracking.store import seed_store, sqlite_path
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or (
         store if isinstance(store, str) and "://" in store
         else f"sqlite:///{Path(store).resolve()}")
     seed_store(uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one per reuse
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    db = sqlite_path(uri)
+    where = None if db is None else (db.resolve().parent / "mlruns" / experiment).as_uri()
+    experiment_id = (found.experiment_id if found
+                     else client.create_experiment(experiment, artifact_location=where))
     return LessonCache(read=read, experiment_id=experiment_id, store=Store(client))
+
+
+PACKAGED_CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def notebook_cache(conf_dir: str | Path, *, read: bool = True) -> LessonCache:
+    """The notebooks' cache: the store of the checkout whose `conf/` they read
+    (`<checkout>/mlflow.db`, the one `python -m pipeline experiment` uses from there, so the
+    two reuse each other's runs), or ./mlflow.db with the config shipped in the package."""
+    conf = Path(conf_dir).resolve()
+    packaged = conf == PACKAGED_CONF.resolve()
+    return lesson_cache(Path("mlflow.db") if packaged else conf.parent / "mlflow.db", read=read)
