@@ -68,6 +68,29 @@ def test_the_numeric_code_misses(tmp_path, monkeypatch):
     assert key(digests=digests) == base              # tracking/ is not numeric code
 
 
+def test_the_result_file_keeps_dtypes_and_bits_and_damage_raises():
+    cfg = load_config([*TINY, "training.dtype=float32"], conf_dir=CONF)
+    fresh = stages.train(cfg, stages.prepare(cfg))
+    data = cached.pack_trained(fresh)
+    back = cached.unpack_trained(data)
+    assert back.model.network.theta.dtype == np.float32
+    assert back.model.network.theta.tobytes() == fresh.model.network.theta.tobytes()
+    assert back.fit.history == fresh.fit.history and same(back.metrics, fresh.metrics)
+    with pytest.raises(Exception):
+        cached.unpack_trained(data[: len(data) // 2])
+
+
+def test_the_key_and_the_result_files_are_core_modules():
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.cache_key, pipeline.cached, pipeline.lessons.runner; "
+            "print(sorted(m for m in ('mlflow', 'optuna') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.strip() == "[]"
+
+
 # ------------------------------------------------------------------ train through the store
 
 def train(*args: str, capsys) -> tuple[str, str]:

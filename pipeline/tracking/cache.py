@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from pipeline import cache_key as K, cached
@@ -54,9 +55,12 @@ class Store:
             return None
         run_id = found.info.run_id
         try:
+            # by the run's artifact URI: a runs:/ path would look the run up again (half the
+            # cost of a reuse, measured)
             with tempfile.TemporaryDirectory() as tmp:
-                data = Path(self.client.download_artifacts(
-                    run_id, f"{FOLDER}/{cached.FILE}", tmp)).read_bytes()
+                data = Path(download_artifacts(
+                    artifact_uri=f"{found.info.artifact_uri}/{FOLDER}/{cached.FILE}",
+                    dst_path=tmp, tracking_uri=self.client.tracking_uri)).read_bytes()
             return run_id, unpack(data, run_id)
         except Exception as exc:  # any damage: the numbers cannot be trusted
             self.say(f"run cache: run {run_id} has this key but its result is unreadable "
