@@ -228,3 +228,5 @@ def test_the_experiment_command_reuses_arms_as_tagged_children(tracking_uri, cap
     reused = [r for r in children if "cache.reused_from" in r.data.tags]
     assert len(keyed) == len(reused) == n
     assert {r.data.tags["cache.reused_from"] for r in reused} == keyed
+    assert main([*args, "--no-cache"]) == 0
+    assert f"run cache: none of {n} (arm, seed) results reused" in capsys.readouterr().out
