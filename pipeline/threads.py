@@ -105,16 +105,26 @@ def in_effect() -> int:
     return max((int(i.get("num_threads") or 0) for i in _blas()), default=0)
 
 
+def _own() -> list[dict]:
+    """numpy's own BLAS, which computes the network; scipy's (loaded by scikit-learn in the
+    same process, or not, depending on what ran before) would make the records differ for
+    nothing."""
+    blas = _blas()
+    return [i for i in blas if "numpy" in str(i.get("filepath", ""))] or blas
+
+
 def library() -> str:
     """Which BLAS computes: `openblas 0.3.31 pthreads` (a different library or version can
     change the last digits as a different thread count does)."""
-    blas = _blas()
-    # numpy's own BLAS computes the network; scipy's (loaded by scikit-learn in the same
-    # process, or not, depending on what ran before) would make the tag differ for nothing
-    own = [i for i in blas if "numpy" in str(i.get("filepath", ""))] or blas
     found = [" ".join(str(i[k]) for k in ("internal_api", "version", "threading_layer")
-                      if i.get(k)) for i in own]
+                      if i.get(k)) for i in _own()]
     return "; ".join(found) or "none"
+
+
+def kernel() -> str:
+    """The CPU kernel numpy's BLAS picked (OpenBLAS: `SkylakeX`, `Haswell`...): the same
+    library on another CPU runs other kernels, whose sums can differ in the last digits."""
+    return "; ".join(str(i.get("architecture") or "?") for i in _own()) or "none"
 
 
 def tags() -> dict[str, str]:

@@ -118,6 +118,8 @@ def execute(path: Path, budget: dict, tmp_path: Path):
     # One BLAS thread: on the shared 2-core machine a 2-thread BLAS made the regularization
     # notebook's augmentation arm 40x slower (23 s vs 0.6 s); the numbers checked do not depend on it.
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # The lesson notebooks' run cache (notebook_cache) in this test's store, not the checkout's.
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = NotebookClient(nb, km=kernel_manager(tmp_path), timeout=300,
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     client.execute(env=env)

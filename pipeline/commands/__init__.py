@@ -25,6 +25,15 @@ def add_config_arguments(parser) -> None:
                              "the config shipped with the package)")
 
 
+def add_cache_argument(parser) -> None:
+    """`--no-cache`: train even when the tracking store holds an identical finished run."""
+    parser.add_argument("--no-cache", action="store_true",
+                        help="train afresh even when the store holds a finished run with the "
+                             "same config, data, code, numpy/BLAS and threads (the run cache, "
+                             "also off with tracking.cache=false); the new result is still "
+                             "stored for later runs")
+
+
 def conf_dir(args) -> Path:
     """Where the config is read from, for every command: `--conf-dir` if given, else `./conf`
     when it holds a base.yaml (a checkout, or a project the user laid out), else the packaged

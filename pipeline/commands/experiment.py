@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.commands import conf_dir, project_experiment, stop_of, take_project_run
+from pipeline.commands import (add_cache_argument, conf_dir, project_experiment, stop_of,
+                               take_project_run)
 
 OWN = ("seeds", "workers", "first_seed")
 
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help="also write table.md/.csv, verdict.txt and the figures here")
     parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    add_cache_argument(parser)
 
 
 def split_own(items: list[str]) -> tuple[dict[str, int], list[str]]:
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             logger = TL.LessonLogger(experiment_id, parent, lesson.name,
                                      grad_curves=lesson.kind == "gradient_flow")
             on_result = _progress(logger, len(jobs), quiet=args.quiet)
-            runs = run_jobs(jobs, workers, on_result, stop)
+            cache = arm_cache(logger, read=cfg.tracking.cache and not args.no_cache)
+            runs = run_jobs(jobs, workers, on_result, stop, cache)
             result = assemble(lesson, jobs, runs)
             seconds = time.perf_counter() - started
             LP.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
@@ -118,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         LP.link_pointer(pointer, lesson=lesson.name, experiment_id=experiment_id,
                         parent_run_id=parent, verdict=result.verdict.line,
                         held=result.verdict.held)
+    print(cache.summary(len(jobs)))
     links = tracking.ui_links(cfg.tracking.ui_url, experiment_id, parent)
     print(f"lesson experiment {LP.experiment_name(cfg.tracking.experiment, lesson.name)}: "
           f"{links['runs']}")
@@ -133,9 +137,19 @@ def _progress(logger, total: int, quiet: bool):
         count[0] += 1
         if not quiet:
             print(f"  [{count[0]}/{total}] {run.arm} seed {run.seed}: dev_accuracy "
-                  f"{run.metrics.get('dev_accuracy', float('nan')):.3f} ({run.seconds:.1f} s)",
+                  f"{run.metrics.get('dev_accuracy', float('nan')):.3f} "
+                  + (f"(reused run {run.reused_from})" if run.reused_from
+                     else f"({run.seconds:.1f} s)"),
                   file=sys.stderr, flush=True)
     return on_result
+
+
+def arm_cache(logger, read: bool):
+    """The run cache of the lesson's (arm, seed) runs: each result is stored on (or a reuse
+    recorded on) the child run the logger made for it (pipeline/tracking/cache.py)."""
+    from pipeline.tracking.cache import LessonCache
+
+    return LessonCache(read=read, child_of=lambda run: logger.children.get((run.arm, run.seed)))
 
 
 def _lesson_text(name: str, conf_dir: Path) -> str:

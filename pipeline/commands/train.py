@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.commands import (add_config_arguments, conf_dir, preflight, project_experiment,
-                               stop_of, unsent)
+from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, preflight,
+                               project_experiment, stop_of, unsent)
 from pipeline.redact import redact
 
 
@@ -20,6 +20,7 @@ def add_arguments(parser) -> None:
                         help="config overrides, e.g. regularization.l2=0.7 model.hidden=[20,3]")
     add_config_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_cache_argument(parser)
 
 
 class EpochProgress:
@@ -74,24 +75,36 @@ def run(args) -> int:
     name = cfg.tracking.run_name or tracking.run_name(cfg)  # the knobs, in short
     tags = {"stage": "train", "config.preset": args.preset or "none"}
     started = time.perf_counter()
+    from pipeline.tracking.cache import TrainCache
+
+    cache = TrainCache(cfg, prepared, read=use_cache(cfg, args))  # an identical finished run?
     run_id = buffer = trained = None
     try:
         with tracking.run(name, tags=tags, stop=stop) as active:
             run_id = active.info.run_id
-            # at most ~1000 points per curve, ~100 per diagnostic series
-            curve, diagnostic = tracking.strides(stages.settings(cfg))
-            buffer = tracking.MetricBuffer(run_id, stride=curve, diagnostic_stride=diagnostic)
-            progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
-            say = status_printer(enabled=not args.quiet)
-            try:
-                trained = stages.train(cfg, prepared, callbacks=[buffer, progress], stop=stop)
-            finally:
-                progress.close()
-                if buffer.points:
-                    say(f"writing {len(buffer.points)} curve points...")
-                buffer.flush()                       # curves so far, even when interrupted
-            buffer.finish(trained.fit.history, trained.fit.best_epoch)  # + last and best
-            tracking.log_training(run_id, cfg, prepared, trained, curves=False, status=say)
+            if cache.hit is not None:
+                source, trained, link = cache.record_reuse(run_id)
+                print(f"reused run {source} ({link}): same config, data, code, numpy/BLAS and "
+                      "threads, so its numbers, without training (--no-cache trains afresh)",
+                      flush=True)
+            else:
+                # at most ~1000 points per curve, ~100 per diagnostic series
+                curve, diagnostic = tracking.strides(stages.settings(cfg))
+                buffer = tracking.MetricBuffer(run_id, stride=curve,
+                                               diagnostic_stride=diagnostic)
+                progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
+                say = status_printer(enabled=not args.quiet)
+                try:
+                    trained = stages.train(cfg, prepared, callbacks=[buffer, progress],
+                                           stop=stop)
+                finally:
+                    progress.close()
+                    if buffer.points:
+                        say(f"writing {len(buffer.points)} curve points...")
+                    buffer.flush()                   # curves so far, even when interrupted
+                buffer.finish(trained.fit.history, trained.fit.best_epoch)  # + last and best
+                tracking.log_training(run_id, cfg, prepared, trained, curves=False, status=say)
+                cache.store(run_id, trained)
     except Stopped as exc:  # cli.main prints it and exits 143/130
         exc.outcome = f"run {run_id} ended KILLED" if run_id else "no run was created"
         raise
@@ -101,6 +114,11 @@ def run(args) -> int:
         return _server_gone(cfg, uri, run_id, buffer, trained, exc)
     report(cfg, run_id, experiment_id, trained, time.perf_counter() - started)
     return 0
+
+
+def use_cache(cfg, args) -> bool:
+    """Reuse an identical finished run unless `--no-cache` or `tracking.cache: false`."""
+    return cfg.tracking.cache and not getattr(args, "no_cache", False)
 
 
 def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=None) -> None:

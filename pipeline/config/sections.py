@@ -183,3 +183,6 @@ class TrackingConfig(Section):
     log_model: bool = True
     log_figures: bool = True
     ui_url: str = "http://127.0.0.1:5000"  # where `mlflow ui` listens; used for the printed link
+    # reuse a FINISHED run of the store whose config, data, code and arithmetic are identical
+    # (docs/tracking.md, "Run cache"); false (or --no-cache) trains afresh
+    cache: bool = True

@@ -55,6 +55,7 @@ class ArmRun:
     blas_threads: int = 0               # in effect where the job ran (pipeline/threads.py)
     blocks_init: dict[str, float] = field(default_factory=dict)  # gradcheck: at initialization
     bayes_source: str = ""              # where the diagnosis' Bayes error came from
+    reused_from: str = ""               # the run cache's source run, when not trained here
 
 
 def execute(job: Job, stop=None) -> ArmRun:

@@ -5,10 +5,11 @@ run as it finishes (in this process, so workers never write to the store).
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import pandas as pd
 
@@ -46,7 +47,7 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
                on_result: Callable[[ArmRun], None] | None = None, figures: bool = True,
                jobs: Sequence[Job] | None = None,
                arms: Sequence[str] | None = None, first_seed: int = 0,
-               stop=None) -> LessonResult:
+               stop=None, cache: "ArmCache | None" = None) -> LessonResult:
     """Run every arm over `seeds` seeds (default: the lesson's) and judge the claim.
 
     `lesson`: a Lesson or a name under conf/lessons. `workers` > 1 runs jobs in spawned
@@ -54,7 +55,8 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
     chose). `on_result(run)` is called in this process as each
     job finishes. `jobs`: an already validated plan (the command builds it before any run).
     `arms`: only these arms (the claim's checks that name another arm then fail).
-    `stop` (a `pipeline.stop.Stop`): see `run_jobs`.
+    `stop` (a `pipeline.stop.Stop`), `cache` (e.g. `pipeline.tracking.cache.lesson_cache()`):
+    see `run_jobs`.
     """
     if isinstance(lesson, str):
         lesson = load_lesson(lesson, conf_dir)
@@ -63,37 +65,55 @@ def run_lesson(lesson: Lesson | str, *, seeds: int | None = None, workers: int =
                                                     first_seed=first_seed)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    runs = run_jobs(jobs, workers, on_result, stop)
+    runs = run_jobs(jobs, workers, on_result, stop, cache)
     return assemble(lesson, jobs, runs, figures=figures)
 
 
-def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None) -> list[ArmRun]:
+class ArmCache(Protocol):
+    """The run cache as the runner sees it (no MLflow here: pipeline/tracking/cache.py
+    implements it). `get`: the job's result from an earlier identical run, or None (train it).
+    `put`: called with every result, fresh or reused, after `on_result` (store it, or record
+    the reuse)."""
+
+    def get(self, job: Job) -> ArmRun | None: ...
+
+    def put(self, job: Job, run: ArmRun) -> None: ...
+
+
+def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None,
+             cache: ArmCache | None = None) -> list[ArmRun]:
     """Every job, in order of completion to `on_result`. `stop` (a `pipeline.stop.Stop`) is
     checked by the training of an in-process job every epoch, between jobs, and every
     `POLL` seconds while spawned workers run; on a stop the workers are terminated (they
-    write nothing: `on_result` runs here) and `Stopped` propagates."""
+    write nothing: `on_result` runs here) and `Stopped` propagates. `cache`: jobs it has a
+    result for are not trained (they come first); each result is then `put` into it."""
     from pipeline.stop import Stop, children_ignore_sigint
 
     stop = stop if stop is not None else Stop()
     order = {(j.arm, j.seed): i for i, j in enumerate(jobs)}
+    reused = [] if cache is None else _reused(jobs, cache, stop)
+    seen = {(r.arm, r.seed) for r in reused}
+    todo = [j for j in jobs if (j.arm, j.seed) not in seen]
     done: list[ArmRun] = []
-    if workers == 1 or len(jobs) == 1:
+    pool = None
+    if workers == 1 or len(todo) <= 1:
         limit = threads.limit()        # this process too: pipeline/threads.py
-        results = (execute(job, stop) for job in jobs)
-        pool = None
+        fresh = (execute(job, stop) for job in todo)
     else:
         # Ctrl-C: the parent stops them, no traceback each. The thread count goes through the
         # environment the workers start with: a spawned worker imports numpy afresh, so a
         # threadpoolctl initializer would run before there is a BLAS to limit.
         with children_ignore_sigint(), threads.for_spawned():
-            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)))
-        results = _polled(pool.imap_unordered(execute, jobs), len(jobs), stop)
+            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)))
+        fresh = _polled(pool.imap_unordered(execute, todo), len(todo), stop)
     try:
-        for run in results:
+        for run in itertools.chain(reused, fresh):
             stop.check()
             done.append(run)
             if on_result is not None:
                 on_result(run)
+            if cache is not None:
+                cache.put(jobs[order[(run.arm, run.seed)]], run)
     except BaseException:
         if pool is not None:
             pool.terminate()
@@ -105,6 +125,16 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None) -> li
         else:
             limit.restore()
     return sorted(done, key=lambda r: order[(r.arm, r.seed)])
+
+
+def _reused(jobs: Sequence[Job], cache: ArmCache, stop) -> list[ArmRun]:
+    out = []
+    for job in jobs:
+        stop.check()
+        run = cache.get(job)
+        if run is not None:
+            out.append(run)
+    return out
 
 
 POLL = 0.5  # seconds between stop checks while waiting for a spawned worker's job

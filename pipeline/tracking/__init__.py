@@ -12,7 +12,16 @@ lesson_parent.py  a lesson's own experiment and its parent: verdict, table, kept
 ui.py        what the MLflow UI shows first: mode, shared view (columns), descriptions, links
 notes.py     the descriptions and short run names (strings only)
 readback.py  a logged run read back for reproduce
+cache.py     the run cache: a finished identical run's result, found by its key, reused
 """
+
+import warnings
+
+with warnings.catch_warnings():
+    # mlflow imports tqdm.auto, which in a Jupyter kernel without ipywidgets warns "IProgress
+    # not found": noise in every notebook that imports the tracking edge (the run cache)
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import mlflow  # noqa: F401
 
 from pipeline.tracking.notes import run_name
 from pipeline.tracking.records import (MetricBuffer, curve_stride, diagnostic_stride,
