@@ -153,3 +153,18 @@ def test_the_full_augmentation_lesson_holds_and_draws_one_seed_for_every_arm():
     assert seeds == {str(median_paired_seed(r.runs, r.lesson.claim.checks[0]))}
     assert "median rotate - none over 10 seeds" in axes[0].get_title()
     assert axes[3].get_ylabel() == "train_loss" and len(axes[5].get_lines()) == 10
+
+
+def test_a_per_seed_diagnosis_check_is_not_taken_for_a_paired_comparison():
+    """share with diagnosis_in counts each seed's diagnosis; only share with *_than_arm is
+    paired: the comparison figure's paired panel and the table's column follow the paired one
+    (the regularization lesson has both kinds; its panel once read 'none - None on 0/0')."""
+    lesson = load_lesson("regularization", CONF)
+    kinds = [(c.arm, c.paired) for c in lesson.claim.checks if c.share is not None]
+    assert ("none", False) in kinds and ("early_stopping", True) in kinds
+    runs = [SimpleNamespace(arm=a, seed=s, metrics={"holdout_accuracy": v}, diagnosis="fine")
+            for a, vs in {"none": [0.90, 0.91], "early_stopping": [0.95, 0.97]}.items()
+            for s, v in enumerate(vs)]
+    (column,) = paired_column(lesson, runs).values()
+    assert column == {"early_stopping": "+0.055 [+0.050, +0.060] vs none, 2/2 seeds",
+                      "none": "(reference)"}

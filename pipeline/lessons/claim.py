@@ -58,7 +58,7 @@ def judge(lesson, table: pd.DataFrame, diagnoses: Mapping[str, str] | None = Non
     per_seed: dict[str, list[str]] = {}
     for run in runs or ():
         per_seed.setdefault(run.arm, []).append(getattr(run, "diagnosis", ""))
-    results = tuple(_paired(c, runs) if c.share is not None and c.diagnosis_in is None
+    results = tuple(_paired(c, runs) if c.paired
                     else _check(c, table, optimistic if optimistic_for(c.metric) else [],
                                 diagnoses or {}, per_seed)
                     for c in lesson.claim.checks)
@@ -143,7 +143,7 @@ def paired_column(lesson, runs: Sequence) -> dict[str, dict[str, str]]:
     """The table's column for the paired checks: {title: {arm: "mean [min, max] of the
     differences, k/n seeds"}}, or {} when the claim has none."""
     cells: dict[str, str] = {}
-    for check in (c for c in lesson.claim.checks if c.share is not None):
+    for check in (c for c in lesson.claim.checks if c.paired):
         other, diffs, wins = paired_outcome(check, runs)
         if diffs:
             d = list(diffs.values())

@@ -50,7 +50,7 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
     boundaries = lesson.figure.boundary and model is not None and model.X.shape[1] == 2
     ncols = min(len(arms), 4) if boundaries else 0
     nrows = -(-len(arms) // ncols) if boundaries else 0
-    pair = next((c for c in lesson.claim.checks if c.share is not None), None)
+    pair = next((c for c in lesson.claim.checks if c.paired), None)
     n_curves = len(lesson.figure.curves) + (pair is not None)   # the paired panel comes last
     width = max(4.0 * max(ncols, 1), 5.0 * n_curves)
     fig = Figure(figsize=(width, 3.8 * nrows + 3.6))

@@ -86,6 +86,12 @@ class Check(Section):
                              "at_most or diagnosis_in")
         return self
 
+    @property
+    def paired(self) -> bool:
+        """Judged seed by seed as a difference against another arm (share with *_than_arm),
+        not as a count of per-seed diagnoses (share with diagnosis_in)."""
+        return self.share is not None and self.diagnosis_in is None
+
     def arms(self) -> list[str]:
         named = [self.arm, self.greater_than_arm, self.less_than_arm, *(self.best_of or ()),
                  *(self.greater_than_best_of or ()), *(self.less_than_best_of or ())]
