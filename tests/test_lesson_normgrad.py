@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.lessons import judge, parse_lesson, run_lesson
+from pipeline.lessons import judge, load_lesson, parse_lesson, run_lesson
 from pipeline.lessons.execute import cost_without_l2, fresh_mask_cost
 from pipeline.nn import Architecture, gradient_check, init_network
 from pipeline.plots.contours import (best_stable, cost_contours, descent_path, logistic_cost,
@@ -137,3 +137,19 @@ def test_normalization_direction_on_a_small_budget():
     assert t.loc["raw_gd_lr0.3", "epochs_to_threshold_mean"] > 10 * t.loc[
         "standardized_gd_lr3", "epochs_to_threshold_mean"]
     assert t.loc["raw_gd_lr3", "train_accuracy_max"] < 0.6          # the rate that kills raw
+
+
+def test_the_curves_show_only_figure_curve_arms_when_the_lesson_names_them():
+    """normalization has ten arms; its curve panels show the four it names (each scaling at
+    its best rate and at the other's), the table keeps all of them."""
+    from pipeline.lessons.figures import comparison
+
+    lesson = load_lesson("normalization", CONF)
+    r = run_lesson(lesson, seeds=1, conf_dir=CONF, figures=False,
+                   arms=["standardized_gd_lr3", "standardized_gd_lr1", "raw_gd_lr3",
+                         "raw_gd_lr0.3"], overrides=["training.epochs=20"])
+    fig = comparison(lesson, r.runs, list(r.table.index))
+    loss = next(ax for ax in fig.axes if ax.get_ylabel() == "train_loss")
+    shown = [l.get_label() for l in loss.get_lines() if not l.get_label().startswith("threshold")]
+    assert shown == ["standardized_gd_lr3", "raw_gd_lr3", "raw_gd_lr0.3"]
+    assert len(r.table) == 4

@@ -57,6 +57,8 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
     grid = fig.add_gridspec(nrows + 1, ncols * n_curves if boundaries else n_curves,
                             height_ratios=[1.05] * nrows + [1.0])
     score = "holdout_accuracy" if getattr(lesson, "holdout", None) else "dev_accuracy"
+    # figure.curve_arms: only these arms' curves (ten overlaid arms hide each other)
+    curved = [a for a in arms if a in lesson.figure.curve_arms] or list(arms)
     if boundaries:
         seed = median_paired_seed(runs, pair) if pair is not None else None
         for i, arm in enumerate(arms):
@@ -74,7 +76,7 @@ def comparison(lesson, runs: Sequence, arms: Sequence[str]) -> Figure:
     span = ncols if boundaries else 1
     for j, key in enumerate(lesson.figure.curves):
         ax = fig.add_subplot(grid[nrows, j * span:(j + 1) * span])
-        overlay(ax, runs, arms, key, lesson.figure.band, threshold=_threshold(lesson, key))
+        overlay(ax, runs, curved, key, lesson.figure.band, threshold=_threshold(lesson, key))
     if pair is not None:
         j = n_curves - 1
         paired(fig.add_subplot(grid[nrows, j * span:(j + 1) * span]), runs, arms, pair)
