@@ -109,6 +109,21 @@ def test_an_alias_to_its_own_node_is_refused(store, capsys):
                    "that contains it")
 
 
+def test_more_than_100_aliases_are_refused(store, capsys):
+    aliases = ", ".join(["*a"] * 101)
+    err = refused(store, capsys, "train", "training.epochs=5", "augment.copies=0",
+                  f"augment.params={{k: [&a 1, {aliases}]}}")
+    assert err == "error: override augment.params: more than 100 YAML aliases (*a on line 1)"
+
+
+def test_a_document_over_a_megabyte_is_refused_by_its_size(store, capsys):
+    value = "[" + ",".join(["0"] * 500_001) + "]"
+    err = refused(store, capsys, "train", "training.epochs=5", "augment.copies=0",
+                  f"augment.params={{k: {value}}}")
+    assert err == (f"error: override augment.params: YAML document of {len(value) + 5} bytes "
+                   "is larger than the limit of 1000000 bytes")
+
+
 def test_deep_nesting_is_one_line_not_a_recursion_traceback(store, capsys):
     err = refused(store, capsys, "train", "model.hidden=" + "[" * 3000 + "]" * 3000)
     assert err == "error: override model.hidden: YAML nested deeper than 64 levels (line 1)"
@@ -143,6 +158,7 @@ def test_a_duplicate_key_in_a_search_space_is_named(store, tmp_path, capsys):
     err = refused(store, capsys, "search", f"search.space={path}",
                   f"search.storage={tmp_path / 'study.journal'}", "search.n_trials=1")
     assert err == f"error: {path}: duplicate YAML key 'regularization.l2' on line 2 (first on line 1)"
+    assert not (tmp_path / "study.journal").exists()  # no study either
 
 
 def test_a_non_utf8_conf_file_is_named(store, conf, capsys):

@@ -97,8 +97,8 @@ def load_yaml(text: str, source: str) -> Any:
     """Parse one YAML document from a user, bounded (see the module docstring)."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
-        raise ValueError(f"{source}: YAML document of {size} bytes is larger than the "
-                         f"{MAX_BYTES} allowed")
+        raise ValueError(f"{source}: YAML document of {size} bytes is larger than the limit "
+                         f"of {MAX_BYTES} bytes")
     loader = _BoundedLoader(text, source)
     try:
         return loader.get_single_data()
