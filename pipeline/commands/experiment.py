@@ -41,13 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def split_own(items: list[str]) -> tuple[dict[str, int], list[str]]:
     """seeds=/workers= (integers; MLflow may pass "5.0") and the config overrides."""
-    import yaml
+    from pipeline.config.safe_yaml import load_yaml
 
     own, rest = {}, []
     for item in items:
         key, sep, value = item.partition("=")
         if sep and key in OWN:
-            v = yaml.safe_load(value)
+            v = load_yaml(value, f"override {key}")
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             low = 0 if key == "first_seed" else 1

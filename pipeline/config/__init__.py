@@ -4,6 +4,7 @@ load.py         Config (the root model), load_config, config_from_yaml, override
 sections.py     data, augment, model, regularization, training, diagnosis, tracking sections
 search.py       the search and evaluate sections, and search-space files (ParamSpec)
 constraints.py  the one vocabulary of bounds and the one translator of pydantic errors
+safe_yaml.py    the one YAML loader for user text, bounded before expansion (load_yaml)
 """
 
 from pipeline.config.constraints import explain_error

@@ -2,7 +2,8 @@
 
 Layers, later wins: `conf/base.yaml` (committed) <- `conf/presets/<name>.yaml` <- every
 `conf/local/*.yaml` (git-ignored, sorted by name) <- command-line `key=value` pairs, whose values
-are parsed with `yaml.safe_load` (so `model.hidden=[20,3]` and `regularization.l2=0.7` are typed).
+are parsed as YAML (so `model.hidden=[20,3]` and `regularization.l2=0.7` are typed) by the one
+bounded loader, `safe_yaml.load_yaml` (no alias bombs, no silent duplicate keys).
 Everything is validated once, here; errors are one line naming the key, the bound and the value.
 The section models live in `sections.py` and `search.py`, their bounds in `constraints.py`;
 this module holds the root model and loads and merges.
@@ -11,6 +12,7 @@ this module holds the root model and loads and merges.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -18,9 +20,11 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from pipeline.config.constraints import Count, Section, explain_error
+from pipeline.config.safe_yaml import MAX_BYTES, load_yaml
 from pipeline.config.search import EvaluateConfig, SearchConfig
 from pipeline.config.sections import (AugmentConfig, DataConfig, DiagnosisConfig, ModelConfig,
                                       RegularizationConfig, TrackingConfig, TrainingConfig)
+from pipeline.input_files import read_text
 from pipeline.redact import redact
 
 
@@ -87,7 +91,7 @@ def load_config(overrides: Sequence[str] = (), *, conf_dir: Path | str = Path("c
     data = _read_yaml(conf_dir / "base.yaml")
     if preset:
         path = conf_dir / "presets" / f"{preset}.yaml"
-        if not path.is_file():
+        if not os.path.lexists(path):  # a directory or a symlink loop is named by _read_yaml
             known = sorted(p.stem for p in (conf_dir / "presets").glob("*.yaml"))
             raise ValueError(f"preset must be one of {known}, got {preset!r} "
                              f"(no file {path})")
@@ -110,9 +114,7 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ValueError(f"config file {path} does not exist")
-    data = _parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    data = _parse_yaml(read_text(path, "config file", MAX_BYTES), str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -121,11 +123,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _parse_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{source}: not valid YAML ({first})") from None
+    return load_yaml(text, source)
 
 
 def _merge(base: dict, top: Mapping) -> dict:

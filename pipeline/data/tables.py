@@ -1,7 +1,14 @@
-"""A user's own table: CSV or Parquet -> DataFrame -> `Dataset`, with one-line errors."""
+"""A user's own table: CSV or Parquet -> DataFrame -> `Dataset`, with one-line errors.
+
+Checked before pandas reads it whole: what the path is (a directory or a symlink loop is named
+as such), its size (at most `max_table_bytes()`: 512 MiB, or $NN_PIPELINE_MAX_TABLE_MB), NUL
+bytes at the head of a CSV (binary, not text), and duplicate column names in the raw header
+(pandas renames a second `y` to `y.1`, which then becomes a feature that copies the label).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -10,12 +17,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.data.dataset import Dataset
+from pipeline.input_files import check_file, printable, sniff_binary
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # pandas costs ~1 s to import and only a user's table needs it: imported in the functions.
 READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet"}
+# pandas needs several times a CSV's size in memory (a 2 GB file peaked at 14.8 GB)
+MAX_TABLE_MB = 512
+
+
+def max_table_bytes() -> int:
+    """The largest table read, in bytes: $NN_PIPELINE_MAX_TABLE_MB (MiB) or MAX_TABLE_MB."""
+    text = os.environ.get("NN_PIPELINE_MAX_TABLE_MB", "").strip()
+    try:
+        mb = float(text) if text else MAX_TABLE_MB
+    except ValueError:
+        raise ValueError(f"NN_PIPELINE_MAX_TABLE_MB must be a number of MiB, got {text!r}") from None
+    return int(mb * 2**20)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -25,22 +45,49 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if suffix not in READERS:
         raise ValueError(f"data file {path} has unknown extension {suffix or '(none)'!r}; "
                          f"valid extensions: {', '.join(READERS)}")
-    if not path.is_file():
-        raise ValueError(f"data file {path} does not exist")
-    if path.stat().st_size == 0:
+    if check_file(path, "data file", max_table_bytes(), " (NN_PIPELINE_MAX_TABLE_MB)") == 0:
         raise ValueError(f"data file {path} is empty (0 bytes)")
+    if suffix == ".csv":
+        sniff_binary(path, "data file", "CSV text")
     import pandas as pd
 
     try:
+        _refuse_duplicate_columns(path, suffix)
         df = getattr(pd, READERS[suffix])(path)
     except pd.errors.EmptyDataError:
         raise ValueError(f"data file {path} is empty (no columns)") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
+        if str(exc).startswith(f"data file {path} "):
+            raise
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"data file {path} could not be read as {suffix[1:]}: {first}") from None
+        raise ValueError(f"data file {path} could not be read as {suffix[1:]}: "
+                         f"{printable(first)}") from None
     if len(df) == 0:
         raise ValueError(f"data file {path} has no data rows (columns: {', '.join(map(str, df.columns))})")
     return df
+
+
+def _refuse_duplicate_columns(path: Path, suffix: str) -> None:
+    """The header as written (pandas mangles a repeated CSV name into `name.1`)."""
+    if suffix == ".csv":
+        import pandas as pd
+
+        head = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+        names = [str(v) for v in head.iloc[0]] if len(head) else []
+    else:
+        import pyarrow.parquet as pq
+
+        names = list(pq.read_schema(path).names)
+    _check_unique(names, f"data file {path}")
+
+
+def _check_unique(names: Sequence[str], name: str) -> None:
+    from collections import Counter
+
+    repeated = sorted(n for n, k in Counter(names).items() if k > 1)
+    if repeated:
+        raise ValueError(f"{name} has duplicate column names: {', '.join(map(repr, repeated))} "
+                         "(rename them so each column is named once)")
 
 
 def dataset_from_frame(df: pd.DataFrame, *, label: str, features: Sequence[str] | None = None,
@@ -48,6 +95,7 @@ def dataset_from_frame(df: pd.DataFrame, *, label: str, features: Sequence[str] 
     """Turn a frame into a `Dataset`: X (m, n) float64 from `features` (default: every column
     but `label`), y (m,) codes of the sorted distinct labels, whose names go to `classes`."""
     columns = [str(c) for c in df.columns]
+    _check_unique(columns, name)
     if label not in columns:
         raise ValueError(f"label column {label!r} not found in {name}; columns found: {', '.join(columns)}")
     features = [c for c in columns if c != label] if features is None else [str(f) for f in features]

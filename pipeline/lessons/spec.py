@@ -8,15 +8,17 @@ dotted overrides themselves are validated by building every arm's Config (`plan.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, ValidationError, model_validator
 
 from pipeline.config.constraints import (NonEmpty, PosInt, Positive, Section, bound,
                                          explain_error)
+from pipeline.config.safe_yaml import MAX_BYTES, load_yaml
+from pipeline.input_files import read_text
 
 KINDS = ("arms", "grid", "gradient_flow", "gradcheck")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -243,19 +245,17 @@ def available(conf_dir: Path | str = Path("conf")) -> list[str]:
 def load_lesson(name: str, conf_dir: Path | str = Path("conf")) -> Lesson:
     """`conf/lessons/<name>.yaml` (or a path to a .yaml file) as a validated Lesson."""
     path = Path(name)
-    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+    if path.suffix not in (".yaml", ".yml") or not os.path.lexists(path):
         path = Path(conf_dir) / "lessons" / f"{name}.yaml"
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise ValueError(f"lesson must be one of {available(conf_dir)} (or a path to a "
                              f".yaml file), got {name!r}")
-    return parse_lesson(path.read_text(encoding="utf-8"), path.stem, str(path))
+    # a directory, symlink loop, oversized or non-UTF-8 file: one line naming it
+    return parse_lesson(read_text(path, "lesson file", MAX_BYTES), path.stem, str(path))
 
 
 def parse_lesson(text: str, name: str, source: str = "lesson") -> Lesson:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_yaml(text, source)  # bounded: a lesson's `base` alias bomb is refused here
     if not isinstance(data, dict):
         raise ValueError(f"{source} must hold a mapping, got {type(data).__name__}")
     data.setdefault("name", name)

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from pipeline.config.safe_yaml import load_yaml
 from pipeline.config.search import parse_space
 from pipeline.search import storage as S
 from pipeline.search.claim import evaluation_claim
@@ -58,7 +58,8 @@ def load_best(cfg, workdir: Path):
     best = best_trial(study)
     if best is None:
         raise ValueError(f"study {name!r} has no COMPLETE trial to evaluate")
-    space = parse_space(yaml.safe_load(study.user_attrs["space"]), f"study {name} space")
+    where = f"study {name} space"
+    space = parse_space(load_yaml(study.user_attrs["space"], where), where)
     overrides = decode(best.params, space)
     base = config_from_yaml(study.user_attrs["base_config"], f"study {name} base_config")
     # Training knobs come from the study; how to evaluate and where to log from this command.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import yaml
 
+from pipeline.config.safe_yaml import load_yaml
 from pipeline.config.search import parse_space
 from pipeline.redact import MASK
 from pipeline.search import storage as S
@@ -62,7 +62,8 @@ def join(study: str, storage: str, tracking_uri: str | None, *, workdir: Path = 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or _plain(cfg.tracking.uri)
     parent, experiment = attrs["mlflow_parent_run"], attrs["mlflow_search_experiment_id"]
     _check_parent(uri, parent)
-    space = parse_space(yaml.safe_load(attrs["space"]), f"study {study} space")
+    where = f"study {study} space"
+    space = parse_space(load_yaml(attrs["space"], where), where)
     target = int(attrs["target_trials"])
     job = Job(cfg.to_yaml(), dict(space), spec, target, uri, experiment, parent)
     # a seed of its own: independent workers must not propose the same startup points

@@ -8,13 +8,15 @@ of hidden sizes (`[20, 3]`) is suggested as its JSON text (`"[20, 3]"`) and deco
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import optuna
-import yaml
 
+from pipeline.config.safe_yaml import MAX_BYTES, load_yaml
 from pipeline.config.search import ParamSpec, parse_space
+from pipeline.input_files import read_text
 
 _PRIMITIVE = (bool, int, float, str, type(None))
 
@@ -56,16 +58,12 @@ def decode(params: Mapping[str, Any], space: Mapping[str, ParamSpec]) -> dict[st
 def load_space(name: str, conf_dir: Path) -> tuple[dict[str, ParamSpec], str]:
     """`conf/search/<name>.yaml` (or a path to a YAML file) -> (validated space, its YAML text)."""
     path = Path(name) if name.endswith((".yaml", ".yml")) else conf_dir / "search" / f"{name}.yaml"
-    if not path.is_file():
+    if not os.path.lexists(path):
         known = sorted(p.stem for p in (conf_dir / "search").glob("*.yaml"))
         raise ValueError(f"search.space must name a file in {conf_dir / 'search'} {known} "
                          f"or a .yaml path, got {name!r} (no file {path})")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_space(data, source=str(path)), text
+    text = read_text(path, "search space file", MAX_BYTES)  # a directory, loop, binary: named
+    return parse_space(load_yaml(text, str(path)), source=str(path)), text
 
 
 def check_space(cfg, space: Mapping[str, ParamSpec]) -> None:
