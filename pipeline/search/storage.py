@@ -27,6 +27,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from pipeline.redact import redact
+from pipeline.search.journal import check_journal
 
 _RDB_SCHEMES = ("sqlite:", "postgresql", "mysql", "oracle", "mssql")
 
@@ -74,6 +75,7 @@ _SCHEMA_RACE = ("IntegrityError", "ProgrammingError")  # SQLAlchemy's, by name: 
 def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if spec.is_journal:
         Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
+        check_journal(spec.path)  # a torn last line is cut (copy kept); other damage: one line
         return JournalStorage(JournalFileBackend(spec.path))
     kwargs = {}
     if spec.url.startswith("sqlite:"):

@@ -1,0 +1,95 @@
+"""A journal file that can be repaired: checked before Optuna replays it.
+
+Optuna's journal is one JSON record per line, appended under a file lock and fsynced. A write
+cut short (full disk, power loss, a process killed inside `write`) leaves an incomplete LAST
+line without its newline. Optuna's reader skips such a line, but the next append lands right
+after it, gluing the fragment and a new record into one line that no reader can parse: from
+then on every command on the study failed with `Expecting ':' delimiter` and no file named.
+
+`check_journal` runs whenever a journal storage is opened (search/storage.py open_storage):
+
+- a torn last line is set aside: the whole journal is first copied to
+  `<journal>.torn-<UTC time>`, then the fragment is cut off and one line says what was dropped
+  (file, line number, bytes). The study continues. This is done, not merely proposed, because
+  the fragment is a record its writer never finished: Optuna never read it, so no trial, value
+  or attribute the study ever showed is lost, and refusing would only make the user type the
+  same cut by hand. Nothing is deleted (the copy holds every byte). The cut is made under
+  Optuna's own journal lock, so a record another process is still writing is never taken for
+  a torn one.
+- a malformed line elsewhere, or a record Optuna does not know (unknown op code, not an
+  object), is never dropped: a ValueError names the file and the line (exit 2), because the
+  records after it may depend on it and only the user can tell what it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from optuna.storages.journal import JournalFileSymlinkLock
+from optuna.storages.journal._storage import JournalOperation
+
+_KNOWN_OPS = frozenset(op.value for op in JournalOperation)
+
+
+def check_journal(path: str | Path, err=None) -> None:
+    """Cut a torn last line (kept in a copy, one line on `err`, default stderr); raise
+    ValueError naming the file and the line for any other line Optuna cannot replay."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    lock = JournalFileSymlinkLock(str(path))  # the lock Optuna's appends hold
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        if not data.endswith(b"\n"):
+            data = _set_aside_torn_tail(path, data, err or sys.stderr)
+    finally:
+        lock.release()
+    for number, line in enumerate(data.splitlines(), start=1):
+        problem = _problem(line)
+        if problem:
+            raise ValueError(f"Optuna journal {path}: line {number} {problem}; it is not a "
+                             "torn last line, so it is not dropped: restore the journal from "
+                             "a copy, or remove or fix that line by hand if you know what it "
+                             "held (nothing was run)")
+
+
+def _set_aside_torn_tail(path: Path, data: bytes, err) -> bytes:
+    keep = data.rfind(b"\n") + 1  # 0: the only line is torn
+    line = data.count(b"\n", 0, keep) + 1
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    copy = path.with_name(f"{path.name}.torn-{stamp}")
+    shutil.copy2(path, copy)
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    print(f"note: Optuna journal {path}: line {line} was torn (an incomplete record of "
+          f"{len(data) - keep} bytes, which Optuna's reader skips) and is cut off; the journal as it "
+          f"was is kept in {copy}; the study continues", file=err)
+    return data[:keep]
+
+
+def _problem(line: bytes) -> str | None:
+    """Why Optuna could not replay this line, or None."""
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        glued = line.find(b'{"op_code"', 1)
+        if glued > 0 and _problem(line[glued:]) is None:
+            return (f"is a torn record ({glued} bytes) with a later record appended to it "
+                    "(left by a version that did not repair torn lines); keep the part from "
+                    f"byte {glued + 1} of the line")
+        return f"is not a JSON record ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    if not isinstance(record, dict) or "op_code" not in record:
+        return "is not a journal record (no op_code)"
+    op = record["op_code"]
+    if type(op) is not int or op not in _KNOWN_OPS:
+        return (f"has op_code {op!r}, which Optuna does not know "
+                f"(known: {min(_KNOWN_OPS)}-{max(_KNOWN_OPS)})")
+    return None
