@@ -153,3 +153,37 @@ def test_malformed_unsent_records_are_set_aside_and_train_goes_on(tmp_path):
     assert client.get_run(left).info.status == "FAILED"  # the valid record still replayed
     assert client.get_metric_history(left, "dev_loss")[0].value == 0.5
     assert "RUNNING" not in _statuses(tmp_path)
+
+
+# A write cut short for real: the file-size limit (as a full disk) stops the append part-way.
+_FULL = """
+import os, resource, sys
+import optuna
+from pipeline.search import storage as S
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+spec = S.StorageSpec(None, sys.argv[1])
+study = optuna.create_study(study_name="s", storage=S.open_storage(spec))
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(sys.argv[1]) + 100, hard))
+try:
+    study.set_user_attr("big", "x" * 5000)
+except OSError as exc:
+    print(exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+study.set_user_attr("after", 1)
+print(optuna.load_study(study_name="s", storage=S.open_storage(spec)).user_attrs)
+"""
+
+
+def test_a_write_cut_short_is_cut_back_by_its_writer_and_the_error_names_the_journal(tmp_path):
+    journal = tmp_path / "s.journal"
+    path = os.pathsep.join(filter(None, [str(CONF.parent), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", _FULL, str(journal)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": path}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    failed, attrs = done.stdout.splitlines()
+    assert failed == (f"[Errno 27] Optuna journal {journal}: writing a record failed (File too "
+                      "large); the partial record was cut off, the journal is as before the "
+                      "write")
+    assert attrs == "{'after': 1}"  # the next append was not glued onto a fragment
+    assert journal.read_bytes().endswith(b"\n") and not list(tmp_path.glob("*.torn-*"))

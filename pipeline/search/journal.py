@@ -16,6 +16,9 @@ then on every command on the study failed with `Expecting ':' delimiter` and no 
   same cut by hand. Nothing is deleted (the copy holds every byte). The cut is made under
   Optuna's own journal lock, so a record another process is still writing is never taken for
   a torn one.
+- a write that fails part-way in this process (ENOSPC, EFBIG) is cut back by the writer itself
+  (`MendingFileBackend`), so the next append does not glue onto it, and the error names the
+  journal.
 - a malformed line elsewhere, or a record Optuna does not know (unknown op code, not an
   object), is never dropped: a ValueError names the file and the line (exit 2), because the
   records after it may depend on it and only the user can tell what it was.
@@ -30,7 +33,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from optuna.storages.journal import JournalFileSymlinkLock
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.storages.journal._storage import JournalOperation
 
 _KNOWN_OPS = frozenset(op.value for op in JournalOperation)
@@ -57,6 +60,43 @@ def check_journal(path: str | Path, err=None) -> None:
                              "torn last line, so it is not dropped: restore the journal from "
                              "a copy, or remove or fix that line by hand if you know what it "
                              "held (nothing was run)")
+
+
+class MendingFileBackend(JournalFileBackend):
+    """Optuna's file backend whose append, when the write fails part-way, truncates the journal
+    back to where the append began (under the same lock) and raises an OSError naming the file,
+    instead of leaving a torn record for the next append to glue onto."""
+
+    def __init__(self, file_path: str) -> None:
+        self._mend_lock = JournalFileSymlinkLock(file_path)
+        super().__init__(file_path, lock_obj=self._mend_lock)
+
+    def append_logs(self, logs: list[dict]) -> None:
+        # As JournalFileBackend.append_logs (optuna 5.0), plus the cut on failure.
+        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+        path = self._file_path
+        self._mend_lock.acquire()
+        try:
+            start = os.path.getsize(path)
+            try:
+                with open(path, "ab") as f:
+                    f.write(text.encode("utf-8"))
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as exc:
+                cut = _cut_back(path, start)
+                raise OSError(exc.errno, f"Optuna journal {path}: writing a record failed "
+                                         f"({exc.strerror or exc}); {cut}") from None
+        finally:
+            self._mend_lock.release()
+
+
+def _cut_back(path: str, size: int) -> str:
+    try:
+        os.truncate(path, size)
+        return "the partial record was cut off, the journal is as before the write"
+    except OSError:
+        return "the partial record could not be cut off; the next command sets it aside"
 
 
 def _set_aside_torn_tail(path: Path, data: bytes, err) -> bytes:

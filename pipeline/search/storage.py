@@ -23,11 +23,10 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from pipeline.redact import redact
-from pipeline.search.journal import check_journal
+from pipeline.search.journal import MendingFileBackend, check_journal
 
 _RDB_SCHEMES = ("sqlite:", "postgresql", "mysql", "oracle", "mssql")
 
@@ -76,7 +75,7 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if spec.is_journal:
         Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
         check_journal(spec.path)  # a torn last line is cut (copy kept); other damage: one line
-        return JournalStorage(JournalFileBackend(spec.path))
+        return JournalStorage(MendingFileBackend(spec.path))
     kwargs = {}
     if spec.url.startswith("sqlite:"):
         # Several workers on one SQLite file wait for the lock instead of failing at once.
