@@ -187,3 +187,16 @@ def test_a_write_cut_short_is_cut_back_by_its_writer_and_the_error_names_the_jou
                       "write")
     assert attrs == "{'after': 1}"  # the next append was not glued onto a fragment
     assert journal.read_bytes().endswith(b"\n") and not list(tmp_path.glob("*.torn-*"))
+
+
+def test_a_record_optuna_cannot_replay_is_one_error_naming_the_file_and_line(tmp_path):
+    from pipeline.search import storage as S
+
+    spec = S.StorageSpec(None, str(tmp_path / "s.journal"))
+    optuna.create_study(study_name="s", storage=S.open_storage(spec)).set_user_attr("a", 1)
+    with open(spec.path, "a") as f:  # valid JSON, known op code, a field missing
+        f.write('{"op_code":4,"worker_id":"w"}\n')
+    with pytest.raises(ValueError) as info:
+        S.open_storage(spec)
+    assert str(info.value).startswith(f"Optuna journal {spec.path}: line 3 cannot be replayed "
+                                      "(KeyError: 'study_id'); it is not dropped")

@@ -33,6 +33,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.storages.journal._storage import JournalOperation
 
@@ -62,6 +63,20 @@ def check_journal(path: str | Path, err=None) -> None:
                              "held (nothing was run)")
 
 
+def open_journal(path: str, err=None) -> JournalStorage:
+    """`check_journal`, then Optuna's replay; a record Optuna fails on (a field missing or of
+    the wrong type) becomes a ValueError naming the file and the line, not a traceback."""
+    check_journal(path, err)
+    backend = MendingFileBackend(path)
+    try:
+        return JournalStorage(backend)
+    except (KeyError, TypeError, AttributeError, IndexError, AssertionError, ValueError) as exc:
+        raise ValueError(f"Optuna journal {path}: line {backend.line_read} cannot be replayed "
+                         f"({type(exc).__name__}: {exc}); it is not dropped: restore the "
+                         "journal from a copy, or fix that line by hand (nothing was run)"
+                         ) from None
+
+
 class MendingFileBackend(JournalFileBackend):
     """Optuna's file backend whose append, when the write fails part-way, truncates the journal
     back to where the append began (under the same lock) and raises an OSError naming the file,
@@ -70,6 +85,13 @@ class MendingFileBackend(JournalFileBackend):
     def __init__(self, file_path: str) -> None:
         self._mend_lock = JournalFileSymlinkLock(file_path)
         super().__init__(file_path, lock_obj=self._mend_lock)
+
+    line_read = 0  # the line of the record last handed to Optuna (1-based)
+
+    def read_logs(self, log_number_from: int):
+        for number, log in enumerate(super().read_logs(log_number_from), start=log_number_from):
+            self.line_read = number + 1
+            yield log
 
     def append_logs(self, logs: list[dict]) -> None:
         # As JournalFileBackend.append_logs (optuna 5.0), plus the cut on failure.
