@@ -11,11 +11,12 @@ then on every command on the study failed with `Expecting ':' delimiter` and no 
 - a torn last line is set aside: the whole journal is first copied to
   `<journal>.torn-<UTC time>`, then the fragment is cut off and one line says what was dropped
   (file, line number, bytes). The study continues. This is done, not merely proposed, because
-  the fragment is a record its writer never finished: Optuna never read it, so no trial, value
-  or attribute the study ever showed is lost, and refusing would only make the user type the
-  same cut by hand. Nothing is deleted (the copy holds every byte). The cut is made under
-  Optuna's own journal lock, so a record another process is still writing is never taken for
-  a torn one.
+  the fragment is a record its writer never finished: Optuna's reader skips it, so no trial,
+  value or attribute the study ever showed is lost (an edit such as `truncate -s -50` that
+  cuts a finished record is the exception: the copy keeps it), and refusing would only make
+  the user type the same cut by hand. Nothing is deleted (the copy holds every byte). The
+  cut is made under Optuna's own journal lock, so a record another process is still writing
+  is never taken for a torn one.
 - a write that fails part-way in this process (ENOSPC, EFBIG) is cut back by the writer itself
   (`MendingFileBackend`), so the next append does not glue onto it, and the error names the
   journal.
@@ -54,7 +55,7 @@ def check_journal(path: str | Path, err=None) -> None:
             data = _set_aside_torn_tail(path, data, err or sys.stderr)
     finally:
         lock.release()
-    for number, line in enumerate(data.splitlines(), start=1):
+    for number, line in enumerate(data.split(b"\n")[:-1], start=1):  # as Optuna splits
         problem = _problem(line)
         if problem:
             raise ValueError(f"Optuna journal {path}: line {number} {problem}; it is not a "
@@ -84,9 +85,8 @@ class MendingFileBackend(JournalFileBackend):
 
     def __init__(self, file_path: str) -> None:
         self._mend_lock = JournalFileSymlinkLock(file_path)
+        self.line_read = 0  # the line of the record last handed to Optuna (1-based)
         super().__init__(file_path, lock_obj=self._mend_lock)
-
-    line_read = 0  # the line of the record last handed to Optuna (1-based)
 
     def read_logs(self, log_number_from: int):
         for number, log in enumerate(super().read_logs(log_number_from), start=log_number_from):
@@ -132,8 +132,8 @@ def _set_aside_torn_tail(path: Path, data: bytes, err) -> bytes:
         f.flush()
         os.fsync(f.fileno())
     print(f"note: Optuna journal {path}: line {line} was torn (an incomplete record of "
-          f"{len(data) - keep} bytes, which Optuna's reader skips) and is cut off; the journal as it "
-          f"was is kept in {copy}; the study continues", file=err)
+          f"{len(data) - keep} bytes, which Optuna's reader skips) and is cut off; the journal "
+          f"as it was is kept in {copy}; the study continues", file=err)
     return data[:keep]
 
 

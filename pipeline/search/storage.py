@@ -74,7 +74,7 @@ _SCHEMA_RACE = ("IntegrityError", "ProgrammingError")  # SQLAlchemy's, by name: 
 def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if spec.is_journal:
         Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
-        return open_journal(spec.path)  # a torn last line is cut (copy kept); other damage: one line
+        return open_journal(spec.path)  # a torn last line cut (copy kept); other damage: 1 line
     kwargs = {}
     if spec.url.startswith("sqlite:"):
         # Several workers on one SQLite file wait for the lock instead of failing at once.
