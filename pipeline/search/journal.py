@@ -47,14 +47,16 @@ def check_journal(path: str | Path, err=None) -> None:
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return
-    lock = JournalFileSymlinkLock(str(path))  # the lock Optuna's appends hold
-    lock.acquire()
-    try:
-        data = path.read_bytes()
-        if not data.endswith(b"\n"):
-            data = _set_aside_torn_tail(path, data, err or sys.stderr)
-    finally:
-        lock.release()
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):  # torn, or a record being appended right now: look again
+        lock = JournalFileSymlinkLock(str(path))  # under the lock Optuna's appends hold
+        lock.acquire()  # (only here: a read-only journal that is whole opens as before)
+        try:
+            data = path.read_bytes()
+            if not data.endswith(b"\n"):
+                data = _set_aside_torn_tail(path, data, err or sys.stderr)
+        finally:
+            lock.release()
     for number, line in enumerate(data.split(b"\n")[:-1], start=1):  # as Optuna splits
         problem = _problem(line)
         if problem:
