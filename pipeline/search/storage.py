@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from pipeline.redact import redact
+from pipeline.search.journal import open_journal
 
 _RDB_SCHEMES = ("sqlite:", "postgresql", "mysql", "oracle", "mssql")
 
@@ -74,7 +74,7 @@ _SCHEMA_RACE = ("IntegrityError", "ProgrammingError")  # SQLAlchemy's, by name: 
 def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if spec.is_journal:
         Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(spec.path))
+        return open_journal(spec.path)  # a torn last line cut (copy kept); other damage: 1 line
     kwargs = {}
     if spec.url.startswith("sqlite:"):
         # Several workers on one SQLite file wait for the lock instead of failing at once.
