@@ -39,6 +39,13 @@ def redact(text: str) -> str:
     return _SECRET_PARAM.sub(lambda m: f"{m['key']}{m['eq']}{MASK}", text)
 
 
+def recorded(value) -> str:
+    """A param's or tag's value as stored: the last gate (callers redact the config already).
+    A config packed as `zlib+base64:` was redacted before packing; base64 is not searched."""
+    text = str(value)
+    return text if text.startswith("zlib+base64:") else redact(text)
+
+
 def has_secret(text: str) -> bool:
     """Whether `redact` would change `text`."""
     return redact(text) != text
