@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.redact import redact, redact_logs
+from pipeline.redact import redact
 from servers import ON_SHARED_SERVER, TINY, cli
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
@@ -53,6 +53,8 @@ def test_every_credential_form_is_masked(text, shown):
 
 def test_log_lines_and_their_tracebacks_are_masked(capsys):
     """MLflow's failed-request lines name the URL; Optuna's failed-trial lines quote the error."""
+    from pipeline.redact import redact_logs
+
     logger = logging.getLogger("nnp-test-secrets")
     logger.addHandler(logging.StreamHandler())
     logger.propagate = False
