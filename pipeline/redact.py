@@ -25,11 +25,13 @@ _PASSWORD_IN_URL = re.compile(
 
 # key=value where the key names a secret. The value is a quoted libpq value (`'p w'`, with `\'`
 # escapes) or runs to whitespace, `&` (next query parameter) or a quote; a `;` or `,` inside a
-# password is masked with it rather than cut and half shown.
+# password is masked with it rather than cut and half shown, but a run of punctuation ending
+# it is left (the `:` of "url?password=pw: unreachable" belongs to the sentence).
 _SECRET_KEY = r"[A-Za-z0-9_.\-]*?(?:password|passwd|pwd|secret|token|api[_\-]?key)"
 _SECRET_PARAM = re.compile(
     rf"(?P<key>(?<![A-Za-z0-9]){_SECRET_KEY})(?P<eq>\s*=\s*)"
-    r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&'\"]+)",
+    r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?"
+    r"|[^\s&'\"]*[^\s&'\":,;.)\]]|[^\s&'\"]+)",
     re.IGNORECASE)
 
 

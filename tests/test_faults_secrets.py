@@ -41,6 +41,7 @@ PW, PG_PW = "S3cr3tPW", "PgS3cret"   # the tracking server's and the study datab
     ("host=h password='p w \\' x' port=1", "host=h password=*** port=1"),
     ("sslpassword = k3y token=t0k api_key=a1", "sslpassword = *** token=*** api_key=***"),
     ("'postgresql://u@h/db?password=pw' quoted", "'postgresql://u@h/db?password=***' quoted"),
+    ("db?password=pw: unreachable (password=a,b)", "db?password=***: unreachable (password=***)"),
     # no secret: as is
     ("postgresql://postgres@127.0.0.1:5432/db", "postgresql://postgres@127.0.0.1:5432/db"),
     ("training.max_tokens=3 cwd=/tmp sqlite:////tmp/x.db", "training.max_tokens=3 cwd=/tmp "
@@ -128,3 +129,47 @@ def test_train_search_experiment_print_and_record_no_password(tmp_path, tracking
     attrs = [study.user_attrs, *(t.user_attrs for t in study.trials)]
     assert len(study.trials) == 2 and "base_config" in study.user_attrs
     assert not [a for a in attrs if PW in repr(a) or PG_PW in repr(a)]
+
+
+def _python(tmp_path: Path, code: str):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(CONF).parent), MLFLOW_DISABLE_TELEMETRY="true")
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, where", [
+    ([f"tracking.uri=postgresql+psycopg2://postgres@127.0.0.1:1/db?password={PG_PW}"],
+     "tracking.uri"),
+    pytest.param(["tracking.uri=sqlite:///mlflow.db",
+                  f"search.storage=postgresql+psycopg2://postgres@127.0.0.1:1/db?password={PG_PW}"],
+                 "search.storage", marks=pytest.mark.slow),   # ~8 s: Optuna's own retries
+])
+def test_a_store_that_cannot_be_reached_is_named_without_its_password(tmp_path, args, where):
+    """The one-line error names the store (masked): a real `search` whose tracking store or
+    study storage is a PostgreSQL URL on a closed port."""
+    result = _python(tmp_path, "from pipeline.cli import main; raise SystemExit(main(["
+                     + ", ".join(map(repr, ["search", "--quiet", "--conf-dir", CONF, *args]))
+                     + "], prog='python -m pipeline'))")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("error: ") and where in result.stderr
+    assert "password=***" in result.stderr and PG_PW not in result.stdout + result.stderr
+
+
+def test_an_unforeseen_error_prints_its_traceback_without_the_password(tmp_path):
+    """An exception nobody foresaw still prints its traceback (exit 1), with the URI masked."""
+    result = _python(tmp_path, f"""
+import pipeline.cli as cli
+class Command:
+    add_arguments = staticmethod(lambda parser: None)
+    def run(args):
+        raise RuntimeError("request to http://alice:{PW}@127.0.0.1:1/api/2.0 failed")
+cli._command_module = lambda name: Command
+raise SystemExit(cli.main(["train"]))
+""")
+    assert result.returncode == 1 and "Traceback" in result.stderr
+    assert "RuntimeError: request to http://alice:***@127.0.0.1:1/api/2.0" in result.stderr
+    assert PW not in result.stderr
