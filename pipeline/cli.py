@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
     from pipeline import threads
 
     threads.export()
+    sys.excepthook = _masked_traceback  # an unforeseen error's traceback quotes URIs too
     try:
         args = build_parser(prog).parse_args(argv)
         from pipeline.commands.preflight import mlflow_defaults
@@ -86,6 +87,15 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _masked_traceback(kind, exc, tb) -> None:
+    """The traceback Python prints for an exception nobody caught, passwords masked."""
+    import traceback
+
+    from pipeline.redact import redact
+
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, exc, tb))))
 
 
 def _run_stoppable(args) -> int:

@@ -75,7 +75,7 @@ def check_storage_path(storage: str) -> None:
     elif "://" not in storage:
         path = Path(storage.removeprefix("journal:"))
     if path is not None:
-        _writable_dir(path.resolve().parent, f"search.storage {storage!r}")
+        _writable_dir(path.resolve().parent, f"search.storage {redact(storage)!r}")
 
 
 def _writable_dir(directory: Path, what: str) -> None:

@@ -18,7 +18,10 @@ def quiet_optuna() -> None:
     its traceback anyway."""
     import optuna
 
+    from pipeline.redact import redact_logs
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    redact_logs("optuna")  # "Trial N failed ...: <error>" quotes a store URL it could not reach
     for handler in logging.getLogger("optuna").handlers:
         if not any(isinstance(f, _NoTraceback) for f in handler.filters):
             handler.addFilter(_NoTraceback())

@@ -18,7 +18,7 @@ import optuna
 
 from pipeline.config.safe_yaml import load_yaml
 from pipeline.config.search import parse_space
-from pipeline.redact import MASK
+from pipeline.redact import MASK, redact
 from pipeline.search import storage as S
 from pipeline.search.study import FINISHED, Job, count, open_study, run_worker
 
@@ -45,7 +45,7 @@ def join(study: str, storage: str, tracking_uri: str | None, *, workdir: Path = 
 
     probe = S.resolve(storage, study, workdir)
     if probe.is_journal and not Path(probe.path).is_file():  # opening would create it
-        raise ValueError(f"storage {storage!r}: no journal file {probe.path}")
+        raise ValueError(f"storage {redact(storage)!r}: no journal file {probe.path}")
     try:
         attrs = optuna.load_study(study_name=study, storage=S.open_storage(probe)).user_attrs
     except KeyError:

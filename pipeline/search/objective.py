@@ -15,6 +15,7 @@ import optuna
 
 from pipeline import stages
 from pipeline.config.search import ParamSpec
+from pipeline.redact import redact
 from pipeline.search.space import suggest
 from pipeline.search.study import ReportSchedule
 
@@ -147,6 +148,7 @@ def _end(trial, logger, run_id, state: str, reason: str | None, attrs: dict, **l
     for k, v in attrs.items():
         trial.set_user_attr(k, v)
     if reason:
+        reason = redact(reason)  # an exception's text: MLflow's name the URL they requested
         trial.set_user_attr("fail_reason" if state == "FAIL" else "prune_reason", reason)
     if logger and run_id:
         logger.finish_trial(run_id, state, reason=reason, attrs=attrs, **logged)

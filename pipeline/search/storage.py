@@ -65,7 +65,7 @@ def resolve(storage: str | None, study: str, workdir: Path, *, heartbeat_interva
         return StorageSpec(storage, None, **kw)
     raise ValueError("search.storage must be null (journal file optuna/<study>.journal), a path "
                      "ending in .journal, or an Optuna storage URL (sqlite:///x.db, "
-                     f"postgresql://user@host/db), got {storage!r}")
+                     f"postgresql://user@host/db), got {redact(storage)!r}")
 
 
 _SCHEMA_RACE = ("IntegrityError", "ProgrammingError")  # SQLAlchemy's, by name: no import

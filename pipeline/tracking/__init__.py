@@ -15,6 +15,7 @@ readback.py  a logged run read back for reproduce
 cache.py     the run cache: a finished identical run's result, found by its key, reused
 """
 
+import os
 import warnings
 
 with warnings.catch_warnings():
@@ -22,6 +23,15 @@ with warnings.catch_warnings():
     # not found": noise in every notebook that imports the tracking edge (the run cache)
     warnings.filterwarnings("ignore", message="IProgress not found")
     import mlflow  # noqa: F401
+
+from pipeline.redact import redact_logs
+
+# MLflow prints "View run ... at: <tracking URI>/#/..." on stdout whenever a run on a tracking
+# server ends: the URI as given, password included, once per trial in a search and past
+# --quiet. The commands print their own links (ui_links, masked); set here, in the environment,
+# so that worker processes started from this one inherit it too.
+os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+redact_logs("mlflow")  # a failed request's log line names its URL
 
 from pipeline.tracking.notes import run_name
 from pipeline.tracking.records import (MetricBuffer, curve_stride, diagnostic_stride,

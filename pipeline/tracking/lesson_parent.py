@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
+from pipeline.redact import redact
 from pipeline.tracking import notes, records, ui
 from pipeline.tracking.lessons import metric_key
 from pipeline.tracking.search_runs import _beside
@@ -170,8 +171,8 @@ def log_summary(parent_run_id: str, result, *, lesson_yaml: str, seconds: float)
     records.log_metrics(parent_run_id, kept_metrics(result, seconds), client=client)
     log_table(parent_run_id, table_frame(result), TABLE, client)
     for path, text in result.texts.items():
-        client.log_text(parent_run_id, text, path)
-    client.log_text(parent_run_id, lesson_yaml, "lesson/lesson.yaml")
+        client.log_text(parent_run_id, redact(text), path)
+    client.log_text(parent_run_id, redact(lesson_yaml), "lesson/lesson.yaml")
     records.log_figures(parent_run_id, result.figures, client)
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     client.log_batch(parent_run_id, tags=[

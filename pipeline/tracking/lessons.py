@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from pipeline.redact import redact
 from pipeline.tracking import records as R
 
 # Curves a child keeps: the learning curves, plus gradient norms for the gradient-flow lesson.
@@ -57,7 +58,7 @@ class LessonLogger:
         try:
             cfg = config_from_yaml(run.cfg_yaml)
             R.log_params(child, cfg.flat(), self.client)
-            self.client.log_text(child, run.cfg_yaml, "config.yaml")
+            self.client.log_text(child, redact(run.cfg_yaml), "config.yaml")
             self._metrics(child, run)
             if run.report:
                 self.client.log_text(child, run.report + "\n", "gradcheck.txt")

@@ -6,6 +6,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipeline.redact import redact
 from pipeline.tracking.records import metric_name
 from pipeline.tracking.reproducible import NOT_RECORDED, diff_digest, unpack_config
 
@@ -32,8 +33,8 @@ def read_run(run_id: str, curves: tuple[str, ...]) -> dict:
             digest = diff_digest(mlflow.artifacts.load_text(f"runs:/{run_id}/git/diff.patch"))
     except MlflowException as exc:
         first = str(exc).splitlines()[0]
-        raise ValueError(f"run {run_id} cannot be reproduced from {mlflow.get_tracking_uri()}: "
-                         f"{first}") from None
+        raise ValueError(f"run {run_id} cannot be reproduced from "
+                         f"{redact(mlflow.get_tracking_uri())}: {redact(first)}") from None
     if config.startswith(NOT_RECORDED):
         raise ValueError(f"run {run_id} cannot be reproduced: its config was "
                          f"{config[len(NOT_RECORDED):]}")

@@ -18,6 +18,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from pipeline.data.digest import short_digest
+from pipeline.redact import recorded
 
 # No chunking here: `MlflowClient.log_batch` splits a call by MLflow's own limits (1000
 # entities, 100 params/tags per request), so every write below is one client call.
@@ -162,13 +163,13 @@ def log_metrics(run_id: str, values: Mapping[str, float], step: int = 0,
 
 def log_params(run_id: str, params: Mapping[str, str], client: MlflowClient | None = None):
     client = client or MlflowClient()
-    items = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in params.items()]
+    items = [Param(k, recorded(v)[:PARAM_LIMIT]) for k, v in params.items()]
     client.log_batch(run_id, params=items)
 
 
 def set_tags(run_id: str, tags: Mapping[str, str], client: MlflowClient | None = None):
     client = client or MlflowClient()
-    items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+    items = [RunTag(k, recorded(v)[:5000]) for k, v in tags.items()]
     client.log_batch(run_id, tags=items)
 
 

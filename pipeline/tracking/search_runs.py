@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from pipeline.redact import redact
 from pipeline.tracking import notes, records, reproducible, ui
 from pipeline.tracking.runs import without_ipython_probe
 
@@ -100,7 +101,7 @@ class StudyLogger:
             tags = [RunTag("optuna.state", state)] + [RunTag(f"trial.{k}", str(v))
                                                       for k, v in dict(attrs).items()]
             if reason:
-                tags.append(RunTag("optuna.reason", reason[:5000]))
+                tags.append(RunTag("optuna.reason", redact(reason)[:5000]))
             number, overrides, objective = self._about.pop(run_id, (None, {}, "objective"))
             if number is not None:
                 tags.append(RunTag(ui.NOTE, notes.trial_note(
@@ -192,7 +193,7 @@ def mark_runs_failed(run_ids: list[str], reason: str) -> None:
     client = MlflowClient()
     for run_id in run_ids:
         client.set_tag(run_id, "optuna.state", "FAIL")
-        client.set_tag(run_id, "optuna.reason", reason)
+        client.set_tag(run_id, "optuna.reason", redact(reason))
         client.set_terminated(run_id, "FAILED")
 
 

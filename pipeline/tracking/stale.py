@@ -7,6 +7,8 @@ import re
 
 from mlflow.tracking import MlflowClient
 
+from pipeline.redact import redact
+
 
 def run_status(run_id: str) -> str | None:
     """The run's status, None when this store has no such run."""
@@ -43,7 +45,7 @@ def end_if_running(run_ids: list[str], experiment_ids: list[str], reason: str,
             filter_string=f"attributes.status = 'RUNNING' and attributes.run_id IN ({quoted})"))
     ended = [r for r in ids if r in running]
     for run_id in ended:
-        client.set_tag(run_id, "fault", reason)
+        client.set_tag(run_id, "fault", redact(reason))
         client.set_terminated(run_id, status)
     return ended
 

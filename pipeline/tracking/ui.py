@@ -85,7 +85,9 @@ def set_run_note(run_id: str, note: str, client: MlflowClient | None = None) -> 
 def ui_links(ui_url: str, experiment_id: str, run_id: str | None = None) -> dict[str, str]:
     """{"runs": the experiment's runs table (model-training mode, our columns), "run": the
     run's page} in the MLflow UI."""
-    base = f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    from pipeline.redact import redact
+
+    base = f"{redact(ui_url).rstrip('/')}/#/experiments/{experiment_id}/runs"  # printed
     mode = "workflowType=machine_learning"
     links = {"runs": f"{base}?{mode}&viewStateShareKey={VIEW_KEY}"}
     if run_id:

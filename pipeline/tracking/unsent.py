@@ -14,6 +14,8 @@ from typing import Iterable, Mapping
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
+from pipeline.redact import redact
+
 
 def points(buffer) -> list[list]:
     """A MetricBuffer's unsent points as JSON-able [key, value, timestamp, step] rows."""
@@ -32,6 +34,6 @@ def replay(run_id: str, rows: Iterable[list], final: Mapping[str, float] | None,
     client.log_batch(run_id, metrics=metrics)
     run = client.get_run(run_id)
     if run.info.status == RunStatus.to_string(RunStatus.RUNNING):
-        client.set_tag(run_id, "fault", reason)
+        client.set_tag(run_id, "fault", redact(reason))
         client.set_terminated(run_id, "FAILED")
     return client.get_run(run_id).info.status
