@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.lessons import load_lesson, plan
-    from pipeline.lessons.runner import assemble, run_jobs
+    from pipeline.lessons.runner import JobsFailed, assemble, run_jobs
     from pipeline.stop import Stopped
 
     stop = stop_of(args)
@@ -105,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
                                      grad_curves=lesson.kind == "gradient_flow")
             on_result = _progress(logger, len(jobs), quiet=args.quiet)
             cache = arm_cache(logger, read=cfg.tracking.cache and not args.no_cache)
-            runs = run_jobs(jobs, workers, on_result, stop, cache)
+            try:
+                runs = run_jobs(jobs, workers, on_result, stop, cache)
+            except JobsFailed as exc:  # a worker died twice on these: recorded, then FAILED
+                logger.failed(exc.failed)
+                raise
             result = assemble(lesson, jobs, runs)
             seconds = time.perf_counter() - started
             LP.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
@@ -113,6 +117,13 @@ def run(args: argparse.Namespace) -> int:
         exc.outcome = (f"the lesson's parent run {parent} ended KILLED (the (arm, seed) runs "
                        "already logged stay FINISHED)" if parent else "no run was created")
         raise
+    except JobsFailed as exc:
+        reuse = ("; the same command again reuses them (run cache)"
+                 if cfg.tracking.cache and not args.no_cache else "")
+        print(f"error: {exc}; the lesson's parent run {parent} ended FAILED, no verdict (the "
+              f"{len(exc.runs)} finished (arm, seed) runs are logged{reuse})",
+              file=sys.stderr, flush=True)
+        return 1
     if args.output is not None:
         write_output(result, args.output)
     print(result.texts["lesson/table.md"])

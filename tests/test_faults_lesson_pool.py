@@ -1,0 +1,160 @@
+"""A lesson's spawned worker dies (kill -9, SIGTERM; the OOM killer sends SIGKILL) in a real
+`python -m pipeline experiment ... workers=2` against a real SQLite store: the command ends
+within a bound (it used to wait forever at [n-1/n]), one stderr line names the worker's pid
+and its signal, the job is retried once (pipeline/lessons/pool.py), a job whose retry dies too
+is marked failed (exit 1, parent FAILED with the count, a FAILED child saying why), and no
+run is left RUNNING nor any worker alive.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARMS = ("zeros", "random_large", "he", "xavier")       # conf/lessons/initialization.yaml
+# each job trains for a few seconds; a worker holds its job from the moment it exists (the job
+# is sent as it starts), so a kill soon after is a death mid-job (importing or training)
+COMMAND = ("experiment", "initialization", "seeds=1", "workers=2", "training.epochs=15000")
+BOUND = 150  # seconds: the whole command, retries included (it hung forever before)
+
+pytestmark = pytest.mark.slow
+
+
+def _start(tmp_path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
+    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/m.db", PYTHONPATH=str(ROOT),
+               MLFLOW_DISABLE_TELEMETRY="true", MPLBACKEND="Agg")
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *COMMAND,
+                             "--conf-dir", str(ROOT / "conf")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _workers(pid: int) -> set[int]:
+    """The command's spawned workers: its children running multiprocessing's spawn_main
+    (not the resource tracker)."""
+    kids = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids.update(int(k) for k in (task / "children").read_text().split())
+        except OSError:
+            pass
+    out = set()
+    for kid in kids:
+        try:
+            if b"spawn_main" in Path(f"/proc/{kid}/cmdline").read_bytes():
+                out.add(kid)
+        except OSError:
+            pass
+    return out
+
+
+def _wait_workers(proc, n: int, exclude=frozenset(), timeout: float = 120) -> set[int]:
+    """`n` live workers not in `exclude` (each holds a job as soon as it exists)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        fresh = _workers(proc.pid) - set(exclude)
+        if len(fresh) >= n:
+            return set(sorted(fresh)[:n])
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"{n} workers did not start: {proc.communicate()}")
+
+
+def _finish(proc) -> tuple[str, str]:
+    try:
+        return proc.communicate(timeout=BOUND)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"the command hung (> {BOUND} s) after its worker died:\n{err}")
+
+
+def _runs(tmp_path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def _deaths(err: str) -> list[tuple[int, str, str, str]]:
+    """(pid, signal, arm, outcome) of each 'lesson worker ... died' line."""
+    pattern = (r"^lesson worker (\d+) died \((\w+)\) running arm (\w+) seed 0"
+               r"(?: \(its retry\))?: (retried once|the \(arm, seed\) is marked failed)$")
+    return [(int(m[1]), m[2], m[3], m[4]) for m in re.finditer(pattern, err, re.M)]
+
+
+def _group_gone(proc) -> bool:
+    for _ in range(50):
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_dead_workers_job_is_retried_once_and_the_lesson_finishes(tmp_path):
+    signum = signal.SIGKILL  # kill -9, as the OOM killer does
+    started = time.monotonic()
+    proc = _start(tmp_path)
+    victim = min(_wait_workers(proc, 2))
+    time.sleep(2.5)  # it has its job (sent as it started): by now mostly training
+    os.kill(victim, signum)
+    out, err = _finish(proc)
+    assert proc.returncode == 0, err
+    [(pid, name, arm, outcome)] = _deaths(err)
+    assert (pid, name, outcome) == (victim, signal.Signals(signum).name, "retried once")
+    assert arm in ARMS
+    runs = _runs(tmp_path)
+    parent = [r for r in runs if r.data.tags.get("stage") == "experiment"]
+    children = [r for r in runs if r.data.tags.get("stage") == "lesson_arm"]
+    assert "RUNNING" not in {r.info.status for r in runs}
+    assert [p.info.status for p in parent] == ["FINISHED"]
+    assert Counter(r.info.status for r in children) == {"FINISHED": 4}
+    assert sorted(r.data.tags["lesson.arm"] for r in children) == sorted(ARMS)
+    assert "lesson.failed_jobs" not in parent[0].data.tags
+    assert "4 runs in" in out and _group_gone(proc)
+    assert time.monotonic() - started < BOUND
+
+
+def test_a_job_whose_retry_dies_too_is_failed_and_the_parent_ends_failed(tmp_path):
+    # SIGTERM to the first two workers, kill -9 to the two fresh ones running the retries
+    proc = _start(tmp_path)
+    first = _wait_workers(proc, 2)
+    time.sleep(1.0)
+    for pid in first:   # both jobs in flight die: both are retried, in two fresh workers
+        os.kill(pid, signal.SIGTERM)
+    second = _wait_workers(proc, 2, exclude=first)
+    time.sleep(0.5)
+    for pid in second:  # ... and die again: both failed; the other two jobs still run
+        os.kill(pid, signal.SIGKILL)
+    out, err = _finish(proc)
+    assert proc.returncode == 1, err
+    deaths = _deaths(err)
+    assert {(p, s, o) for p, s, _, o in deaths} == (
+        {(p, "SIGTERM", "retried once") for p in first}
+        | {(p, "SIGKILL", "the (arm, seed) is marked failed") for p in second})
+    retried = {a for _, _, a, o in deaths if o == "retried once"}
+    failed = {a for _, _, a, o in deaths if o != "retried once"}
+    assert retried == failed and len(failed) == 2
+    runs = _runs(tmp_path)
+    [parent] = [r for r in runs if r.data.tags.get("stage") == "experiment"]
+    children = [r for r in runs if r.data.tags.get("stage") == "lesson_arm"]
+    assert "RUNNING" not in {r.info.status for r in runs}
+    assert parent.info.status == "FAILED" and parent.data.tags["lesson.failed_jobs"] == "2"
+    assert {r.data.tags["lesson.arm"]: r.info.status for r in children} == {
+        a: "FAILED" if a in failed else "FINISHED" for a in ARMS}
+    assert all("died" in r.data.tags["failure"] for r in children if r.info.status == "FAILED")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: 2 of 4 (arm, seed) jobs failed, their worker died twice: ")
+    assert f"parent run {parent.info.run_id} ended FAILED" in last and out.count("verdict") == 0
+    assert _group_gone(proc)
