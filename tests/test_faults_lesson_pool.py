@@ -24,9 +24,6 @@ ARMS = ("zeros", "random_large", "he", "xavier")       # conf/lessons/initializa
 COMMAND = ("experiment", "initialization", "seeds=1", "workers=2", "training.epochs=15000")
 BOUND = 150  # seconds: the whole command, retries included (it hung forever before)
 
-pytestmark = pytest.mark.slow
-
-
 def _start(tmp_path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
@@ -102,6 +99,7 @@ def _group_gone(proc) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_a_dead_workers_job_is_retried_once_and_the_lesson_finishes(tmp_path):
     signum = signal.SIGKILL  # kill -9, as the OOM killer does
     started = time.monotonic()
@@ -126,6 +124,7 @@ def test_a_dead_workers_job_is_retried_once_and_the_lesson_finishes(tmp_path):
     assert time.monotonic() - started < BOUND
 
 
+@pytest.mark.slow
 def test_a_job_whose_retry_dies_too_is_failed_and_the_parent_ends_failed(tmp_path):
     # SIGTERM to the first two workers, kill -9 to the two fresh ones running the retries
     proc = _start(tmp_path)
@@ -158,3 +157,40 @@ def test_a_job_whose_retry_dies_too_is_failed_and_the_parent_ends_failed(tmp_pat
     assert last.startswith("error: 2 of 4 (arm, seed) jobs failed, their worker died twice: ")
     assert f"parent run {parent.info.run_id} ended FAILED" in last and out.count("verdict") == 0
     assert _group_gone(proc)
+
+
+def test_exit_names_say_the_signal_or_the_code():
+    from pipeline.lessons.pool import exit_name
+
+    assert [exit_name(c) for c in (-9, -15, 1, -200)] == [
+        "SIGKILL", "SIGTERM", "exit code 1", "signal 200"]
+
+
+@pytest.mark.slow
+def test_cache_hits_never_go_to_the_workers():
+    """The run cache's hits come first and are not trained; only the misses reach the pool."""
+    from dataclasses import replace
+
+    from pipeline.lessons import load_lesson, plan
+    from pipeline.lessons.execute import ArmRun
+    from pipeline.lessons.runner import run_jobs
+
+    jobs = plan(load_lesson("initialization", ROOT / "conf"), seeds=1, conf_dir=ROOT / "conf",
+                overrides=["training.epochs=30"])
+    hit = ArmRun("", 0, {"dev_accuracy": -1.0}, {}, (), "", 0.0, reused_from="cached")
+
+    class Cache:
+        put_calls: list = []
+
+        def get(self, job):
+            return replace(hit, arm=job.arm, seed=job.seed) if job.arm in ("zeros", "he") else None
+
+        def put(self, job, run):
+            self.put_calls.append((job.arm, run.reused_from))
+
+    seen = []
+    runs = run_jobs(jobs, 2, seen.append, cache=Cache())
+    assert [(r.arm, r.reused_from) for r in seen[:2]] == [("zeros", "cached"), ("he", "cached")]
+    assert {r.arm: r.reused_from for r in seen[2:]} == {"random_large": "", "xavier": ""}
+    assert all(r.seconds > 0 and r.metrics["dev_accuracy"] >= 0 for r in seen[2:])
+    assert [r.arm for r in runs] == list(ARMS) and len(Cache.put_calls) == 4

@@ -9,7 +9,9 @@ key=value is a config override applied to every arm (an arm's own keys win: they
 comparison). Order for honest records: the lesson file, every arm's config and each arm's
 data are validated BEFORE a run exists, so bad input exits 2 with one line and creates nothing.
 `--output DIR` also writes the table, the verdict and the figures as files
-(docs/make_lesson_figures.py uses it).
+(docs/make_lesson_figures.py uses it). A worker that dies (kill -9, OOM) is named on stderr
+and its job retried once (pipeline/lessons/pool.py); a job whose retry dies too gets a FAILED
+child, the parent ends FAILED with no verdict (tag lesson.failed_jobs) and the exit code is 1.
 """
 
 from __future__ import annotations
