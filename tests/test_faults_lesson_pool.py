@@ -24,12 +24,12 @@ ARMS = ("zeros", "random_large", "he", "xavier")       # conf/lessons/initializa
 COMMAND = ("experiment", "initialization", "seeds=1", "workers=2", "training.epochs=15000")
 BOUND = 150  # seconds: the whole command, retries included (it hung forever before)
 
-def _start(tmp_path) -> subprocess.Popen:
+def _start(tmp_path, *extra) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
     env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/m.db", PYTHONPATH=str(ROOT),
                MLFLOW_DISABLE_TELEMETRY="true", MPLBACKEND="Agg")
-    return subprocess.Popen([sys.executable, "-m", "pipeline", *COMMAND,
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *COMMAND, *extra,
                              "--conf-dir", str(ROOT / "conf")],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -194,3 +194,31 @@ def test_cache_hits_never_go_to_the_workers():
     assert {r.arm: r.reused_from for r in seen[2:]} == {"random_large": "", "xavier": ""}
     assert all(r.seconds > 0 and r.metrics["dev_accuracy"] >= 0 for r in seen[2:])
     assert [r.arm for r in runs] == list(ARMS) and len(Cache.put_calls) == 4
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] in "ZX"
+    except OSError:
+        return True
+
+
+@pytest.mark.slow
+def test_workers_stop_when_the_command_is_killed(tmp_path):
+    """kill -9 of the command: its workers stop at their next epoch instead of training on
+    for nobody (their run, left RUNNING, is the next command's to end: issue 17 item 7)."""
+    proc = _start(tmp_path, "training.epochs=400000")  # a job of minutes
+    workers = _wait_workers(proc, 2)
+    time.sleep(2.5)
+    proc.kill()
+    killed = time.monotonic()
+    proc.wait()  # not communicate(): the workers hold its stdout and stderr open
+    end = killed + 15
+    while time.monotonic() < end and not all(_gone(p) for p in workers):
+        time.sleep(0.2)
+    left = [p for p in workers if not _gone(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    print(f"workers gone {time.monotonic() - killed:.1f} s after the command was killed")
+    proc.communicate()
+    assert not left, "workers outlived the killed command"

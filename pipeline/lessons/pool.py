@@ -21,6 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import sys
+import threading
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -60,19 +61,34 @@ def exit_name(code: int | None) -> str:
 
 def _worker(conn) -> None:
     """A spawned worker: jobs from `conn` until None, each answered with ("ok", ArmRun) or
-    ("error", exception); the parent raises the latter, as the Pool did."""
+    ("error", exception); the parent raises the latter, as the Pool did. If the parent dies
+    (kill -9), the job in progress stops at its next epoch and the worker exits: nobody is
+    left to want its result."""
     from multiprocessing.pool import ExceptionWithTraceback
 
     from pipeline.lessons.execute import execute
+    from pipeline.stop import Stop, Stopped
 
-    while (job := conn.recv()) is not None:
-        try:
-            conn.send(("ok", execute(job)))
-        except Exception as exc:  # the job's own error: the parent re-raises it
+    stop = Stop()
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_watch, args=(parent.sentinel, stop), daemon=True).start()
+    try:
+        while (job := conn.recv()) is not None:
             try:
-                conn.send(("error", ExceptionWithTraceback(exc, exc.__traceback__)))
-            except Exception:  # not picklable: its text
-                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+                conn.send(("ok", execute(job, stop)))
+            except Exception as exc:  # the job's own error: the parent re-raises it
+                try:
+                    conn.send(("error", ExceptionWithTraceback(exc, exc.__traceback__)))
+                except Exception:  # not picklable (a broken pipe fails again below)
+                    conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    except (EOFError, OSError, Stopped):  # the parent is gone
+        return
+
+
+def _watch(sentinel, stop) -> None:
+    wait([sentinel])
+    stop.request("the lesson's process died")
 
 
 @dataclass
