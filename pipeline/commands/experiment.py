@@ -9,7 +9,9 @@ key=value is a config override applied to every arm (an arm's own keys win: they
 comparison). Order for honest records: the lesson file, every arm's config and each arm's
 data are validated BEFORE a run exists, so bad input exits 2 with one line and creates nothing.
 `--output DIR` also writes the table, the verdict and the figures as files
-(docs/make_lesson_figures.py uses it).
+(docs/make_lesson_figures.py uses it). A worker that dies (kill -9, OOM) is named on stderr
+and its job retried once (pipeline/lessons/pool.py); a job whose retry dies too gets a FAILED
+child, the parent ends FAILED with no verdict (tag lesson.failed_jobs) and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.lessons import load_lesson, plan
-    from pipeline.lessons.runner import assemble, run_jobs
+    from pipeline.lessons.runner import JobsFailed, assemble, run_jobs
     from pipeline.stop import Stopped
 
     stop = stop_of(args)
@@ -105,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
                                      grad_curves=lesson.kind == "gradient_flow")
             on_result = _progress(logger, len(jobs), quiet=args.quiet)
             cache = arm_cache(logger, read=cfg.tracking.cache and not args.no_cache)
-            runs = run_jobs(jobs, workers, on_result, stop, cache)
+            try:
+                runs = run_jobs(jobs, workers, on_result, stop, cache)
+            except JobsFailed as exc:  # a worker died twice on these: recorded, then FAILED
+                logger.failed(exc.failed)
+                raise
             result = assemble(lesson, jobs, runs)
             seconds = time.perf_counter() - started
             LP.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
@@ -113,6 +119,13 @@ def run(args: argparse.Namespace) -> int:
         exc.outcome = (f"the lesson's parent run {parent} ended KILLED (the (arm, seed) runs "
                        "already logged stay FINISHED)" if parent else "no run was created")
         raise
+    except JobsFailed as exc:
+        reuse = ("; the same command again reuses them (run cache)"
+                 if cfg.tracking.cache and not args.no_cache else "")
+        print(f"error: {exc}; the lesson's parent run {parent} ended FAILED, no verdict (the "
+              f"{len(exc.runs)} finished (arm, seed) runs are logged{reuse})",
+              file=sys.stderr, flush=True)
+        return 1
     if args.output is not None:
         write_output(result, args.output)
     print(result.texts["lesson/table.md"])

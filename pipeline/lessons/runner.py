@@ -6,7 +6,6 @@ run as it finishes (in this process, so workers never write to the store).
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -17,6 +16,7 @@ from pipeline import threads
 from pipeline.lessons.claim import Verdict, judge, paired_column
 from pipeline.lessons.execute import ArmRun, execute
 from pipeline.lessons.plan import Job, plan
+from pipeline.lessons.pool import JobsFailed, LessonPool
 from pipeline.lessons.spec import Lesson, load_lesson
 from pipeline.lessons.table import summarize
 
@@ -84,10 +84,13 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None,
              cache: ArmCache | None = None) -> list[ArmRun]:
     """Every job, in order of completion to `on_result`. `stop` (a `pipeline.stop.Stop`) is
     checked by the training of an in-process job every epoch, between jobs, and every
-    `POLL` seconds while spawned workers run; on a stop the workers are terminated (they
+    `pool.POLL` seconds while spawned workers run; on a stop the workers are terminated (they
     write nothing: `on_result` runs here) and `Stopped` propagates. `cache`: jobs it has a
-    result for are not trained (they come first); each result is then `put` into it."""
-    from pipeline.stop import Stop, children_ignore_sigint
+    result for are not trained (they come first); each result is then `put` into it.
+    A spawned worker that dies is named on stderr and its job retried once (pool.py); a job
+    whose retry dies too is skipped, and once every other job is done `JobsFailed` is
+    raised (its `runs`: those that finished)."""
+    from pipeline.stop import Stop
 
     stop = stop if stop is not None else Stop()
     order = {(j.arm, j.seed): i for i, j in enumerate(jobs)}
@@ -100,12 +103,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None,
         limit = threads.limit()        # this process too: pipeline/threads.py
         fresh = (execute(job, stop) for job in todo)
     else:
-        # Ctrl-C: the parent stops them, no traceback each. The thread count goes through the
-        # environment the workers start with: a spawned worker imports numpy afresh, so a
-        # threadpoolctl initializer would run before there is a BLAS to limit.
-        with children_ignore_sigint(), threads.for_spawned():
-            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)))
-        fresh = _polled(pool.imap_unordered(execute, todo), len(todo), stop)
+        pool = LessonPool(min(workers, len(todo)), stop)
+        fresh = pool.results(todo)
     try:
         for run in itertools.chain(reused, fresh):
             stop.check()
@@ -121,9 +120,11 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None,
     finally:
         if pool is not None:
             pool.close()
-            pool.join()
         else:
             limit.restore()
+    if pool is not None and pool.failed:
+        raise JobsFailed(pool.failed, sorted(done, key=lambda r: order[(r.arm, r.seed)]),
+                         len(jobs))
     return sorted(done, key=lambda r: order[(r.arm, r.seed)])
 
 
@@ -135,21 +136,6 @@ def _reused(jobs: Sequence[Job], cache: ArmCache, stop) -> list[ArmRun]:
         if run is not None:
             out.append(run)
     return out
-
-
-POLL = 0.5  # seconds between stop checks while waiting for a spawned worker's job
-
-
-def _polled(results, n: int, stop):
-    """The pool's results, checking `stop` while waiting (a job can take minutes)."""
-    for _ in range(n):
-        while True:
-            stop.check()
-            try:
-                yield results.next(timeout=POLL)
-                break
-            except multiprocessing.TimeoutError:
-                continue
 
 
 def assemble(lesson: Lesson, jobs: Sequence[Job], runs: Sequence[ArmRun], *,

@@ -66,6 +66,18 @@ class LessonLogger:
         finally:  # the status is written even if logging is interrupted
             self.client.set_terminated(child, status)
 
+    def failed(self, jobs) -> None:
+        """(arm, seed) jobs given up (their worker died twice, runner's `JobsFailed.failed`):
+        a FAILED child each, with why, and their count on the parent."""
+        for job in jobs:
+            name = f"{job.arm}-seed{job.seed}"
+            tags = {MLFLOW_PARENT_RUN_ID: self.parent, MLFLOW_RUN_NAME: name,
+                    "stage": "lesson_arm", "lesson.name": self.lesson, "lesson.arm": job.arm,
+                    "lesson.seed": str(job.seed), "failure": job.reason[:5000]}
+            child = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            self.client.set_terminated(child.info.run_id, "FAILED")
+        self.client.set_tag(self.parent, "lesson.failed_jobs", str(len(jobs)))
+
     def _metrics(self, child: str, run) -> None:
         now = int(time.time() * 1000)
         keep = CURVES + (tuple(k for k in run.history if k.startswith("grad_norm_W"))
