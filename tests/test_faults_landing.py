@@ -93,3 +93,62 @@ def test_trains_started_at_once_all_land_in_their_new_experiment(tmp_path):
     assert (misfiled, untrue) == ([], []), (
         f"{len(misfiled)} of 6 runs not in experiment {expected} ({misfiled}); "
         f"{len(untrue)} printed an id they are not in")
+
+
+@pytest.mark.slow
+def test_a_lesson_child_reproduces_and_a_parent_or_killed_run_is_refused_in_one_line(
+        tracking_uri, capsys):
+    from pipeline.cli import main
+
+    assert main(["experiment", "--quiet", "--conf-dir", CONF, "--output", "out",
+                 "gradient_checking", "seeds=1", "workers=1", "training.epochs=6",
+                 "training.eval_every=1"]) == 0
+    capsys.readouterr()
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (parent,) = [r for r in runs if r.data.tags.get("stage") == "experiment"]
+    child = next(r for r in runs if r.info.run_name == "correct-seed0")
+    # the child records what reproduce compares, as a training run does
+    for tag in ("git.commit", "git.dirty", "version.numpy", "data.digest.train",
+                "data.digest.dev", "blas.threads", "blas.library", "stop_reason"):
+        assert child.data.tags.get(tag), tag
+
+    assert main(["reproduce", child.info.run_id]) == 0
+    out = capsys.readouterr().out
+    verdict = out.strip().splitlines()[-1]
+    assert verdict.startswith(f"run {child.info.run_id} reproduces: all ")
+    assert "not recorded" not in out and "DIFFERS" not in out
+    assert "curve train_loss (6 points)" in out   # every evaluation compared
+
+    # a lesson parent: what it is and what to do, not "Failed to download ... config.yaml"
+    assert main(["reproduce", parent.info.run_id]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "parent run of lesson gradient_checking" in err[0], err
+    assert "reproduce one of its child runs, e.g. `reproduce " in err[0]
+    assert "config.yaml" not in err[0]
+
+    # a training run stopped before it finished has no final numbers
+    killed = client.create_run(child.info.experiment_id, tags={"stage": "train"}).info.run_id
+    client.set_terminated(killed, "KILLED")
+    assert main(["reproduce", killed]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"run {killed} ended KILLED: it has no final numbers" in err[0]
+
+
+def test_a_check_the_run_never_recorded_is_not_a_difference():
+    import io
+
+    from pipeline.commands.reproduce import report
+
+    rows = [("git commit", None, "abc"), ("metric final/dev_loss", 0.5, 0.5),
+            ("stop_reason", "completed", "completed")]
+    out = io.StringIO()
+    assert report("r1", rows, out) == 0
+    text = out.getvalue()
+    assert "n/a      logged not recorded  now abc" in text
+    assert text.splitlines()[-1] == ("run r1 reproduces: all 2 recorded checks match bit for bit "
+                                     "(1 not recorded by the run, so not checked: git commit)")
+    out = io.StringIO()
+    assert report("r1", rows + [("metric final/dev_accuracy", 0.9, 0.8)], out) == 1
+    assert out.getvalue().splitlines()[-1].startswith(
+        "run r1 does NOT reproduce: 1 of 3 checks differ: metric final/dev_accuracy (1 not")
