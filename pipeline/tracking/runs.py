@@ -86,9 +86,10 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
     """Start an MLflow run (the fluent active run of this thread) and end it honestly.
 
     Yields the `mlflow.ActiveRun` (`.info.run_id`). The run is started in `experiment_id`,
-    else in the one `configure` chose, always named explicitly (see `configure`). `stop` (a `pipeline.stop.Stop`) is checked
-    before the run is created (a stop already requested creates no run) and after the block (a
-    stop requested during the run's last writes still ends it KILLED). The exception is
+    else in the one `configure` chose, always named explicitly (see `configure`). `stop` (a
+    `pipeline.stop.Stop`) is checked before the run is created (a stop already requested
+    creates no run) and after the block (a stop requested during the run's last writes still
+    ends it KILLED). The exception is
     re-raised after the run is ended, so the caller still exits non-zero.
     """
     if stop is not None:
