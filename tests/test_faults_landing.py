@@ -152,3 +152,32 @@ def test_a_check_the_run_never_recorded_is_not_a_difference():
     assert report("r1", rows + [("metric final/dev_accuracy", 0.9, 0.8)], out) == 1
     assert out.getvalue().splitlines()[-1].startswith(
         "run r1 does NOT reproduce: 1 of 3 checks differ: metric final/dev_accuracy (1 not")
+
+
+@pytest.mark.slow
+def test_a_configure_that_loses_the_create_race_runs_in_the_winners_experiment(
+        tracking_uri, monkeypatch):
+    """The race without processes: the experiment is created by "another process" right after
+    this one found it missing. MLflow's set_experiment(name) then returned without making it
+    active, and the run went to Default (0)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from pipeline import tracking
+    from pipeline.config import load_config
+
+    lookup, asked = SqlAlchemyStore.get_experiment_by_name, []
+
+    def missing_then_made_elsewhere(self, name):
+        asked.append(name)
+        if name == "raced" and len(asked) == 1:
+            MlflowClient(tracking_uri).create_experiment(name)   # the winner, meanwhile
+            return None
+        return lookup(self, name)
+
+    monkeypatch.setattr(SqlAlchemyStore, "get_experiment_by_name", missing_then_made_elsewhere)
+    cfg = load_config(["tracking.experiment=raced"], conf_dir=CONF)
+    said = tracking.configure(cfg.tracking)
+    with tracking.run("r") as active:
+        landed = active.info.experiment_id
+    expected = lookup(MlflowClient(tracking_uri)._tracking_client.store, "raced").experiment_id
+    assert said == landed == expected != "0"
