@@ -154,7 +154,6 @@ def test_a_check_the_run_never_recorded_is_not_a_difference():
         "run r1 does NOT reproduce: 1 of 3 checks differ: metric final/dev_accuracy (1 not")
 
 
-@pytest.mark.slow
 def test_a_configure_that_loses_the_create_race_runs_in_the_winners_experiment(
         tracking_uri, monkeypatch):
     """The race without processes: the experiment is created by "another process" right after
