@@ -75,7 +75,8 @@ def unpack_trained(data: bytes):
 
 # An ArmRun's fields that the file holds: every one but those the job, the data or the reuse
 # give back (so a field added to ArmRun is stored without a second list to keep in step)
-NOT_STORED = ("arm", "seed", "history", "overrides", "cfg_yaml", "model", "reused_from")
+NOT_STORED = ("arm", "seed", "history", "overrides", "cfg_yaml", "model", "reused_from",
+              "digests")
 
 
 def arm_fields() -> tuple[str, ...]:
@@ -101,4 +102,5 @@ def unpack_arm(data: bytes, job, prepared, reused_from: str = ""):
                             prepared.classes, meta["data_name"])
     kept = {f: meta[f] for f in arm_fields()}
     return ArmRun(job.arm, job.seed, history=history, overrides=job.overrides,
-                  cfg_yaml=job.cfg_yaml, model=figure_model, reused_from=reused_from, **kept)
+                  cfg_yaml=job.cfg_yaml, model=figure_model, reused_from=reused_from,
+                  digests=prepared.digests, **kept)

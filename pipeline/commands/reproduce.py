@@ -1,6 +1,10 @@
 """`python -m pipeline reproduce <run_id>`: rerun a logged run in-process and compare.
 
-Works on training runs, final-test runs and the trial child runs of a search. Reads the run's
+Works on training runs, final-test runs, the trial child runs of a search and the child runs of
+a lesson (which log every evaluation: compared at their logged steps). A parent, pointer or
+unfinished run is refused in one line saying what it is (tracking/readback.not_reproducible).
+A check of something the run never recorded (an older lesson child logged no git or versions)
+is listed "not recorded" and left out of the verdict, which names it. Reads the run's
 config (the `config.yaml` artifact, or a trial's `config.json` tag: tracking/reproducible.py)
 and tags, checks the code (git commit, and the digest of the uncommitted changes when the tree
 was dirty), the package versions, the BLAS library and the data digests against the current
@@ -64,7 +68,8 @@ def run(args, out=None) -> int:
         notes.append(f"a PRUNED trial (at epoch {pruned_at}): it has no final numbers; its "
                      "curves are compared up to that epoch")
     rows += metric_checks(logged, trained, stride=curve_stride_of(cfg), trial=trial,
-                          until=pruned_at, objective=cfg.search.objective)
+                          until=pruned_at, objective=cfg.search.objective,
+                          at_logged_steps=logged["tags"].get("stage") == "lesson_arm")
     full = io.StringIO()
     code = report(args.run_id, rows, full, notes=notes)
     text = full.getvalue()
@@ -122,7 +127,7 @@ def record_in_project_run(project_run_id: str, run_id: str, rows, text: str) -> 
     """Under `mlflow run` the runner's run describes this check instead of staying empty."""
     from pipeline.tracking.project_run import describe_project_run
 
-    differ = [what for what, a, b in rows if a != b]
+    differ = [what for what, _, _ in differing(rows)]
     verdict = ("reproduces bit for bit" if not differ else
                f"does NOT reproduce: {len(differ)} of {len(rows)} checks differ")
     describe_project_run(
@@ -159,7 +164,9 @@ def environment_checks(logged: dict) -> list[tuple[str, object, object]]:
             ("git dirty", tags.get("git.dirty"), state["dirty"])]
     if "true" in (tags.get("git.dirty"), state["dirty"]):
         # the same uncommitted changes (diff + untracked file digests) are the same code
-        rows.append(("uncommitted changes (diff digest)", logged["diff_digest"],
+        # (not recorded when the run recorded no git state at all)
+        rows.append(("uncommitted changes (diff digest)",
+                     logged["diff_digest"] if "git.dirty" in tags else None,
                      diff_digest(state["diff"])))
     for key, version in package_versions().items():
         rows.append((key, tags.get(key), version))
@@ -174,11 +181,13 @@ def curve_stride_of(cfg) -> int:
 
 
 def metric_checks(logged: dict, trained, stride: int = 1, *, trial: bool = False,
-                  until: int | None = None, objective: str = "dev_loss"):
+                  until: int | None = None, objective: str = "dev_loss",
+                  at_logged_steps: bool = False):
     """(what, logged, now) rows: final metrics and stop reason (a trial's: `trial.stop_reason`
     and its `objective`), then the curves at the evaluations the run logged: every
     `stride`-th, the last, and for a training run the best (`kept_indices`). `until`: the
-    epoch a PRUNED trial stopped at (no final numbers; curves up to it)."""
+    epoch a PRUNED trial stopped at (no final numbers; curves up to it). `at_logged_steps`:
+    compare at the steps the run logged (a lesson child logs every evaluation)."""
     from pipeline.tracking import final_metrics
 
     rows = []
@@ -197,7 +206,7 @@ def metric_checks(logged: dict, trained, stride: int = 1, *, trial: bool = False
         # a trial keeps ~100 points per curve plus the steps reported to Optuna (which depend
         # on the pruner: tracking/search_runs.py), so its curves are compared at its logged steps
         at = ([where[s] for s in logged["steps"][key] if s in where]
-              if trial and logged.get("steps", {}).get(key) else keep)
+              if (trial or at_logged_steps) and logged.get("steps", {}).get(key) else keep)
         now = [float(values[i]) for i in at if i < len(values)]
         was = logged["curves"][key]
         rows.append((f"curve {key} ({len(now)} points)", _curve_text(was, now, logged=True),
@@ -227,21 +236,35 @@ def _curve_text(was: list, now: list, *, logged: bool) -> str:
     return f"{len(was)} points" if logged else f"{len(now)} points"
 
 
+def differing(rows) -> list[tuple[str, object, object]]:
+    """The rows whose logged value differs from now's; a value the run never logged (None) is
+    not recorded, and not a difference: nothing says it was otherwise."""
+    return [(what, a, b) for what, a, b in rows if a is not None and a != b]
+
+
 def report(run_id: str, rows, out, *, quiet: bool = False, notes=()) -> int:
-    """The table (unless quiet), the `notes` (how it was rerun), and the verdict line last."""
-    differ = [(what, a, b) for what, a, b in rows if a != b]
+    """The table (unless quiet), the `notes` (how it was rerun), and the verdict line last.
+    Checks of what the run never recorded are listed as such and left out of the verdict's
+    count; the verdict names them, since they were not checked."""
+    differ = differing(rows)
+    unrecorded = [what for what, a, _ in rows if a is None]
     if not quiet:
         width = max(len(r[0]) for r in rows)
         print(f"reproducing run {run_id}", file=out)
         for what, a, b in rows:
-            mark = "match" if a == b else "DIFFERS"
-            print(f"  {what:<{width}}  {mark:<7}  logged {a}  now {b}", file=out)
+            mark = "n/a" if a is None else "match" if a == b else "DIFFERS"
+            shown = "not recorded" if a is None else a
+            print(f"  {what:<{width}}  {mark:<7}  logged {shown}  now {b}", file=out)
         for note in notes:
             print(f"  ({note})", file=out)
+    checked = len(rows) - len(unrecorded)
+    unchecked = (f" ({len(unrecorded)} not recorded by the run, so not checked: "
+                 f"{', '.join(unrecorded)})" if unrecorded else "")
     if not differ:
-        print(f"run {run_id} reproduces: all {len(rows)} checks match bit for bit", file=out)
+        print(f"run {run_id} reproduces: all {checked} recorded checks match bit for bit"
+              f"{unchecked}", file=out)
         return 0
     names = ", ".join(what for what, _, _ in differ)
-    print(f"run {run_id} does NOT reproduce: {len(differ)} of {len(rows)} checks differ: {names}",
-          file=out)
+    print(f"run {run_id} does NOT reproduce: {len(differ)} of {checked} checks differ: "
+          f"{names}{unchecked}", file=out)
     return 1

@@ -80,7 +80,7 @@ def run(args) -> int:
     cache = TrainCache(cfg, prepared, read=use_cache(cfg, args))  # an identical finished run?
     run_id = buffer = trained = None
     try:
-        with tracking.run(name, tags=tags, stop=stop) as active:
+        with tracking.run(name, tags=tags, experiment_id=experiment_id, stop=stop) as active:
             run_id = active.info.run_id
             if cache.hit is not None:
                 source, trained, link = cache.record_reuse(run_id)

@@ -56,6 +56,8 @@ class ArmRun:
     blocks_init: dict[str, float] = field(default_factory=dict)  # gradcheck: at initialization
     bayes_source: str = ""              # where the diagnosis' Bayes error came from
     reused_from: str = ""               # the run cache's source run, when not trained here
+    stop_reason: str = ""               # fit's ("completed", "early_stopping", ...)
+    digests: dict[str, str] = field(default_factory=dict)  # the data's (stages.Prepared)
 
 
 def execute(job: Job, stop=None) -> ArmRun:
@@ -92,7 +94,8 @@ def execute(job: Job, stop=None) -> ArmRun:
     return ArmRun(job.arm, job.seed, metrics, {k: list(v) for k, v in hist.items()},
                   job.overrides, job.cfg_yaml, time.perf_counter() - started, fit.stop_message,
                   trained.diagnosis.verdict if trained.diagnosis else "", model, report, blocks,
-                  threads.in_effect(), blocks_init, d.bayes_source)
+                  threads.in_effect(), blocks_init, d.bayes_source,
+                  stop_reason=fit.stop_reason, digests=prepared.digests)
 
 
 def _first(hist) -> dict[str, float]:

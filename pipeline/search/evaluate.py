@@ -146,7 +146,7 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
             "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
     with ExitStack() as held, \
             tracking.run(final_test_name(name, best.number, overrides), tags=tags,
-                         stop=stop) as handle:
+                         experiment_id=experiment_id, stop=stop) as handle:
         run_id = handle.info.run_id if hasattr(handle, "info") else str(handle)
         # fit checks the stop every epoch: a stop before the unsealing ends the run KILLED
         # and spends nothing (no record; the next evaluate is allowed).

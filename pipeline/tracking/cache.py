@@ -224,7 +224,7 @@ def lesson_cache(store: str | Path, *, read: bool = True,
     them."""
     import os
 
-    from pipeline.tracking.store import seed_store, sqlite_path
+    from pipeline.tracking.store import experiment_id_of, seed_store, sqlite_path
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or (
         store if isinstance(store, str) and "://" in store
@@ -235,8 +235,9 @@ def lesson_cache(store: str | Path, *, read: bool = True,
     found = client.get_experiment_by_name(experiment)
     db = sqlite_path(uri)
     where = None if db is None else (db.resolve().parent / "mlruns" / experiment).as_uri()
+    # two notebooks (or kernels) opening a new store at once: the loser reads the id back
     experiment_id = (found.experiment_id if found
-                     else client.create_experiment(experiment, artifact_location=where))
+                     else experiment_id_of(client, experiment, artifact_location=where))
     return LessonCache(read=read, experiment_id=experiment_id, store=Store(client))
 
 

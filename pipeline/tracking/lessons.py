@@ -51,7 +51,7 @@ class LessonLogger:
                              + " ".join(f"'{o}'" for o in run.overrides),
                              "stop_message": run.stop_message[:5000],
                              "diagnosis.verdict": run.diagnosis or "n/a",
-                             "blas.threads": str(run.blas_threads)})
+                             **reproduction_tags(run)})
         child = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
         self.children[(run.arm, run.seed)] = child
         status = "FAILED"
@@ -89,6 +89,23 @@ class LessonLogger:
         finals["seconds"] = run.seconds
         points += [Metric(metric_key(k), float(v), now, 0) for k, v in finals.items()]
         self.client.log_batch(child, metrics=points)
+
+
+def reproduction_tags(run) -> dict[str, str]:
+    """What `reproduce` compares, as a training run records it: the code (git commit, dirty,
+    diff digest) and package versions of this process (the workers run the same code), the
+    data digests and BLAS thread count where the job ran, the BLAS library, the stop reason.
+    Without them `reproduce` of a child matched every number and still said "does NOT
+    reproduce" (14 of 27 checks: nothing logged to compare)."""
+    from pipeline import threads
+    from pipeline.tracking.reproducible import source_tags
+
+    tags = source_tags()
+    tags.update({f"data.digest.{split}": d for split, d in run.digests.items()})
+    tags.update({"blas.threads": str(run.blas_threads), "blas.library": threads.library()})
+    if run.stop_reason:
+        tags["stop_reason"] = run.stop_reason
+    return tags
 
 
 def parent_params(lesson, seeds: int, workers: int, overrides: list[str]) -> Mapping[str, str]:

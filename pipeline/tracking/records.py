@@ -271,7 +271,11 @@ def log_datasets(run_id: str, prepared, client: MlflowClient | None = None) -> N
                                     digest=split.digest, source=_source(prepared, split))
         inputs.append(DatasetInput(ds._to_mlflow_entity(),
                                    tags=[InputTag("mlflow.data.context", context)]))
-    client.log_inputs(run_id, datasets=inputs)
+    from pipeline.tracking.store import retry_lost_create
+
+    # Runs of one experiment started at once insert the same dataset row: the loser's
+    # UNIQUE-constraint error means the row is there now, and the next try links to it.
+    retry_lost_create(lambda: client.log_inputs(run_id, datasets=inputs))
 
 
 def _source(prepared, split):

@@ -60,6 +60,11 @@ def _source_tags() -> tuple[tuple[str, str], ...]:
     return tuple(tags.items())
 
 
+def source_tags() -> dict[str, str]:
+    """The code and version tags every reproducible run records (lesson children too)."""
+    return dict(_source_tags())
+
+
 def diff_digest(text: str) -> str:
     """The digest `reproduce` compares for uncommitted changes (diff + untracked digests)."""
     return short_digest(text) if text else "none"

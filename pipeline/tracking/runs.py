@@ -26,19 +26,32 @@ def configure(tracking_cfg, *, experiment_id: str | None = None) -> str:
     `sqlite:///mlflow.db` in the working directory. `experiment_id` (e.g. the one `mlflow run`
     already chose) overrides `tracking_cfg.experiment`. Call this in the parent process before
     any worker starts: several processes creating a fresh SQLite DB at once race on its schema.
+
+    The experiment is got or created by id, not with `mlflow.set_experiment(name)`: when two
+    processes create a new experiment at once, MLflow's loser returns the winner's experiment
+    WITHOUT making it active, and its next run went to Default while the command printed the
+    other id (15 of 42 runs in 7 attempts of 6 trains at once). `run` starts every run in the
+    id returned here (or one given explicitly), never in MLflow's "active" experiment.
     """
     if tracking_cfg.uri:
         mlflow.set_tracking_uri(tracking_cfg.uri)
-    from pipeline.tracking.store import seed_store
+    from pipeline.tracking.store import experiment_id_of, retry_lost_create, seed_store
 
     seed_store(mlflow.get_tracking_uri())  # a new SQLite store: a copy, not 60 migrations
-    if experiment_id is not None:
-        experiment = mlflow.set_experiment(experiment_id=experiment_id)
-    else:
-        experiment = mlflow.set_experiment(tracking_cfg.experiment)
-    # also the experiment `mlflow run` created (Default, or --experiment-name) before us
-    ui.set_experiment_ui(experiment.experiment_id, notes.train_experiment_note(experiment.name))
+    if experiment_id is None:
+        experiment_id = experiment_id_of(MlflowClient(), tracking_cfg.experiment)
+    experiment = mlflow.set_experiment(experiment_id=experiment_id)  # checks it is active
+    _CONFIGURED.update(uri=mlflow.get_tracking_uri(), experiment_id=experiment.experiment_id)
+    # also the experiment `mlflow run` created (Default, or --experiment-name) before us;
+    # processes starting at once write the same tags: the loser finds them written
+    retry_lost_create(lambda: ui.set_experiment_ui(
+        experiment.experiment_id, notes.train_experiment_note(experiment.name)))
     return experiment.experiment_id
+
+
+# The store and experiment `configure` chose last in this process: where `run` starts a run
+# given no experiment, while the store is still that one.
+_CONFIGURED: dict[str, str] = {}
 
 
 def tracking_uri() -> str:
@@ -72,13 +85,16 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
         stop=None) -> Iterator[mlflow.ActiveRun]:
     """Start an MLflow run (the fluent active run of this thread) and end it honestly.
 
-    Yields the `mlflow.ActiveRun` (`.info.run_id`). `stop` (a `pipeline.stop.Stop`) is checked
-    before the run is created (a stop already requested creates no run) and after the block (a
-    stop requested during the run's last writes still ends it KILLED). The exception is
+    Yields the `mlflow.ActiveRun` (`.info.run_id`). The run is started in `experiment_id`,
+    else in the one `configure` chose, always named explicitly (see `configure`). `stop` (a
+    `pipeline.stop.Stop`) is checked before the run is created (a stop already requested
+    creates no run) and after the block (a stop requested during the run's last writes still
+    ends it KILLED). The exception is
     re-raised after the run is ended, so the caller still exits non-zero.
     """
     if stop is not None:
         stop.check()
+    experiment_id = experiment_id or configured_experiment() or _active_experiment()
     with without_ipython_probe():
         active = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id,
                                   tags=dict(tags or {}), experiment_id=experiment_id,
@@ -95,6 +111,20 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
         raise
     else:
         _end(active, "FINISHED")
+
+
+def configured_experiment() -> str | None:
+    if _CONFIGURED.get("uri") == mlflow.get_tracking_uri():
+        return _CONFIGURED["experiment_id"]
+    return None
+
+
+def _active_experiment() -> str:
+    """Outside `configure` (a library caller who set the experiment itself): the experiment
+    MLflow would pick, resolved now so the run is still started with an explicit id."""
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    return _get_experiment_id()
 
 
 def _end(active: mlflow.ActiveRun, status: str) -> None:

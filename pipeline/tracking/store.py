@@ -84,3 +84,46 @@ def _template() -> Path:
         con.close()
     os.replace(build, target)
     return target
+
+
+# Words of the errors a store gives the loser of a create race (SQLAlchemy's IntegrityError
+# wrapped by MLflow as RESOURCE_ALREADY_EXISTS, or a server's message): the winner's row is
+# there, so reading it back (or trying once more) succeeds.
+_LOST = ("already exists", "unique constraint", "duplicate", "integrityerror")
+
+
+def lost_create_race(exc: BaseException) -> bool:
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_ALREADY_EXISTS" or any(w in str(exc).lower() for w in _LOST)
+
+
+def retry_lost_create(make, *, tries: int = 3, pause: float = 0.2):
+    """`make()`, again after `pause`, 2*`pause`... while it fails by losing a create race to
+    another process writing the same row at the same moment; any other error is raised."""
+    import time
+
+    for attempt in range(tries):
+        try:
+            return make()
+        except Exception as exc:
+            if attempt + 1 == tries or not lost_create_race(exc):
+                raise
+            time.sleep(pause * (attempt + 1))
+
+
+def experiment_id_of(client, name: str, **create) -> str:
+    """The id of experiment `name`, created (with `create`: artifact_location, tags) if it
+    does not exist. Safe when several processes create it at once: the loser's "already
+    exists" error means the winner's row is there, and its id is read back."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name, **create)
+    except Exception as exc:
+        if not lost_create_race(exc):
+            raise
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
