@@ -175,3 +175,17 @@ def tracking_server(pg_database, tmp_path_factory) -> Iterator[str]:
     with postgres_database() as backend:
         with mlflow_server(backend, tmp_path_factory.mktemp("mlflow-server")) as url:
             yield url
+
+
+def group_gone(proc) -> bool:
+    """No process of the command's group is left (spawned workers included), within 5 s."""
+    import os
+    import time
+
+    for _ in range(50):
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False

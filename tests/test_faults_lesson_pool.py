@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from servers import group_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("zeros", "random_large", "he", "xavier")       # conf/lessons/initialization.yaml
@@ -88,16 +89,6 @@ def _deaths(err: str) -> list[tuple[int, str, str, str]]:
     return [(int(m[1]), m[2], m[3], m[4]) for m in re.finditer(pattern, err, re.M)]
 
 
-def _group_gone(proc) -> bool:
-    for _ in range(50):
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.slow
 def test_a_dead_workers_job_is_retried_once_then_failed_and_the_parent_ends_failed(tmp_path):
     """One command for both outcomes (CI time): SIGTERM to both first workers (both jobs are
@@ -135,7 +126,7 @@ def test_a_dead_workers_job_is_retried_once_then_failed_and_the_parent_ends_fail
     assert last.startswith(f"error: 1 of 4 (arm, seed) jobs failed, their worker died twice: "
                            f"{failed} seed 0; the lesson's parent run {parent.info.run_id} "
                            "ended FAILED, no verdict (the 3 finished (arm, seed) runs")
-    assert "verdict" not in out and _group_gone(proc)
+    assert "verdict" not in out and group_gone(proc)
 
 
 def test_exit_names_say_the_signal_or_the_code():

@@ -3,7 +3,6 @@ shipped lesson's claim in the same direction on a small budget (2 seeds, fewer e
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 

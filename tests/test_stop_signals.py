@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from servers import group_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -81,17 +82,6 @@ def _own_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.strip() and not MLFLOW_LOG.match(line)]
 
 
-def _group_gone(proc) -> bool:
-    """No process of the command's group is left (spawned workers included)."""
-    for _ in range(50):
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_train_ends_its_run_killed_with_one_line(tmp_path, signum):
     # evaluations every 2000 epochs: the stop must not wait for one (fit checks every epoch)
@@ -120,7 +110,7 @@ def test_search_with_two_workers_leaves_no_trial_or_run_running(tmp_path, signum
     assert _own_lines(err) == [
         f"{WHAT[signum]}: the parent run ended KILLED and the trials in progress FAIL; to "
         "finish this call's trials: search study=s target_trials=500"]
-    assert _group_gone(proc)
+    assert group_gone(proc)
     runs = _runs(tmp_path)
     statuses = Counter((r.data.tags.get("stage"), r.info.status) for r in runs)
     assert statuses[("search", "KILLED")] == 1 and "RUNNING" not in {s for _, s in statuses}
@@ -154,4 +144,4 @@ def test_experiment_ends_its_parent_killed_and_its_workers(tmp_path, signum, wor
         f"{WHAT[signum]}: the lesson's parent run {parent.info.run_id} ended KILLED (the "
         "(arm, seed) runs already logged stay FINISHED)"]
     assert parent.info.status == "KILLED" and parent.data.tags["stage"] == "experiment"
-    assert _group_gone(proc)
+    assert group_gone(proc)

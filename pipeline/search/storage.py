@@ -15,7 +15,6 @@ seconds, wherever that worker ran.
 
 from __future__ import annotations
 
-import time
 import warnings
 from datetime import datetime, timedelta
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from optuna.trial import TrialState
 
 from pipeline.redact import redact
 from pipeline.search.journal import open_journal
+from pipeline.races import retry_lost_race  # noqa: F401 (also S.retry_lost_race)
 
 _RDB_SCHEMES = ("sqlite:", "postgresql", "mysql", "oracle", "mssql")
 
@@ -94,19 +94,6 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"search.storage {redact(spec.url)!r} cannot be opened: "
                          f"{first}") from None
-
-
-def retry_lost_race(make, lost, *, pause: float, tries: int = 3):
-    """`make()`, again after `pause`, `pause + 1`, ... seconds while it raises an exception
-    that `lost(exc)` recognizes as a create race lost to another process starting at the same
-    moment (the winner's objects are there by the next try); the last failure is raised."""
-    for attempt in range(tries):
-        try:
-            return make()
-        except Exception as exc:
-            if attempt + 1 == tries or not lost(exc):
-                raise
-            time.sleep(pause + attempt)
 
 
 def postgres_driver(url: str) -> str:

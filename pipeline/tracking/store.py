@@ -97,18 +97,12 @@ def lost_create_race(exc: BaseException) -> bool:
     return code == "RESOURCE_ALREADY_EXISTS" or any(w in str(exc).lower() for w in _LOST)
 
 
-def retry_lost_create(make, *, tries: int = 3, pause: float = 0.2):
-    """`make()`, again after `pause`, 2*`pause`... while it fails by losing a create race to
-    another process writing the same row at the same moment; any other error is raised."""
-    import time
+def retry_lost_create(make, *, pause: float = 0.2):
+    """`make()`, again after `pause`, `pause + 1` seconds while it fails by losing a create race
+    to another process writing the same row at the same moment; any other error is raised."""
+    from pipeline.races import retry_lost_race
 
-    for attempt in range(tries):
-        try:
-            return make()
-        except Exception as exc:
-            if attempt + 1 == tries or not lost_create_race(exc):
-                raise
-            time.sleep(pause * (attempt + 1))
+    return retry_lost_race(make, lost_create_race, pause=pause)
 
 
 def experiment_id_of(client, name: str, **create) -> str:
