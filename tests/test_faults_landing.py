@@ -180,3 +180,21 @@ def test_a_configure_that_loses_the_create_race_runs_in_the_winners_experiment(
         landed = active.info.experiment_id
     expected = lookup(MlflowClient(tracking_uri)._tracking_client.store, "raced").experiment_id
     assert said == landed == expected != "0"
+
+
+def test_a_tag_write_lost_to_another_process_is_retried_as_an_update():
+    """Two live search workers end the same dead trial's run at once; on a PostgreSQL-backed
+    tracking server the slower tag insert failed with this error and its worker exited 2 (a
+    fresh-clone CI run): the retry finds the row there and updates it."""
+    from pipeline.tracking.store import retry_lost_create
+
+    calls = []
+
+    def write():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError('RestException: BAD_REQUEST: (psycopg2.errors.UniqueViolation) '
+                               'duplicate key value violates unique constraint "tag_pk"')
+        return "written"
+
+    assert retry_lost_create(write, pause=0.0) == "written" and len(calls) == 2

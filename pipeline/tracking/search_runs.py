@@ -190,10 +190,14 @@ def link_pointer(pointer_run_id: str, *, study: str, experiment_id: str, parent_
 
 def mark_runs_failed(run_ids: list[str], reason: str) -> None:
     """Child runs of trials whose worker died (stale on resume): FAILED, with the reason."""
+    from functools import partial
+
+    from pipeline.tracking.store import retry_lost_create
+
     client = MlflowClient()
-    for run_id in run_ids:
-        client.set_tag(run_id, "optuna.state", "FAIL")
-        client.set_tag(run_id, "optuna.reason", redact(reason))
+    for run_id in run_ids:  # another process may end the same run at once (tracking/stale.py)
+        retry_lost_create(partial(records.set_tags, run_id, {
+            "optuna.state": "FAIL", "optuna.reason": redact(reason)}, client))
         client.set_terminated(run_id, "FAILED")
 
 

@@ -56,6 +56,10 @@ def end_trial_runs(experiment_id: str, study: str, states: dict[int, str]) -> li
     down when it tried to end the run. Ended with the status the trial's state maps to, and a
     `fault` tag. Trials still RUNNING, or unknown here, are left to their worker. One query."""
     from pipeline.tracking.search_runs import STATUS
+    from functools import partial
+
+    from pipeline.tracking import records
+    from pipeline.tracking.store import retry_lost_create
 
     client, ended = MlflowClient(), []
     runs = client.search_runs(
@@ -65,10 +69,13 @@ def end_trial_runs(experiment_id: str, study: str, states: dict[int, str]) -> li
     for run in runs:
         state = states.get(int(run.data.tags.get("optuna.trial_number", -1)))
         if state in STATUS:
-            client.set_tag(run.info.run_id, "optuna.state", state)
-            client.set_tag(run.info.run_id, "fault",
-                           f"trial {state} in Optuna, run left RUNNING by its worker "
-                           "(ended by the next search or worker)")
+            # every live worker that sees the new FAIL ends the same run: on a tracking server
+            # the slower one's tag insert lost with "duplicate key ... tag_pk" and the worker
+            # exited 2; tried again, the write updates the row the other one made
+            retry_lost_create(partial(records.set_tags, run.info.run_id, {
+                "optuna.state": state,
+                "fault": f"trial {state} in Optuna, run left RUNNING by its worker (ended by "
+                         "the next search or worker)"}, client))
             client.set_terminated(run.info.run_id, STATUS[state])
             ended.append(run.info.run_id)
     return ended
