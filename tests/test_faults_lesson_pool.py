@@ -19,10 +19,12 @@ from servers import group_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("zeros", "random_large", "he", "xavier")       # conf/lessons/initialization.yaml
-# each job trains for a few seconds; a worker holds its job from the moment it exists (the job
-# is sent as it starts), so a kill soon after is a death mid-job (importing or training)
-COMMAND = ("experiment", "initialization", "seeds=1", "workers=2", "training.epochs=15000")
-BOUND = 150  # seconds: the whole command, retries included (it hung forever before)
+# each job trains for several seconds even on a quiet machine (the [10, 5] network runs 15,000
+# epochs in 0.6 s there: a fresh-clone CI run saw a first job finish before its kill); a worker
+# holds its job from the moment it exists (the job is sent as it starts), so a kill soon after
+# is a death mid-job (importing or training)
+COMMAND = ("experiment", "initialization", "seeds=1", "workers=2", "training.epochs=200000")
+BOUND = 240  # seconds: the whole command, retries included (it hung forever before)
 
 def _start(tmp_path, *extra) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
