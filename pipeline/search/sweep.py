@@ -144,16 +144,14 @@ def _experiments(cfg, experiment_id: str | None, name: str) -> tuple[str, str]:
     return experiment_id, T.search_experiment(experiment_id, name)
 
 
-_LOST_RACE = ("unique", "already exists", "duplicate")
-
-
 def _racing(make):
     """Two searches (or a search and a worker) of one study starting at once both create the
     experiments and set their tags; on a tracking server the slower one got "duplicate key
     value violates unique constraint experiment_tag_pk" and exited 2. Tried again, it finds
     what the other made (MLflow's create-or-update is not atomic across processes)."""
-    return S.retry_lost_race(
-        make, lambda exc: any(w in str(exc).lower() for w in _LOST_RACE), pause=0.5)
+    from pipeline.tracking.store import lost_create_race
+
+    return S.retry_lost_race(make, lost_create_race, pause=0.5)
 
 
 def _announce(study, parent: str, experiment_id: str, search_id: str, space_text: str,

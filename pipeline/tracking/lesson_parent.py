@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import Mapping
 
 from mlflow.entities import RunTag
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
@@ -31,6 +29,7 @@ from pipeline.redact import redact
 from pipeline.tracking import notes, records, ui
 from pipeline.tracking.lessons import metric_key
 from pipeline.tracking.search_runs import _beside
+from pipeline.tracking.store import retry_lost_create
 
 NOTE_LIMIT = 8000   # MLflow's longest tag value: a longer description drops the table
 FIGURE = "lesson/comparison.png"
@@ -48,24 +47,19 @@ def lesson_experiment(main_experiment_id: str, base: str, lesson) -> str:
     client = MlflowClient()
     main = client.get_experiment(main_experiment_id)
     name = experiment_name(base, lesson.name)
-    for attempt in range(3):
-        try:
-            experiment_id = _get_or_create(client, name, main, main_experiment_id)
-            view = ui.view_state(metrics=_view_metrics(lesson),
-                                 tags=("lesson.arm", "lesson.seed", "diagnosis.verdict"))
-            ui.set_experiment_ui(experiment_id, notes.lesson_experiment_note(
-                lesson.name, lesson.title, lesson.claim.text, main.name, main_experiment_id),
-                view=view, client=client)
-            if main.tags.get(f"lesson.{lesson.name}") != experiment_id:
-                client.set_experiment_tag(main_experiment_id, f"lesson.{lesson.name}",
-                                          experiment_id)
-            return experiment_id
-        except MlflowException as exc:
-            lost = any(w in str(exc).lower() for w in ("unique", "already exists", "duplicate"))
-            if attempt == 2 or not lost:
-                raise
-            time.sleep(0.5 + attempt)
-    raise AssertionError("unreachable")
+
+    def make() -> str:
+        experiment_id = _get_or_create(client, name, main, main_experiment_id)
+        view = ui.view_state(metrics=_view_metrics(lesson),
+                             tags=("lesson.arm", "lesson.seed", "diagnosis.verdict"))
+        ui.set_experiment_ui(experiment_id, notes.lesson_experiment_note(
+            lesson.name, lesson.title, lesson.claim.text, main.name, main_experiment_id),
+            view=view, client=client)
+        if main.tags.get(f"lesson.{lesson.name}") != experiment_id:
+            client.set_experiment_tag(main_experiment_id, f"lesson.{lesson.name}", experiment_id)
+        return experiment_id
+
+    return retry_lost_create(make, pause=0.5)
 
 
 def _get_or_create(client: MlflowClient, name: str, main, main_id: str) -> str:

@@ -89,7 +89,9 @@ def _template() -> Path:
 # Words of the errors a store gives the loser of a create race (SQLAlchemy's IntegrityError
 # wrapped by MLflow as RESOURCE_ALREADY_EXISTS, or a server's message): the winner's row is
 # there, so reading it back (or trying once more) succeeds.
-_LOST = ("already exists", "unique constraint", "duplicate", "integrityerror")
+# what a create lost to another process says: SQLite "UNIQUE constraint failed", PostgreSQL
+# "duplicate key value violates unique constraint", MLflow "already exists" / IntegrityError
+_LOST = ("already exists", "unique", "duplicate", "integrityerror")
 
 
 def lost_create_race(exc: BaseException) -> bool:
