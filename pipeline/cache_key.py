@@ -25,6 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from pipeline import threads
+from pipeline.nn.model import source_digest
 
 FORMAT = 2        # bump when what a cached result holds (pipeline/cached.py) changes
 PACKAGE = Path(__file__).resolve().parent            # the `pipeline` directory
@@ -43,13 +44,10 @@ LESSON_PRESENTATION = ("name", "title", "base", "seeds", "arms", "grid", "claim"
 
 
 def code_digest(patterns: tuple[str, ...] = TRAIN_CODE, root: Path | None = None) -> str:
-    """sha256 over (relative path, bytes) of the files matching `patterns` under `root`.
-    Read each time (a few ms): an edited file must change the key in a long-lived kernel."""
-    root = PACKAGE if root is None else Path(root)
-    h = hashlib.sha256()
-    for f in sorted({f for p in patterns for f in root.glob(p)}):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
+    """sha256 over (relative path, bytes) of the files matching `patterns` under `root` (the
+    served model's digest, over other files). Read each time (a few ms): an edited file must
+    change the key in a long-lived kernel."""
+    return source_digest(PACKAGE if root is None else Path(root), patterns)
 
 
 def numeric_config(cfg) -> dict:

@@ -22,14 +22,15 @@ PACKAGE = Path(__file__).resolve().parents[1]          # the `pipeline` director
 SOURCES = ("__init__.py", "nn/*.py")                    # all the served model imports
 
 
-def source_files(root: Path = PACKAGE) -> list[Path]:
-    return sorted(f for pattern in SOURCES for f in root.glob(pattern))
+def source_files(root: Path = PACKAGE, patterns: tuple[str, ...] = SOURCES) -> list[Path]:
+    return sorted({f for pattern in patterns for f in root.glob(pattern)})
 
 
-def source_digest(root: Path = PACKAGE) -> str:
-    """sha256 over (relative path, bytes) of every file the served model imports."""
+def source_digest(root: Path = PACKAGE, patterns: tuple[str, ...] = SOURCES) -> str:
+    """sha256 over (relative path, bytes) of the files matching `patterns` under `root`: by
+    default every file the served model imports (the run cache hashes its numeric code so)."""
     h = hashlib.sha256()
-    for f in source_files(root):
+    for f in source_files(root, patterns):
         h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
