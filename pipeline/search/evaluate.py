@@ -266,12 +266,12 @@ def _registry_lines(registered, settings) -> list[str]:
     if registered is None:
         return ["registry: no model logged (tracking.log_model=false), nothing registered"]
     r, champion = registered, settings.alias
-    taken = (f"alias {settings.challenger_alias!r}" + (f" and {champion!r}" if r.decision.promote
-                                                      else "")
-             if r.decision.take_aliases else "no alias")
+    taken = ("" if not r.decision.take_aliases else
+             f", takes aliases {settings.challenger_alias!r} and {champion!r}"
+             if r.decision.promote else f", takes alias {settings.challenger_alias!r}")
     serves = (f"models:/{r.name}@{champion} is version {r.champion}" if r.champion else
               f"models:/{r.name}@{champion} is not set yet")
-    return [f"registry {r.name} version {r.version}: {r.decision.word}, {taken} "
+    return [f"registry {r.name} version {r.version}: {r.decision.word}{taken} "
             f"({r.decision.reason})", f"serve: {serves}"]
 
 
