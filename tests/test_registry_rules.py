@@ -9,6 +9,8 @@ record lives in them), in the order its case needs.
 
 import io
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -268,3 +270,11 @@ def test_the_task_is_named_by_data_set_features_and_classes():
                 Task("iris", ("x", "y"), ("0", "1", "2")).digest,
                 Task("wine", ("x", "y"), ("0", "1")).digest}) == 4
     assert Task("my data:v2", (), ()).model_name("p").startswith("p-my_data_v2-")
+
+
+def test_the_rules_are_core_code_without_mlflow_or_optuna():
+    code = ("import sys, pipeline.promotion; "
+            "print([m for m in ('mlflow', 'optuna') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
