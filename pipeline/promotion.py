@@ -77,22 +77,25 @@ def decide(new: Contender, champion: Contender | None, holders: list[tuple[str, 
     In order: a differing input signature takes no alias; a failed dev gate, another task or
     another test split never displaces a champion; then strictly lower test error wins (a tie
     keeps the incumbent: equal evidence is no reason to change what is served)."""
-    for alias, held in holders:
-        if held.version != new.version and held.signature != new.signature:
-            return Decision(False, False, f"input signature differs from version "
-                                          f"{held.version}'s (holds {alias!r}): no alias taken")
+    for alias, held in holders:  # an unknown signature (None) matches nothing
+        if held.version != new.version and (held.signature is None
+                                            or held.signature != new.signature):
+            what = "differs from" if held.signature else "cannot be compared with"
+            return Decision(False, False, f"input signature {what} version {held.version}'s "
+                                          f"(holds {alias!r}): no alias taken")
     if gate is not None:
         return Decision(False, True, f"dev gate failed ({gate})")
     if champion is None:
         return Decision(True, True, "no champion yet")
     them = f"champion version {champion.version}"
-    if champion.task_digest != new.task_digest:
+    if champion.task_digest not in (None, new.task_digest):  # None: registered by hand
         return Decision(False, True, f"{them} serves another task (task digest "
                                      f"{champion.task_digest} vs {new.task_digest})")
     if champion.test_digest != new.test_digest or champion.test_error is None:
-        return Decision(False, True, f"test split differs from {them}'s (digest "
-                                     f"{champion.test_digest} vs {new.test_digest}): no "
-                                     "comparable evidence, champion unchanged")
+        theirs = champion.test_digest or "unknown"
+        return Decision(False, True, f"test split differs from {them}'s (digest {theirs} vs "
+                                     f"{new.test_digest}): no comparable evidence, champion "
+                                     "unchanged")
     mine, theirs = f"{new.test_error:.4f}", f"{champion.test_error:.4f}"
     on = f"on test split {new.test_digest}"
     if new.test_error < champion.test_error - margin:

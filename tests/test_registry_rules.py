@@ -261,6 +261,13 @@ def test_a_failed_gate_or_a_foreign_task_never_displaces_the_champion():
     unknown = decide(_v("2", 0.0), _v("1", None, None, None), [("champion", _v("1", None))],
                      gate=None, margin=0.0)
     assert not unknown.promote  # a version registered by hand: its evidence is unknown
+    assert unknown.reason.startswith("test split differs from champion version 1's (digest "
+                                     "unknown vs t1)")
+    unread = decide(_v("2", 0.0), None, [("challenger", _v("1", 0.1, signature=None))],
+                    gate=None, margin=0.0)
+    assert (unread.word, unread.reason) == ("no alias", "input signature cannot be compared "
+                                            "with version 1's (holds 'challenger'): no alias "
+                                            "taken")
 
 
 def test_the_task_is_named_by_data_set_features_and_classes():

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.promotion import Contender, Decision, Task, decide
@@ -79,10 +80,19 @@ def _contender(client: MlflowClient, name: str, version: str) -> Contender:
     """A version's evidence from its tags, and its input signature from its MLmodel file."""
     tags = client.get_model_version(name, version).tags
     error = tags.get("test_error")
-    info = mlflow.models.get_model_info(f"models:/{name}/{version}")
-    inputs = info.signature.inputs.to_json() if info.signature else None
     return Contender(version, float(error) if error else None, tags.get("test_digest"),
-                     tags.get("task.digest"), inputs)
+                     tags.get("task.digest"), _input_schema(name, version))
+
+
+def _input_schema(name: str, version: str) -> str | None:
+    """The version's input schema as JSON; None when it has none or its MLmodel cannot be
+    read (a version registered by hand from elsewhere): an unknown schema never matches, so
+    such a holder keeps its alias."""
+    try:
+        info = mlflow.models.get_model_info(f"models:/{name}/{version}")
+    except (MlflowException, OSError):
+        return None
+    return info.signature.inputs.to_json() if info.signature else None
 
 
 def _record(client: MlflowClient, run_id: str, name: str, new: Contender,
