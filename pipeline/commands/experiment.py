@@ -73,11 +73,16 @@ def run(args: argparse.Namespace) -> int:
     conf = conf_dir(args)
     lesson = load_lesson(args.lesson, conf)
     seeds, workers = own.get("seeds", lesson.seeds), own.get("workers", 1)
-    jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=conf,
-                first_seed=own.get("first_seed", 0))
-    for job in jobs:                       # each arm's data (the config is valid), before any run
-        if job.seed == jobs[0].seed:
-            stages.prepare(config_from_yaml(job.cfg_yaml))
+    try:                                   # planning and data take seconds: stoppable
+        jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=conf,
+                    first_seed=own.get("first_seed", 0), stop=stop)
+        for job in jobs:                   # each arm's data (the config is valid), before any run
+            if job.seed == jobs[0].seed:
+                stop.check()
+                stages.prepare(config_from_yaml(job.cfg_yaml))
+    except Stopped as exc:                 # cli.main prints it and exits 143/130
+        exc.outcome = "stopped while planning the lesson; no run was created"
+        raise
     cfg = config_from_yaml(jobs[0].cfg_yaml)
     lesson_yaml = _lesson_text(args.lesson, conf)
 
