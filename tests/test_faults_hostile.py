@@ -67,3 +67,155 @@ def test_planning_many_seeds_stops_on_a_signal(tmp_path, signum, code):
     assert lines(err)[-1].endswith("stopped while planning the lesson; no run was created")
     assert waited < 3.0, f"{waited:.1f} s from the signal to the exit"
     assert not store.exists()
+
+
+# ------------------------------------------------------------------ the served model
+def test_model_load_checks_the_weights_digest_and_finiteness(tmp_path):
+    """The core's half, without MLflow (fast): `Model.save` records the sha256 of the file it
+    wrote; `load` refuses another file, then a logged NaN."""
+    import json
+
+    import numpy as np
+
+    from pipeline.nn import Architecture, Model, init_network
+
+    net = init_network(Architecture((2, 3, 1)), "he", np.random.default_rng(0))
+    model = Model(net, np.zeros(2), np.ones(2), ("a", "b"), ("x1", "x2"))
+    weights, network = tmp_path / "weights.npz", tmp_path / "network.json"
+    model.save(weights, network)
+    meta = json.loads(network.read_text())
+    assert meta["weights_digest"] == sha256(weights)
+    loaded = Model.load(weights, meta)
+    np.testing.assert_array_equal(loaded.network.theta, net.theta)
+    params = dict(net.params, b1=np.array([0.0, np.inf, 0.0]))
+    np.savez(weights, **params)
+    with pytest.raises(ValueError, match=f"weights file {weights} is not the one logged with "
+                                         f"the model: sha256 {sha256(weights)[:16]} != logged "
+                                         f"{meta['weights_digest'][:16]}$"):
+        Model.load(weights, meta)
+    with pytest.raises(ValueError, match=r"b1 holds 1 non-finite value\(s\) \(nan/inf\)"):
+        Model.load(weights, {**meta, "weights_digest": sha256(weights)})
+
+
+@pytest.fixture(scope="module")
+def logged_model(tmp_path_factory):
+    """The model directory of one real `train` (20 epochs, no figures) in a SQLite store."""
+    from pipeline.cli import main
+
+    tmp = tmp_path_factory.mktemp("served")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)                                    # the store's artifacts land here
+        code = main(["train", "--quiet", "--conf-dir", str(CONF), "training.epochs=20",
+                     "tracking.log_figures=false", f"tracking.uri=sqlite:///{tmp / 'm.db'}"])
+    assert code == 0
+    (model,) = tmp.glob("mlruns/*/models/*/artifacts")
+    return model
+
+
+@pytest.fixture
+def model_copy(logged_model, tmp_path):
+    """A private copy of the logged model to tamper with."""
+    import shutil
+
+    return Path(shutil.copytree(logged_model, tmp_path / "model"))
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def set_weight(model: Path, value: float, *, record_digest: bool) -> Path:
+    """W1[0, 0] = value in the model's weights.npz; with record_digest, network.json is made
+    to agree (a model LOGGED with that weight), else the file alone changed after logging."""
+    import json
+
+    import numpy as np
+
+    weights, network = model / "artifacts" / "weights.npz", model / "artifacts" / "network.json"
+    with np.load(weights) as npz:
+        params = {k: npz[k] for k in npz.files}
+    params["W1"][0, 0] = value
+    np.savez(weights, **params)
+    if record_digest:
+        meta = json.loads(network.read_text())
+        network.write_text(json.dumps({**meta, "weights_digest": sha256(weights)}))
+    return weights
+
+
+def predict(model: Path):
+    import mlflow
+    import pandas as pd
+
+    served = mlflow.pyfunc.load_model(str(model))
+    return served.predict(pd.DataFrame({"x1": [0.1, 0.5], "x2": [0.2, -0.3]}),
+                          params={"proba": True})
+
+
+@pytest.mark.slow
+def test_nan_weights_in_a_logged_model_are_refused_at_load(model_copy):
+    """Before: NaN probabilities served with a label. Now a one-line refusal naming the file
+    and the block (the intact copy serves finite probabilities)."""
+    import numpy as np
+
+    assert np.isfinite(predict(model_copy)[["proba_0", "proba_1"]].to_numpy()).all()
+    weights = set_weight(model_copy, float("nan"), record_digest=True)
+    with pytest.raises(Exception) as caught:
+        predict(model_copy)
+    assert str(caught.value) == (f"weights file {weights}: W1 holds 1 non-finite value(s) "
+                                 "(nan/inf); a model with them is not served")
+
+
+@pytest.mark.slow
+def test_a_weights_file_changed_after_logging_is_refused_with_both_digests(model_copy):
+    """A finite but different weight (the file edited, network.json not): refused naming the
+    file, the digest found and the digest logged."""
+    import json
+
+    logged = json.loads((model_copy / "artifacts" / "network.json").read_text())
+    weights = set_weight(model_copy, 0.123, record_digest=False)
+    assert sha256(weights) != logged["weights_digest"]
+    with pytest.raises(ValueError) as caught:
+        predict(model_copy)
+    assert str(caught.value) == (
+        f"weights file {weights} is not the one logged with the model: sha256 "
+        f"{sha256(weights)[:16]} != logged {logged['weights_digest'][:16]}")
+
+
+PROBE = """
+import sys, mlflow
+mlflow.pyfunc.load_model(sys.argv[1])
+print("loaded", sys.modules["pipeline"].__file__)
+"""
+
+
+@pytest.mark.slow
+def test_edited_logged_code_is_refused_before_it_runs(model_copy, tmp_path):
+    """Before: an edited network.py in the model's code ran (here: wrote a file), then the
+    digest check refused. Now the digest of the code `import pipeline` would run is checked
+    before any of it is imported: refused, and the edit never ran. A fresh process, so the
+    model's own code is what `import pipeline` finds."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing but the model
+    probe = lambda: subprocess.run([sys.executable, "-c", PROBE, str(model_copy)],  # noqa: E731
+                                   capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                                   env=env)
+    done = probe()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == str(model_copy / "code" / "pipeline" / "__init__.py")
+    marker = tmp_path / "network_py_ran"
+    edited = model_copy / "code" / "pipeline" / "nn" / "network.py"
+    edited.write_text(edited.read_text() + f"\nopen({str(marker)!r}, 'w').close()\n")
+    done = probe()
+    assert done.returncode != 0
+    assert not marker.exists(), "the edited network.py ran before the refusal"
+    from pipeline.nn.model import source_digest
+
+    code, network = model_copy / "code" / "pipeline", model_copy / "artifacts" / "network.json"
+    logged = json.loads(network.read_text())["code_digest"]
+    found = source_digest(code)
+    assert (f"the model's code does not match the code logged with it: {code} digest "
+            f"{found[:16]} != logged {logged[:16]} in {network}; its files were changed after "
+            "logging; nothing of them was imported") in done.stderr
