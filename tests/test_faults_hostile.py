@@ -219,3 +219,96 @@ def test_edited_logged_code_is_refused_before_it_runs(model_copy, tmp_path):
     assert (f"the model's code does not match the code logged with it: {code} digest "
             f"{found[:16]} != logged {logged[:16]} in {network}; its files were changed after "
             "logging; nothing of them was imported") in done.stderr
+
+
+# ------------------------------------------------------------------ a network too large
+def test_a_network_too_large_for_memory_is_refused_before_a_run(tmp_path, monkeypatch, capsys):
+    """Before: 16 s, then a MemoryError traceback (74.5 GiB for one array) and a FAILED run.
+    Now one line naming the key, the estimate and the memory available; no store, no run."""
+    from pipeline import stages
+    from pipeline.cli import main
+    from pipeline.config import load_config
+    from pipeline.memory_needed import footprint, size_text
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    args = ["model.hidden=[100000,100000]", f"tracking.uri=sqlite:///{store}"]
+    code = main(["train", "--quiet", "--conf-dir", str(CONF), *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    need = footprint(cfg := load_config(args, conf_dir=CONF), stages.prepare(cfg))
+    (line,) = lines(err)
+    assert line.startswith(f"error: model.hidden=[100000, 100000]: the network needs about "
+                           f"{size_text(need.total)} of memory to train (parameters, gradient "
+                           f"and adam state {size_text(need.parameters)}; ")
+    assert line.endswith(" is available; lower model.hidden")
+    assert not store.exists() and not (tmp_path / "mlruns").exists()
+
+
+def _prepared(*overrides):
+    from pipeline import stages
+    from pipeline.config import load_config
+
+    cfg = load_config(list(overrides), conf_dir=CONF)
+    return cfg, stages.prepare(cfg)
+
+
+@pytest.mark.parametrize("overrides, key, advice", [
+    (["model.hidden=[3000,3000]"], "model.hidden=[3000, 3000]", "lower model.hidden"),
+    (["model.hidden=[8]", "data.params.n_samples=200000"], "training.batch_size=null",
+     "set training.batch_size (null trains on all"),
+    (["model.hidden=[8]", "data.params.n_samples=200000", "training.batch_size=32"],
+     "data size (", "use fewer rows or a smaller model.hidden"),
+])
+def test_the_refusal_names_the_largest_part(overrides, key, advice):
+    """The core check takes the available memory as a number: the estimate itself passes, one
+    byte less is refused, naming the key of the largest part (weights: model.hidden; the
+    training pass: training.batch_size; the evaluation: the data size) and what to lower."""
+    from pipeline.memory_needed import check_memory, size_text
+
+    cfg, prepared = _prepared(*overrides)
+    need = check_memory(cfg, prepared, None)                  # unknown: never refused
+    assert check_memory(cfg, prepared, need.total) == need
+    with pytest.raises(ValueError) as caught:
+        check_memory(cfg, prepared, need.total - 1)
+    text = str(caught.value)
+    assert text.startswith(key) and advice in text, text
+    assert f"needs about {size_text(need.total)} of memory" in text
+    assert f"but {size_text(need.total - 1)} is available" in text
+
+
+@pytest.mark.parametrize("sizes, m, m_dev, settings", [
+    ((2, 1000, 1000, 1), 200, 100, {"optimizer": "adam", "patience": 5}),   # the weights
+    ((20, 50, 50, 1), 20000, 5000, {}),                                     # the data
+    ((20, 50, 50, 3), 20000, 5000, {"batch_size": 64, "keep_prob": 0.8,
+                                    "optimizer": "momentum"}),
+    ((20, 300, 100, 1), 4000, 1000, {"dtype": "float32", "l1": 0.1}),
+])
+def test_the_estimate_bounds_what_fit_really_allocates(sizes, m, m_dev, settings):
+    """The oracle is tracemalloc's peak over a real init + fit (numpy reports its buffers to
+    it): the estimate is never below it, and at most 25% above."""
+    import tracemalloc
+
+    import numpy as np
+
+    from pipeline.nn import Architecture, init_network
+    from pipeline.nn.footprint import estimate
+    from pipeline.train import TrainSettings, fit
+
+    rng = np.random.default_rng(0)
+    X, X_dev = rng.standard_normal((m, sizes[0])), rng.standard_normal((m_dev, sizes[0]))
+    label = (lambda A: (A[:, 0] > 0).astype(int)) if sizes[-1] == 1 else (
+        lambda A: np.digitize(A[:, 0], [-0.5, 0.5]))
+    st = TrainSettings(**{"epochs": 2, "eval_every": 1, "learning_rate": 0.01, **settings})
+    tracemalloc.start()
+    try:
+        net = init_network(Architecture(sizes), "he", rng, dtype=np.dtype(st.dtype).type)
+        fit(net, X, label(X), X_dev, label(X_dev), st, rng)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    need = estimate(sizes, m, m_dev, batch_size=st.batch_size, optimizer=st.optimizer,
+                    itemsize=np.dtype(st.dtype).itemsize, dropout=st.keep_prob < 1,
+                    early_stopping=st.patience is not None,
+                    l1_prox=st.l1 > 0 and st.optimizer == "gd")
+    assert peak <= need.total <= 1.25 * peak, (peak, need)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pipeline.commands import (add_cache_argument, conf_dir, project_experiment, stop_of,
                                take_project_run)
+from pipeline.commands.available_memory import check_memory
 
 OWN = ("seeds", "workers", "first_seed")
 
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         for job in jobs:                   # each arm's data (the config is valid), before any run
             if job.seed == jobs[0].seed:
                 stop.check()
-                stages.prepare(config_from_yaml(job.cfg_yaml))
+                arm_cfg = config_from_yaml(job.cfg_yaml)
+                check_memory(arm_cfg, stages.prepare(arm_cfg))  # one job of this arm
     except Stopped as exc:                 # cli.main prints it and exits 143/130
         exc.outcome = "stopped while planning the lesson; no run was created"
         raise

@@ -48,6 +48,9 @@ def run(args, out=None) -> int:
     cfg = config_from_yaml(logged["config"], f"config of run {args.run_id}")
     rows = param_checks(logged["params"], cfg) + environment_checks(logged)
     prepared = stages.prepare(cfg)
+    from pipeline.commands.available_memory import check_memory
+
+    check_memory(cfg, prepared)               # refused in one line, not a MemoryError mid-way
     for split, digest in prepared.digests.items():
         if not (trial and split == "test"):   # a trial never held the test split
             rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"),
