@@ -26,6 +26,7 @@ from pipeline.commands import (add_cache_argument, conf_dir, project_experiment,
 from pipeline.commands.available_memory import check_memory
 
 OWN = ("seeds", "workers", "first_seed")
+LONG_PLAN = 200  # jobs: from here planning takes a second or more, so it is announced
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.lessons import load_lesson, plan
+    from pipeline.lessons.plan import MAX_SEEDS
     from pipeline.lessons.runner import JobsFailed, assemble, run_jobs
     from pipeline.stop import Stopped
 
@@ -74,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     conf = conf_dir(args)
     lesson = load_lesson(args.lesson, conf)
     seeds, workers = own.get("seeds", lesson.seeds), own.get("workers", 1)
+    n_jobs = len(lesson.arm_names()) * seeds
+    if LONG_PLAN <= n_jobs and seeds <= MAX_SEEDS and not args.quiet:  # (plan refuses more)
+        print(f"planning {n_jobs} runs...", file=sys.stderr, flush=True)  # ms each: say so
     try:                                   # planning and data take seconds: stoppable
         jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=conf,
                     first_seed=own.get("first_seed", 0), stop=stop)
