@@ -247,6 +247,24 @@ def test_a_network_too_large_for_memory_is_refused_before_a_run(tmp_path, monkey
     assert not store.exists() and not (tmp_path / "mlruns").exists()
 
 
+def test_data_too_large_for_memory_is_one_line_before_a_run(tmp_path, monkeypatch, capsys):
+    """Before: numpy's MemoryError traceback from the generator (1.46 TiB for 10^11 rows).
+    Now one line naming the data key and numpy's allocation; no store, no run."""
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    code = main(["train", "--quiet", "--conf-dir", str(CONF), f"data.params.n_samples={10**11}",
+                 f"tracking.uri=sqlite:///{store}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    (line,) = lines(err)
+    assert line.startswith(f"error: data.params={{'n_samples': {10**11}}}: the data set "
+                           "'noisy_diagonal' does not fit in memory (Unable to allocate ")
+    assert line.endswith(" available); use fewer rows")
+    assert not store.exists()
+
+
 def _prepared(*overrides):
     from pipeline import stages
     from pipeline.config import load_config

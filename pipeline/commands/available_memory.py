@@ -1,6 +1,6 @@
 """The memory a training may use on this machine, read here (the command line reads the
-system; `pipeline.memory_needed.check_memory` takes the number), and the check every command
-that trains runs after preparing its data, before it creates a run."""
+system; `pipeline.memory_needed.check_memory` takes the number), and `prepare_in_memory`, the
+data preparation + memory check every command that trains runs before it creates a run."""
 
 from __future__ import annotations
 
@@ -48,9 +48,21 @@ def available_memory() -> int | None:
     return min(known) if known else None
 
 
-def check_memory(cfg, prepared) -> None:
-    """One line (ValueError, exit 2) when training `cfg` on `prepared` needs more memory than
-    is available; call it before any run is created."""
-    from pipeline.memory_needed import check_memory as check
+def prepare_in_memory(cfg):
+    """`stages.prepare(cfg)`, then the check that training it fits in memory: a ValueError of
+    one line (exit 2), before any run, when the data alone is too large to make or read (numpy's
+    MemoryError names the allocation) or when the network to train on it is."""
+    from pipeline import stages
+    from pipeline.memory_needed import check_memory, size_text
 
-    check(cfg, prepared, available_memory())
+    available = available_memory()
+    try:
+        prepared = stages.prepare(cfg)
+    except MemoryError as exc:
+        dc = cfg.data
+        key = f"data.path={dc.path}" if dc.name == "table" else f"data.params={dict(dc.params)}"
+        free = "" if available is None else f", {size_text(available)} available"
+        raise ValueError(f"{key}: the data set {dc.name!r} does not fit in memory ({exc}"
+                         f"{free}); use fewer rows") from None
+    check_memory(cfg, prepared, available)
+    return prepared

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pipeline.commands import (add_cache_argument, conf_dir, project_experiment, stop_of,
                                take_project_run)
-from pipeline.commands.available_memory import check_memory
+from pipeline.commands.available_memory import prepare_in_memory
 
 OWN = ("seeds", "workers", "first_seed")
 LONG_PLAN = 200  # jobs: from here planning takes a second or more, so it is announced
@@ -64,7 +64,6 @@ def split_own(items: list[str]) -> tuple[dict[str, int], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.lessons import load_lesson, plan
     from pipeline.lessons.plan import MAX_SEEDS
@@ -85,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         for job in jobs:                   # each arm's data (the config is valid), before any run
             if job.seed == jobs[0].seed:
                 stop.check()
-                arm_cfg = config_from_yaml(job.cfg_yaml)
-                check_memory(arm_cfg, stages.prepare(arm_cfg))  # one job of this arm
+                prepare_in_memory(config_from_yaml(job.cfg_yaml))  # one job of this arm
     except Stopped as exc:                 # cli.main prints it and exits 143/130
         exc.outcome = "stopped while planning the lesson; no run was created"
         raise
