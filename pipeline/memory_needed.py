@@ -13,10 +13,12 @@ from pipeline.nn.footprint import Footprint, estimate
 
 def footprint(cfg, prepared) -> Footprint:
     """The estimate for this config on this data (the network `stages.train` builds)."""
-    k = len(prepared.classes)
-    sizes = (prepared.train.X.shape[1], *cfg.model.hidden, 1 if k == 2 else k)
+    from pipeline.stages import architecture
+
+    sizes = architecture(cfg, prepared).layer_sizes    # (n_features, *hidden, n_out)
     reg, tr = cfg.regularization, cfg.training
-    keep = reg.keep_prob if isinstance(reg.keep_prob, tuple) else (reg.keep_prob,) * len(sizes[2:-1])
+    n_hidden = len(cfg.model.hidden)
+    keep = reg.keep_prob if isinstance(reg.keep_prob, tuple) else (reg.keep_prob,) * n_hidden
     return estimate(sizes, prepared.train.X.shape[0], prepared.dev.X.shape[0],
                     batch_size=tr.batch_size, optimizer=tr.optimizer,
                     itemsize=8 if tr.dtype == "float64" else 4,
