@@ -9,12 +9,11 @@ first allocation with a MemoryError traceback, after its MLflow run was created:
 from __future__ import annotations
 
 from pipeline.nn.footprint import Footprint, estimate
+from pipeline.stages import architecture
 
 
 def footprint(cfg, prepared) -> Footprint:
     """The estimate for this config on this data (the network `stages.train` builds)."""
-    from pipeline.stages import architecture
-
     sizes = architecture(cfg, prepared).layer_sizes    # (n_features, *hidden, n_out)
     reg, tr = cfg.regularization, cfg.training
     n_hidden = len(cfg.model.hidden)
