@@ -332,3 +332,16 @@ def test_the_estimate_bounds_what_fit_really_allocates(sizes, m, m_dev, settings
                     early_stopping=st.patience is not None,
                     l1_prox=st.l1 > 0 and st.optimizer == "gd")
     assert peak <= need.total <= 1.25 * peak, (peak, need)
+
+
+@pytest.mark.slow
+def test_a_file_added_to_the_logged_code_is_refused(model_copy):
+    """MLflow puts the model's code/ first on sys.path, so an added code/<name>.py would shadow
+    a module imported later: only the logged files may be there (Python's caches aside)."""
+    (model_copy / "code" / "pipeline" / "__pycache__").mkdir()
+    (model_copy / "code" / "pipeline" / "__pycache__" / "x.pyc").write_bytes(b"")  # allowed
+    (model_copy / "code" / "pandas_extra.py").write_text("raise SystemExit('ran')\n")
+    with pytest.raises(Exception) as caught:
+        predict(model_copy)
+    assert (f"the model's code directory {model_copy / 'code'} holds files that were not "
+            "logged with it: pandas_extra.py; nothing of it was imported") in str(caught.value)

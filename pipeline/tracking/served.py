@@ -8,9 +8,10 @@ nothing here computes. The network is `pipeline.nn.Model`, logged with the model
 
 Integrity, in the order a load meets it (MLflow runs this file first: its loader only puts the
 model's `code/` directory at the front of sys.path, it imports nothing from it):
-1. before any `pipeline` module is imported, the sha256 of the code that `import pipeline`
-   would run (`code/pipeline/__init__.py` and `nn/*.py`, found without importing them) is
-   compared with `code_digest` in network.json: an edited file is refused before it runs;
+1. before any `pipeline` module is imported, `code/` may hold only the logged files (a file
+   added there would shadow a module imported later), and the sha256 of the code that `import
+   pipeline` would run (`__init__.py` and `nn/*.py`, found without importing them) is compared
+   with `code_digest` in network.json: an edited file is refused before it runs;
 2. `Model.load` compares the sha256 of weights.npz with `weights_digest` and refuses
    non-finite weights.
 What this does not cover: the digests live beside the files they check (they catch an edit or
@@ -34,10 +35,17 @@ def _logged_code_check(here: Path) -> None:
     if not (here / "MLmodel").is_file():
         return
     flavor = mlflow.models.Model.load(str(here)).flavors["python_function"]
-    network = here / flavor["artifacts"]["network"]["path"]
+    network, code = here / flavor["artifacts"]["network"]["path"], here / flavor["code"]
     meta = json.loads(network.read_text(encoding="utf-8"))
-    spec = importlib.util.find_spec("pipeline")        # locates, executes nothing
-    root = Path(spec.origin).parent
+    # MLflow puts code/ first on sys.path: a file added there (code/json.py) would shadow a
+    # module imported later, so code/ may hold only the logged files (and Python's caches)
+    logged_files = {f for pattern in meta["code_files"] for f in (code / "pipeline").glob(pattern)}
+    added = sorted(str(f.relative_to(code)) for f in code.rglob("*") if f.is_file()
+                   and f not in logged_files and "__pycache__" not in f.parts)
+    if added:
+        raise RuntimeError(f"the model's code directory {code} holds files that were not "
+                           f"logged with it: {', '.join(added)}; nothing of it was imported")
+    root = Path(importlib.util.find_spec("pipeline").origin).parent  # found, not executed
     # the same (relative path, bytes) digest as pipeline.nn.model.source_digest, written out
     # here because that module is the code being checked
     h = hashlib.sha256()
@@ -45,10 +53,10 @@ def _logged_code_check(here: Path) -> None:
         h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     found, logged = h.hexdigest(), meta.get("code_digest")
     if found != logged:
-        own = root == (here / flavor["code"] / "pipeline").resolve()
-        why = ("its files were changed after logging; nothing of them was imported" if own
-               else "this process imports pipeline from there, not from the model: load it "
-                    "in a fresh process, where the model's code comes first on sys.path")
+        why = ("its files were changed after logging; nothing of them was imported"
+               if root == (code / "pipeline").resolve() else
+               "this process imports pipeline from there, not from the model: load it in a "
+               "fresh process, where the model's code comes first on sys.path")
         raise RuntimeError(f"the model's code does not match the code logged with it: {root} "
                            f"digest {found[:16]} != logged {str(logged)[:16]} in {network}; "
                            f"{why}")
