@@ -47,7 +47,9 @@ def run(args, out=None) -> int:
     pruned_at = trial_state(args.run_id, logged) if trial else None
     cfg = config_from_yaml(logged["config"], f"config of run {args.run_id}")
     rows = param_checks(logged["params"], cfg) + environment_checks(logged)
-    prepared = stages.prepare(cfg)
+    from pipeline.commands.available_memory import prepare_in_memory
+
+    prepared = prepare_in_memory(cfg)         # too large: one line, not a MemoryError mid-way
     for split, digest in prepared.digests.items():
         if not (trial and split == "test"):   # a trial never held the test split
             rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"),

@@ -12,6 +12,7 @@ import time
 
 from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, preflight,
                                project_experiment, stop_of, unsent)
+from pipeline.commands.available_memory import prepare_in_memory
 from pipeline.redact import redact
 
 
@@ -63,7 +64,7 @@ def run(args) -> int:
 
     stop = stop_of(args)
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
-    prepared = stages.prepare(cfg)                   # bad data fails before a run
+    prepared = prepare_in_memory(cfg)                # bad data (or too large) fails before a run
     preflight.check(cfg)                             # tracking store usable, before a run
     stop.check()                                     # stopped while preparing: nothing made
 
