@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
 
     threads.export()
     sys.excepthook = _masked_traceback  # an unforeseen error's traceback quotes URIs too
+    from pipeline.store_fault import quiet_threads
+
+    quiet_threads()  # a thread dying of a store fault: the command's own line says it
     try:
         args = build_parser(prog).parse_args(argv)
         from pipeline.commands.preflight import mlflow_defaults

@@ -236,6 +236,9 @@ def _worker_entry(job: Job, worker: int) -> None:
     # worker's own Stop records it and the trial's training stops at its next epoch, so the
     # trial ends FAIL and its child run KILLED instead of both staying RUNNING.
     stop = Stop()
+    from pipeline.store_fault import quiet_threads
+
+    quiet_threads()  # Optuna's heartbeat thread on a broken store: no traceback per worker
     with stop.on_signals():
         watch_parent()  # the parent killed (-9) -> this worker stops within seconds
         try:
@@ -244,7 +247,10 @@ def _worker_entry(job: Job, worker: int) -> None:
             sys.exit(exc.exit_code)
         except Exception as exc:  # a store gone (tracking server, database): one line, not a
             from pipeline.cli import foreseeable, one_line  # traceback per worker
+            from pipeline.store_fault import WORKER_EXIT, fault_of
 
+            if fault_of(exc) is not None:  # the search process says it, naming the store
+                sys.exit(WORKER_EXIT)
             if not foreseeable(exc):
                 raise
             print(f"search-worker-{worker}: error: {one_line(exc)}", file=sys.stderr)

@@ -16,9 +16,11 @@ from optuna.trial import TrialState
 
 from pipeline.redact import redact
 from pipeline.search import storage as S
+from pipeline.search.home_store import check_home_store
 from pipeline.search.progress import Progress, top_table
 from pipeline.search.study import Job, best_trial, count, open_study, run_workers, study_name
 from pipeline.stop import Stopped
+from pipeline.store_fault import later  # a store fault's one line carries the resume hint
 
 # Sections that do not change what a trial trains; a resumed study may differ in them.
 _FREE = ("search.", "evaluate.", "tracking.")
@@ -86,6 +88,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     target = target_total(sc, count(study))
     if count(study) >= target:  # only with target_trials: no run, no study change
         return _nothing_to_do(study, spec, target, out)
+    check_home_store(study, spec.label, cfg.tracking.uri)  # before any write or training
     stale = S.fail_stale_trials(study, spec)
     experiment_id, search_id = _racing(lambda: _experiments(cfg, experiment_id, name))
     T.mark_runs_failed([study.trials[n].user_attrs["mlflow_run_id"] for n in stale
@@ -113,8 +116,9 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
             exc.outcome = (f"the parent run ended KILLED and the trials in progress FAIL; to "
                            f"finish this call's trials: {resume}")
             raise
-        except BaseException:  # rerunning with n_trials would add N more, not finish these
-            print(f"to finish this call's trials later: {resume}", file=sys.stderr)
+        except BaseException as exc:  # rerunning with n_trials would add N more, not these
+            if not later(exc, f"to finish this call's trials later: {resume}"):
+                print(f"to finish this call's trials later: {resume}", file=sys.stderr)
             raise
         finally:
             bar.close()
