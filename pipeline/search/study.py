@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from pipeline.config.search import ParamSpec
 from pipeline.search.storage import StorageSpec, open_storage
+from pipeline.store_fault import WORKER_EXIT
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _RESERVED = FINISHED + (TrialState.RUNNING,)
@@ -242,12 +243,14 @@ def _worker_entry(job: Job, worker: int) -> None:
     with stop.on_signals():
         watch_parent()  # the parent killed (-9) -> this worker stops within seconds
         try:
+            if _tracking_store_gone(job):  # the search process names it, in its one line
+                sys.exit(WORKER_EXIT)
             run_worker(job, worker, stop=stop)
         except Stopped as exc:
             sys.exit(exc.exit_code)
         except Exception as exc:  # a store gone (tracking server, database): one line, not a
             from pipeline.cli import foreseeable, one_line  # traceback per worker
-            from pipeline.store_fault import WORKER_EXIT, fault_of
+            from pipeline.store_fault import fault_of
 
             if fault_of(exc) is not None:  # the search process says it, naming the store
                 sys.exit(WORKER_EXIT)
@@ -255,6 +258,15 @@ def _worker_entry(job: Job, worker: int) -> None:
                 raise
             print(f"search-worker-{worker}: error: {one_line(exc)}", file=sys.stderr)
             sys.exit(2)
+
+
+def _tracking_store_gone(job: Job) -> bool:
+    """The SQLite file the search created is gone (deleted mid-search): MLflow would make an
+    empty store there and the worker fail on its missing experiment, in a line of its own."""
+    from pipeline.tracking.store import sqlite_path
+
+    path = sqlite_path(job.tracking_uri)
+    return path is not None and not path.exists()
 
 
 def run_workers(job: Job, workers: int, progress, prepared=None, stop=None) -> list[str]:
@@ -297,7 +309,11 @@ def _run_workers(job: Job, workers: int, progress, prepared, stop) -> list[str]:
         for p in procs:
             p.join()
     return [f"{p.name} " + (f"killed by signal {-p.exitcode}" if p.exitcode < 0 else
-                            f"exit code {p.exitcode}") for p in procs if p.exitcode]
+                            f"exit code {p.exitcode}" + _STORE_FAULT.get(p.exitcode, ""))
+            for p in procs if p.exitcode]
+
+
+_STORE_FAULT = {WORKER_EXIT: " (a store fault; it printed nothing)"}
 
 
 @contextmanager
