@@ -86,10 +86,27 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     except Exception as exc:
+        fault = _store_fault(exc)  # a command that did not name its stores itself (search does)
+        if fault is not None:
+            print(f"error: {fault}", file=sys.stderr)
+            return 2
         if not foreseeable(exc):
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _store_fault(exc: BaseException) -> str | None:
+    """A store that failed under the command, as one line naming it: the tracking store MLflow
+    was pointed at, when the tracking edge was loaded (pipeline/store_fault.py)."""
+    from pipeline import store_fault
+
+    fault = store_fault.fault_of(exc)
+    if fault is None:
+        return None
+    tracking = sys.modules.get("pipeline.tracking")
+    stores = {"tracking": tracking.tracking_uri()} if tracking is not None else {}
+    return store_fault.one_line(fault, stores, "during the command")
 
 
 def _masked_traceback(kind, exc, tb) -> None:

@@ -48,11 +48,13 @@ class StoreFault(ValueError):
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    """`exc` and the exceptions it was raised from or during, outermost first."""
+    """`exc` and the exceptions it was raised from or during, outermost first, as Python
+    shows them (`raise ... from None` ends the chain: the new error replaced the old)."""
     seen: list[BaseException] = []
     while exc is not None and not any(exc is s for s in seen) and len(seen) < 50:
         seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ if exc.__cause__ is not None or exc.__suppress_context__ \
+            else exc.__context__
     return seen
 
 
@@ -104,10 +106,13 @@ def _frames(exc: BaseException) -> list[str]:
 def one_line(fault: Fault, stores: dict[str, str], doing: str) -> str:
     """`stores`: "tracking"/"storage" -> the store's URI or label (masked here)."""
     named = stores.get(fault.store)
-    if named is None:  # the frames did not tell: name every store the command used
-        where = " or ".join(f"{_KIND[k]} {redact(v)}" for k, v in stores.items() if v)
-    else:
+    if named is not None:
         where = f"{_KIND[fault.store]} {redact(named)}"
+    elif fault.store:  # a store the caller did not name
+        where = _KIND[fault.store]
+    else:  # the frames did not tell: every store the command used
+        where = " or ".join(f"{_KIND[k]} {redact(v)}" for k, v in stores.items() if v)
+        where = where or "a store"
     hint = "; free space on its disk" if _full(fault.reason) else ""
     return f"{where} failed {doing}: {redact(fault.reason)}{hint}"
 
