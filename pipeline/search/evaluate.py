@@ -115,9 +115,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
 def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experiment_id,
                       out, stop) -> Evaluation:
     from pipeline import stages, tracking
-    from pipeline.tracking import records
     from pipeline.tracking.notes import final_test_name
-    from pipeline.tracking import evaluation as T
 
     name, force, digest = study.study_name, cfg.evaluate.force, prepared.test.digest
     study_record = StudyRecord.load(study)  # read under the claim: no evaluate writes meanwhile
@@ -125,14 +123,11 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
     if prior and not force:
         raise ValueError(refusal(name, prior[-1]))
     fit_cfg, fit_data = retrain_data(trial_cfg, prepared, best)
-    parent = study_record.parent_run_id
-    tags = {"stage": "final_test", "optuna.study_name": name, "optuna.trial_number":
-            str(best.number), "forced": str(bool(prior and force)).lower(),
-            "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
-            "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
+    parent, forced = study_record.parent_run_id, bool(prior and force)
     with ExitStack() as held, \
-            tracking.run(final_test_name(name, best.number, overrides), tags=tags,
-                         experiment_id=experiment_id, stop=stop) as handle:
+            tracking.run(final_test_name(name, best.number, overrides), experiment_id=experiment_id,
+                         tags=_final_test_tags(cfg, name, best, forced, digest),
+                         stop=stop) as handle:
         run_id = handle.info.run_id if hasattr(handle, "info") else str(handle)
         # fit checks the stop every epoch: a stop before the unsealing ends the run KILLED
         # and spends nothing (no record; the next evaluate is allowed).
@@ -142,20 +137,11 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
         held.enter_context(stop.hold())
         test = stages.open_test_split(prepared, f"one-time test evaluation of study {name}")
         test_metrics = stages.split_metrics(trained, test)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        record = {"run_id": run_id, "time": now,
-                  "test_digest": digest, "trial": best.number, "forced": bool(prior and force),
-                  "data_digests": prepared.digests, "test_metrics": test_metrics}
+        record = _look(run_id, digest, best, forced, prepared, test_metrics)
         try:
             add_test_evaluation(study, record)  # before anything else can fail
-            tracking.log_training(run_id, fit_cfg, fit_data, trained)
-            T.log_test_metrics([run_id, parent], test_metrics, record)
-            records.set_tags(run_id, {"evaluate.dev_reproduced":
-                                      _reproduced(fit_cfg, trained, best),
-                                      **_links(study_record)})
-            about = (name, best.number, overrides, test_metrics)
-            dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best, about,
-                                                            record["forced"])
+            dev_value, passed, version = _log_look(cfg, name, study_record, run_id, fit_cfg,
+                                                   fit_data, trained, best, overrides, record)
         except Exception:  # a store went away after the unsealing: the numbers are not lost
             print(_test_line(test_metrics, record) + "  (recording failed, see the error)",
                   file=out, flush=True)
@@ -165,7 +151,38 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
         _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version,
                 cfg, tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)["run"])
     return Evaluation(name, best.number, run_id, parent, test_metrics, dev_value, passed,
-                      version, bool(prior and force))
+                      version, forced)
+
+
+def _look(run_id: str, digest: str, best, forced: bool, prepared, test_metrics) -> dict:
+    """The once-only record of this look at the test set (the study's `test_evaluations`)."""
+    return {"run_id": run_id, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "test_digest": digest, "trial": best.number, "forced": forced,
+            "data_digests": prepared.digests, "test_metrics": test_metrics}
+
+
+def _final_test_tags(cfg, name: str, best, forced: bool, digest: str) -> dict[str, str]:
+    return {"stage": "final_test", "optuna.study_name": name,
+            "optuna.trial_number": str(best.number), "forced": str(forced).lower(),
+            "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
+            "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
+
+
+def _log_look(cfg, name: str, study_record, run_id: str, fit_cfg, fit_data, trained, best,
+              overrides, record: dict):
+    """The final-test run's training record, the test metrics on it and on the study's
+    parent, its links, then the gate and the registry: (dev value, passed, version)."""
+    from pipeline import tracking
+    from pipeline.tracking import evaluation as T
+    from pipeline.tracking import records
+
+    test_metrics = record["test_metrics"]
+    tracking.log_training(run_id, fit_cfg, fit_data, trained)
+    T.log_test_metrics([run_id, study_record.parent_run_id], test_metrics, record)
+    records.set_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best),
+                              **_links(study_record)})
+    about = (name, best.number, overrides, test_metrics)
+    return _gate_and_register(cfg, run_id, trained, best, about, record["forced"])
 
 
 def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool):
