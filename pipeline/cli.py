@@ -19,6 +19,8 @@ import argparse
 import importlib
 import sys
 
+from pipeline.errors import foreseeable, one_line
+
 COMMANDS = {
     "train": "one tracked training run (data -> split -> standardize -> augment -> train -> MLflow)",
     "search": "Optuna search on the dev set, one nested MLflow run per trial",
@@ -43,26 +45,6 @@ def build_parser(prog: str = "nn-pipeline") -> argparse.ArgumentParser:
 
 def _command_module(name: str):
     return importlib.import_module(f"pipeline.commands.{name}")
-
-
-# Exceptions of the environment rather than of our code: a store, server or file that cannot be
-# used. They become one line and exit 2 like a ValueError; anything else (a bug) keeps its
-# traceback. Matched by module so that --help does not import mlflow or SQLAlchemy.
-_ENVIRONMENT = ("mlflow.", "requests.", "urllib3.", "sqlalchemy.", "optuna.", "psycopg2")
-
-
-def foreseeable(exc: BaseException) -> bool:
-    if isinstance(exc, (ValueError, OSError)):
-        return True
-    return any(c.__module__.startswith(_ENVIRONMENT) for c in type(exc).__mro__)
-
-
-def one_line(exc: BaseException) -> str:
-    from pipeline.redact import redact
-
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    kind = "" if isinstance(exc, ValueError) else f"{type(exc).__name__}: "
-    return redact(kind + text)[:500]
 
 
 def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:

@@ -1,7 +1,6 @@
 """The one-time test evaluation through the real CLI: once, refused, forced, registered."""
 
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -48,9 +47,9 @@ def test_evaluate_once_then_refuse_then_forced_and_recorded(searched, search_cfg
     assert run.data.tags["stage"] == "final_test" and run.data.tags["forced"] == "false"
     assert run.data.tags["test_digest"] == digest
     assert run.data.tags["evaluate.dev_reproduced"] == "true"
+    # ONE once-only record, the study's: no second copy in the experiment's tags to disagree
     tagged = client.get_experiment(result.experiment_id).tags
-    assert json.loads(tagged["test_evaluation.tiny"])["run_id"] == record["run_id"]
-    assert tagged["test_evaluation.tiny.count"] == "1"
+    assert not [k for k in tagged if k.startswith("test_evaluation")]
     # Test metrics on the dedicated run and the study's parent run, nowhere else.
     with_test = client.search_runs([result.experiment_id, result.search_experiment_id],
                                    "metrics.test_error >= 0")
@@ -84,9 +83,6 @@ def test_evaluate_once_then_refuse_then_forced_and_recorded(searched, search_cfg
     assert [r["forced"] for r in records] == [False, True]
     forced = client.get_run(records[1]["run_id"])
     assert forced.data.tags["forced"] == "true"
-    tagged = client.get_experiment(result.experiment_id).tags
-    assert (tagged["test_evaluation.tiny.count"], tagged["test_evaluation.tiny.forced_count"]) == \
-        ("2", "1")
     latest = client.get_model_version(model, "2")
     assert latest.run_id == records[1]["run_id"] and latest.tags["gate"] == "failed"
     assert latest.tags["decision"] == "not promoted"

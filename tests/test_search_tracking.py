@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from pipeline.search.record import StudyRecord, add_parent
 from pipeline.search.sweep import run_search
 from pipeline.search.space import load_space
 from pipeline.search.study import open_study
@@ -113,7 +114,8 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
     assert second.finished == 5
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 5
     assert len(_children(client, second)) == 2  # only this invocation's new trials
-    assert study.user_attrs["mlflow_parent_runs"] == [first.parent_run_id, second.parent_run_id]
+    assert [p.run_id for p in StudyRecord.load(study).parent_runs] == [first.parent_run_id,
+                                                                       second.parent_run_id]
 
 
 def test_resume_ends_only_the_running_parents_of_dead_searches(search_cfg, tracking_uri,
@@ -133,11 +135,10 @@ def test_resume_ends_only_the_running_parents_of_dead_searches(search_cfg, track
     client.set_terminated(dead[1], "FINISHED")
     live, deleted = new(first.search_experiment_id), new(first.search_experiment_id)
     client.delete_run(deleted)
-    for run_id in dead + [deleted]:
-        study.set_user_attr(f"mlflow_parent_owner.{run_id}", gone_owner)
-    study.set_user_attr(f"mlflow_parent_owner.{live}", owner())
-    study.set_user_attr("mlflow_parent_runs", [*dead, first.parent_run_id, live, deleted])
     space, text = load_space(cfg.search.space, CONF)
+    for run_id in [*dead, live, deleted]:
+        add_parent(study, run_id, owner() if run_id == live else gone_owner,
+                   first.search_experiment_id, text, 1)
     out = io.StringIO()
     run_search(cfg, space, text, progress=False, out=out)
     ended = [dead[0], dead[2], dead[3]]

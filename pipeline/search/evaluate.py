@@ -2,8 +2,9 @@
 
 Rebuild the best trial's config (the study's stored base config + the trial's params), retrain
 it with the study's seed, open the test split ONCE, and record that it happened in the study's
-user attributes and as an experiment tag. A second evaluation on the same test data (same test
-digest) is refused unless `evaluate.force=true`, which is itself recorded.
+record (record.py: `test_evaluations`, the one once-only record). A second evaluation on the
+same test data (same test digest) is refused unless `evaluate.force=true`, which is itself
+recorded.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config.safe_yaml import load_yaml
-from pipeline.config.search import parse_space
 from pipeline.promotion import task_of
 from pipeline.search import storage as S
-from pipeline.search.claim import evaluation_claim
+from pipeline.search.evaluate_lock import evaluation_claim
+from pipeline.search.record import StudyRecord, add_test_evaluation
 from pipeline.search.space import decode
 from pipeline.search.study import best_trial, open_study, study_name
 
@@ -43,8 +43,6 @@ class Evaluation:
 
 def load_best(cfg, workdir: Path):
     """(study, best trial, the trial's config, the overrides applied, the storage label)."""
-    from pipeline.config import config_from_yaml
-
     name = study_name(cfg)
     sc = cfg.search
     spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
@@ -53,7 +51,8 @@ def load_best(cfg, workdir: Path):
         raise ValueError(f"study {name!r} not found: no journal file {spec.path} (run "
                          f"`python -m pipeline search search.study={name}` first)")
     study = open_study(cfg, spec, create=False)
-    missing = [k for k in ("base_config", "space") if k not in study.user_attrs]
+    record = StudyRecord.load(study)
+    missing = record.missing("base_config", "space")
     if missing:
         raise ValueError(f"study {name!r} in {spec.label} was not created by `python -m pipeline "
                          f"search` (no {', '.join(missing)} user attribute): cannot rebuild its "
@@ -61,25 +60,12 @@ def load_best(cfg, workdir: Path):
     best = best_trial(study)
     if best is None:
         raise ValueError(f"study {name!r} has no COMPLETE trial to evaluate")
-    where = f"study {name} space"
-    space = parse_space(load_yaml(study.user_attrs["space"], where), where)
-    overrides = decode(best.params, space)
-    base = config_from_yaml(study.user_attrs["base_config"], f"study {name} base_config")
+    overrides = decode(best.params, record.search_space(name))
+    base = record.config(name)
     # Training knobs come from the study; how to evaluate and where to log from this command.
     trial_cfg = base.with_overrides({**overrides, "evaluate": cfg.evaluate.model_dump(),
                                      "tracking": cfg.tracking.model_dump()})
     return study, best, trial_cfg, overrides, spec.label
-
-
-def previous_evaluations(study, experiment_tags: dict, study_key: str, digest: str) -> list[dict]:
-    """Earlier evaluations of this study on this test data (study attrs, else experiment tag)."""
-    import json
-
-    records = list(study.user_attrs.get("test_evaluations", []))
-    tag = experiment_tags.get(study_key)
-    if tag and not records:  # the study's attrs were lost but MLflow remembers
-        records = [json.loads(tag)]
-    return [r for r in records if r.get("test_digest") == digest]
 
 
 def refusal(name: str, prior: dict) -> str:
@@ -122,7 +108,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
     experiment_id = tracking.configure(trial_cfg.tracking, experiment_id=experiment_id)
     sc = cfg.search
     spec = S.resolve(sc.storage, name, workdir)
-    # The once-only check and the record of the look happen under one claim (see claim.py):
+    # The once-only check and the record of the look happen under one claim (see evaluate_lock.py):
     # a second evaluate at the same instant is refused instead of unsealing the test split too.
     with evaluation_claim(spec, name, workdir):
         return _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared,
@@ -132,24 +118,19 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
 def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experiment_id,
                       out, stop) -> Evaluation:
     from pipeline import stages, tracking
-    from pipeline.tracking import records
     from pipeline.tracking.notes import final_test_name
-    from pipeline.tracking import evaluation as T
 
     name, force, digest = study.study_name, cfg.evaluate.force, prepared.test.digest
-    key = T.evaluation_tag_key(name)
-    prior = previous_evaluations(study, T.experiment_tags(experiment_id), key, digest)
+    study_record = StudyRecord.load(study)  # read under the claim: no evaluate writes meanwhile
+    prior = study_record.evaluations_on(digest)
     if prior and not force:
         raise ValueError(refusal(name, prior[-1]))
     fit_cfg, fit_data = retrain_data(trial_cfg, prepared, best)
-    parents = study.user_attrs.get("mlflow_parent_runs") or [None]
-    tags = {"stage": "final_test", "optuna.study_name": name, "optuna.trial_number":
-            str(best.number), "forced": str(bool(prior and force)).lower(),
-            "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
-            "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
+    parent, forced = study_record.parent_run_id, bool(prior and force)
     with ExitStack() as held, \
-            tracking.run(final_test_name(name, best.number, overrides), tags=tags,
-                         experiment_id=experiment_id, stop=stop) as handle:
+            tracking.run(final_test_name(name, best.number, overrides), experiment_id=experiment_id,
+                         tags=_final_test_tags(cfg, name, best, forced, digest),
+                         stop=stop) as handle:
         run_id = handle.info.run_id if hasattr(handle, "info") else str(handle)
         # fit checks the stop every epoch: a stop before the unsealing ends the run KILLED
         # and spends nothing (no record; the next evaluate is allowed).
@@ -159,19 +140,12 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
         held.enter_context(stop.hold())
         test = stages.open_test_split(prepared, f"one-time test evaluation of study {name}")
         test_metrics = stages.split_metrics(trained, test)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        record = {"run_id": run_id, "time": now,
-                  "test_digest": digest, "trial": best.number, "forced": bool(prior and force),
-                  "data_digests": prepared.digests, "test_metrics": test_metrics}
+        record = _look(run_id, digest, best, forced, prepared, test_metrics)
         try:
-            _record(study, experiment_id, key, record)  # before anything else can fail
-            tracking.log_training(run_id, fit_cfg, fit_data, trained)
-            T.log_test_metrics([run_id, parents[-1]], test_metrics, record)
-            records.set_tags(run_id, {"evaluate.dev_reproduced":
-                                      _reproduced(fit_cfg, trained, best), **_links(study)})
-            about = (name, best.number, overrides, test_metrics)
-            dev_value, passed, registered = _gate_and_register(
-                cfg, run_id, trained, best, about, record["forced"], task_of(prepared), digest)
+            add_test_evaluation(study, record)  # before anything else can fail
+            dev_value, passed, registered = _log_look(
+                cfg, name, study_record, run_id, fit_cfg, fit_data, trained, best, overrides,
+                record, task_of(prepared))
         except Exception:  # a store went away after the unsealing: the numbers are not lost
             print(_test_line(test_metrics, record) + "  (recording failed, see the error)",
                   file=out, flush=True)
@@ -180,20 +154,41 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
         # ends FINISHED (its end check is held too), then the hold raises `Stopped`.
         _report(out, name, best, overrides, test_metrics, record, dev_value, passed, registered,
                 cfg, tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)["run"])
-    return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
-                      registered and registered.version, bool(prior and force),
-                      registered and registered.name,
-                      registered and registered.decision.word)
+    return Evaluation(name, best.number, run_id, parent, test_metrics, dev_value, passed,
+                      registered and registered.version, forced,
+                      registered and registered.name, registered and registered.decision.word)
 
 
-def _record(study, experiment_id: str, key: str, record: dict) -> None:
-    """The evaluation in the study's user attributes and as experiment tags (with counters)."""
+def _look(run_id: str, digest: str, best, forced: bool, prepared, test_metrics) -> dict:
+    """The once-only record of this look at the test set (the study's `test_evaluations`)."""
+    return {"run_id": run_id, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "test_digest": digest, "trial": best.number, "forced": forced,
+            "data_digests": prepared.digests, "test_metrics": test_metrics}
+
+
+def _final_test_tags(cfg, name: str, best, forced: bool, digest: str) -> dict[str, str]:
+    return {"stage": "final_test", "optuna.study_name": name,
+            "optuna.trial_number": str(best.number), "forced": str(forced).lower(),
+            "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
+            "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
+
+
+def _log_look(cfg, name: str, study_record, run_id: str, fit_cfg, fit_data, trained, best,
+              overrides, record: dict, task):
+    """The final-test run's training record, the test metrics on it and on the study's
+    parent, its links, then the gate and the registry: (dev value, passed, registration)."""
+    from pipeline import tracking
     from pipeline.tracking import evaluation as T
+    from pipeline.tracking import records
 
-    history = list(study.user_attrs.get("test_evaluations", [])) + [record]
-    study.set_user_attr("test_evaluations", history)
-    T.record_evaluation(experiment_id, key, record, count=len(history),
-                        forced=sum(1 for r in history if r.get("forced")))
+    test_metrics = record["test_metrics"]
+    tracking.log_training(run_id, fit_cfg, fit_data, trained)
+    T.log_test_metrics([run_id, study_record.parent_run_id], test_metrics, record)
+    records.set_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best),
+                              **_links(study_record)})
+    about = (name, best.number, overrides, test_metrics)
+    return _gate_and_register(cfg, run_id, trained, best, about, record["forced"], task,
+                              record["test_digest"])
 
 
 def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool, task, digest):
@@ -220,12 +215,10 @@ def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool, tas
     return dev_value, passed, registered
 
 
-def _links(study) -> dict[str, str]:
+def _links(record: StudyRecord) -> dict[str, str]:
     """Tags naming the study's search experiment and last parent run (they hold the trials)."""
-    attrs = study.user_attrs
-    parents = attrs.get("mlflow_parent_runs") or []
-    tags = {"search.experiment_id": attrs.get("mlflow_search_experiment_id")}
-    tags["search.parent_run_id"] = parents[-1] if parents else None
+    tags = {"search.experiment_id": record.search_experiment_id,
+            "search.parent_run_id": record.parent_run_id}
     return {k: str(v) for k, v in tags.items() if v}
 
 

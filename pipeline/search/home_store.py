@@ -23,9 +23,10 @@ def check_home_store(study, spec_label: str, tracking_uri: str | None) -> None:
     """Raise ValueError (one line) when `study` has parent runs and the tracking store (the
     given `tracking.uri`, else MLflow's default) holds none of them. A new study, or one
     whose searches never opened a parent, passes."""
+    from pipeline.search.record import StudyRecord
     from pipeline.tracking.present import first_present, resolved_uri
 
-    parents = list(study.user_attrs.get("mlflow_parent_runs") or [])
+    parents = [p.run_id for p in StudyRecord.load(study).parent_runs]
     if not parents:
         return
     uri = resolved_uri(tracking_uri)

@@ -39,12 +39,9 @@ from pipeline.store_fault import drop_store_faults
 drop_store_faults("mlflow.store.db.utils")
 
 from pipeline.tracking.notes import run_name
-from pipeline.tracking.records import (MetricBuffer, curve_stride, diagnostic_stride,
-                                       git_state, kept_indices, package_versions, strides)
+from pipeline.tracking.records import MetricBuffer, git_state, package_versions
 from pipeline.tracking.runs import configure, run, tracking_uri, ui_links
 from pipeline.tracking.training import final_metrics, log_training
 
-__all__ = ["MetricBuffer", "configure", "curve_stride", "diagnostic_stride",
-           "final_metrics", "git_state", "kept_indices",
-           "log_training", "package_versions", "run", "run_name", "strides",
-           "tracking_uri", "ui_links"]
+__all__ = ["MetricBuffer", "configure", "final_metrics", "git_state", "log_training",
+           "package_versions", "run", "run_name", "tracking_uri", "ui_links"]
