@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, preflight,
-                               project_experiment, stop_of, unsent)
+from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, free_memory,
+                               preflight, project_experiment, stop_of, unsent)
 from pipeline.redact import redact
 
 
@@ -92,11 +92,15 @@ def run(args) -> int:
                 curve, diagnostic = tracking.strides(stages.settings(cfg))
                 buffer = tracking.MetricBuffer(run_id, stride=curve,
                                                diagnostic_stride=diagnostic)
+                free = free_memory()              # a null batch_size: full batch if it fits
+                batch = stages.batch_choice(cfg, prepared, free)
+                if batch is not None and batch.rows is not None:
+                    print(batch.describe(), file=sys.stderr, flush=True)
                 progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
                 say = status_printer(enabled=not args.quiet)
                 try:
                     trained = stages.train(cfg, prepared, callbacks=[buffer, progress],
-                                           stop=stop)
+                                           stop=stop, free_memory=free)
                 finally:
                     progress.close()
                     if buffer.points:
@@ -133,6 +137,7 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
         f"  dev:   loss {m['dev_loss']:.4f}  accuracy {m['dev_accuracy']:.2%}",
         f"  stop:  {fit.stop_reason} after {fit.epochs_run} epochs ({fit.stop_message})",
         f"  model: the parameters of epoch {fit.best_epoch} ({_which(cfg, fit)})",
+        *([f"  {trained.batch.describe()}"] if trained.batch and trained.batch.rows else []),
         *("  " + line for line in trained.diagnosis.format().splitlines()),
         f"  store: {uri}",
         f"  UI:    mlflow ui --backend-store-uri {uri}   then open {links['runs']}",
