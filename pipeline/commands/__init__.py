@@ -62,24 +62,3 @@ def stop_of(args):
     stop = getattr(args, "stop", None)
     return stop if stop is not None else Stop()
 
-
-def free_memory() -> int | None:
-    """Bytes this process may still use: MemAvailable of /proc/meminfo, lowered to the room
-    left under a cgroup (v2) memory limit when one is set; None where neither can be read.
-    Passed to `stages.train`, which chooses a batch size for a null training.batch_size."""
-    found = []
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        cgroup = Path("/sys/fs/cgroup")
-        limit = (cgroup / "memory.max").read_text().strip()
-        if limit != "max":
-            found.append(int(limit) - int((cgroup / "memory.current").read_text()))
-    except (OSError, ValueError):
-        pass
-    return max(0, min(found)) if found else None

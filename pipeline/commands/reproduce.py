@@ -50,7 +50,9 @@ def run(args, out=None) -> int:
     chosen = logged["params"].get("training.batch_size_chosen", "full")
     if chosen != "full":  # a null batch_size the run resolved from its free memory: the same
         cfg = cfg.with_overrides({"training.batch_size": int(chosen)})
-    prepared = stages.prepare(cfg)
+    from pipeline.commands.available_memory import prepare_in_memory
+
+    prepared = prepare_in_memory(cfg)         # too large: one line, not a MemoryError mid-way
     for split, digest in prepared.digests.items():
         if not (trial and split == "test"):   # a trial never held the test split
             rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"),

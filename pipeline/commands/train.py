@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, free_memory,
-                               preflight, project_experiment, stop_of, unsent)
+from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, preflight,
+                               project_experiment, stop_of, unsent)
+from pipeline.commands.available_memory import available_memory, prepare_in_memory
 from pipeline.redact import redact
 
 
@@ -63,7 +64,8 @@ def run(args) -> int:
 
     stop = stop_of(args)
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
-    prepared = stages.prepare(cfg)                   # bad data fails before a run
+    free = available_memory()                        # a null batch_size: full batch if it fits
+    prepared = prepare_in_memory(cfg, free)          # bad data (or too large) fails before a run
     preflight.check(cfg)                             # tracking store usable, before a run
     stop.check()                                     # stopped while preparing: nothing made
 
@@ -92,7 +94,6 @@ def run(args) -> int:
                 curve, diagnostic = tracking.strides(stages.settings(cfg))
                 buffer = tracking.MetricBuffer(run_id, stride=curve,
                                                diagnostic_stride=diagnostic)
-                free = free_memory()              # a null batch_size: full batch if it fits
                 batch = stages.batch_choice(cfg, prepared, free)
                 if batch is not None and batch.rows is not None:
                     print(batch.describe(), file=sys.stderr, flush=True)

@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.config.safe_yaml import load_yaml
 from pipeline.config.search import parse_space
+from pipeline.promotion import task_of
 from pipeline.search import storage as S
 from pipeline.search.claim import evaluation_claim
 from pipeline.search.space import decode
@@ -36,6 +37,8 @@ class Evaluation:
     gate_passed: bool
     model_version: str | None
     forced: bool
+    registered_model: str | None = None  # the task's registered model
+    decision: str | None = None          # promoted | not promoted | no alias
 
 
 def load_best(cfg, workdir: Path):
@@ -167,18 +170,20 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
             records.set_tags(run_id, {"evaluate.dev_reproduced":
                                       _reproduced(fit_cfg, trained, best), **_links(study)})
             about = (name, best.number, overrides, test_metrics)
-            dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best, about,
-                                                            record["forced"])
+            dev_value, passed, registered = _gate_and_register(
+                cfg, run_id, trained, best, about, record["forced"], task_of(prepared), digest)
         except Exception:  # a store went away after the unsealing: the numbers are not lost
             print(_test_line(test_metrics, record) + "  (recording failed, see the error)",
                   file=out, flush=True)
             raise
         # A held stop does not end the run KILLED (the look is spent and recorded): the run
         # ends FINISHED (its end check is held too), then the hold raises `Stopped`.
-        _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version,
+        _report(out, name, best, overrides, test_metrics, record, dev_value, passed, registered,
                 cfg, tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)["run"])
     return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
-                      version, bool(prior and force))
+                      registered and registered.version, bool(prior and force),
+                      registered and registered.name,
+                      registered and registered.decision.word)
 
 
 def _record(study, experiment_id: str, key: str, record: dict) -> None:
@@ -191,12 +196,13 @@ def _record(study, experiment_id: str, key: str, record: dict) -> None:
                         forced=sum(1 for r in history if r.get("forced")))
 
 
-def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool):
-    """(dev value, gate passed, registered version): the alias moves only when it passed.
-    `about` = (study, trial, overrides, test metrics) for the descriptions of the version and
-    the run."""
+def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool, task, digest):
+    """(dev value, gate passed, `registry.Registration` or None): the version is registered
+    under its task's model and the champion/challenger rules (pipeline/promotion.py) decide
+    its aliases. `about` = (study, trial, overrides, test metrics) for the descriptions of the
+    version and the run."""
     from pipeline.tracking import notes
-    from pipeline.tracking import evaluation as T
+    from pipeline.tracking import registry
     from pipeline.tracking.ui import set_run_note
 
     gate = cfg.evaluate.gate
@@ -204,12 +210,14 @@ def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool):
     passed = gate.passes(dev_value)
     gate_text = f"{gate.metric}={dev_value:.4g} vs threshold {gate.threshold}"
     verdict = f"{'passed' if passed else 'failed'} ({gate_text})"
-    version = T.register(run_id, cfg.evaluate.registered_model, cfg.evaluate.alias, passed,
-                         gate_text, note=notes.evaluation_note(*about, verdict, None, forced))
-    set_run_note(run_id, notes.evaluation_note(*about, verdict, version and
-                                               f"{cfg.evaluate.registered_model}/{version}",
+    registered = registry.register(
+        run_id, task, cfg.evaluate, test_error=about[3]["test_error"], test_digest=digest,
+        gate=None if passed else gate_text,
+        note=notes.evaluation_note(*about, verdict, None, forced))
+    set_run_note(run_id, notes.evaluation_note(*about, verdict, registered and
+                                               f"{registered.name}/{registered.version}",
                                                forced))
-    return dev_value, passed, version
+    return dev_value, passed, registered
 
 
 def _links(study) -> dict[str, str]:
@@ -240,16 +248,31 @@ def _gate_value(cfg, trained, best) -> float:
     return float(best.user_attrs[metric])
 
 
-def _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version, cfg,
-            link) -> None:
+def _report(out, name, best, overrides, test_metrics, record, dev_value, passed, registered,
+            cfg, link) -> None:
     g = cfg.evaluate.gate
     values = ", ".join(f"{k}={v}" for k, v in overrides.items())
     print(f"study {name}: best trial {best.number} ({values})", file=out)
     print(_test_line(test_metrics, record), file=out)
-    verdict = (f"passed: alias {cfg.evaluate.alias!r} -> version {version}" if passed else
-               f"failed: version {version} registered without alias {cfg.evaluate.alias!r}")
-    print(f"dev gate {g.metric}={dev_value:.4f} (threshold {g.threshold}) {verdict}", file=out)
+    print(f"dev gate {g.metric}={dev_value:.4f} (threshold {g.threshold}) "
+          f"{'passed' if passed else 'failed'}", file=out)
+    for line in _registry_lines(registered, cfg.evaluate):
+        print(line, file=out)
     print(f"run {record['run_id']}: {link}", file=out)
+
+
+def _registry_lines(registered, settings) -> list[str]:
+    """What the registry did with this version, and what `@champion` serves now."""
+    if registered is None:
+        return ["registry: no model logged (tracking.log_model=false), nothing registered"]
+    r, champion = registered, settings.alias
+    taken = ("" if not r.decision.take_aliases else
+             f", takes aliases {settings.challenger_alias!r} and {champion!r}"
+             if r.decision.promote else f", takes alias {settings.challenger_alias!r}")
+    serves = (f"models:/{r.name}@{champion} is version {r.champion}" if r.champion else
+              f"models:/{r.name}@{champion} is not set yet")
+    return [f"registry {r.name} version {r.version}: {r.decision.word}{taken} "
+            f"({r.decision.reason})", f"serve: {serves}"]
 
 
 def _test_line(test_metrics, record) -> str:
