@@ -7,7 +7,7 @@ SQLite store, under `/usr/bin/time -v`:
 
 - peak RSS: "Maximum resident set size" of the whole command (reading the CSV, preparing,
   training, the figures, the model and the MLflow writes);
-- seconds per epoch: the median gap between the timestamps of consecutive dev_loss points
+- seconds per epoch: the median gap between the timestamps of consecutive curves/dev_loss points
   (one evaluation per epoch below 200 epochs), so reading and logging are left out;
 - the batch size the run logged (`training.batch_size_chosen`).
 
@@ -73,7 +73,7 @@ def one_run(code: Path, csv: Path, epochs: int, extra: list[str]) -> dict:
         client = MlflowClient(uri)
         run = client.search_runs(["1"])[0]
         stamps = sorted((m.step, m.timestamp) for m in
-                        client.get_metric_history(run.info.run_id, "dev_loss"))
+                        client.get_metric_history(run.info.run_id, "curves/dev_loss"))
         gaps = [(b[1] - a[1]) / 1000 / (b[0] - a[0]) for a, b in zip(stamps, stamps[1:])]
         return {"rss_gb": rss * 1024 / 1e9, "wall": wall,
                 "epoch_s": statistics.median(gaps) if gaps else float("nan"),
