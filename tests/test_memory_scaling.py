@@ -103,3 +103,36 @@ def test_small_data_stays_full_batch_bit_for_bit_and_tight_memory_chooses_a_batc
     set_cfg = cfg.with_overrides({"training.batch_size": 50})
     assert stages.train(set_cfg, prepared, free_memory=1).batch is None
     assert dataclasses.replace(tight.batch, rows=None).param == "full"
+
+
+@pytest.mark.slow
+def test_train_says_logs_and_reproduces_the_batch_it_chose(tmp_path, monkeypatch, capsys):
+    """Little free memory (patched: the command's reading) makes the default data mini-batch:
+    one line says so, the run logs the rows as training.batch_size_chosen, and `reproduce`
+    retrains with them (bit for bit) whatever the free memory is then."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.cli import main
+
+    cfg = load_config([], conf_dir=CONF)
+    prepared = stages.prepare(cfg)
+    per_row = buffer_rows(stages.architecture(cfg, prepared), cfg.regularization.keep_prob) * 8
+    free = FREE_SHARE * per_row * 250                    # room for batches of 250 rows
+    expected = stages.batch_choice(cfg, prepared, free)
+    assert expected.rows is not None
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    monkeypatch.setattr("pipeline.commands.train.available_memory", lambda: free)
+    assert main(["train", "--quiet", "--conf-dir", str(CONF), "training.epochs=60",
+                 "tracking.log_model=false", "tracking.log_figures=false"]) == 0
+    out, err = capsys.readouterr()
+    assert err.count(f"batch size: {expected.rows} rows chosen") == 1
+    assert f"batch size: {expected.rows} rows chosen" in out       # and in the report
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("nn-pipeline").experiment_id])
+    assert run.data.params["training.batch_size_chosen"] == str(expected.rows)
+    assert run.data.params["training.batch_size"] == "null"          # the config as given
+    assert main(["reproduce", run.info.run_id, "--quiet"]) == 0, capsys.readouterr().out
