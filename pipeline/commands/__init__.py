@@ -61,3 +61,4 @@ def stop_of(args):
 
     stop = getattr(args, "stop", None)
     return stop if stop is not None else Stop()
+

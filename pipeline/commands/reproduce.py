@@ -47,6 +47,9 @@ def run(args, out=None) -> int:
     pruned_at = trial_state(args.run_id, logged) if trial else None
     cfg = config_from_yaml(logged["config"], f"config of run {args.run_id}")
     rows = param_checks(logged["params"], cfg) + environment_checks(logged)
+    chosen = logged["params"].get("training.batch_size_chosen", "full")
+    if chosen != "full":  # a null batch_size the run resolved from its free memory: the same
+        cfg = cfg.with_overrides({"training.batch_size": int(chosen)})
     from pipeline.commands.available_memory import prepare_in_memory
 
     prepared = prepare_in_memory(cfg)         # too large: one line, not a MemoryError mid-way

@@ -12,7 +12,7 @@ import time
 
 from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, preflight,
                                project_experiment, stop_of, unsent)
-from pipeline.commands.available_memory import prepare_in_memory
+from pipeline.commands.available_memory import available_memory, prepare_in_memory
 from pipeline.curve_points import CurvePoints
 from pipeline.redact import redact
 
@@ -65,7 +65,8 @@ def run(args) -> int:
 
     stop = stop_of(args)
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
-    prepared = prepare_in_memory(cfg)                # bad data (or too large) fails before a run
+    free = available_memory()                        # a null batch_size: full batch if it fits
+    prepared = prepare_in_memory(cfg, free)          # bad data (or too large) fails before a run
     preflight.check(cfg)                             # tracking store usable, before a run
     stop.check()                                     # stopped while preparing: nothing made
 
@@ -93,11 +94,14 @@ def run(args) -> int:
                 # at most ~1000 points per curve, ~100 per diagnostic series
                 buffer = tracking.MetricBuffer(
                     run_id, CurvePoints.of_training(stages.settings(cfg)))
+                batch = stages.batch_choice(cfg, prepared, free)
+                if batch is not None and batch.rows is not None:
+                    print(batch.describe(), file=sys.stderr, flush=True)
                 progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
                 say = status_printer(enabled=not args.quiet)
                 try:
                     trained = stages.train(cfg, prepared, callbacks=[buffer, progress],
-                                           stop=stop)
+                                           stop=stop, free_memory=free)
                 finally:
                     progress.close()
                     if buffer.points:
@@ -134,6 +138,7 @@ def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=No
         f"  dev:   loss {m['dev_loss']:.4f}  accuracy {m['dev_accuracy']:.2%}",
         f"  stop:  {fit.stop_reason} after {fit.epochs_run} epochs ({fit.stop_message})",
         f"  model: the parameters of epoch {fit.best_epoch} ({_which(cfg, fit)})",
+        *([f"  {trained.batch.describe()}"] if trained.batch and trained.batch.rows else []),
         *("  " + line for line in trained.diagnosis.format().splitlines()),
         f"  store: {uri}",
         f"  UI:    mlflow ui --backend-store-uri {uri}   then open {links['runs']}",

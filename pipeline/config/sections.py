@@ -136,7 +136,7 @@ class TrainingConfig(Section):
     optimizer: Optimizer = "gd"
     learning_rate: Positive = 0.01
     epochs: PosInt = 10_000
-    batch_size: PosInt | None = None      # None = full batch
+    batch_size: PosInt | None = None      # None = full batch (train: if it fits, batch_choice.py)
     beta1: UnitHalfOpen = 0.9
     beta2: UnitHalfOpen = 0.999
     epsilon: Positive = 1e-8

@@ -65,7 +65,9 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
                                 fit.best_epoch) if curves else [])
     status(f"recording config, tags, source and data lineage"
            f"{f', {len(points)} curve points' if points else ''}...")
-    R.log_params(run_id, cfg.flat(), client)
+    chosen = trained.batch  # a null batch_size resolved from the free memory, or None
+    R.log_params(run_id, {**cfg.flat(), **({} if chosen is None else
+                                           {"training.batch_size_chosen": chosen.param})}, client)
     client.log_text(run_id, redact(cfg.to_yaml()), "config.yaml")
     R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
     set_run_note(run_id, notes.training_note(cfg, prepared, trained), client)
