@@ -15,7 +15,6 @@ from importlib import metadata
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 from pipeline.nn.model import PACKAGE, source_digest, source_files
@@ -43,7 +42,7 @@ def log_model(run_id: str, prepared, trained, *, name: str = "model"):
     from mlflow.models import infer_signature
 
     example = input_example(prepared)
-    labels = pd.Series(np.asarray(prepared.classes, dtype=object)[:len(example)], name="label")
+    labels = pd.Series(trained.model.labels, name="label")  # the output's type: long or string
     signature = infer_signature(example, labels, params={"proba": False})
     with tempfile.TemporaryDirectory() as tmp:
         weights, network = Path(tmp) / "weights.npz", Path(tmp) / "network.json"
