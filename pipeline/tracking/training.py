@@ -31,9 +31,19 @@ def run_tags(cfg, prepared, trained) -> dict[str, str]:
     tags.update({"data.n_train": str(prepared.raw_train.n), "data.n_dev": str(prepared.raw_dev.n),
                  "data.n_test": str(prepared.test.n),
                  "data.n_train_augmented": str(prepared.train.n)})
+    tags.update(file_digest_tags(cfg))
     if trained.diagnosis is not None:
         tags.update(trained.diagnosis.as_tags())
     return tags
+
+
+def file_digest_tags(cfg) -> dict[str, str]:
+    """{"data.path.digest": <digest of the file's bytes>, ...} for every table the config
+    reads (its absolute path is the param beside it): `reproduce` compares them."""
+    from pipeline import stages
+    from pipeline.data.digest import file_digest
+
+    return {f"{key}.digest": file_digest(path) for key, path in stages.table_paths(cfg).items()}
 
 
 def final_metrics(trained) -> dict[str, float]:
