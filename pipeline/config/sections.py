@@ -192,7 +192,9 @@ class TrackingConfig(Section):
     run_name: str | None = None
     log_model: bool = True
     log_figures: bool = True
-    ui_url: str = "http://127.0.0.1:5000"  # where `mlflow ui` listens; used for the printed link
+    # where printed links point; None: a tracking server itself (an http store), else
+    # http://127.0.0.1:5000, where `mlflow ui` listens (tracking/ui.py ui_address)
+    ui_url: str | None = None
     # reuse a FINISHED run of the store whose config, data, code and arithmetic are identical
     # (docs/tracking.md, "Run cache"); false (or --no-cache) trains afresh
     cache: bool = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -43,7 +44,10 @@ def log_model(run_id: str, prepared, trained, *, name: str = "model"):
 
     example = input_example(prepared)
     labels = pd.Series(trained.model.labels, name="label")  # the output's type: long or string
-    signature = infer_signature(example, labels, params={"proba": False})
+    with warnings.catch_warnings():  # "integer columns cannot represent missing values":
+        # true, and beside the point for labels the model itself returns (never missing)
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        signature = infer_signature(example, labels, params={"proba": False})
     with tempfile.TemporaryDirectory() as tmp:
         weights, network = Path(tmp) / "weights.npz", Path(tmp) / "network.json"
         code = _stage_code(Path(tmp) / "code")
