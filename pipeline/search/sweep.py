@@ -96,7 +96,8 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
               "and are now FAIL", file=out)
     _end_dead_parents(study, spec, out, [search_id, experiment_id])
     before = count(study)
-    with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target),
+    with tracking.run(notes.search_parent_name(name, before, target),
+                      tags=_parent_tags(cfg, spec, stale, target),
                       experiment_id=search_id, stop=stop) as handle:
         parent = _run_id(handle)
         T.describe_search(parent, notes.search_note(name, target))
