@@ -76,6 +76,9 @@ def run(args, out=None) -> int:
     text = full.getvalue()
     print(text.splitlines()[-1] if args.quiet else text.rstrip("\n"), file=out or sys.stdout)
     if os.environ.get("MLFLOW_RUN_ID") and os.environ["MLFLOW_RUN_ID"] != args.run_id:
+        from pipeline.commands.project_params import note_default_experiment
+
+        note_default_experiment(os.environ.get("MLFLOW_EXPERIMENT_ID"))
         record_in_project_run(os.environ["MLFLOW_RUN_ID"], args.run_id, rows, text)
     return code
 
