@@ -263,3 +263,26 @@ def test_mlflow_run_in_default_says_how_to_name_the_experiment(tmp_path):
             "nn-pipeline to `mlflow run`") in done.stderr
     (run,) = runs_of(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert run.info.experiment_id == "0" and run.data.params["data.name"] == "rings"
+
+
+# --- 3. notebook 07 writes into the user's store, nothing into the temp dir --------------------
+
+@pytest.mark.slow
+def test_notebook_07_uses_the_users_store_and_leaves_no_temp_files(tmp_path, monkeypatch):
+    from test_notebooks import NOTEBOOKS, execute
+
+    private = tmp_path / "tmpdir"          # the kernel's and its commands' temp dir
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))
+    nb, claims = execute(NOTEBOOKS / "07-search-and-evaluate.ipynb",
+                         {"N_TRIALS": 2, "OVERRIDES": ["training.epochs=60"]}, tmp_path)
+    assert claims["finished_trials"] == 2
+    leftovers = [p.name for p in private.iterdir()]
+    assert leftovers == [], leftovers     # before: an nn-pipeline-search-* store of ~5 MB each run
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"             # the store the environment names
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.outputs)
+    assert f"UI:    mlflow ui --backend-store-uri {store}   then open" in printed
+    studies = {r.data.tags.get("optuna.study_name") for r in runs_of(store)}
+    assert any(s and s.startswith("notebook-search-") for s in studies)
+    assert list((tmp_path / "optuna").glob("notebook-search-*.journal"))   # beside the store
