@@ -286,3 +286,37 @@ def test_notebook_07_uses_the_users_store_and_leaves_no_temp_files(tmp_path, mon
     studies = {r.data.tags.get("optuna.study_name") for r in runs_of(store)}
     assert any(s and s.startswith("notebook-search-") for s in studies)
     assert list((tmp_path / "optuna").glob("notebook-search-*.journal"))   # beside the store
+
+
+# --- 6. docs/tables.md: its CSV is made by its own snippet, its commands say what it quotes ---
+
+def test_the_table_doc_commands_build_and_its_quoted_errors_are_what_the_commands_say(
+        tracking_uri, tmp_path, capsys):
+    import re
+    import shlex
+
+    from pipeline import stages
+    from pipeline.config import load_config
+
+    doc = (ROOT / "docs" / "tables.md").read_text()
+    snippet = re.search(r'python -c "\n(.*?)"', doc, re.S).group(1)
+    exec(snippet, {})                                              # writes iris.csv here
+    assert pd.read_csv(tmp_path / "iris.csv").shape == (150, 5)
+    lines = doc.splitlines()
+    checked = 0
+    for i, line in enumerate(lines):
+        if not line.startswith("$ python -m pipeline train"):
+            continue
+        args = [a for a in shlex.split(line)[5:] if not a.startswith("--")]
+        quoted = lines[i + 1] if lines[i + 1].startswith("error: ") else None
+        if quoted is None:
+            cfg = load_config(args, conf_dir=CONF)
+            assert stages.prepare(cfg).raw_dev.n == 30             # 150 rows: 90 / 30 / 30
+        else:
+            assert main(["train", "--quiet", "--conf-dir", CONF, f"tracking.uri={tracking_uri}",
+                         *args]) == 2
+            said = capsys.readouterr().err.strip().replace(str(tmp_path), "/.../iris-demo")
+            head = quoted.split("...")[0]                          # up to the doc's elision
+            assert said.startswith(head) and said.endswith(quoted.split("...")[-1]), said
+        checked += 1
+    assert checked == 5
