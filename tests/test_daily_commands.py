@@ -5,7 +5,6 @@ hint after every recording command, distinct search parents, arm-key overrides r
 import hashlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
