@@ -43,12 +43,29 @@ def train(uri: str, *overrides: str) -> int:
 
 # --- 1. predictions come back with the labels' own type ------------------------------------
 
+@pytest.fixture
+def own_sys_path():
+    """Loading a pyfunc puts its logged code first on sys.path (MLflow's code_paths) and keeps
+    it there: a later spawned lesson worker of this process then imported another `pipeline`.
+    Put the path and the `pipeline` modules back after the test."""
+    import sys
+
+    path = list(sys.path)
+    modules = {k: v for k, v in sys.modules.items() if k == "pipeline" or k.startswith("pipeline.")}
+    yield
+    sys.path[:] = path
+    for name in [k for k in sys.modules if k == "pipeline" or k.startswith("pipeline.")]:
+        if name not in modules:
+            del sys.modules[name]
+    sys.modules.update(modules)
+
+
 @pytest.mark.parametrize("overrides, kind, labels, signature", [
     (["data.name=noisy_diagonal"], int, {0, 1}, "long"),          # built-in integer codes
     (["data.name=rings"], str, {"inner", "outer"}, "string"),     # names stay strings
 ])
-def test_the_served_model_returns_labels_with_their_own_type(tracking_uri, overrides, kind,
-                                                             labels, signature):
+def test_the_served_model_returns_labels_with_their_own_type(tracking_uri, own_sys_path,
+                                                             overrides, kind, labels, signature):
     assert train(tracking_uri, *overrides) == 0
     run = only_run(tracking_uri)
     uri = f"runs:/{run.info.run_id}/model"
