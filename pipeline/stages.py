@@ -110,6 +110,16 @@ def resolve_target(dc):
     return SourceConfig(params={"variant": "clean"}) if has_variant else None
 
 
+def table_paths(cfg) -> dict[str, str]:
+    """{"data.path": ..., "data.target.path": ...}: the files a config reads (absolute, as
+    the config holds them), keyed by their config key."""
+    dc, t = cfg.data, resolve_target(cfg.data)
+    paths = {"data.path": dc.path} if dc.name == "table" else {}
+    if t is not None and t.name == "table":
+        paths["data.target.path"] = t.path
+    return paths
+
+
 def draw_holdout(cfg, prepared: Prepared, n_samples: int) -> D.Split:
     """A second held-out set: `n_samples` fresh rows from the source dev is cut from (the
     target, e.g. noisy_diagonal's clean variant, else the data set itself), drawn from its own

@@ -63,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
                             stop=stop_of(args))
     if result.parent_run_id is None and pointer is not None:
         _describe_empty_project_run(pointer, result)
+    if result.parent_run_id is not None:
+        from pipeline.commands import print_open_hint
+
+        print_open_hint(cfg.tracking.ui_url, experiment_id=result.search_experiment_id,
+                        run_id=result.parent_run_id)
     return 0
 
 

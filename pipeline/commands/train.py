@@ -129,20 +129,20 @@ def use_cache(cfg, args) -> bool:
 def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=None) -> None:
     from pipeline import tracking
 
+    from pipeline.tracking.ui import open_hint
+
     m, fit = trained.metrics, trained.fit
-    links = tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)
-    uri = redact(tracking.tracking_uri())
+    # "completed" says no more than the epoch count; the other reasons' messages explain
+    why = "" if fit.stop_reason == "completed" else f" ({fit.stop_message})"
     lines = [
         f"run {run_id} finished in {seconds:.1f} s (experiment id {experiment_id})",
         f"  train: loss {m['train_loss']:.4f}  accuracy {m['train_accuracy']:.2%}",
         f"  dev:   loss {m['dev_loss']:.4f}  accuracy {m['dev_accuracy']:.2%}",
-        f"  stop:  {fit.stop_reason} after {fit.epochs_run} epochs ({fit.stop_message})",
+        f"  stop:  {fit.stop_reason} after {fit.epochs_run} epochs{why}",
         f"  model: the parameters of epoch {fit.best_epoch} ({_which(cfg, fit)})",
         *([f"  {trained.batch.describe()}"] if trained.batch and trained.batch.rows else []),
         *("  " + line for line in trained.diagnosis.format().splitlines()),
-        f"  store: {uri}",
-        f"  UI:    mlflow ui --backend-store-uri {uri}   then open {links['runs']}",
-        f"         this run: {links['run']}",
+        *open_hint(cfg.tracking.ui_url, experiment_id, run_id, tracking.tracking_uri()),
     ]
     if fit.stop_reason == "non_finite":
         lines.insert(1, f"  WARNING: training diverged: {fit.stop_message}")

@@ -73,6 +73,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     experiment gets a tag linking to it. `pointer_run_id` (the run `mlflow run -e search`
     created in the training experiment) becomes a pointer to the parent, with the result."""
     from pipeline import tracking  # mlflow: imported by a search that runs, not by its import
+    from pipeline.tracking import notes
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
     prepared = stages.prepare(cfg)  # data errors fail here, before a study, a file or a run
@@ -87,7 +88,8 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     experiment_id, search_id = _racing(lambda: _experiments(cfg, experiment_id, study.study_name))
     _end_abandoned_runs(study, spec, stale, [search_id, experiment_id], out)
     before = count(study)
-    with tracking.run(f"search-{study.study_name}", experiment_id=search_id, stop=stop,
+    with tracking.run(notes.search_parent_name(study.study_name, before, target),
+                      experiment_id=search_id, stop=stop,
                       tags=_parent_tags(cfg, spec, stale, target)) as handle:
         parent = _run_id(handle)
         _open_parent(cfg, study, parent, search_id, space_text, target, before)

@@ -244,6 +244,24 @@ def lesson_cache(store: str | Path, *, read: bool = True,
 PACKAGED_CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
+def notebook_store(conf_dir: str | Path) -> tuple[str, Path]:
+    """(tracking URI, directory) for a notebook that runs the commands: the store
+    `notebook_cache` uses ($MLFLOW_TRACKING_URI, else the checkout's mlflow.db, or ./mlflow.db
+    with the packaged config), so `mlflow ui` on it shows the runs; the directory is the SQLite
+    file's (else the working one): commands run there keep a study's journal in its optuna/,
+    as `python -m pipeline search` run from the checkout does."""
+    import os
+
+    from pipeline.tracking.store import sqlite_path
+
+    conf = Path(conf_dir).resolve()
+    db = (Path("mlflow.db").resolve() if conf == PACKAGED_CONF.resolve()
+          else conf.parent / "mlflow.db")
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{db}"
+    path = sqlite_path(uri)
+    return uri, (Path(path).resolve().parent if path is not None else Path.cwd())
+
+
 def notebook_cache(conf_dir: str | Path, *, read: bool = True) -> LessonCache:
     """The notebooks' cache: the store of the checkout whose `conf/` they read
     (`<checkout>/mlflow.db`, the one `python -m pipeline experiment` uses from there, so the
