@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 # One BLAS thread, as every command sets (pipeline/cli.py main): the tests' matrices are
 # small, and with busy cores a second OpenBLAS thread spins (25x slower trainings measured).
@@ -219,6 +220,11 @@ def _sys_path_restored():
     yield
     sys.path[:] = path
     for name in [k for k in sys.modules if k == "pipeline" or k.startswith("pipeline.")]:
-        if name not in ours:  # imported from a model's logged code/: not the checkout's
+        # only a module loaded from elsewhere (a model's logged code/) goes: one of the
+        # checkout's imported during the test stays, as later tests patch it by name
+        if not str(getattr(sys.modules[name], "__file__", "") or "").startswith(_PACKAGE_DIR):
             del sys.modules[name]
     sys.modules.update(ours)
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1] / "pipeline")

@@ -80,7 +80,9 @@ def run(args) -> int:
     started = time.perf_counter()
     from pipeline.tracking.cache import TrainCache
 
-    cache = TrainCache(cfg, prepared, read=use_cache(cfg, args))  # an identical finished run?
+    batch = stages.batch_choice(cfg, prepared, free)  # a null batch_size: chosen by free memory
+    cache = TrainCache(cfg, prepared, read=use_cache(cfg, args),  # an identical finished run?
+                       batch_chosen=batch and batch.rows)
     run_id = buffer = trained = None
     try:
         with tracking.run(name, tags=tags, experiment_id=experiment_id, stop=stop) as active:
@@ -94,7 +96,6 @@ def run(args) -> int:
                 # at most ~1000 points per curve, ~100 per diagnostic series
                 buffer = tracking.MetricBuffer(
                     run_id, CurvePoints.of_training(stages.settings(cfg)))
-                batch = stages.batch_choice(cfg, prepared, free)
                 if batch is not None and batch.rows is not None:
                     print(batch.describe(), file=sys.stderr, flush=True)
                 progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)

@@ -84,13 +84,19 @@ class TrainCache:
     finished run, or None (no match, or `read=False`: --no-cache, tracking.cache false). A
     fresh training is stored either way, so the next identical one can reuse it."""
 
-    def __init__(self, cfg, prepared, *, read: bool = True, store: Store | None = None):
+    def __init__(self, cfg, prepared, *, read: bool = True, store: Store | None = None,
+                 batch_chosen: int | None = None):
+        """`batch_chosen`: the rows per batch `train` chose for a null training.batch_size
+        from the free memory (None: the config's batch, full for null). Keyed, so a run
+        trained in other batches on a machine with other free memory is never reused."""
         from pipeline import threads
 
         self.cfg, self.prepared, self.backend = cfg, prepared, store or Store()
         # the threads in effect: the command line set them before numpy was imported
         self.parts = K.ingredients(cfg, prepared.digests, what="train",
-                                   thread_count=threads.in_effect())
+                                   thread_count=threads.in_effect(),
+                                   extra=None if batch_chosen is None else
+                                   {"batch_chosen": int(batch_chosen)})
         self.key = K.key_of(self.parts)
         self.hit = (self.backend.read(self.key, lambda data, _: cached.unpack_trained(data))
                     if read else None)
