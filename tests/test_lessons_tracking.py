@@ -26,10 +26,10 @@ pytestmark = pytest.mark.xdist_group("test_lessons_tracking")
 
 
 @pytest.fixture(scope="module")
-def existing_store(tmp_path_factory):
-    """One store whose experiment exists, so "no run created" is a real count (made once:
-    creating an MLflow SQLite schema costs seconds)."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('existing') / 'mlflow.db'}"
+def existing_store(tmp_path_factory, new_store):
+    """One store whose experiment exists, so "no run created" is a real count (made once,
+    from the template: MLflow's own schema creation costs seconds)."""
+    uri = new_store(f"sqlite:///{tmp_path_factory.mktemp('existing') / 'mlflow.db'}")
     MlflowClient(uri).create_experiment("nn-pipeline")
     return uri
 
@@ -132,8 +132,9 @@ def test_bad_input_exits_2_and_creates_no_run(existing_store, tmp_path, monkeypa
 
 
 def test_under_mlflow_run_the_runners_run_points_at_the_lessons_parent(workdir, tracking_uri,
-                                                                       monkeypatch, capsys):
-    client = MlflowClient(tracking_uri)
+                                                                       monkeypatch, capsys,
+                                                                       new_store):
+    client = MlflowClient(new_store(tracking_uri))   # the store `mlflow run` would have made
     experiment = client.create_experiment("runner")
     outer = client.create_run(experiment).info.run_id   # what `mlflow run` creates
     monkeypatch.setenv("MLFLOW_RUN_ID", outer)

@@ -72,14 +72,15 @@ def test_a_new_sqlite_store_is_a_copy_of_the_template_with_its_own_default_exper
     assert [p.name for p in (tmp_path / "cache").iterdir()][0].endswith("-store.db")
 
 
-def test_one_log_batch_call_beyond_mlflows_limits_stores_everything(tmp_path, monkeypatch):
+def test_one_log_batch_call_beyond_mlflows_limits_stores_everything(tmp_path, monkeypatch,
+                                                                    new_store):
     # The child run's writes are ONE client.log_batch; MLflow's client splits it by its own
     # limits (1000 entities, 100 params/tags per request), so we keep no chunking of our own.
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
     monkeypatch.chdir(tmp_path)
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(new_store(f"sqlite:///{tmp_path / 'mlflow.db'}"))
     run_id = client.create_run(client.create_experiment("x")).info.run_id
     metrics = [Metric("dev_loss", float(i), 0, i) for i in range(1500)]
     params = [Param(f"p{i}", str(i)) for i in range(120)]

@@ -98,7 +98,8 @@ def test_worker_refuses_a_tracking_store_without_the_parent_run(search_cfg, trac
     from pipeline.search.sweep import run_search
     from pipeline.search.space import load_space
 
-    cfg = search_cfg("search.n_trials=1", "search.pruner.name=none")
+    # no trial figures: the refusal is about the parent run, not what its trials drew
+    cfg = search_cfg("search.n_trials=1", "search.pruner.name=none", "search.trial_figures=none")
     conf = Path(__file__).resolve().parents[1] / "conf"
     space, text = load_space(cfg.search.space, conf)
     run_search(cfg, space, text, workdir=tmp_path, progress=False)
@@ -108,8 +109,14 @@ def test_worker_refuses_a_tracking_store_without_the_parent_run(search_cfg, trac
     assert "does not hold the study's parent run" in capsys.readouterr().err
 
 
-def test_a_lost_create_race_is_tried_again_and_anything_else_raised_at_once():
-    calls = []
+def test_a_lost_create_race_is_tried_again_and_anything_else_raised_at_once(monkeypatch):
+    import types
+
+    import pipeline.races
+
+    calls, pauses = [], []
+    # the pauses are recorded, not slept (2 s of this test's 2 s were the second try's 1 s)
+    monkeypatch.setattr(pipeline.races, "time", types.SimpleNamespace(sleep=pauses.append))
 
     def make(failures):
         def attempt():
@@ -121,6 +128,7 @@ def test_a_lost_create_race_is_tried_again_and_anything_else_raised_at_once():
 
     lost = lambda exc: "duplicate" in str(exc)  # noqa: E731
     assert S.retry_lost_race(make(2), lost, pause=0.0) == "made" and len(calls) == 3
+    assert pauses == [0.0, 1.0]                                  # pause, then pause + 1
     calls.clear()
     with pytest.raises(RuntimeError, match="still duplicate"):  # the third loss is raised
         S.retry_lost_race(make(3), lost, pause=0.0)

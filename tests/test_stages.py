@@ -149,6 +149,10 @@ def test_bad_data_parameter_is_a_value_error():
         stages.prepare(cfg_of("data.params.radius=3"))
 
 
+# Slow (a fresh interpreter, 3-4 s at load): pinned in the fast suite by test_boundaries.py::
+# test_core_does_not_import_mlflow_or_optuna, whose core list holds all five modules imported
+# here (config, stages, metrics, diagnosis, plots.training) and checks optuna too.
+@pytest.mark.slow
 def test_core_modules_do_not_import_mlflow():
     code = ("import sys, pipeline.config, pipeline.stages, pipeline.metrics, pipeline.diagnosis, "
             "pipeline.plots.training; "

@@ -166,6 +166,9 @@ def test_bad_inputs_are_refused():
     assert isinstance(fit(p0, X, y, None, None, s, rng), FitResult)
 
 
+# Slow (9-12 s, a fresh interpreter importing sklearn): benchmarks/ is not the product, and the
+# training it times is pinned in-process by this file's fit tests and tests/test_nn_*.py.
+@pytest.mark.slow
 def test_benchmark_quick_code_path_on_a_tiny_workload():
     # the benchmark's own code (every peer but torch, the table, the matmul rate) on tiny data
     import os

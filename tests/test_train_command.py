@@ -56,10 +56,10 @@ pytestmark = pytest.mark.xdist_group("test_train_command")
 
 
 @pytest.fixture(scope="module")
-def existing_store(tmp_path_factory):
+def existing_store(tmp_path_factory, new_store):
     """A store whose experiment already exists, so "no run created" is a real count."""
     tmp = tmp_path_factory.mktemp("existing")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = new_store(f"sqlite:///{tmp / 'mlflow.db'}")
     MlflowClient(uri).create_experiment("nn-pipeline")
     return uri
 

@@ -125,6 +125,8 @@ def _until_target(study: optuna.Study, job: WorkerJob, trial: _OwnedTrial, progr
                                gc_after_trial=False)
             trials = study.get_trials(deepcopy=False)  # the trials changed during optimize
         stop.check()
+        if count_in(trials) >= job.target:  # done: no last poll (it cost every search 1 s)
+            return
         if count_in(trials, RESERVED) >= job.target:  # the others' trials are running
             if progress is not None:
                 progress.poll(trials)
