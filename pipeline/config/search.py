@@ -123,6 +123,11 @@ class SearchConfig(Section):
     # trial that beat the study's best (so the best trial has them, and the parent copies its
     # boundary); "improving" for each such trial as it ends; "all"; "none".
     trial_figures: Literal["best", "improving", "all", "none"] = "best"
+    # The parent's study/param_importances.png: ~1.5 s at the end of every search, most of it
+    # importing scikit-learn (`optuna.importance` loads it even for its PED-ANOVA default) and
+    # drawing; a third of a 16-trial search's fixed cost (benchmarks/README.md, "Search fixed
+    # cost"). Drawn only when asked for (and the study has two COMPLETE trials).
+    importances: bool = False
     top: PosInt = 10  # rows of the final table
 
 
