@@ -4,7 +4,8 @@ alone on the same objective (the project's `stages.train`, the default space, TP
 seed, no pruner), in the same run.
 
     python benchmarks/bench_search_cost.py [--repeats 3] [--trials 16]
-        [--code NAME=DIR ...]     # project checkouts to compare, e.g. --code main=/work/wt/base
+        [--code NAME=DIR[|key=value ...] ...]   # project checkouts (and overrides) to compare,
+        # e.g. --code main=../base --code new=. --code "new, no figures=.|search.trial_figures=none"
 
 Each cell is a fresh process (as a user runs it) with a fresh journal study and, where tracked,
 a fresh SQLite MLflow store, under a temporary directory; the cells are interleaved (every
@@ -104,8 +105,10 @@ def _span(journal: str) -> float:
 
 
 def _cell(name: str, code: str | None, tmp: Path, trials: int, rep: int) -> tuple[float, float]:
-    """(wall, span) of one fresh process."""
-    cell = tmp / f"{name}-{rep}"
+    """(wall, span) of one fresh process. `code`: "DIR[|key=value|...]", None for a plain one."""
+    cell = tmp / f"cell-{len(list(tmp.iterdir()))}"
+    code, *extra = (code or "").split("|")
+    code = str(Path(code).resolve()) if code else None
     cell.mkdir()
     journal, tracking = str(cell / "study.journal"), f"sqlite:///{cell / 'mlflow.db'}"
     env = dict(os.environ, PYTHONPATH=code or str(ROOT), MLFLOW_DISABLE_TELEMETRY="true",
@@ -113,7 +116,8 @@ def _cell(name: str, code: str | None, tmp: Path, trials: int, rep: int) -> tupl
     if code is not None:
         cmd = [sys.executable, "-m", "pipeline", "search", "--quiet", "study=bench",
                f"storage={journal}", f"tracking.uri={tracking}", f"n_trials={trials}",
-               *TRAINING, "search.pruner.name=none", "--conf-dir", str(Path(code) / "conf")]
+               *TRAINING, "search.pruner.name=none", *extra,
+               "--conf-dir", str(Path(code) / "conf")]
     else:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--plain", journal,
                "--trials", str(trials)] + (["--tracking", tracking] if name == "plain+mlflow"
@@ -153,7 +157,7 @@ def main() -> None:
                 print(f"  rep {rep} {name:<14} wall {wall:5.1f} s, trials {span:5.1f} s, "
                       f"fixed {wall - span:4.1f} s (load {load:.1f})", flush=True)
     print(f"load after {os.getloadavg()[0]:.1f}")
-    print(f"\n| side | wall s | trials s | fixed s (wall - trials) |\n|---|---:|---:|---:|")
+    print("\n| side | wall s | trials s | fixed s (wall - trials) |\n|---|---:|---:|---:|")
     for name, rs in results.items():
         med = [statistics.median(r[i] for r in rs) for i in (0, 1)]
         fixed = statistics.median(w - s for w, s in rs)
