@@ -12,8 +12,9 @@ a fresh SQLite MLflow store, under a temporary directory; the cells are interlea
 checkout, plain + MLflow, plain Optuna, then again) so load from other jobs on this shared
 machine hits all alike. Per cell: the wall time of the process, the trials' span (first
 trial's start to the last one's end, Optuna's timestamps) and the fixed cost = wall - span
-(start-up, imports, opening the stores, the end-of-search summary). Medians of the repeats;
-the load average is printed before every cell and at the end.
+(start-up, imports, opening the stores, the end-of-search summary), and the process's CPU
+seconds (user + system), which the load from other jobs inflates less than the wall time.
+Medians of the repeats; the load average is printed before every cell and at the end.
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ def _span(journal: str) -> float:
             - min(t.datetime_start for t in trials)).total_seconds()
 
 
-def _cell(name: str, code: str | None, tmp: Path, trials: int, rep: int) -> tuple[float, float]:
-    """(wall, span) of one fresh process. `code`: "DIR[|key=value|...]", None for a plain one."""
+def _cell(name: str, code: str | None, tmp: Path, trials: int) -> tuple[float, ...]:
+    """(wall, span, CPU) of one fresh process; `code` "DIR[|key=value...]", None: plain."""
     cell = tmp / f"cell-{len(list(tmp.iterdir()))}"
     code, *extra = (code or "").split("|")
     code = str(Path(code).resolve()) if code else None
@@ -122,12 +123,19 @@ def _cell(name: str, code: str | None, tmp: Path, trials: int, rep: int) -> tupl
         cmd = [sys.executable, str(Path(__file__).resolve()), "--plain", journal,
                "--trials", str(trials)] + (["--tracking", tracking] if name == "plain+mlflow"
                                            else [])
-    start = time.perf_counter()
+    start, before = time.perf_counter(), _children_cpu()
     done = subprocess.run(cmd, cwd=cell, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu() - before
     if done.returncode != 0:
         raise SystemExit(f"{name}: exit {done.returncode}: {done.stderr[-1500:]}")
-    return wall, _span(journal)
+    return wall, _span(journal), cpu
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -147,21 +155,23 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}; {args.trials} trials, {args.repeats} repeats",
           flush=True)
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in cells}
+    results: dict[str, list[tuple[float, ...]]] = {name: [] for name in cells}
     with tempfile.TemporaryDirectory() as tmp_name:
         for rep in range(args.repeats):
             for name, code in cells.items():
                 load = os.getloadavg()[0]
-                wall, span = _cell(name, code, Path(tmp_name), args.trials, rep)
-                results[name].append((wall, span))
+                wall, span, cpu = _cell(name, code, Path(tmp_name), args.trials)
+                results[name].append((wall, span, cpu))
                 print(f"  rep {rep} {name:<14} wall {wall:5.1f} s, trials {span:5.1f} s, "
-                      f"fixed {wall - span:4.1f} s (load {load:.1f})", flush=True)
+                      f"fixed {wall - span:4.1f} s, CPU {cpu:5.1f} s (load {load:.1f})",
+                      flush=True)
     print(f"load after {os.getloadavg()[0]:.1f}")
-    print("\n| side | wall s | trials s | fixed s (wall - trials) |\n|---|---:|---:|---:|")
+    print("\n| side | wall s | trials s | fixed s (wall - trials) | CPU s |\n"
+          "|---|---:|---:|---:|---:|")
     for name, rs in results.items():
-        med = [statistics.median(r[i] for r in rs) for i in (0, 1)]
-        fixed = statistics.median(w - s for w, s in rs)
-        print(f"| {name} | {med[0]:.1f} | {med[1]:.1f} | {fixed:.1f} |")
+        wall, span, cpu = (statistics.median(r[i] for r in rs) for i in (0, 1, 2))
+        fixed = statistics.median(r[0] - r[1] for r in rs)
+        print(f"| {name} | {wall:.1f} | {span:.1f} | {fixed:.1f} | {cpu:.1f} |")
 
 
 if __name__ == "__main__":
