@@ -42,7 +42,8 @@ def _children(client, result):
 
 def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cfg, tracking_uri):
     # two startup trials: the contour of l2 x keep_prob needs two complete trials
-    cfg = search_cfg("search.n_trials=6", *ARGS, "search.pruner.n_startup_trials=2", space=SPACE)
+    cfg = search_cfg("search.n_trials=6", *ARGS, "search.pruner.n_startup_trials=2",
+                     "search.trial_figures=best", space=SPACE)
     result = _search(cfg)
     study, client = _study(cfg), MlflowClient()
     children = {r.info.run_id: r for r in _children(client, result)}
@@ -67,7 +68,7 @@ def test_one_child_run_per_trial_with_mapped_status_and_best_on_parent(search_cf
         else:
             assert run.data.metrics["objective"] == pytest.approx(t.value)
             assert f"**dev_error {t.value:.4f}**" in run.data.tags["mlflow.note.content"]
-    # Figures (search.trial_figures=best, one worker) on exactly the best trial, drawn once.
+    # Figures (search.trial_figures=best, asked for; one worker) on exactly the best trial.
     for t in study.trials:
         plots = {a.path for a in client.list_artifacts(t.user_attrs["mlflow_run_id"], "plots")}
         assert ("plots/boundary_dev.png" in plots) == (t.number == study.best_trial.number)

@@ -121,8 +121,16 @@ class SearchConfig(Section):
     # Figures on a child run cost ~1.7 s per trial here (2.6x fewer trials per minute when every
     # trial draws them): "best" draws them once per worker, when it finishes, for its last
     # trial that beat the study's best (so the best trial has them, and the parent copies its
-    # boundary); "improving" for each such trial as it ends; "all"; "none".
-    trial_figures: Literal["best", "improving", "all", "none"] = "best"
+    # boundary); "improving" for each such trial as it ends; "all"; "none". Off unless asked:
+    # "best" was ~1.5-2 s at the end of every search (rendering four PNGs), which kept a
+    # 16-trial search's fixed cost above a plain Optuna + MLflow script's (issue 20), and
+    # `evaluate` draws the chosen model's figures anyway.
+    trial_figures: Literal["best", "improving", "all", "none"] = "none"
+    # The parent's study/param_importances.png: ~1.5 s at the end of every search, most of it
+    # importing scikit-learn (`optuna.importance` loads it even for its PED-ANOVA default) and
+    # drawing; a third of a 16-trial search's fixed cost (benchmarks/README.md, "Search fixed
+    # cost"). Drawn only when asked for (and the study has two COMPLETE trials).
+    importances: bool = False
     top: PosInt = 10  # rows of the final table
 
 

@@ -12,10 +12,11 @@ import optuna
 from optuna.trial import TrialState
 
 
-def study_figures(study: optuna.Study, objective: str) -> dict:
-    """{"study/<name>.png": Figure}: optimization history, parameter importances, and the
-    contour of l2 x keep_prob (a slice plot when the space lacks either). Figures that Optuna
-    cannot draw yet (e.g. importances with fewer than two complete trials) are skipped."""
+def study_figures(study: optuna.Study, objective: str, importances: bool = False) -> dict:
+    """{"study/<name>.png": Figure}: optimization history, the contour of l2 x keep_prob (a
+    slice plot when the space lacks either) and, with `importances` (search.importances), the
+    parameter importances (Optuna's default evaluator, PED-ANOVA). Figures that Optuna cannot
+    draw yet (e.g. importances with fewer than two complete trials) are skipped."""
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ov
 
@@ -26,7 +27,7 @@ def study_figures(study: optuna.Study, objective: str) -> dict:
     pair = ["regularization.l2", "regularization.keep_prob"]
     plots = {"study/optimization_history.png": lambda: ov.plot_optimization_history(
         study, target_name=objective)}
-    if len(complete) >= 2 and len(names) >= 2:
+    if importances and len(complete) >= 2 and len(names) >= 2:
         plots["study/param_importances.png"] = lambda: ov.plot_param_importances(study)
     if set(pair) <= names and len(complete) >= 2:
         plots["study/contour_l2_keep_prob.png"] = lambda: ov.plot_contour(study, params=pair)

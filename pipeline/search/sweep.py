@@ -272,7 +272,8 @@ def _summarize(study, sc, parent: str):
                                          "number": best.number}
     counts = {s: count(study, (st,)) for s, st in _STATES.items()}
     T.log_study_summary(parent, best=summary, counts=counts,
-                        figures=study_figures(study, sc.objective), table=table,
+                        figures=study_figures(study, sc.objective, sc.importances),
+                        table=table,
                         best_run_id=None if best is None else best.user_attrs.get("mlflow_run_id"))
     return best, table
 
