@@ -12,7 +12,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.commands.worker import parse
 from pipeline.search import storage as S
-from pipeline.search.orphan import owner, owner_alive
+from pipeline.owner import owner, owner_alive
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

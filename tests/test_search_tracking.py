@@ -118,7 +118,7 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
 
 def test_resume_ends_only_the_running_parents_of_dead_searches(search_cfg, tracking_uri,
                                                               gone_owner):
-    from pipeline.search.orphan import owner
+    from pipeline.owner import owner
 
     cfg = search_cfg("search.n_trials=1", "search.pruner.name=none", "search.trial_figures=none")
     first = _search(cfg)

@@ -127,7 +127,7 @@ def fail_stale_trials(study: optuna.Study, spec: StorageSpec, *,
     RDB: Optuna's heartbeat check (`grace_period` seconds without a beat).
     `trials`: the caller's `study.get_trials(deepcopy=False)` just read, instead of a read here
     (the caller reads again when trials were failed: its snapshot then predates them)."""
-    from pipeline.search.orphan import owner_alive
+    from pipeline.owner import owner_alive
 
     if trials is None:
         trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

@@ -157,7 +157,7 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None, stop=Non
         logger = StudyLogger(job.experiment_id, job.parent_run_id, study.study_name)
     objective = make_objective(cfg, job.space, prepared or stages.prepare(cfg), logger,
                                figures=cfg.search.trial_figures, stop=stop)
-    from pipeline.search.orphan import owner
+    from pipeline.owner import owner
 
     sweep, me = _Sweep(study, job), owner()
 

@@ -160,7 +160,7 @@ def _announce(study, parent: str, experiment_id: str, search_id: str, space_text
     to find: the ONE current parent run, its experiment, the space and the total to reach.
     Each parent also records its owner process, so a later search on this host can tell a
     parent of a live search (left alone) from one of a search that died (ended FAILED)."""
-    from pipeline.search.orphan import owner
+    from pipeline.owner import owner
 
     study.set_user_attr("mlflow_parent_runs",
                         list(study.user_attrs.get("mlflow_parent_runs", [])) + [parent])
@@ -181,7 +181,7 @@ def _end_dead_parents(study, spec, out, experiment_ids: list[str]) -> None:
     Every parent the study ever had is a candidate at every resume, so they are looked up with
     one search in `experiment_ids`, not one request each: the study's `<study>-search`
     experiment, where parents go, and the training experiment, where they went before it."""
-    from pipeline.search.orphan import owner_alive
+    from pipeline.owner import owner_alive
     from pipeline.tracking.stale import end_if_running
 
     attrs = study.user_attrs
