@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from pipeline.config.search import ParamSpec
+from pipeline.search.recovery import StudyRecovery
 from pipeline.search.storage import StorageSpec, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -203,29 +204,16 @@ def run_worker(job: Job, worker: int = 0, progress=None, prepared=None, stop=Non
 
 
 class _Sweep:
-    """Fails the stale trials of dead workers and ends their child runs still RUNNING. Child
-    runs are looked up (one query) at the first call and whenever the number of FAIL trials
-    changes: Optuna's own heartbeat check inside `optimize` fails trials too."""
+    """The worker's recovery pass, polled while it waits (pipeline/search/recovery.py): fails
+    the stale trials of dead workers, ends the runs they left RUNNING; returns the trials."""
 
     def __init__(self, study: optuna.Study, job: Job):
-        self.study, self.job, self.fails = study, job, None
+        self.recover = StudyRecovery(study, job.storage,  # says what it ended, on stderr
+                                     [job.experiment_id] if job.parent_run_id else [],
+                                     out=sys.stderr)
 
     def __call__(self) -> list[optuna.trial.FrozenTrial]:
-        """Returns the study's trials as they are after the sweep: one storage read, a second
-        only when the sweep failed trials (a waiting worker polls this every second)."""
-        from pipeline.search.storage import fail_stale_trials
-
-        trials = self.study.get_trials(deepcopy=False)
-        if fail_stale_trials(self.study, self.job.storage, trials=trials):
-            trials = self.study.get_trials(deepcopy=False)
-        fails = count_in(trials, (TrialState.FAIL,))
-        if self.job.parent_run_id and fails != self.fails:
-            from pipeline.tracking.stale import end_trial_runs
-
-            end_trial_runs(self.job.experiment_id, self.study.study_name,
-                           {t.number: t.state.name for t in trials})
-        self.fails = fails
-        return trials
+        return self.recover().trials
 
 
 def _worker_entry(job: Job, worker: int) -> None:

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from pipeline.redact import redact
 from pipeline.search import storage as S
 from pipeline.search.progress import Progress, top_table
+from pipeline.search.recovery import StudyRecovery
 from pipeline.search.study import Job, best_trial, count, open_study, run_workers, study_name
 from pipeline.stop import Stopped
 
@@ -86,15 +87,8 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     target = target_total(sc, count(study))
     if count(study) >= target:  # only with target_trials: no run, no study change
         return _nothing_to_do(study, spec, target, out)
-    stale = S.fail_stale_trials(study, spec)
     experiment_id, search_id = _racing(lambda: _experiments(cfg, experiment_id, name))
-    T.mark_runs_failed([study.trials[n].user_attrs["mlflow_run_id"] for n in stale
-                        if "mlflow_run_id" in study.trials[n].user_attrs],
-                       "worker gone; trial marked FAIL on resume")
-    if stale:
-        print(f"resumed study {name}: trials {stale} were left RUNNING by a dead worker "
-              "and are now FAIL", file=out)
-    _end_dead_parents(study, spec, out, [search_id, experiment_id])
+    stale = _end_dead_parents(study, spec, out, [search_id, experiment_id])
     before = count(study)
     with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target),
                       experiment_id=search_id, stop=stop) as handle:
@@ -172,26 +166,17 @@ def _announce(study, parent: str, experiment_id: str, search_id: str, space_text
     study.set_user_attr("target_trials", target)
 
 
-def _end_dead_parents(study, spec, out, experiment_ids: list[str]) -> None:
-    """Parent runs of searches that died (kill -9) stay RUNNING; the next search ends them.
-    A parent whose owner is alive (a search of this study running at once) or on another host
-    (cannot be checked) is left alone; a journal one without an owner predates owners: the
-    old rule, one search per journal study at a time, applies to it.
-
-    Every parent the study ever had is a candidate at every resume, so they are looked up with
-    one search in `experiment_ids`, not one request each: the study's `<study>-search`
-    experiment, where parents go, and the training experiment, where they went before it."""
-    from pipeline.owner import owner_alive
-    from pipeline.tracking.stale import end_if_running
-
-    attrs = study.user_attrs
-    dead = [r for r in attrs.get("mlflow_parent_runs", [])
-            if owner_alive(attrs.get(f"mlflow_parent_owner.{r}")) is False
-            or (spec.is_journal and f"mlflow_parent_owner.{r}" not in attrs)]
-    gone = end_if_running(dead, experiment_ids, "search process gone (found RUNNING on resume)")
-    if gone:
-        print(f"resumed study {study.study_name}: parent run{'s' if len(gone) > 1 else ''} "
-              f"{', '.join(gone)} of a search process that died ended FAILED", file=out)
+def _end_dead_parents(study, spec, out, experiment_ids: list[str]) -> tuple[int, ...]:
+    """What searches and workers that died (kill -9) left RUNNING, ended before this search
+    opens its parent (pipeline/search/recovery.py): their trials FAIL, their parent and trial
+    runs FAILED, found by the `pipeline.owner` tag of each run. `experiment_ids`: the study's
+    `<study>-search` experiment, where parents and trials go, and the training experiment,
+    where parents went before it. Returns the trials failed."""
+    failed = StudyRecovery(study, spec, experiment_ids, out=out)().failed
+    if failed:
+        print(f"resumed study {study.study_name}: trials {list(failed)} were left RUNNING by a "
+              "dead worker and are now FAIL", file=out)
+    return failed
 
 
 def _existing_study(cfg, spec):
