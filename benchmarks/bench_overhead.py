@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 import overhead_parts  # benchmarks/ is on sys.path when this script runs
-from overhead_parts import thin
+from overhead_parts import train_buffer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -145,9 +145,7 @@ def post_once(epochs: int) -> None:
         with tracking.run("post") as active:
             run_id = active.info.run_id
             settings = stages.settings(cfg)
-            buffer = tracking.MetricBuffer(  # as commands/train.py builds it
-                run_id, stride=tracking.curve_stride(settings.epochs, settings.eval_every),
-                **thin(tracking, settings))
+            buffer = train_buffer(tracking, run_id, settings)  # as commands/train.py does
             t0 = time.perf_counter()
             trained = stages.train(cfg, prepared, callbacks=[buffer])
             t1 = time.perf_counter()

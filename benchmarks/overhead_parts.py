@@ -127,9 +127,7 @@ def bench_steps(conf: str, overrides) -> None:
             run_id = active.info.run_id
             mark("start the run")
             settings = stages.settings(cfg)
-            buffer = tracking.MetricBuffer(
-                run_id, stride=R.curve_stride(settings.epochs, settings.eval_every),
-                **thin(tracking, settings))
+            buffer = train_buffer(tracking, run_id, settings)
             trained = stages.train(cfg, prepared, callbacks=[buffer])
             mark("training")
             points = len(buffer.points)
@@ -198,9 +196,16 @@ def bench_trial(repeats: int, n_trials: int, conf: str, env_for, load) -> None:
           f"{t - b:+.3f} s per trial ({(t - b) / b:+.0%} of the training)")
 
 
-def thin(tracking, settings) -> dict:
-    """The diagnostic curves' stride as commands/train.py passes it (absent before it existed:
-    the same script then measures an older checkout, e.g. `git archive main`)."""
-    if not hasattr(tracking, "diagnostic_stride"):
-        return {}
-    return {"diagnostic_stride": tracking.diagnostic_stride(settings.epochs, settings.eval_every)}
+def train_buffer(tracking, run_id: str, settings):
+    """The curve buffer as commands/train.py builds it. Older checkouts (the same script
+    measures e.g. `git archive main`): before pipeline/curve_points.py the strides were
+    arguments, and before the diagnostic stride there was one."""
+    try:
+        from pipeline.curve_points import CurvePoints
+    except ImportError:
+        stride = tracking.curve_stride(settings.epochs, settings.eval_every)
+        extra = ({"diagnostic_stride": tracking.diagnostic_stride(settings.epochs,
+                                                                  settings.eval_every)}
+                 if hasattr(tracking, "diagnostic_stride") else {})
+        return tracking.MetricBuffer(run_id, stride=stride, **extra)
+    return tracking.MetricBuffer(run_id, CurvePoints.of_training(settings))

@@ -19,6 +19,8 @@ import argparse
 import importlib
 import sys
 
+from pipeline.errors import foreseeable, one_line
+
 COMMANDS = {
     "train": "one tracked training run (data -> split -> standardize -> augment -> train -> MLflow)",
     "search": "Optuna search on the dev set, one nested MLflow run per trial",
@@ -45,26 +47,6 @@ def _command_module(name: str):
     return importlib.import_module(f"pipeline.commands.{name}")
 
 
-# Exceptions of the environment rather than of our code: a store, server or file that cannot be
-# used. They become one line and exit 2 like a ValueError; anything else (a bug) keeps its
-# traceback. Matched by module so that --help does not import mlflow or SQLAlchemy.
-_ENVIRONMENT = ("mlflow.", "requests.", "urllib3.", "sqlalchemy.", "optuna.", "psycopg2")
-
-
-def foreseeable(exc: BaseException) -> bool:
-    if isinstance(exc, (ValueError, OSError)):
-        return True
-    return any(c.__module__.startswith(_ENVIRONMENT) for c in type(exc).__mro__)
-
-
-def one_line(exc: BaseException) -> str:
-    from pipeline.redact import redact
-
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    kind = "" if isinstance(exc, ValueError) else f"{type(exc).__name__}: "
-    return redact(kind + text)[:500]
-
-
 def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
     # the BLAS thread count (one unless the user chose: pipeline/threads.py), exported before
     # the parser imports the command modules, which import numpy (the BLAS reads it once):
@@ -73,6 +55,9 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
 
     threads.export()
     sys.excepthook = _masked_traceback  # an unforeseen error's traceback quotes URIs too
+    from pipeline.store_fault import quiet_threads
+
+    quiet_threads()  # a thread dying of a store fault: the command's own line says it
     try:
         args = build_parser(prog).parse_args(argv)
         from pipeline.commands.preflight import mlflow_defaults
@@ -83,10 +68,27 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     except Exception as exc:
+        fault = _store_fault(exc)  # a command that did not name its stores itself (search does)
+        if fault is not None:
+            print(f"error: {fault}", file=sys.stderr)
+            return 2
         if not foreseeable(exc):
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _store_fault(exc: BaseException) -> str | None:
+    """A store that failed under the command, as one line naming it: the tracking store MLflow
+    was pointed at, when the tracking edge was loaded (pipeline/store_fault.py)."""
+    from pipeline import store_fault
+
+    fault = store_fault.fault_of(exc)
+    if fault is None:
+        return None
+    tracking = sys.modules.get("pipeline.tracking")
+    stores = {"tracking": tracking.tracking_uri()} if tracking is not None else {}
+    return store_fault.one_line(fault, stores, "during the command")
 
 
 def _masked_traceback(kind, exc, tb) -> None:

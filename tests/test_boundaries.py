@@ -5,7 +5,8 @@ import sys
 
 CORE = ["pipeline.nn", "pipeline.train", "pipeline.train_types", "pipeline.data", "pipeline.metrics",
         "pipeline.diagnosis", "pipeline.plots.data", "pipeline.plots.training",
-        "pipeline.stages", "pipeline.config", "pipeline.lessons", "pipeline.lessons.figures"]
+        "pipeline.stages", "pipeline.config", "pipeline.lessons", "pipeline.lessons.figures",
+        "pipeline.nn.footprint", "pipeline.memory_needed"]
 
 SCRIPT = f"""
 import importlib, importlib.util, sys

@@ -1,7 +1,6 @@
 """The one-time test evaluation through the real CLI: once, refused, forced, registered."""
 
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import stages
 from pipeline.cli import main
+from pipeline.promotion import task_of
 from pipeline.search import storage as S
 from pipeline.search.sweep import run_search
 from pipeline.search.space import load_space
@@ -47,9 +47,9 @@ def test_evaluate_once_then_refuse_then_forced_and_recorded(searched, search_cfg
     assert run.data.tags["stage"] == "final_test" and run.data.tags["forced"] == "false"
     assert run.data.tags["test_digest"] == digest
     assert run.data.tags["evaluate.dev_reproduced"] == "true"
+    # ONE once-only record, the study's: no second copy in the experiment's tags to disagree
     tagged = client.get_experiment(result.experiment_id).tags
-    assert json.loads(tagged["test_evaluation.tiny"])["run_id"] == record["run_id"]
-    assert tagged["test_evaluation.tiny.count"] == "1"
+    assert not [k for k in tagged if k.startswith("test_evaluation")]
     # Test metrics on the dedicated run and the study's parent run, nowhere else.
     with_test = client.search_runs([result.experiment_id, result.search_experiment_id],
                                    "metrics.test_error >= 0")
@@ -63,10 +63,11 @@ def test_evaluate_once_then_refuse_then_forced_and_recorded(searched, search_cfg
     for key in TEST_METRICS:
         assert parent.data.metrics[key] == run.data.metrics[key] == record["test_metrics"][key]
     assert 0.0 <= run.data.metrics["test_error"] <= 0.5
-    version = client.get_model_version_by_alias("nn-pipeline", "champion")
+    model = task_of(stages.prepare(cfg)).model_name("nn-pipeline")  # one model per task
+    version = client.get_model_version_by_alias(model, "champion")
     assert version.run_id == record["run_id"] and version.tags["gate"] == "passed"
     assert version.description.startswith("The one-time **test** evaluation of study tiny")
-    assert "alias `champion`" in client.get_registered_model("nn-pipeline").description
+    assert "alias `champion`" in client.get_registered_model(model).description
 
     capsys.readouterr()
     assert _evaluate(search_cfg) == 2  # the second look is refused, nothing new is written
@@ -82,12 +83,12 @@ def test_evaluate_once_then_refuse_then_forced_and_recorded(searched, search_cfg
     assert [r["forced"] for r in records] == [False, True]
     forced = client.get_run(records[1]["run_id"])
     assert forced.data.tags["forced"] == "true"
-    tagged = client.get_experiment(result.experiment_id).tags
-    assert (tagged["test_evaluation.tiny.count"], tagged["test_evaluation.tiny.forced_count"]) == \
-        ("2", "1")
-    latest = client.get_model_version("nn-pipeline", "2")
+    latest = client.get_model_version(model, "2")
     assert latest.run_id == records[1]["run_id"] and latest.tags["gate"] == "failed"
-    assert str(client.get_model_version_by_alias("nn-pipeline", "champion").version) == "1"
+    assert latest.tags["decision"] == "not promoted"
+    assert latest.tags["reason"].startswith("dev gate failed (dev_error=")
+    assert str(client.get_model_version_by_alias(model, "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(model, "challenger").version) == "2"
     assert forced.data.metrics["test_error"] == run.data.metrics["test_error"]  # same model
 
 

@@ -96,7 +96,7 @@ def test_an_evaluate_while_the_claim_is_held_is_refused_at_once(tmp_path):
     """Deterministic version of the race: this process holds the claim, evaluate is refused
     with the lock named, no final-test run, nothing recorded."""
     from pipeline.search import storage as S
-    from pipeline.search.claim import evaluation_claim
+    from pipeline.search.evaluate_lock import evaluation_claim
 
     _search(tmp_path, "training.epochs=60")
     spec = S.resolve(str(tmp_path / "study.journal"), "tiny", tmp_path)

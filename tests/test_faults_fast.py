@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import foreseeable, one_line
+from pipeline.errors import foreseeable, one_line
 from pipeline.commands import preflight
 from pipeline.search import storage as S
-from pipeline.search.claim import ClaimBusy, evaluation_claim, lock_key
+from pipeline.search.evaluate_lock import ClaimBusy, evaluation_claim, lock_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _held_by_another_process(spec, study, tmp_path) -> subprocess.CompletedProcess:
     """Try the claim from a second real process while this one holds it."""
-    code = ("import sys; from pathlib import Path; from pipeline.search.claim import "
+    code = ("import sys; from pathlib import Path; from pipeline.search.evaluate_lock import "
             "evaluation_claim, ClaimBusy\n"
             f"spec = {spec!r}\n"
             "try:\n"

@@ -72,7 +72,7 @@ def test_a_bad_override_in_an_arm_names_the_arm_and_the_key():
     with pytest.raises(ValueError, match=r"lesson tiny: arms.b: regularization.keep_prob must be "
                                          r"in \(0, 1\], got 1.5"):
         plan(bad, seeds=1, conf_dir=CONF)
-    with pytest.raises(ValueError, match="seeds must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"seeds must be an integer in \[1, 1000\], got 0"):
         plan(lesson(), seeds=0, conf_dir=CONF)
     with pytest.raises(ValueError, match=r"corrupt.block must be one of \['W1', 'b1', 'W2', "
                                          r"'b2', 'W3', 'b3'\], got 'W9'"):

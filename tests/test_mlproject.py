@@ -91,7 +91,7 @@ def test_mlflow_run_records_params_metrics_figures_inputs_and_model(project_run)
     curve = {m.step for m in client.get_metric_history(run_id, "curves/dev_loss")}
     grads = {m.step for m in client.get_metric_history(run_id, "gradients/norm_W1")}
     # learning curves keep every evaluation (300 epochs, eval_every auto = 1); the diagnostic
-    # series about 100 of those same evaluations (tracking/records.py diagnostic_stride)
+    # series about 100 of those same evaluations (pipeline/curve_points.py)
     assert len(curve) == 300 and 20 < len(grads) <= 101 and grads <= curve
     plots = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert {"plots/boundary_train.png", "plots/boundary_dev.png", "plots/learning_curves.png",

@@ -8,7 +8,8 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.config.sections import eval_cadence
-from pipeline.tracking.records import curve_stride, history_metrics, kept_indices
+from pipeline.curve_points import CurvePoints, curve_stride
+from pipeline.tracking.records import history_metrics
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -31,10 +32,10 @@ def test_an_explicit_cadence_is_kept_and_bad_ones_name_the_key():
 
 def test_curves_hold_at_most_about_1000_points_keeping_the_last_and_the_best():
     assert curve_stride(2000, 10) == 1 and curve_stride(20_000, 1) == 20
-    keep = kept_indices(20_000, 20, best=4567)
+    keep = CurvePoints(20, 20).kept(list(range(1, 20_001)), best_epoch=4568)
     assert len(keep) == 1002 and keep[0] == 0 and 19_999 in keep and 4567 in keep
     history = {"epoch": list(range(1, 20_001)), "dev_loss": [1.0 / e for e in range(1, 20_001)]}
-    points = history_metrics(history, stride=20, best_epoch=4568)
+    points = history_metrics(history, CurvePoints(20, 20), best_epoch=4568)
     assert len(points) == 1002 and {p.step for p in points} >= {1, 4568, 20_000}
 
 
@@ -111,7 +112,14 @@ def test_one_log_batch_call_beyond_mlflows_limits_stores_everything(tmp_path, mo
     assert sorted(m.step for m in history) == list(range(1500))
 
 def test_diagnostic_series_keep_about_100_points_on_evaluations_the_curves_keep():
-    from pipeline.tracking.records import DIAGNOSTIC, MetricBuffer, diagnostic_stride
+    from types import SimpleNamespace
+
+    from pipeline.curve_points import DIAGNOSTIC
+    from pipeline.tracking.records import MetricBuffer
+
+    def diagnostic_stride(epochs, eval_every):
+        settings = SimpleNamespace(epochs=epochs, eval_every=eval_every)
+        return CurvePoints.of_training(settings).diagnostic_stride
 
     assert diagnostic_stride(2000, 10) == 2                  # 200 evaluations -> every 2nd
     assert diagnostic_stride(20_000, 1) == 200               # curve stride 20 -> a multiple of it
@@ -119,7 +127,7 @@ def test_diagnostic_series_keep_about_100_points_on_evaluations_the_curves_keep(
     n = 200
     history = {"epoch": [10 * (i + 1) for i in range(n)], "dev_loss": [1.0] * n,
                "grad_norm_W1": [2.0] * n, "act_mean_1": [3.0] * n}
-    points = history_metrics(history, stride=1, best_epoch=1020, diagnostic_stride=2)
+    points = history_metrics(history, CurvePoints(1, 2), best_epoch=1020)
     steps = {k: sorted(p.step for p in points if p.key == k)
              for k in ("curves/dev_loss", "gradients/norm_W1", "hidden/act_mean_1")}
     assert len(steps["curves/dev_loss"]) == 200
@@ -131,7 +139,7 @@ def test_diagnostic_series_keep_about_100_points_on_evaluations_the_curves_keep(
 
     # the live buffer logs the same points as history_metrics (MetricBuffer never writes here:
     # its client is only called on flush, which this test replaces)
-    buffer = MetricBuffer("run", client=object(), stride=1, diagnostic_stride=2)
+    buffer = MetricBuffer("run", CurvePoints(1, 2), client=object())
     buffer.flush = lambda: None
     for i, epoch in enumerate(history["epoch"]):
         buffer(epoch, {k: v[i] for k, v in history.items() if k != "epoch"})
@@ -142,16 +150,17 @@ def test_diagnostic_series_keep_about_100_points_on_evaluations_the_curves_keep(
 
 
 def test_a_trials_curves_keep_every_kth_evaluation_the_last_and_the_reported_steps():
-    from pipeline.tracking.records import MetricBuffer
-    from pipeline.tracking.search_runs import TRIAL_CURVE_POINTS, _thinned
+    from types import SimpleNamespace
 
-    assert curve_stride(2000, 10, TRIAL_CURVE_POINTS) == 2       # 200 evaluations -> 100 + ...
-    curves = MetricBuffer("run", client=object())
-    curves.keep_every = 2
+    from pipeline.tracking.search_runs import _Trial
+
+    plan = CurvePoints.of_trial(SimpleNamespace(epochs=2000, eval_every=10))
+    assert (plan.stride, plan.keep_best) == (2, False)            # 200 evaluations -> 100 + ...
+    trial = _Trial(0, {}, "dev_loss", [], plan)
     for epoch in range(10, 2001, 10):                             # 200 evaluations
-        curves(epoch, {"dev_error": 0.1, "dev_loss": 0.2})
+        trial.evaluations.append((epoch, {"dev_error": 0.1, "dev_loss": 0.2}))
     reported = [110, 120, 130]                                    # what Optuna was told
-    points = _thinned(curves, reported)
+    points = trial.curve_points(reported)
     steps = sorted({p.step for p in points})
     assert len(points) == 2 * len(steps)
     assert len(steps) == 102                                      # 10, 30, ..., 1990 + 120 + 2000
@@ -193,7 +202,7 @@ def test_reproduce_compares_a_thinned_trial_curve_at_its_logged_steps():
     logged = {"metrics": {}, "tags": {},
               "curves": {k: [history[k][e - 1] for e in steps] for k in CURVES},
               "steps": {k: steps for k in CURVES}}
-    rows = [r for r in metric_checks(logged, trained, stride=1, trial=True)
+    rows = [r for r in metric_checks(logged, trained, CurvePoints(keep_best=False), trial=True)
             if r[0].startswith("curve")]
     assert len(rows) == len(CURVES) and all(a == b == "identical" for _, a, b in rows)
     assert all(f"({len(steps)} points)" in what for what, _, _ in rows)

@@ -91,7 +91,9 @@ def test_an_independent_worker_joins_the_search_and_logs_under_its_one_parent(
                  f"storage={pg_database}", f"target_trials={target}", *slow, wait=False)
     def parent_run():
         assert search.poll() is None, search.communicate()  # still running
-        return _attrs(pg_database, "srv-join").get("mlflow_parent_run")
+        from pipeline.search.record import StudyRecord
+
+        return StudyRecord.from_attrs(_attrs(pg_database, "srv-join")).parent_run_id
 
     parent_id = _wait_for(parent_run, "the search's parent run")
     (tmp_path / "elsewhere").mkdir()  # the worker needs nothing of the search's directory

@@ -13,7 +13,8 @@ from pipeline.search import recovery as R
 from pipeline.search import storage as S
 from pipeline.search.objective import make_objective
 from pipeline.search.space import check_space, decode, load_space
-from pipeline.search.study import Job, count, open_study, run_worker
+from pipeline.search.study import count, open_study
+from pipeline.search.workers import WorkerJob, run_worker
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -26,7 +27,7 @@ def _search(cfg, target=None):
     spec = S.resolve(cfg.search.storage, cfg.search.study, Path("."))
     study = open_study(cfg, spec, create=True)
     R.fail_stale_trials(study, spec)
-    run_worker(Job(cfg.to_yaml(), space, spec, target or cfg.search.n_trials))
+    run_worker(WorkerJob(cfg.to_yaml(), space, spec, target or cfg.search.n_trials))
     return open_study(cfg, spec, create=False)
 
 

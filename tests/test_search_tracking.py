@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from pipeline.search.record import StudyRecord
 from pipeline.search.sweep import run_search
 from pipeline.search.space import load_space
 from pipeline.search.study import open_study
@@ -113,7 +114,8 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
     assert second.finished == 5
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 5
     assert len(_children(client, second)) == 2  # only this invocation's new trials
-    assert study.user_attrs["mlflow_parent_runs"] == [first.parent_run_id, second.parent_run_id]
+    assert [p.run_id for p in StudyRecord.load(study).parent_runs] == [first.parent_run_id,
+                                                                       second.parent_run_id]
 
 
 def test_resume_ends_only_the_running_parents_of_dead_searches(search_cfg, tracking_uri,

@@ -1,10 +1,11 @@
 """`python -m pipeline evaluate study=<name>`: the one-time test evaluation of a study.
 
 Retrains the best trial's configuration (train split by default, `evaluate.retrain_on`),
-evaluates it on the test split once, records the evaluation, registers the model and sets the
-alias when the dev gate passes. A second evaluation of the same study on the same test data
-exits 2 with the date and run of the first; `--force` (or `evaluate.force=true`) overrides and
-is recorded as forced.
+evaluates it on the test split once, records the evaluation and registers the model under its
+task's registered model, where the champion/challenger rules (pipeline/promotion.py) decide
+its aliases and the decision is printed. A second evaluation of the same study on the same
+test data exits 2 with the date and run of the first; `--force` (or `evaluate.force=true`)
+overrides and is recorded as forced.
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ from pathlib import Path
 
 from pipeline.commands import (add_cache_argument, conf_dir, project_experiment, stop_of,
                                take_project_run)
+from pipeline.commands.available_memory import prepare_in_memory
 
 OWN = ("seeds", "workers", "first_seed")
+LONG_PLAN = 200  # jobs: from here planning takes a second or more, so it is announced
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,9 +64,9 @@ def split_own(items: list[str]) -> tuple[dict[str, int], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline import stages
     from pipeline.config import config_from_yaml
     from pipeline.lessons import load_lesson, plan
+    from pipeline.lessons.plan import MAX_SEEDS
     from pipeline.lessons.runner import JobsFailed, assemble, run_jobs
     from pipeline.stop import Stopped
 
@@ -73,11 +75,19 @@ def run(args: argparse.Namespace) -> int:
     conf = conf_dir(args)
     lesson = load_lesson(args.lesson, conf)
     seeds, workers = own.get("seeds", lesson.seeds), own.get("workers", 1)
-    jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=conf,
-                first_seed=own.get("first_seed", 0))
-    for job in jobs:                       # each arm's data (the config is valid), before any run
-        if job.seed == jobs[0].seed:
-            stages.prepare(config_from_yaml(job.cfg_yaml))
+    n_jobs = len(lesson.arm_names()) * seeds
+    if LONG_PLAN <= n_jobs and seeds <= MAX_SEEDS and not args.quiet:  # (plan refuses more)
+        print(f"planning {n_jobs} runs...", file=sys.stderr, flush=True)  # ms each: say so
+    try:                                   # planning and data take seconds: stoppable
+        jobs = plan(lesson, seeds=seeds, overrides=overrides, conf_dir=conf,
+                    first_seed=own.get("first_seed", 0), stop=stop)
+        for job in jobs:                   # each arm's data (the config is valid), before any run
+            if job.seed == jobs[0].seed:
+                stop.check()
+                prepare_in_memory(config_from_yaml(job.cfg_yaml))  # one job of this arm
+    except Stopped as exc:                 # cli.main prints it and exits 143/130
+        exc.outcome = "stopped while planning the lesson; no run was created"
+        raise
     cfg = config_from_yaml(jobs[0].cfg_yaml)
     lesson_yaml = _lesson_text(args.lesson, conf)
 

@@ -62,6 +62,15 @@ def _bounded(flag: str, value: float, lo: float, hi: float | None = None, **open
         raise ValueError(f"{flag} {exc}") from None
 
 
+def _keep_prob(value) -> None:
+    from pipeline.config.sections import check_keep_prob
+
+    try:
+        check_keep_prob(value)
+    except ValueError as exc:
+        raise ValueError(f"keep-prob {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from pipeline.nn import Architecture, gradient_check, init_network
     from pipeline.train import TrainSettings, fit
@@ -72,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"after-steps must be >= 0, got {args.after_steps}")
     # this command is its own config edge (the core checks no hyperparameter bounds): the
     # config's own check_bound, so a flag and its config key admit the same values
-    for v in np.atleast_1d(args.keep_prob):
-        _bounded("keep-prob", float(v), 0, 1, lo_open=True)
+    _keep_prob(args.keep_prob)
     _bounded("l2", args.l2, 0)
     _bounded("l1", args.l1, 0)
     _bounded("learning-rate", args.learning_rate, 0, lo_open=True)

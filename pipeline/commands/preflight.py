@@ -17,7 +17,9 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pipeline import store_urls
 from pipeline.redact import redact
+from pipeline.store_urls import postgres_driver
 
 # MLflow's knobs; the user's own values win. 2 retries with factor 1 (~1 s + 2 s) and a 10 s
 # timeout per request: a dead server fails a call in ~3 s, a hung one in ~30 s.
@@ -39,7 +41,7 @@ def mlflow_defaults() -> None:
 
 def tracking_uri(cfg) -> str:
     """The URI MLflow will use: tracking.uri, else $MLFLOW_TRACKING_URI, else MLflow's default."""
-    return cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    return store_urls.tracking_uri(cfg.tracking.uri, store_urls.DEFAULT_TRACKING_URI)
 
 
 def check(cfg, *, storage: bool = False) -> None:
@@ -104,15 +106,10 @@ def _probe_server(uri: str, shown: str) -> None:
 def _probe_database(uri: str, shown: str, what: str) -> None:
     import sqlalchemy as sa
 
-    url = uri
-    if url.startswith("postgresql://"):  # SQLAlchemy 2.1 would pick psycopg 3, not installed
-        import importlib.util
-        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
-            url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
-            if what == "tracking.uri":  # MLflow would import psycopg 3 and fail later
-                raise ValueError(f"tracking.uri {shown!r}: write postgresql+psycopg2://... "
-                                 "(psycopg2 is installed, psycopg 3 is not); nothing was "
-                                 "created")
+    url = postgres_driver(uri)  # SQLAlchemy 2.1 would pick psycopg 3, not installed
+    if url != uri and what == "tracking.uri":  # MLflow would import psycopg 3 and fail later
+        raise ValueError(f"tracking.uri {shown!r}: write postgresql+psycopg2://... "
+                         "(psycopg2 is installed, psycopg 3 is not); nothing was created")
     args = {"connect_timeout": int(PROBE_SECONDS)} if url.startswith("postgresql") else {}
     try:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)

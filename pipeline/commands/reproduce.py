@@ -47,7 +47,9 @@ def run(args, out=None) -> int:
     pruned_at = trial_state(args.run_id, logged) if trial else None
     cfg = config_from_yaml(logged["config"], f"config of run {args.run_id}")
     rows = param_checks(logged["params"], cfg) + environment_checks(logged)
-    prepared = stages.prepare(cfg)
+    from pipeline.commands.available_memory import prepare_in_memory
+
+    prepared = prepare_in_memory(cfg)         # too large: one line, not a MemoryError mid-way
     for split, digest in prepared.digests.items():
         if not (trial and split == "test"):   # a trial never held the test split
             rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"),
@@ -67,7 +69,7 @@ def run(args, out=None) -> int:
     if pruned_at is not None:
         notes.append(f"a PRUNED trial (at epoch {pruned_at}): it has no final numbers; its "
                      "curves are compared up to that epoch")
-    rows += metric_checks(logged, trained, stride=curve_stride_of(cfg), trial=trial,
+    rows += metric_checks(logged, trained, logged_points(cfg, trial), trial=trial,
                           until=pruned_at, objective=cfg.search.objective,
                           at_logged_steps=logged["tags"].get("stage") == "lesson_arm")
     full = io.StringIO()
@@ -173,21 +175,25 @@ def environment_checks(logged: dict) -> list[tuple[str, object, object]]:
     return rows
 
 
-def curve_stride_of(cfg) -> int:
+def logged_points(cfg, trial: bool):
+    """The rule the run's writer kept its curve points by (pipeline/curve_points.py)."""
     from pipeline import stages
-    from pipeline.tracking import strides
+    from pipeline.curve_points import CurvePoints
 
-    return strides(stages.settings(cfg))[0]
+    settings = stages.settings(cfg)
+    return CurvePoints.of_trial(settings) if trial else CurvePoints.of_training(settings)
 
 
-def metric_checks(logged: dict, trained, stride: int = 1, *, trial: bool = False,
+def metric_checks(logged: dict, trained, points=None, *, trial: bool = False,
                   until: int | None = None, objective: str = "dev_loss",
                   at_logged_steps: bool = False):
     """(what, logged, now) rows: final metrics and stop reason (a trial's: `trial.stop_reason`
-    and its `objective`), then the curves at the evaluations the run logged: every
-    `stride`-th, the last, and for a training run the best (`kept_indices`). `until`: the
-    epoch a PRUNED trial stopped at (no final numbers; curves up to it). `at_logged_steps`:
-    compare at the steps the run logged (a lesson child logs every evaluation)."""
+    and its `objective`), then the curves at the evaluations the run logged: those `points`
+    (a `CurvePoints`, default every evaluation) keeps. `until`: the epoch a PRUNED trial
+    stopped at (no final numbers; curves up to it). `at_logged_steps`: compare at the steps
+    the run logged (a lesson child logs every evaluation; a trial also the steps it reported
+    to the pruner)."""
+    from pipeline.curve_points import CurvePoints
     from pipeline.tracking import final_metrics
 
     rows = []
@@ -199,7 +205,8 @@ def metric_checks(logged: dict, trained, stride: int = 1, *, trial: bool = False
                          float(trained.metrics[objective])))
         rows.append(("stop_reason", logged["tags"].get("trial.stop_reason" if trial else
                                                        "stop_reason"), trained.fit.stop_reason))
-    keep = _kept(trained.fit, stride, best=not trial, until=until)
+    epochs = [e for e in trained.fit.history.get("epoch", []) if until is None or e <= until]
+    keep = (points or CurvePoints()).kept(epochs, trained.fit.best_epoch)
     where = {e: i for i, e in enumerate(trained.fit.history.get("epoch", []))}
     for key in CURVES:
         values = trained.fit.history.get(key, [])
@@ -212,18 +219,6 @@ def metric_checks(logged: dict, trained, stride: int = 1, *, trial: bool = False
         rows.append((f"curve {key} ({len(now)} points)", _curve_text(was, now, logged=True),
                      _curve_text(was, now, logged=False)))
     return rows
-
-
-def _kept(fit, stride: int, *, best: bool, until: int | None) -> list[int]:
-    """The evaluations a run logged: a training run's MetricBuffer keeps the best too, a
-    trial's only every stride-th and the last one it saw (the pruned one, if pruned)."""
-    from pipeline.tracking import kept_indices
-
-    epochs = fit.history.get("epoch", [])
-    if until is not None:
-        epochs = [e for e in epochs if e <= until]
-    best_i = epochs.index(fit.best_epoch) if best and fit.best_epoch in epochs else None
-    return kept_indices(len(epochs), stride, best_i)
 
 
 def _curve_text(was: list, now: list, *, logged: bool) -> str:

@@ -55,11 +55,25 @@ def run(args: argparse.Namespace) -> int:
     pointer = take_project_run()
     # a stop (SIGTERM/Ctrl-C) comes back as `Stopped` saying what it ended (run_search sets
     # its outcome); cli.main prints it and exits 143/130
-    result = run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
-                        experiment_id=experiment, pointer_run_id=pointer, stop=stop_of(args))
+    from pipeline.store_fault import one_line_faults
+
+    with one_line_faults(lambda: _stores(cfg), "during the search"):  # not 1,900 lines
+        result = run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
+                            experiment_id=experiment, pointer_run_id=pointer,
+                            stop=stop_of(args))
     if result.parent_run_id is None and pointer is not None:
         _describe_empty_project_run(pointer, result)
     return 0
+
+
+def _stores(cfg) -> dict[str, str]:
+    """The two stores a search writes, as its one line on a store fault names them."""
+    from pipeline.commands.preflight import tracking_uri
+    from pipeline.search.storage import resolve
+    from pipeline.search.study import study_name
+
+    return {"tracking": tracking_uri(cfg),
+            "storage": resolve(cfg.search.storage, study_name(cfg), Path.cwd()).label}
 
 
 def _describe_empty_project_run(run_id: str, result) -> None:

@@ -12,6 +12,8 @@ import time
 
 from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, preflight,
                                project_experiment, stop_of, unsent)
+from pipeline.commands.available_memory import prepare_in_memory
+from pipeline.curve_points import CurvePoints
 from pipeline.redact import redact
 
 
@@ -63,7 +65,7 @@ def run(args) -> int:
 
     stop = stop_of(args)
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
-    prepared = stages.prepare(cfg)                   # bad data fails before a run
+    prepared = prepare_in_memory(cfg)                # bad data (or too large) fails before a run
     preflight.check(cfg)                             # tracking store usable, before a run
     stop.check()                                     # stopped while preparing: nothing made
 
@@ -92,9 +94,8 @@ def run(args) -> int:
                       flush=True)
             else:
                 # at most ~1000 points per curve, ~100 per diagnostic series
-                curve, diagnostic = tracking.strides(stages.settings(cfg))
-                buffer = tracking.MetricBuffer(run_id, stride=curve,
-                                               diagnostic_stride=diagnostic)
+                buffer = tracking.MetricBuffer(
+                    run_id, CurvePoints.of_training(stages.settings(cfg)))
                 progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
                 say = status_printer(enabled=not args.quiet)
                 try:

@@ -51,10 +51,13 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.search.join import join
     from pipeline.stop import Stopped
 
+    from pipeline.store_fault import one_line_faults
+
     quiet_optuna()
     try:  # SIGTERM / Ctrl-C: the trial in progress stops at its next epoch (cli.main's Stop)
-        done = join(given["study"], given["storage"], given.get("tracking.uri"),
-                    workdir=Path.cwd(), stop=stop_of(args))
+        with one_line_faults(lambda: _stores(given), "in this worker"):
+            done = join(given["study"], given["storage"], given.get("tracking.uri"),
+                        workdir=Path.cwd(), stop=stop_of(args))
     except Stopped as exc:  # cli.main prints one line and exits 143 / 130
         exc.outcome = ("the trial in progress ended FAIL (its child run KILLED); the other "
                        "workers, or the next one, replace it")
@@ -63,3 +66,10 @@ def run(args: argparse.Namespace) -> int:
           f"{done.study} ({done.storage}) has {done.finished} finished trials "
           f"(target {done.target}), parent run {done.parent_run_id}")
     return 0
+
+
+def _stores(given: dict[str, str]) -> dict[str, str]:
+    """The stores a worker writes, as its one line on a store fault names them (masked)."""
+    from pipeline.tracking import tracking_uri
+
+    return {"tracking": tracking_uri(), "storage": given["storage"]}

@@ -25,6 +25,7 @@ from pipeline.config.search import EvaluateConfig, SearchConfig
 from pipeline.config.sections import (AugmentConfig, DataConfig, DiagnosisConfig, ModelConfig,
                                       RegularizationConfig, TrackingConfig, TrainingConfig)
 from pipeline.input_files import read_text
+from pipeline.nn import keep_per_layer
 from pipeline.redact import redact
 
 
@@ -45,10 +46,12 @@ class Config(Section):
     @model_validator(mode="after")
     def _keep_prob_matches_hidden_layers(self) -> "Config":
         kp = self.regularization.keep_prob
-        if isinstance(kp, tuple) and len(kp) != len(self.model.hidden):
+        try:  # the length rule is the network's; the message names the keys
+            keep_per_layer(kp, len(self.model.hidden))
+        except ValueError:
             raise ValueError(f"regularization.keep_prob must have one value per hidden layer "
                              f"({len(self.model.hidden)} for model.hidden="
-                             f"{list(self.model.hidden)}), got {list(kp)}")
+                             f"{list(self.model.hidden)}), got {list(kp)}") from None
         return self
 
     def with_overrides(self, dotted: Mapping[str, Any]) -> "Config":

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import AfterValidator, ValidationError, model_validator
 
 from pipeline.config.constraints import (Count, Finite, NonEmpty, PosInt, Positive, Section,
-                                         at_least, explain_error)
+                                         UnitHalfOpen, at_least, explain_error)
 
 AtLeastTwo = at_least(2)
 
@@ -146,6 +146,19 @@ class EvaluateConfig(Section):
     # leaves no held-out set before the test; documented in docs/search.md.
     retrain_on: Literal["train", "train+dev"] = "train"
     gate: GateConfig = GateConfig()
+    # The prefix of the registered models: one per task (data set name, features, classes),
+    # named `<prefix>-<data set>-<8 hex of the task digest>` (pipeline/promotion.py).
     registered_model: Annotated[str, NonEmpty] = "nn-pipeline"
     alias: Annotated[str, NonEmpty] = "champion"
+    challenger_alias: Annotated[str, NonEmpty] = "challenger"  # every new version takes it
+    # The champion moves only for a test error below its own by more than this, on the same
+    # test split. 0: any strictly lower error (one more test example right); a tie keeps it.
+    min_improvement: UnitHalfOpen = 0.0
     force: bool = False  # explicit override of the once-only rule; recorded as such
+
+    @model_validator(mode="after")
+    def _two_aliases(self) -> "EvaluateConfig":
+        if self.alias == self.challenger_alias:  # one alias cannot mean "served" and "newest"
+            raise ValueError(f"evaluate.challenger_alias must differ from evaluate.alias, got "
+                             f"{self.alias!r} for both")
+        return self

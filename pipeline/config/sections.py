@@ -25,9 +25,10 @@ Initializer = Literal[tuple(INITIALIZERS)]  # type: ignore[valid-type]
 Optimizer = Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
 
 
-def _keep_prob(value: Any) -> Any:
+def check_keep_prob(value: Any) -> Any:
     """keep_prob: one float for every hidden layer, or a list with one per hidden layer (its
-    length against model.hidden is checked by the Config, which sees both)."""
+    length against model.hidden is checked by the Config, which sees both). The one bound of
+    keep_prob: the gradcheck command's --keep-prob is checked here too."""
     values = list(value) if isinstance(value, (list, tuple)) else [value]
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -128,7 +129,7 @@ def _cadence(value: Any) -> Any:
 class RegularizationConfig(Section):
     l2: NonNegative = 0.0
     l1: NonNegative = 0.0
-    keep_prob: Annotated[float | tuple[float, ...], BeforeValidator(_keep_prob)] = 1.0
+    keep_prob: Annotated[float | tuple[float, ...], BeforeValidator(check_keep_prob)] = 1.0
 
 
 class TrainingConfig(Section):

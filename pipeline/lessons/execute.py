@@ -22,7 +22,7 @@ from pipeline.nn.gradcheck import PASSING
 
 
 @dataclass(frozen=True)
-class Model:
+class BoundaryModel:
     """What a decision-boundary figure needs (raw training points; the model standardizes)."""
     trained: object           # pipeline.nn.Model: standardizes and predicts raw features
     X: np.ndarray             # (m, n_features) raw training split, un-augmented
@@ -49,7 +49,7 @@ class ArmRun:
     seconds: float
     stop_message: str = ""
     diagnosis: str = ""
-    model: Model | None = None
+    model: BoundaryModel | None = None
     report: str = ""                    # gradcheck: the per-block report
     blocks: dict[str, float] = field(default_factory=dict)  # gradcheck: relative error per block
     blas_threads: int = 0               # in effect where the job ran (pipeline/threads.py)
@@ -89,8 +89,8 @@ def execute(job: Job, stop=None) -> ArmRun:
     elif job.lesson.kind == "gradcheck":
         report, blocks, blocks_init, extra = _gradcheck(job, cfg, prepared, trained)
         metrics.update(extra)
-    model = Model(trained.model, prepared.raw_train.X,
-                  prepared.raw_train.y, prepared.classes, prepared.name)
+    model = BoundaryModel(trained.model, prepared.raw_train.X,
+                          prepared.raw_train.y, prepared.classes, prepared.name)
     return ArmRun(job.arm, job.seed, metrics, {k: list(v) for k, v in hist.items()},
                   job.overrides, job.cfg_yaml, time.perf_counter() - started, fit.stop_message,
                   trained.diagnosis.verdict if trained.diagnosis else "", model, report, blocks,

@@ -16,6 +16,12 @@ from typing import Any, Mapping, Sequence
 from pipeline.config import load_config, parse_override
 from pipeline.lessons.spec import Lesson
 
+# The most seeds one lesson may run. The shipped lessons use 5-10 and their claims hold or fail
+# on counts over those; 1,000 seeds of a 5-arm lesson are 5,000 trainings and child runs (hours
+# at one worker), far past what a class waits for, while 1M seeds spent 4 minutes planning
+# before the first run. Checked before any config is built, so it costs nothing.
+MAX_SEEDS = 1000
+
 
 @dataclass(frozen=True)
 class Job:
@@ -34,10 +40,12 @@ def dotted(items: Sequence[str]) -> dict[str, Any]:
 
 def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] = (),
          conf_dir: Path | str = Path("conf"), arms: Sequence[str] | None = None,
-         first_seed: int = 0) -> list[Job]:
+         first_seed: int = 0, stop=None) -> list[Job]:
     """Every (arm, seed) job, arm-major, each with its validated config. Seeds are
     first_seed .. first_seed + n - 1 (fresh seeds check a lesson tuned on seeds 0..n-1).
-    `arms`: run only these (a notebook's quick look; the claim then needs its arms)."""
+    `arms`: run only these (a notebook's quick look; the claim then needs its arms).
+    `stop` (a `pipeline.stop.Stop` or None) is checked once per job: a config costs
+    milliseconds, so a long plan still ends within one of them on SIGINT/SIGTERM."""
     n = lesson.seeds if seeds is None else seeds
     if not isinstance(first_seed, int) or isinstance(first_seed, bool) or first_seed < 0:
         raise ValueError(f"first_seed must be an integer >= 0, got {first_seed!r}")
@@ -45,8 +53,8 @@ def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] =
     for arm in arms or ():
         if arm not in known:
             raise ValueError(f"arms must be among {known}, got {arm!r}")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"seeds must be an integer >= 1, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SEEDS:
+        raise ValueError(f"seeds must be an integer in [1, {MAX_SEEDS}], got {n!r}")
     base = load_config(conf_dir=conf_dir)
     cli = dotted(overrides)
     layers = [("base", lesson.base), ("command line", cli)]
@@ -62,6 +70,8 @@ def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] =
                 raise ValueError(f"lesson {lesson.name}: {where}: {exc}") from None
         _check_kind(lesson, arm, cfg)
         for seed in range(first_seed, first_seed + n):
+            if stop is not None:
+                stop.check()
             seeded = cfg.with_overrides({"seed": seed})
             items = [*_items(lesson.base), *overrides, *_items(arm_over), f"seed={seed}"]
             jobs.append(Job(lesson, arm, seed, seeded.to_yaml(), tuple(items)))

@@ -35,6 +35,15 @@ def source_digest(root: Path = PACKAGE, patterns: tuple[str, ...] = SOURCES) -> 
     return h.hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (read in 1 MiB blocks: weights can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """Predicts on RAW features (m, n_features): standardize with the training statistics,
@@ -77,14 +86,29 @@ class Model:
                 "mean": self.mean.tolist(), "std": self.std.tolist()}
 
     def save(self, weights: Path, description: Path, **extra) -> None:
+        """weights.npz, and the description with the sha256 of that very file (`load` checks
+        it, so a weights file changed after logging is refused, not served)."""
         np.savez(weights, **self.network.params)
-        description.write_text(json.dumps({**self.describe(), **extra}, indent=1))
+        record = {**self.describe(), "weights_digest": file_digest(weights), **extra}
+        description.write_text(json.dumps(record, indent=1))
 
     @classmethod
     def load(cls, weights: Path, meta: dict) -> "Model":
+        """The model `save` wrote; ValueError (one line naming the file) when the weights file
+        is not the one logged or holds a non-finite value: a NaN weight would serve NaN
+        probabilities with a confident-looking label."""
+        found, logged = file_digest(weights), meta.get("weights_digest")
+        if found != logged:
+            raise ValueError(f"weights file {weights} is not the one logged with the model: "
+                             f"sha256 {found[:16]} != logged {str(logged)[:16]}")
         arch = Architecture(tuple(meta["layer_sizes"]), meta["hidden_activation"])
         with np.load(weights, allow_pickle=False) as npz:
             params = {k: npz[k] for k in npz.files}
+        for key, value in params.items():
+            bad = value.size - int(np.count_nonzero(np.isfinite(value)))
+            if bad:
+                raise ValueError(f"weights file {weights}: {key} holds {bad} non-finite "
+                                 f"value(s) (nan/inf); a model with them is not served")
         net = Network.from_params(arch, params, dtype=np.dtype(meta.get("dtype", "float64")))
         return cls(net, np.asarray(meta["mean"], dtype=np.float64),
                    np.asarray(meta["std"], dtype=np.float64), tuple(meta["classes"]),

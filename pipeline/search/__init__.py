@@ -25,6 +25,9 @@ def quiet_optuna() -> None:
     for handler in logging.getLogger("optuna").handlers:
         if not any(isinstance(f, _NoTraceback) for f in handler.filters):
             handler.addFilter(_NoTraceback())
+    from pipeline.store_fault import drop_store_faults
+
+    drop_store_faults("optuna.study._optimize")  # the trial a broken store ended: said once
 
 
 @contextmanager

@@ -2,8 +2,9 @@
 
 Rebuild the best trial's config (the study's stored base config + the trial's params), retrain
 it with the study's seed, open the test split ONCE, and record that it happened in the study's
-user attributes and as an experiment tag. A second evaluation on the same test data (same test
-digest) is refused unless `evaluate.force=true`, which is itself recorded.
+record (record.py: `test_evaluations`, the one once-only record). A second evaluation on the
+same test data (same test digest) is refused unless `evaluate.force=true`, which is itself
+recorded.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config.safe_yaml import load_yaml
-from pipeline.config.search import parse_space
+from pipeline.promotion import task_of
 from pipeline.search import storage as S
-from pipeline.search.claim import evaluation_claim
+from pipeline.search.evaluate_lock import evaluation_claim
+from pipeline.search.record import StudyRecord, add_test_evaluation
 from pipeline.search.space import decode
 from pipeline.search.study import best_trial, open_study, study_name
 
@@ -36,12 +37,12 @@ class Evaluation:
     gate_passed: bool
     model_version: str | None
     forced: bool
+    registered_model: str | None = None  # the task's registered model
+    decision: str | None = None          # promoted | not promoted | no alias
 
 
 def load_best(cfg, workdir: Path):
     """(study, best trial, the trial's config, the overrides applied, the storage label)."""
-    from pipeline.config import config_from_yaml
-
     name = study_name(cfg)
     sc = cfg.search
     spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
@@ -50,7 +51,8 @@ def load_best(cfg, workdir: Path):
         raise ValueError(f"study {name!r} not found: no journal file {spec.path} (run "
                          f"`python -m pipeline search search.study={name}` first)")
     study = open_study(cfg, spec, create=False)
-    missing = [k for k in ("base_config", "space") if k not in study.user_attrs]
+    record = StudyRecord.load(study)
+    missing = record.missing("base_config", "space")
     if missing:
         raise ValueError(f"study {name!r} in {spec.label} was not created by `python -m pipeline "
                          f"search` (no {', '.join(missing)} user attribute): cannot rebuild its "
@@ -58,25 +60,12 @@ def load_best(cfg, workdir: Path):
     best = best_trial(study)
     if best is None:
         raise ValueError(f"study {name!r} has no COMPLETE trial to evaluate")
-    where = f"study {name} space"
-    space = parse_space(load_yaml(study.user_attrs["space"], where), where)
-    overrides = decode(best.params, space)
-    base = config_from_yaml(study.user_attrs["base_config"], f"study {name} base_config")
+    overrides = decode(best.params, record.search_space(name))
+    base = record.config(name)
     # Training knobs come from the study; how to evaluate and where to log from this command.
     trial_cfg = base.with_overrides({**overrides, "evaluate": cfg.evaluate.model_dump(),
                                      "tracking": cfg.tracking.model_dump()})
     return study, best, trial_cfg, overrides, spec.label
-
-
-def previous_evaluations(study, experiment_tags: dict, study_key: str, digest: str) -> list[dict]:
-    """Earlier evaluations of this study on this test data (study attrs, else experiment tag)."""
-    import json
-
-    records = list(study.user_attrs.get("test_evaluations", []))
-    tag = experiment_tags.get(study_key)
-    if tag and not records:  # the study's attrs were lost but MLflow remembers
-        records = [json.loads(tag)]
-    return [r for r in records if r.get("test_digest") == digest]
 
 
 def refusal(name: str, prior: dict) -> str:
@@ -121,7 +110,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
     end_abandoned_runs([experiment_id], out=sys.stderr)  # a killed evaluate's run, and others
     sc = cfg.search
     spec = S.resolve(sc.storage, name, workdir)
-    # The once-only check and the record of the look happen under one claim (see claim.py):
+    # The once-only check and the record of the look happen under one claim (see evaluate_lock.py):
     # a second evaluate at the same instant is refused instead of unsealing the test split too.
     with evaluation_claim(spec, name, workdir):
         return _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared,
@@ -131,24 +120,19 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
 def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experiment_id,
                       out, stop) -> Evaluation:
     from pipeline import stages, tracking
-    from pipeline.tracking import records
     from pipeline.tracking.notes import final_test_name
-    from pipeline.tracking import evaluation as T
 
     name, force, digest = study.study_name, cfg.evaluate.force, prepared.test.digest
-    key = T.evaluation_tag_key(name)
-    prior = previous_evaluations(study, T.experiment_tags(experiment_id), key, digest)
+    study_record = StudyRecord.load(study)  # read under the claim: no evaluate writes meanwhile
+    prior = study_record.evaluations_on(digest)
     if prior and not force:
         raise ValueError(refusal(name, prior[-1]))
     fit_cfg, fit_data = retrain_data(trial_cfg, prepared, best)
-    parents = study.user_attrs.get("mlflow_parent_runs") or [None]
-    tags = {"stage": "final_test", "optuna.study_name": name, "optuna.trial_number":
-            str(best.number), "forced": str(bool(prior and force)).lower(),
-            "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
-            "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
+    parent, forced = study_record.parent_run_id, bool(prior and force)
     with ExitStack() as held, \
-            tracking.run(final_test_name(name, best.number, overrides), tags=tags,
-                         experiment_id=experiment_id, stop=stop) as handle:
+            tracking.run(final_test_name(name, best.number, overrides), experiment_id=experiment_id,
+                         tags=_final_test_tags(cfg, name, best, forced, digest),
+                         stop=stop) as handle:
         run_id = handle.info.run_id if hasattr(handle, "info") else str(handle)
         # fit checks the stop every epoch: a stop before the unsealing ends the run KILLED
         # and spends nothing (no record; the next evaluate is allowed).
@@ -158,47 +142,64 @@ def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experime
         held.enter_context(stop.hold())
         test = stages.open_test_split(prepared, f"one-time test evaluation of study {name}")
         test_metrics = stages.split_metrics(trained, test)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        record = {"run_id": run_id, "time": now,
-                  "test_digest": digest, "trial": best.number, "forced": bool(prior and force),
-                  "data_digests": prepared.digests, "test_metrics": test_metrics}
+        record = _look(run_id, digest, best, forced, prepared, test_metrics)
         try:
-            _record(study, experiment_id, key, record)  # before anything else can fail
-            tracking.log_training(run_id, fit_cfg, fit_data, trained)
-            T.log_test_metrics([run_id, parents[-1]], test_metrics, record)
-            records.set_tags(run_id, {"evaluate.dev_reproduced":
-                                      _reproduced(fit_cfg, trained, best), **_links(study)})
-            about = (name, best.number, overrides, test_metrics)
-            dev_value, passed, version = _gate_and_register(cfg, run_id, trained, best, about,
-                                                            record["forced"])
+            add_test_evaluation(study, record)  # before anything else can fail
+            dev_value, passed, registered = _log_look(
+                cfg, name, study_record, run_id, fit_cfg, fit_data, trained, best, overrides,
+                record, task_of(prepared))
         except Exception:  # a store went away after the unsealing: the numbers are not lost
             print(_test_line(test_metrics, record) + "  (recording failed, see the error)",
                   file=out, flush=True)
             raise
         # A held stop does not end the run KILLED (the look is spent and recorded): the run
         # ends FINISHED (its end check is held too), then the hold raises `Stopped`.
-        _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version,
+        _report(out, name, best, overrides, test_metrics, record, dev_value, passed, registered,
                 cfg, tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)["run"])
-    return Evaluation(name, best.number, run_id, parents[-1], test_metrics, dev_value, passed,
-                      version, bool(prior and force))
+    return Evaluation(name, best.number, run_id, parent, test_metrics, dev_value, passed,
+                      registered and registered.version, forced,
+                      registered and registered.name, registered and registered.decision.word)
 
 
-def _record(study, experiment_id: str, key: str, record: dict) -> None:
-    """The evaluation in the study's user attributes and as experiment tags (with counters)."""
+def _look(run_id: str, digest: str, best, forced: bool, prepared, test_metrics) -> dict:
+    """The once-only record of this look at the test set (the study's `test_evaluations`)."""
+    return {"run_id": run_id, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "test_digest": digest, "trial": best.number, "forced": forced,
+            "data_digests": prepared.digests, "test_metrics": test_metrics}
+
+
+def _final_test_tags(cfg, name: str, best, forced: bool, digest: str) -> dict[str, str]:
+    return {"stage": "final_test", "optuna.study_name": name,
+            "optuna.trial_number": str(best.number), "forced": str(forced).lower(),
+            "evaluate.retrain_on": cfg.evaluate.retrain_on, "test_digest": digest,
+            "evaluate.config_source": f"study {name} base_config + trial {best.number} params"}
+
+
+def _log_look(cfg, name: str, study_record, run_id: str, fit_cfg, fit_data, trained, best,
+              overrides, record: dict, task):
+    """The final-test run's training record, the test metrics on it and on the study's
+    parent, its links, then the gate and the registry: (dev value, passed, registration)."""
+    from pipeline import tracking
     from pipeline.tracking import evaluation as T
+    from pipeline.tracking import records
 
-    history = list(study.user_attrs.get("test_evaluations", [])) + [record]
-    study.set_user_attr("test_evaluations", history)
-    T.record_evaluation(experiment_id, key, record, count=len(history),
-                        forced=sum(1 for r in history if r.get("forced")))
+    test_metrics = record["test_metrics"]
+    tracking.log_training(run_id, fit_cfg, fit_data, trained)
+    T.log_test_metrics([run_id, study_record.parent_run_id], test_metrics, record)
+    records.set_tags(run_id, {"evaluate.dev_reproduced": _reproduced(fit_cfg, trained, best),
+                              **_links(study_record)})
+    about = (name, best.number, overrides, test_metrics)
+    return _gate_and_register(cfg, run_id, trained, best, about, record["forced"], task,
+                              record["test_digest"])
 
 
-def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool):
-    """(dev value, gate passed, registered version): the alias moves only when it passed.
-    `about` = (study, trial, overrides, test metrics) for the descriptions of the version and
-    the run."""
+def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool, task, digest):
+    """(dev value, gate passed, `registry.Registration` or None): the version is registered
+    under its task's model and the champion/challenger rules (pipeline/promotion.py) decide
+    its aliases. `about` = (study, trial, overrides, test metrics) for the descriptions of the
+    version and the run."""
     from pipeline.tracking import notes
-    from pipeline.tracking import evaluation as T
+    from pipeline.tracking import registry
     from pipeline.tracking.ui import set_run_note
 
     gate = cfg.evaluate.gate
@@ -206,20 +207,20 @@ def _gate_and_register(cfg, run_id: str, trained, best, about, forced: bool):
     passed = gate.passes(dev_value)
     gate_text = f"{gate.metric}={dev_value:.4g} vs threshold {gate.threshold}"
     verdict = f"{'passed' if passed else 'failed'} ({gate_text})"
-    version = T.register(run_id, cfg.evaluate.registered_model, cfg.evaluate.alias, passed,
-                         gate_text, note=notes.evaluation_note(*about, verdict, None, forced))
-    set_run_note(run_id, notes.evaluation_note(*about, verdict, version and
-                                               f"{cfg.evaluate.registered_model}/{version}",
+    registered = registry.register(
+        run_id, task, cfg.evaluate, test_error=about[3]["test_error"], test_digest=digest,
+        gate=None if passed else gate_text,
+        note=notes.evaluation_note(*about, verdict, None, forced))
+    set_run_note(run_id, notes.evaluation_note(*about, verdict, registered and
+                                               f"{registered.name}/{registered.version}",
                                                forced))
-    return dev_value, passed, version
+    return dev_value, passed, registered
 
 
-def _links(study) -> dict[str, str]:
+def _links(record: StudyRecord) -> dict[str, str]:
     """Tags naming the study's search experiment and last parent run (they hold the trials)."""
-    attrs = study.user_attrs
-    parents = attrs.get("mlflow_parent_runs") or []
-    tags = {"search.experiment_id": attrs.get("mlflow_search_experiment_id")}
-    tags["search.parent_run_id"] = parents[-1] if parents else None
+    tags = {"search.experiment_id": record.search_experiment_id,
+            "search.parent_run_id": record.parent_run_id}
     return {k: str(v) for k, v in tags.items() if v}
 
 
@@ -242,16 +243,31 @@ def _gate_value(cfg, trained, best) -> float:
     return float(best.user_attrs[metric])
 
 
-def _report(out, name, best, overrides, test_metrics, record, dev_value, passed, version, cfg,
-            link) -> None:
+def _report(out, name, best, overrides, test_metrics, record, dev_value, passed, registered,
+            cfg, link) -> None:
     g = cfg.evaluate.gate
     values = ", ".join(f"{k}={v}" for k, v in overrides.items())
     print(f"study {name}: best trial {best.number} ({values})", file=out)
     print(_test_line(test_metrics, record), file=out)
-    verdict = (f"passed: alias {cfg.evaluate.alias!r} -> version {version}" if passed else
-               f"failed: version {version} registered without alias {cfg.evaluate.alias!r}")
-    print(f"dev gate {g.metric}={dev_value:.4f} (threshold {g.threshold}) {verdict}", file=out)
+    print(f"dev gate {g.metric}={dev_value:.4f} (threshold {g.threshold}) "
+          f"{'passed' if passed else 'failed'}", file=out)
+    for line in _registry_lines(registered, cfg.evaluate):
+        print(line, file=out)
     print(f"run {record['run_id']}: {link}", file=out)
+
+
+def _registry_lines(registered, settings) -> list[str]:
+    """What the registry did with this version, and what `@champion` serves now."""
+    if registered is None:
+        return ["registry: no model logged (tracking.log_model=false), nothing registered"]
+    r, champion = registered, settings.alias
+    taken = ("" if not r.decision.take_aliases else
+             f", takes aliases {settings.challenger_alias!r} and {champion!r}"
+             if r.decision.promote else f", takes alias {settings.challenger_alias!r}")
+    serves = (f"models:/{r.name}@{champion} is version {r.champion}" if r.champion else
+              f"models:/{r.name}@{champion} is not set yet")
+    return [f"registry {r.name} version {r.version}: {r.decision.word}{taken} "
+            f"({r.decision.reason})", f"serve: {serves}"]
 
 
 def _test_line(test_metrics, record) -> str:

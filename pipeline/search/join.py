@@ -1,11 +1,11 @@
 """A worker that joins a study another process created (`python -m pipeline worker`).
 
-Everything it needs comes from the study itself, so a worker on another machine is started
-with the study name and the storage URL alone: the training config (`base_config`), the search
-space (`space`), the total to reach (`target_trials`) and the ONE parent run its trials are
-logged under (`mlflow_parent_run`, in `mlflow_search_experiment_id`), all written by the
-`search` that created or resumed the study. The worker runs trials until the study holds the
-target, replacing trials of dead workers like the search's own workers do (study.py).
+Everything it needs comes from the study's record (record.py), so a worker on another machine
+is started with the study name and the storage URL alone: the training config, the search
+space, the total to reach and the ONE parent run its trials are logged under (the latest of
+the record's parent runs, in its search experiment), all written by the `search` that created
+or resumed the study. The worker runs trials until the study holds the
+target, replacing trials of dead workers like the search's own workers do (workers.py).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import optuna
 
-from pipeline.config.safe_yaml import load_yaml
-from pipeline.config.search import parse_space
+from pipeline import store_urls
 from pipeline.redact import MASK, redact
 from pipeline.search import storage as S
-from pipeline.search.study import FINISHED, Job, count, open_study, run_worker
+from pipeline.search.record import StudyRecord
+from pipeline.search.study import FINISHED, count, open_study
+from pipeline.search.workers import WorkerJob, run_worker
 
-_NEEDED = ("base_config", "space", "target_trials", "mlflow_parent_run",
-           "mlflow_search_experiment_id")
+_NEEDED = ("base_config", "space", "target_trials", "parent_runs", "search_experiment_id")
 
 
 @dataclass(frozen=True)
@@ -41,31 +41,27 @@ def join(study: str, storage: str, tracking_uri: str | None, *, workdir: Path = 
     """Run trials of `study` in `storage` until its target; `tracking_uri` None = the creator's
     (when it holds no password) else MLflow's own resolution ($MLFLOW_TRACKING_URI).
     `stop` (a `pipeline.stop.Stop`): the trial in progress ends FAIL, `Stopped` is raised."""
-    from pipeline.config import config_from_yaml
-
     probe = S.resolve(storage, study, workdir)
     if probe.is_journal and not Path(probe.path).is_file():  # opening would create it
         raise ValueError(f"storage {redact(storage)!r}: no journal file {probe.path}")
     try:
-        attrs = optuna.load_study(study_name=study, storage=S.open_storage(probe)).user_attrs
+        record = StudyRecord.load(optuna.load_study(study_name=study,
+                                                    storage=S.open_storage(probe)))
     except KeyError:
         raise ValueError(f"study {study!r} does not exist in {probe.label}") from None
-    missing = [k for k in _NEEDED if k not in attrs]
+    missing = record.missing(*_NEEDED)
     if missing:
         raise ValueError(f"study {study!r} in {probe.label} has no {', '.join(missing)}: start "
                          "it with `python -m pipeline search` first (workers join a search)")
-    cfg = config_from_yaml(attrs["base_config"], f"study {study} base_config").with_overrides(
-        {"search.study": study, "search.storage": storage})
+    cfg = record.config(study).with_overrides({"search.study": study, "search.storage": storage})
     sc = cfg.search
     spec = S.resolve(storage, study, workdir, heartbeat_interval=sc.heartbeat_interval,
                      grace_period=sc.grace_period)
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or _plain(cfg.tracking.uri)
-    parent, experiment = attrs["mlflow_parent_run"], attrs["mlflow_search_experiment_id"]
+    uri = store_urls.tracking_uri(tracking_uri, _plain(cfg.tracking.uri))
+    parent, target = record.parent_run_id, record.target_trials
     _check_parent(uri, parent)
-    where = f"study {study} space"
-    space = parse_space(load_yaml(attrs["space"], where), where)
-    target = int(attrs["target_trials"])
-    job = Job(cfg.to_yaml(), dict(space), spec, target, uri, experiment, parent)
+    job = WorkerJob(cfg.to_yaml(), record.search_space(study), spec, target, uri,
+              record.search_experiment_id, parent)
     # a seed of its own: independent workers must not propose the same startup points
     ran = run_worker(job, worker=1000 + os.getpid() % 100_000, stop=stop)
     final = open_study(cfg, spec, create=False)

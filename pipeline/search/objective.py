@@ -145,10 +145,14 @@ def _summary(trained) -> dict[str, Any]:
 
 
 def _end(trial, logger, run_id, state: str, reason: str | None, attrs: dict, **logged) -> None:
+    """The child run ended first, then the trial's attributes: a study storage that fails on
+    the second (a full disk under the journal) left the run RUNNING although the tracking store
+    could still end it. A COMPLETE trial whose attributes then fail comes back here as FAIL."""
+    if reason:
+        reason = redact(reason)  # an exception's text: MLflow's name the URL they requested
+    if logger and run_id:
+        logger.finish_trial(run_id, state, reason=reason, attrs=attrs, **logged)
     for k, v in attrs.items():
         trial.set_user_attr(k, v)
     if reason:
-        reason = redact(reason)  # an exception's text: MLflow's name the URL they requested
         trial.set_user_attr("fail_reason" if state == "FAIL" else "prune_reason", reason)
-    if logger and run_id:
-        logger.finish_trial(run_id, state, reason=reason, attrs=attrs, **logged)

@@ -28,6 +28,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.owner import owner_alive
+from pipeline.search.record import StudyRecord
 
 # How long a trial may stay unowned before a sweep or a resume counts it stale: far beyond the
 # gap between Optuna creating a trial and its worker writing the owner, which was seconds on a
@@ -49,10 +50,12 @@ class StudyRecovery:
     would load a tracking server for nothing. `experiment_ids` empty: trials only (a worker
     without MLflow runs)."""
 
-    def __init__(self, study: optuna.Study, spec, experiment_ids, out=None):
+    def __init__(self, study: optuna.Study, spec, experiment_ids, out=None,
+                 recorded_parents: bool = False):
         self.study, self.spec, self.out = study, spec, out
         self.experiment_ids = [e for e in experiment_ids if e is not None]
         self.fails: int | None = None
+        self.recorded_parents = recorded_parents  # a search's first call: see _untagged_dead
 
     def __call__(self) -> Recovered:
         trials = self.study.get_trials(deepcopy=False)  # one storage read; a second only
@@ -63,11 +66,21 @@ class StudyRecovery:
         if self.experiment_ids and fails != self.fails:
             from pipeline.tracking.recovery import end_abandoned_runs  # mlflow: only when asked
 
+            untagged = _untagged_dead(self.study, self.spec) if self.recorded_parents else ()
             ended = end_abandoned_runs(self.experiment_ids, study=self.study.study_name,
                                        trial_states={t.number: t.state.name for t in trials},
-                                       out=self.out)
-        self.fails = fails
+                                       out=self.out, untagged_dead=untagged)
+        self.fails, self.recorded_parents = fails, False
         return Recovered(tuple(failed), tuple(ended), trials)
+
+
+def _untagged_dead(study: optuna.Study, spec) -> set[str]:
+    """Parent runs an older version opened without the `pipeline.owner` tag, whose owner it
+    recorded in the study (search/record.py): those of a dead process, and on a journal those
+    without an owner (from before owners: one search per journal study at a time). A run that
+    has the tag is judged by it alone (tracking/recovery.py)."""
+    return {p.run_id for p in StudyRecord.load(study).parent_runs
+            if owner_alive(p.owner) is False or (spec.is_journal and p.owner is None)}
 
 
 def fail_stale_trials(study: optuna.Study, spec, *, unowned_before: datetime | None = None,

@@ -20,6 +20,7 @@ from optuna.storages import RDBStorage
 from pipeline.redact import redact
 from pipeline.search.journal import open_journal
 from pipeline.races import retry_lost_race  # noqa: F401 (also S.retry_lost_race)
+from pipeline.store_urls import postgres_driver
 
 _RDB_SCHEMES = ("sqlite:", "postgresql", "mysql", "oracle", "mssql")
 
@@ -89,12 +90,3 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
                          f"{first}") from None
 
 
-def postgres_driver(url: str) -> str:
-    """SQLAlchemy 2.1 maps a bare `postgresql://` to the psycopg 3 driver, while our `postgres`
-    extra installs psycopg2-binary: name the driver that is actually installed."""
-    if not url.startswith("postgresql://"):
-        return url
-    import importlib.util
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
-        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
-    return url

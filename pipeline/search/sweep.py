@@ -1,9 +1,9 @@
 """One search invocation: create or resume the study, clean stale trials, open the parent run,
 run the workers, then log the summary (best params and value, figures, top-trials table).
 
-Order matters (facts file, section 0 items 6-7): the MLflow database, the experiment, the
-study and the parent run all exist before any worker process starts, so workers never race
-on a fresh SQLite schema or on study creation.
+Order matters: the MLflow database, the experiment, the study and the parent run all exist
+before any worker process starts, so workers never race on a fresh SQLite schema (processes
+migrating one new SQLite file at once fail) or on study creation.
 """
 
 from __future__ import annotations
@@ -14,12 +14,19 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from pipeline import stages
 from pipeline.redact import redact
 from pipeline.search import storage as S
+from pipeline.search.figures import study_figures
+from pipeline.search.home_store import check_home_store
+from pipeline.owner import owner
 from pipeline.search.progress import Progress, top_table
 from pipeline.search.recovery import StudyRecovery
-from pipeline.search.study import Job, best_trial, count, open_study, run_workers, study_name
+from pipeline.search.record import StudyRecord, add_parent, write_base_config
+from pipeline.search.study import best_trial, count, open_study, sampler_seed, study_name
+from pipeline.search.workers import WorkerJob, run_workers
 from pipeline.stop import Stopped
+from pipeline.store_fault import later  # a store fault's one line carries the resume hint
 
 # Sections that do not change what a trial trains; a resumed study may differ in them.
 _FREE = ("search.", "evaluate.", "tracking.")
@@ -43,13 +50,11 @@ class SearchResult:
 def _check_base_config(study, cfg, space) -> None:
     """The study remembers the config it was created with; resuming with a different training
     config would mix incomparable trials, so it is refused with the differing keys."""
-    from pipeline.config import config_from_yaml
-
-    stored = study.user_attrs.get("base_config")
-    if stored is None:
-        study.set_user_attr("base_config", redact(cfg.to_yaml()))  # evaluate takes URLs anew
+    record = StudyRecord.load(study)
+    if record.base_config is None:
+        write_base_config(study, redact(cfg.to_yaml()))  # evaluate takes URLs anew
         return
-    old, new = config_from_yaml(stored, "study base_config").flat(), cfg.flat()
+    old, new = record.config(study.study_name).flat(), cfg.flat()
     diff = sorted(k for k in set(old) | set(new)
                   if old.get(k) != new.get(k) and not k.startswith(_FREE) and k not in space)
     if diff:
@@ -68,66 +73,112 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     The parent and trial runs go to the study's own experiment `<study>-search`; the training
     experiment gets a tag linking to it. `pointer_run_id` (the run `mlflow run -e search`
     created in the training experiment) becomes a pointer to the parent, with the result."""
-    from pipeline import tracking
+    from pipeline import tracking  # mlflow: imported by a search that runs, not by its import
+
+    out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
+    prepared = stages.prepare(cfg)  # data errors fail here, before a study, a file or a run
+    if stop is not None:
+        stop.check()  # stopped while preparing: no study, no run
+    study, spec = _open_study(cfg, space, workdir)
+    target = target_total(cfg.search, count(study))
+    if count(study) >= target:  # only with target_trials: no run, no study change
+        return _nothing_to_do(study, spec, target, out)
+    check_home_store(study, spec.label, cfg.tracking.uri)  # before any write or training
+    experiment_id, search_id = _racing(lambda: _experiments(cfg, experiment_id, study.study_name))
+    stale = _end_abandoned_runs(study, spec, [search_id, experiment_id], out)
+    before = count(study)
+    with tracking.run(f"search-{study.study_name}", experiment_id=search_id, stop=stop,
+                      tags=_parent_tags(cfg, spec, stale, target)) as handle:
+        parent = _run_id(handle)
+        _open_parent(cfg, study, parent, search_id, space_text, target, before)
+        job = WorkerJob(cfg.to_yaml(), dict(space), spec, target, tracking.tracking_uri(),
+                        search_id, parent)
+        _run_trials(cfg, study, job, prepared, progress, stop, out)
+        best, table = _summarize(study, cfg.search, parent)
+        _describe(study, cfg.search, target, parent, best, pointer_run_id, search_id)
+    _print_done(cfg, study, spec, target, before, table, search_id, parent, out)
+    return SearchResult(study.study_name, spec.label, parent, experiment_id, count(study),
+                        target, None if best is None else best.value,
+                        {} if best is None else dict(best.params), tuple(stale), table,
+                        search_id)
+
+
+def _open_study(cfg, space, workdir: Path):
+    """(study, storage spec): the study resumed, else created; resumed with the config it was
+    created with (the search space's keys and the sections in `_FREE` may differ)."""
+    sc = cfg.search
+    spec = S.resolve(sc.storage, study_name(cfg), workdir,
+                     heartbeat_interval=sc.heartbeat_interval, grace_period=sc.grace_period)
+    study = _existing_study(cfg, spec) or open_study(cfg, spec, create=True)
+    _check_base_config(study, cfg, space)
+    return study, spec
+
+
+def _end_abandoned_runs(study, spec, experiment_ids: list[str], out) -> tuple[int, ...]:
+    """What searches and workers that died (kill -9) left RUNNING, ended before this search
+    opens its parent (pipeline/search/recovery.py): their trials FAIL, their parent and trial
+    runs FAILED, found by the `pipeline.owner` tag of each run. `experiment_ids`: the study's
+    `<study>-search` experiment, where parents and trials go, and the training experiment,
+    where parents went before it. Returns the trials failed."""
+    failed = StudyRecovery(study, spec, experiment_ids, out=out, recorded_parents=True)().failed
+    if failed:
+        print(f"resumed study {study.study_name}: trials {list(failed)} were left RUNNING by a "
+              "dead worker and are now FAIL", file=out)
+    return failed
+
+
+def _open_parent(cfg, study, parent: str, search_id: str, space_text: str, target: int,
+                 before: int) -> None:
+    """The parent run's note, params and space; then the study's record names it the current
+    parent, with what a worker joining later (`python -m pipeline worker`, any machine) needs:
+    its experiment, the space and the total to reach, and the parent's owner process (the
+    recovery reads the run's own `pipeline.owner` tag: pipeline/tracking/recovery.py)."""
     from pipeline.tracking import notes, records
     from pipeline.tracking import search_runs as T
 
-    from pipeline import stages
+    T.describe_search(parent, notes.search_note(study.study_name, target))
+    records.log_params(parent, {**cfg.flat(), "search.finished_before": before})
+    T.log_text(parent, space_text, "study/space.yaml")
+    add_parent(study, parent, owner(), search_id, space_text, target)
 
-    out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
-    # Data errors fail here, before a study, a journal file or a run exists.
-    prepared = stages.prepare(cfg)
-    if stop is not None:
-        stop.check()  # stopped while preparing: no study, no run
-    name, sc = study_name(cfg), cfg.search
-    spec = S.resolve(sc.storage, name, workdir, heartbeat_interval=sc.heartbeat_interval,
-                     grace_period=sc.grace_period)
-    study = _existing_study(cfg, spec) or open_study(cfg, spec, create=True)
-    _check_base_config(study, cfg, space)
-    target = target_total(sc, count(study))
-    if count(study) >= target:  # only with target_trials: no run, no study change
-        return _nothing_to_do(study, spec, target, out)
-    experiment_id, search_id = _racing(lambda: _experiments(cfg, experiment_id, name))
-    stale = _end_dead_parents(study, spec, out, [search_id, experiment_id])
-    before = count(study)
-    with tracking.run(f"search-{name}", tags=_parent_tags(cfg, spec, stale, target),
-                      experiment_id=search_id, stop=stop) as handle:
-        parent = _run_id(handle)
-        T.describe_search(parent, notes.search_note(name, target))
-        records.log_params(parent, {**cfg.flat(), "search.finished_before": before})
-        T.log_text(parent, space_text, "study/space.yaml")
-        _announce(study, parent, experiment_id, search_id, space_text, target)
-        job = Job(cfg.to_yaml(), dict(space), spec, target, tracking.tracking_uri(),
-                  search_id, parent)
-        bar = Progress(study, target, sc.objective, enabled=progress)
-        resume = f"search study={name} target_trials={target}"
-        try:
-            lost = run_workers(job, sc.workers, bar, prepared, stop=stop)
-        except Stopped as exc:  # one line (cli.main): rerunning with n_trials would add N more
-            exc.outcome = (f"the parent run ended KILLED and the trials in progress FAIL; to "
-                           f"finish this call's trials: {resume}")
-            raise
-        except BaseException:  # rerunning with n_trials would add N more, not finish these
+
+def _run_trials(cfg, study, job: WorkerJob, prepared, progress: bool, stop, out) -> None:
+    """The workers until the target, with the progress bar; a failure or stop says how to
+    finish this call's trials (rerunning with n_trials would add N more, not finish these)."""
+    from pipeline.tracking import search_runs as T
+
+    sc = cfg.search
+    bar = Progress(study, job.target, sc.objective, enabled=progress)
+    resume = f"search study={study.study_name} target_trials={job.target}"
+    try:
+        lost = run_workers(job, sc.workers, bar, prepared, stop=stop)
+    except Stopped as exc:  # one line (cli.main)
+        exc.outcome = (f"the parent run ended KILLED and the trials in progress FAIL; to "
+                       f"finish this call's trials: {resume}")
+        raise
+    except BaseException as exc:
+        if not later(exc, f"to finish this call's trials later: {resume}"):
             print(f"to finish this call's trials later: {resume}", file=sys.stderr)
-            raise
-        finally:
-            bar.close()
-        if lost:  # their trials were failed and redone; the parent says what happened
-            T.log_text(parent, "\n".join(lost) + "\n", "study/workers_lost.txt")
-            print(f"{len(lost)} worker{'s' if len(lost) > 1 else ''} ended early "
-                  f"({'; '.join(lost)}); their trials were failed and replaced", file=out)
-        best, table = _summarize(study, sc, parent)
-        _describe(study, sc, target, parent, best, pointer_run_id, search_id)
+        raise
+    finally:
+        bar.close()
+    if lost:  # their trials were failed and redone; the parent says what happened
+        T.log_text(job.parent_run_id, "\n".join(lost) + "\n", "study/workers_lost.txt")
+        print(f"{len(lost)} worker{'s' if len(lost) > 1 else ''} ended early "
+              f"({'; '.join(lost)}); their trials were failed and replaced", file=out)
+
+
+def _print_done(cfg, study, spec, target: int, before: int, table: str, search_id: str,
+                parent: str, out) -> None:
+    from pipeline import tracking
+
     print(table, file=out)
-    ran = count(study) - before
-    print(f"study {name} ({spec.label}): {ran} trial{'' if ran == 1 else 's'} finished in this "
-          f"run, {count(study)} in total (target {target})", file=out)
+    done = count(study)
+    ran = done - before
+    print(f"study {study.study_name} ({spec.label}): {ran} trial{'' if ran == 1 else 's'} "
+          f"finished in this run, {done} in total (target {target})", file=out)
     link = tracking.ui_links(cfg.tracking.ui_url, search_id, parent)["run"]
     print(f"parent run {parent}: {link}", file=out)
-    return SearchResult(name, spec.label, parent, experiment_id, count(study), target,
-                        None if best is None else best.value,
-                        {} if best is None else dict(best.params), tuple(stale), table,
-                        search_id)
 
 
 def _experiments(cfg, experiment_id: str | None, name: str) -> tuple[str, str]:
@@ -146,37 +197,6 @@ def _racing(make):
     from pipeline.tracking.store import lost_create_race
 
     return S.retry_lost_race(make, lost_create_race, pause=0.5)
-
-
-def _announce(study, parent: str, experiment_id: str, search_id: str, space_text: str,
-              target: int) -> None:
-    """What a worker joining the study later (`python -m pipeline worker`, any machine) needs
-    to find: the ONE current parent run, its experiment, the space and the total to reach.
-    Each parent also records its owner process, so a later search on this host can tell a
-    parent of a live search (left alone) from one of a search that died (ended FAILED)."""
-    from pipeline.owner import owner
-
-    study.set_user_attr("mlflow_parent_runs",
-                        list(study.user_attrs.get("mlflow_parent_runs", [])) + [parent])
-    study.set_user_attr(f"mlflow_parent_owner.{parent}", owner())
-    study.set_user_attr("mlflow_parent_run", parent)
-    study.set_user_attr("mlflow_experiment_id", experiment_id)
-    study.set_user_attr("mlflow_search_experiment_id", search_id)
-    study.set_user_attr("space", space_text)  # evaluate decodes the best params with it
-    study.set_user_attr("target_trials", target)
-
-
-def _end_dead_parents(study, spec, out, experiment_ids: list[str]) -> tuple[int, ...]:
-    """What searches and workers that died (kill -9) left RUNNING, ended before this search
-    opens its parent (pipeline/search/recovery.py): their trials FAIL, their parent and trial
-    runs FAILED, found by the `pipeline.owner` tag of each run. `experiment_ids`: the study's
-    `<study>-search` experiment, where parents and trials go, and the training experiment,
-    where parents went before it. Returns the trials failed."""
-    failed = StudyRecovery(study, spec, experiment_ids, out=out)().failed
-    if failed:
-        print(f"resumed study {study.study_name}: trials {list(failed)} were left RUNNING by a "
-              "dead worker and are now FAIL", file=out)
-    return failed
 
 
 def _existing_study(cfg, spec):
@@ -208,9 +228,9 @@ def target_total(sc, finished: int) -> int:
 
 def _parent_tags(cfg, spec, stale, target: int) -> dict[str, str]:
     sc = cfg.search
-    seed = cfg.seed if sc.sampler.seed is None else sc.sampler.seed
     return {"stage": "search", "optuna.study_name": study_name(cfg), "optuna.storage": spec.label,
-            "optuna.sampler": f"{sc.sampler.name}(seed={seed})", "optuna.pruner": sc.pruner.name,
+            "optuna.sampler": f"{sc.sampler.name}(seed={sampler_seed(cfg)})",
+            "optuna.pruner": sc.pruner.name,
             "optuna.objective": sc.objective, "optuna.workers": str(sc.workers),
             "optuna.stale_trials_failed": ",".join(map(str, stale)) or "none",
             "optuna.target_trials": str(target)}
@@ -218,7 +238,6 @@ def _parent_tags(cfg, spec, stale, target: int) -> dict[str, str]:
 
 def _summarize(study, sc, parent: str):
     """Best trial, state counts, figures and the top-trials table onto the parent run."""
-    from pipeline.search.figures import study_figures
     from pipeline.tracking import search_runs as T
 
     best = best_trial(study)

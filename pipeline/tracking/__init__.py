@@ -34,14 +34,16 @@ from pipeline.redact import redact_logs
 # so that worker processes started from this one inherit it too.
 os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 redact_logs("mlflow")  # a failed request's log line names its URL
+from pipeline.store_fault import drop_store_faults
+
+# "SQLAlchemy database error" and its traceback at every failed statement of a broken store:
+# the command that meets it says it in one line (pipeline/store_fault.py)
+drop_store_faults("mlflow.store.db.utils")
 
 from pipeline.tracking.notes import run_name
-from pipeline.tracking.records import (MetricBuffer, curve_stride, diagnostic_stride,
-                                       git_state, kept_indices, package_versions, strides)
+from pipeline.tracking.records import MetricBuffer, git_state, package_versions
 from pipeline.tracking.runs import configure, run, tracking_uri, ui_links
 from pipeline.tracking.training import final_metrics, log_training
 
-__all__ = ["MetricBuffer", "configure", "curve_stride", "diagnostic_stride",
-           "final_metrics", "git_state", "kept_indices",
-           "log_training", "package_versions", "run", "run_name", "strides",
-           "tracking_uri", "ui_links"]
+__all__ = ["MetricBuffer", "configure", "final_metrics", "git_state", "log_training",
+           "package_versions", "run", "run_name", "tracking_uri", "ui_links"]

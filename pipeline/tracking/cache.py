@@ -226,11 +226,11 @@ def lesson_cache(store: str | Path, *, read: bool = True,
     them."""
     import os
 
+    from pipeline.store_urls import tracking_uri
     from pipeline.tracking.store import experiment_id_of, seed_store, sqlite_path
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or (
-        store if isinstance(store, str) and "://" in store
-        else f"sqlite:///{Path(store).resolve()}")
+    uri = tracking_uri(fallback=store if isinstance(store, str) and "://" in store
+                       else f"sqlite:///{Path(store).resolve()}")
     seed_store(uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one per reuse
     client = MlflowClient(tracking_uri=uri)

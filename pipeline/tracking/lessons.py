@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from pipeline.curve_points import CurvePoints
 from pipeline.redact import redact
 from pipeline.tracking import records as R
 from pipeline.tracking.recovery import owned
@@ -84,9 +85,11 @@ class LessonLogger:
         now = int(time.time() * 1000)
         keep = CURVES + (tuple(k for k in run.history if k.startswith("grad_norm_W"))
                          if self.grad_curves else ())
-        # the same names as a training run's (curves/, gradients/, final/: records.metric_name)
-        points = [Metric(R.metric_name(k), float(v), now, int(e)) for k in keep
-                  if k in run.history for e, v in zip(run.history["epoch"], run.history[k])]
+        # every evaluation (CurvePoints(): stride 1; a lesson's claims read whole curves),
+        # named as a training run's (curves/, gradients/, final/: records.metric_name)
+        points = R.history_metrics({"epoch": run.history.get("epoch", []),
+                                    **{k: run.history[k] for k in keep if k in run.history}},
+                                   CurvePoints())
         finals = {f"final/{k}": v for k, v in run.metrics.items()}
         finals["seconds"] = run.seconds
         points += [Metric(metric_key(k), float(v), now, 0) for k, v in finals.items()]

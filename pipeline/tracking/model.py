@@ -3,7 +3,8 @@ the code it runs (`pipeline/__init__.py` and `pipeline/nn/`) logged through `cod
 
 The model is logged "from code" (`served.py` is copied next to the artifacts), so loading it
 unpickles nothing; it needs only numpy, pandas and mlflow at the pinned versions, and the
-logged `pipeline.nn`, whose digest is recorded in network.json and checked on load.
+logged `pipeline.nn`. network.json records the digest of that code (checked by served.py before
+it imports any of it) and of weights.npz (checked by `Model.load`, with finiteness).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from pipeline.nn.model import PACKAGE, source_digest, source_files
+from pipeline.nn.model import PACKAGE, SOURCES, source_digest, source_files
 
 SERVED = Path(__file__).with_name("served.py")
 
@@ -48,7 +49,10 @@ def log_model(run_id: str, prepared, trained, *, name: str = "model"):
     with tempfile.TemporaryDirectory() as tmp:
         weights, network = Path(tmp) / "weights.npz", Path(tmp) / "network.json"
         code = _stage_code(Path(tmp) / "code")
-        trained.model.save(weights, network, code_digest=source_digest(code))
+        # the patterns travel with the digest: served.py checks the logged code before it
+        # imports any of it, so it cannot ask pipeline.nn which files count
+        trained.model.save(weights, network, code_digest=source_digest(code),
+                           code_files=list(SOURCES))
         with _active(run_id):
             return mlflow.pyfunc.log_model(
                 name=name, python_model=str(SERVED), code_paths=[str(code)],

@@ -153,9 +153,12 @@ def evaluation_note(study: str, trial: int, overrides: Mapping[str, Any],
     return text
 
 
-def registered_model_note(name: str, alias: str) -> str:
-    return (f"**{name}**: NumPy MLP classifiers from nn-pipeline's one-time test evaluations "
-            f"(`python -m pipeline evaluate`). Each version comes from one study's best trial; "
-            f"alias `{alias}` points at the latest version whose dev gate passed. The model "
-            "takes raw feature columns and returns class labels (`proba=true` adds "
-            "probabilities).")
+def registered_model_note(name: str, alias: str, challenger: str, dataset: str) -> str:
+    return (f"**{name}**: NumPy MLP classifiers for data set **{dataset}** (the task: its name, "
+            "feature names and classes, tags `task.*`) from nn-pipeline's one-time test "
+            "evaluations (`python -m pipeline evaluate`). Each version comes from one study's "
+            f"best trial and takes alias `{challenger}`; alias `{alias}` moves to it only when "
+            f"there is no `{alias}` yet or it has a lower test error on the same sealed test "
+            "split (tag `test_digest`) and passed the dev gate. Tags `decision` and `reason` "
+            "on each version say what happened. The model takes raw feature columns and "
+            "returns class labels (`proba=true` adds probabilities).")

@@ -17,6 +17,7 @@ import mlflow
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from pipeline.curve_points import CurvePoints, is_diagnostic
 from pipeline.data.digest import short_digest
 from pipeline.redact import recorded
 
@@ -46,104 +47,54 @@ def metric_name(key: str) -> str:
     return key
 
 
-MAX_CURVE_POINTS = 1000  # per curve: a plot of more points shows nothing more, and costs
-
-
-def curve_stride(epochs: int, eval_every: int, max_points: int = MAX_CURVE_POINTS) -> int:
-    """Log every k-th evaluation so a run's curves hold at most ~max_points points (plus the
-    last and the best evaluation) whatever the epochs. k = 1 at `eval_every: auto`."""
-    evaluations = -(-epochs // eval_every)
-    return max(1, -(-evaluations // max_points))
-
-
-# The diagnostic series (gradients/, hidden/: 14 of the default network's 20) at most ~100
-# points each: 4000 -> 2600 points for a default run, whose writes were its costliest step
-# after MLflow's own (0.95 of 13 s, load 4; SQLite inserts cost per point). A chart of 100
-# points of a gradient norm shows what 200 show; `reproduce` compares only learning curves.
-MAX_DIAGNOSTIC_POINTS = 100
-DIAGNOSTIC = ("grad_norm_", "act_")
-
-
-def diagnostic_stride(epochs: int, eval_every: int) -> int:
-    """The diagnostic series' stride in evaluations: a multiple of `curve_stride`, so their
-    points fall on evaluations the learning curves keep too."""
-    stride = curve_stride(epochs, eval_every)
-    wanted = curve_stride(epochs, eval_every, MAX_DIAGNOSTIC_POINTS)
-    return stride * -(-wanted // stride)
-
-
-def strides(settings) -> tuple[int, int]:
-    """(curve, diagnostic) strides in evaluations for a training's TrainSettings: what the
-    train command's buffer, `log_training` and `reproduce` all thin by."""
-    return (curve_stride(settings.epochs, settings.eval_every),
-            diagnostic_stride(settings.epochs, settings.eval_every))
-
-
-def kept_indices(n: int, stride: int, best: int | None = None) -> list[int]:
-    """Indices of the evaluations a curve keeps: every `stride`-th, the last, the best."""
-    keep = set(range(0, n, stride)) | ({n - 1} if n else set())
-    if best is not None and 0 <= best < n:
-        keep.add(best)
-    return sorted(keep)
-
-
 class MetricBuffer:
-    """A `fit` callback: keeps every `stride`-th evaluation's metrics (the DIAGNOSTIC series
-    every `diagnostic_stride`-th; default: the same) and writes them with `log_batch` (see
-    `curve_stride`).
+    """A `fit` callback: keeps the metrics of the evaluations `points` (a `CurvePoints`) keeps
+    on its strides and writes them with `log_batch`.
 
     Flushes when `flush_seconds` have passed since the last write (so long runs show live
     curves in the UI) and on `flush()`; call `finish(history, best_epoch)` once after
-    training: it adds the last and the best evaluation when the stride skipped them.
+    training: it adds the evaluations kept but not yet seen on a stride (the last, the best).
     """
 
-    def __init__(self, run_id: str, *, client: MlflowClient | None = None,
-                 flush_seconds: float = 10.0, stride: int = 1,
-                 diagnostic_stride: int | None = None):
-        self.run_id, self.client = run_id, client or MlflowClient()
-        self.diagnostic_stride = diagnostic_stride or stride
+    def __init__(self, run_id: str, points: CurvePoints = CurvePoints(), *,
+                 client: MlflowClient | None = None, flush_seconds: float = 10.0):
+        self.run_id, self.client, self.plan = run_id, client or MlflowClient(), points
         self.flush_seconds, self._last = flush_seconds, time.monotonic()
-        self.stride, self._seen, self.steps = stride, 0, set()
+        self._seen, self.steps = 0, set()
         self._with_diagnostics: set[int] = set()  # epochs whose DIAGNOSTIC series are buffered
         self.points: list[Metric] = []
         self.n_logged = 0
 
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        keep = self._seen % self.stride == 0
-        self._seen += 1
-        if keep:
-            self._add(epoch, metrics)
+        i, self._seen = self._seen, self._seen + 1
+        if self.plan.on_stride(i):
+            self._add(epoch, metrics, self.plan.on_stride(i, diagnostic=True), True)
             if time.monotonic() - self._last > self.flush_seconds:
                 self.flush()
 
-    def _add(self, epoch: int, metrics: Mapping[str, float], diagnostic: bool | None = None,
-             learning: bool = True) -> None:
-        """Buffer the learning and/or the DIAGNOSTIC series of one evaluation; by default the
-        diagnostic ones when the evaluation just seen is on their stride."""
-        if diagnostic is None:
-            diagnostic = (self._seen - 1) % self.diagnostic_stride == 0
+    def _add(self, epoch: int, metrics: Mapping[str, float], diagnostic: bool,
+             learning: bool) -> None:
+        """Buffer the learning and/or the DIAGNOSTIC series of one evaluation."""
         now = int(time.time() * 1000)
         self.points.extend(Metric(metric_name(k), float(v), now, int(epoch))
                            for k, v in metrics.items()
-                           if (diagnostic if k.startswith(DIAGNOSTIC) else learning))
+                           if (diagnostic if is_diagnostic(k) else learning))
         if learning:
             self.steps.add(int(epoch))
         if diagnostic:
             self._with_diagnostics.add(int(epoch))
 
-    def finish(self, history: Mapping[str, list[float]], best_epoch: int | None = None,
-               keys=None) -> None:
-        """Add the last and the best evaluation of `history` if skipped, then flush."""
+    def finish(self, history: Mapping[str, list[float]], best_epoch: int | None = None) -> None:
+        """Add the kept evaluations of `history` not buffered yet, then flush."""
         epochs = history.get("epoch", [])
-        best = epochs.index(best_epoch) if best_epoch in epochs else None
-        for i in kept_indices(len(epochs), self.stride, best):
-            learning = epochs[i] not in self.steps
-            diagnostic = epochs[i] not in self._with_diagnostics and (
-                i in (best, len(epochs) - 1) or i % self.diagnostic_stride == 0)
+        curves = set(self.plan.kept(epochs, best_epoch))
+        diagnostics = set(self.plan.kept(epochs, best_epoch, diagnostic=True))
+        for i in sorted(curves | diagnostics):
+            learning = i in curves and epochs[i] not in self.steps
+            diagnostic = i in diagnostics and epochs[i] not in self._with_diagnostics
             if learning or diagnostic:
                 self._add(epochs[i], {k: v[i] for k, v in history.items()
-                                      if k != "epoch" and (keys is None or k in keys)
-                                      and i < len(v)}, diagnostic, learning)
+                                      if k != "epoch" and i < len(v)}, diagnostic, learning)
         self.flush()
 
     def flush(self) -> None:
@@ -173,20 +124,17 @@ def set_tags(run_id: str, tags: Mapping[str, str], client: MlflowClient | None =
     client.log_batch(run_id, tags=items)
 
 
-def history_metrics(history: Mapping[str, list[float]], stride: int = 1,
-                    best_epoch: int | None = None,
-                    diagnostic_stride: int | None = None) -> list[Metric]:
-    """The kept evaluations (`kept_indices`; for the DIAGNOSTIC series at
-    `diagnostic_stride`, default `stride`) of a FitResult history as Metric points (step =
-    epoch), named by `metric_name`: the points a MetricBuffer of the same strides logs."""
+def history_metrics(history: Mapping[str, list[float]], points: CurvePoints,
+                    best_epoch: int | None = None) -> list[Metric]:
+    """The evaluations of a FitResult history that `points` keeps as Metric points (step =
+    epoch), named by `metric_name`: what a MetricBuffer of the same `points` logs."""
     now = int(time.time() * 1000)
     epochs = history["epoch"]
-    best = epochs.index(best_epoch) if best_epoch in epochs else None
-    keep = kept_indices(len(epochs), stride, best)
-    thin = kept_indices(len(epochs), diagnostic_stride or stride, best)
+    keep = points.kept(epochs, best_epoch)
+    thin = points.kept(epochs, best_epoch, diagnostic=True)
     return [Metric(metric_name(k), float(values[i]), now, int(epochs[i]))
             for k, values in history.items() if k != "epoch"
-            for i in (thin if k.startswith(DIAGNOSTIC) else keep) if i < len(values)]
+            for i in (thin if is_diagnostic(k) else keep) if i < len(values)]
 
 
 def package_versions() -> dict[str, str]:

@@ -16,13 +16,15 @@ with a `fault` tag saying why are:
 
 Left alone: runs whose owner is alive, runs owned on another host (a process there cannot be
 checked from here), and runs without an owner (made by an older version, by `mlflow run`'s
-runner, or by a user's own code: nothing says who would end them).
+runner, or by a user's own code: nothing says who would end them), except those the caller
+names in `untagged_dead`: a search's parents that an older version recorded, with their
+owners, in the study instead (pipeline/search/recovery.py decides which are dead).
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Iterator, Mapping
+from typing import Collection, Iterator, Mapping
 
 from mlflow.tracking import MlflowClient
 
@@ -42,7 +44,8 @@ def owned(tags: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def end_abandoned_runs(experiment_ids, *, study: str | None = None,
-                       trial_states: Mapping[int, str] | None = None, out=None) -> list[str]:
+                       trial_states: Mapping[int, str] | None = None, out=None,
+                       untagged_dead: Collection[str] = ()) -> list[str]:
     """End the runs of `experiment_ids` that a dead process left RUNNING (module doc); returns
     their ids, in the order found. `out`: where to say so in one line (nothing when none)."""
     experiments = list(dict.fromkeys(e for e in experiment_ids if e is not None))
@@ -50,7 +53,7 @@ def end_abandoned_runs(experiment_ids, *, study: str | None = None,
         return []
     client, ended = MlflowClient(), []
     for run in _running(client, experiments):
-        verdict = _abandoned(run, study, trial_states or {})
+        verdict = _abandoned(run, study, trial_states or {}, untagged_dead)
         if verdict is not None:
             status, tags = verdict
             end_run(client, run.info.run_id, status, tags)
@@ -81,7 +84,8 @@ def _running(client: MlflowClient, experiments: list[str]) -> Iterator:
             return
 
 
-def _abandoned(run, study: str | None, trial_states: Mapping[int, str]):
+def _abandoned(run, study: str | None, trial_states: Mapping[int, str],
+               untagged_dead: Collection[str]):
     """(status, tags) to end `run` with, or None to leave it alone."""
     tags = run.data.tags
     if study is not None and tags.get("stage") == "search_trial" \
@@ -96,6 +100,10 @@ def _abandoned(run, study: str | None, trial_states: Mapping[int, str]):
     if owner_alive(who) is False:
         return "FAILED", {"fault": f"left RUNNING by process {who} (host:pid:start), which "
                                    "is gone; ended by the next command on this store"}
+    if who is None and run.info.run_id in untagged_dead:
+        return "FAILED", {"fault": "left RUNNING by a search process that is gone (its owner "
+                                   "recorded in the study by an older version); ended by the "
+                                   "next search"}
     return None
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import mlflow
@@ -21,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from pipeline.curve_points import CurvePoints
 from pipeline.redact import redact
 from pipeline.tracking import notes, records, reproducible, ui
 from pipeline.tracking.recovery import TRIAL_STATUS, owned
@@ -30,9 +32,29 @@ STATUS = TRIAL_STATUS
 # Curves a child run keeps: the learning curves. Gradient norms and activation statistics
 # (11 more series) made the SQLite writes 0.37 s of a 0.67 s trial; the final evaluation run
 # logs every series through log_training.
+# How many points each keeps: pipeline/curve_points.py (CurvePoints.of_trial).
 TRIAL_CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error")
-TRIAL_CURVE_POINTS = 100  # per curve (+ last, + reported to Optuna): 1000 points were 1.29 of
-# a default trial's 1.36 s of MLflow writes (cProfile, load 8); 100 show what 200 show.
+
+
+@dataclass
+class _Trial:
+    """A trial's child run until it ends: what its one `log_batch` will write."""
+    number: int
+    overrides: dict
+    objective: str
+    params: list                 # the trial's config as MLflow params
+    points: CurvePoints          # which evaluations its curves keep
+    evaluations: list = field(default_factory=list)  # (epoch, {curve: value}) of every one
+
+    def curve_points(self, reported) -> list[Metric]:
+        """The kept evaluations' points: on the stride, the last, and those `reported` to
+        the pruner (its evidence), known only now."""
+        epochs = [epoch for epoch, _ in self.evaluations]
+        now = int(time.time() * 1000)
+        return [Metric(records.metric_name(k), float(v), now, epoch)
+                for epoch, values in (self.evaluations[i]
+                                      for i in self.points.kept(epochs, also=reported))
+                for k, v in values.items()]
 
 
 class StudyLogger:
@@ -42,8 +64,7 @@ class StudyLogger:
         self.client = MlflowClient()
         self.experiment_id, self.parent_run_id, self.study_name = (experiment_id, parent_run_id,
                                                                    study_name)
-        self._curves: dict[str, records.MetricBuffer] = {}
-        self._about: dict[str, tuple] = {}  # run id -> (trial number, overrides, objective)
+        self._trials: dict[str, _Trial] = {}  # run id -> the trial it logs, until it ends
         self.prepared = None  # the worker's data (no test split), for the trials' digests
 
     def start_trial(self, number: int, cfg, overrides: Mapping[str, Any]) -> str:
@@ -62,21 +83,20 @@ class StudyLogger:
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         from pipeline import stages
 
-        settings = stages.settings(cfg)
-        buffer = records.MetricBuffer(run.info.run_id, client=self.client, flush_seconds=600.0)
-        buffer.keep_every = records.curve_stride(settings.epochs, settings.eval_every,
-                                                 TRIAL_CURVE_POINTS)  # applied in finish_trial
-        buffer.params = [Param(k, str(v)[:records.PARAM_LIMIT]) for k, v in cfg.flat().items()]
-        self._curves[run.info.run_id] = buffer
-        self._about[run.info.run_id] = (number, dict(overrides), cfg.search.objective)
+        self._trials[run.info.run_id] = _Trial(
+            number, dict(overrides), cfg.search.objective,
+            [Param(k, str(v)[:records.PARAM_LIMIT]) for k, v in cfg.flat().items()],
+            CurvePoints.of_trial(stages.settings(cfg)))
         return run.info.run_id
 
     def metric_callback(self, run_id: str):
-        """A `fit` callback buffering the TRIAL_CURVES of every evaluation."""
-        buffer = self._curves[run_id]
+        """A `fit` callback keeping the TRIAL_CURVES of every evaluation: which ones the run
+        logs is decided when the trial ends (the steps reported to the pruner are kept too)."""
+        evaluations = self._trials[run_id].evaluations
 
         def curves(epoch: int, metrics: Mapping[str, float]) -> None:
-            buffer(epoch, {k: metrics[k] for k in TRIAL_CURVES if k in metrics})
+            evaluations.append((int(epoch), {k: metrics[k] for k in TRIAL_CURVES
+                                             if k in metrics}))
         return curves
 
     def finish_trial(self, run_id: str, state: str, *, reason: str | None = None,
@@ -84,15 +104,14 @@ class StudyLogger:
                      metrics: Mapping[str, float] | None = None,
                      figures: Mapping[str, Any] | None = None, reported=(),
                      status: str | None = None) -> None:
-        """Curves (TRIAL_CURVE_POINTS; `reported`: the pruner's evidence), params, metrics,
+        """Curves (CurvePoints.of_trial; `reported`: the pruner's evidence), params, metrics,
         tags, note in few `log_batch` calls; then `status` (default: that of `state`)."""
         client = self.client
         try:
-            curves = self._curves.pop(run_id, None)
+            trial = self._trials.pop(run_id, None)
             points, params = [], []
-            if curves:
-                points, params = _thinned(curves, reported), curves.params
-                curves.points.clear()
+            if trial:
+                points, params = trial.curve_points(reported), trial.params
             final = {f"final/{k}": v for k, v in (metrics or {}).items()
                      if isinstance(v, (int, float))}
             if value is not None:
@@ -103,11 +122,10 @@ class StudyLogger:
                                                       for k, v in dict(attrs).items()]
             if reason:
                 tags.append(RunTag("optuna.reason", redact(reason)[:5000]))
-            number, overrides, objective = self._about.pop(run_id, (None, {}, "objective"))
-            if number is not None:
+            if trial:
                 tags.append(RunTag(ui.NOTE, notes.trial_note(
-                    self.study_name, number, overrides, state, reason, value, objective,
-                    metrics)))
+                    self.study_name, trial.number, trial.overrides, state, reason, value,
+                    trial.objective, metrics)))
             # one call: the client splits it by MLflow's own limits (1000 entities,
             # 100 params/tags per request)
             client.log_batch(run_id, metrics=points, params=params, tags=tags)
@@ -119,16 +137,6 @@ class StudyLogger:
     def log_figures(self, run_id: str, figures: Mapping[str, Any]) -> None:
         """Figures drawn after the trial ended (search.trial_figures=best)."""
         records.log_figures(run_id, figures, self.client)
-
-
-def _thinned(curves: records.MetricBuffer, reported) -> list:
-    """The buffered points of every `keep_every`-th evaluation, the last one and `reported`.
-    The buffer itself keeps every evaluation (stride 1): which ones the pruner saw is known
-    only at the end."""
-    epochs = sorted(curves.steps)
-    keep = {epochs[i] for i in records.kept_indices(len(epochs), curves.keep_every)}
-    keep |= set(reported)
-    return [p for p in curves.points if p.step in keep]
 
 
 def search_experiment(main_experiment_id: str, study: str) -> str:

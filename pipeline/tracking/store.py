@@ -16,6 +16,7 @@ to MLflow's own creation: the template is an optimization, never a requirement.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -72,7 +73,13 @@ def _template() -> Path:
     build = cache / f".{target.name}.{os.getpid()}.tmp"
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    store = SqlAlchemyStore(f"{PREFIX}{build}", str(cache / "unused-artifacts"))
+    schema = logging.getLogger("mlflow.store.db.utils")  # "Creating initial MLflow database
+    level = schema.level  # tables..." on stderr: a store the user did not ask for
+    schema.setLevel(logging.WARNING)
+    try:
+        store = SqlAlchemyStore(f"{PREFIX}{build}", str(cache / "unused-artifacts"))
+    finally:
+        schema.setLevel(level)
     store.engine.dispose()
     con = sqlite3.connect(build)
     try:  # the Default experiment names the template's directory: MLflow recreates it per store

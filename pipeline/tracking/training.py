@@ -14,6 +14,7 @@ from typing import Callable
 
 from mlflow.tracking import MlflowClient
 
+from pipeline.curve_points import CurvePoints
 from pipeline.redact import redact
 from pipeline.tracking import notes, records as R
 from pipeline.tracking.runs import without_ipython_probe
@@ -60,9 +61,8 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
 
     client = client or MlflowClient()
     fit = trained.fit
-    curve, diagnostic = R.strides(stages.settings(cfg))
-    points = (R.history_metrics(fit.history, curve, fit.best_epoch, diagnostic)
-              if curves else [])
+    points = (R.history_metrics(fit.history, CurvePoints.of_training(stages.settings(cfg)),
+                                fit.best_epoch) if curves else [])
     status(f"recording config, tags, source and data lineage"
            f"{f', {len(points)} curve points' if points else ''}...")
     R.log_params(run_id, cfg.flat(), client)

@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.search.storage import StorageSpec, postgres_driver
+from pipeline.search.storage import StorageSpec
+from pipeline.store_urls import postgres_driver
 
 
 class ClaimBusy(ValueError):

@@ -1,0 +1,244 @@
+"""Worker processes running a study's trials until it holds `WorkerJob.target` finished ones.
+
+The target is a total (COMPLETE + PRUNED): sweep.py turns `search.n_trials` (N more) or
+`search.target_trials` (a total) into it. FAIL trials (a crash, a stale trial, a bug) do not
+count, so they are redone. Worker 0 runs in the search's own process, workers 1..N-1 are
+spawned processes, and `python -m pipeline worker` (join.py) runs one on any machine; all of
+them are `run_worker` on the shared storage.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+
+from pipeline import stages
+from pipeline.config import config_from_yaml
+from pipeline.config.search import ParamSpec
+from pipeline.errors import foreseeable, one_line
+from pipeline.search import quiet_optuna, quiet_when_stopped
+from pipeline.search.objective import make_objective
+from pipeline.search.recovery import StudyRecovery
+from pipeline.owner import owner
+from pipeline.search.storage import StorageSpec
+from pipeline.search.study import FINISHED, count, count_in, open_study
+from pipeline.stop import Stop, Stopped
+from pipeline.store_fault import WORKER_EXIT
+
+# Trials that hold a slot of the target: finished, or running (a worker will finish them).
+RESERVED = FINISHED + (TrialState.RUNNING,)
+
+POLL_SECONDS = 1.0  # how often a worker with nothing to run looks at the others' trials
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """Everything a worker process needs, picklable (the spawn context re-imports the package)."""
+
+    cfg_yaml: str
+    space: dict[str, ParamSpec]
+    storage: StorageSpec
+    target: int
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+
+
+def run_worker(job: WorkerJob, worker: int = 0, progress=None, prepared=None, stop=None) -> int:
+    """Prepare the data once (or take the caller's `prepared`), then run trials until the
+    study holds `target` finished ones. When the remaining slots are taken by other workers'
+    RUNNING trials, wait for them: a trial whose worker died is failed (journal: its owner
+    process is gone; RDB: no heartbeat for `grace_period` s), its child run ended, and this
+    worker runs its replacement, so the target is met exactly. Returns how many finished
+    trials this process ran. `stop` (a `pipeline.stop.Stop`) is checked by every trial's
+    training, between trials and while waiting."""
+    stop = stop if stop is not None else Stop()  # never requested: the checks below stay plain
+    cfg = config_from_yaml(job.cfg_yaml)
+    quiet_optuna()  # also in spawned workers: one line per failed trial, no traceback
+    study = open_study(cfg, job.storage, create=False, worker=worker)
+    if count(study) >= job.target:
+        return 0
+    objective = make_objective(cfg, job.space, prepared or stages.prepare(cfg),
+                               _trial_logger(job, study), figures=cfg.search.trial_figures,
+                               stop=stop)
+    trial = _OwnedTrial(study, job, objective, worker)
+    _until_target(study, job, trial, progress, stop)
+    objective.finish()
+    return sum(t.user_attrs.get("owner") == trial.owner
+               for t in study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _trial_logger(job: WorkerJob, study: optuna.Study):
+    """The MLflow side: one child run per trial under the job's parent (None: no tracking)."""
+    if not job.parent_run_id:
+        return None
+    from pipeline.tracking.search_runs import StudyLogger, use_tracking_uri
+
+    use_tracking_uri(job.tracking_uri)
+    return StudyLogger(job.experiment_id, job.parent_run_id, study.study_name)
+
+
+class _Overshoot(Exception):
+    """Another worker already reserved the last slot: this trial is not run."""
+
+
+class _OwnedTrial:
+    """The trial as this worker runs it: its owner recorded first (a live trial is never
+    taken for stale), and not run at all when other workers reserved the last slot first."""
+
+    def __init__(self, study: optuna.Study, job: WorkerJob, objective, worker: int):
+        self.study, self.job, self.objective, self.worker = study, job, objective, worker
+        self.owner = owner()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr("owner", self.owner)
+        ahead = [t for t in self.study.get_trials(deepcopy=False, states=RESERVED)
+                 if t.number < trial.number]
+        if len(ahead) >= self.job.target:  # lost a race for the last slot with another worker
+            trial.set_user_attr("fail_reason", "not run: the target was reached by other workers")
+            self.study.stop()
+            raise _Overshoot()
+        trial.set_user_attr("worker", self.worker)
+        return self.objective(trial)
+
+
+def _until_target(study: optuna.Study, job: WorkerJob, trial: _OwnedTrial, progress,
+                  stop) -> None:
+    """Recover what dead workers left (their stale trials FAIL, their runs FAILED: recovery.py,
+    saying on stderr what it ended), run trials while slots are free, wait while others hold
+    them."""
+    recover = StudyRecovery(study, job.storage, [job.experiment_id] if job.parent_run_id else [],
+                            out=sys.stderr)
+    # Optuna stops `optimize` once the free slots are reserved (finished + RUNNING); between
+    # trials the progress bar is updated and a stop starts no new trial.
+    callbacks = [MaxTrialsCallback(job.target, states=RESERVED), _BetweenTrials(progress, stop)]
+    while True:
+        trials = recover().trials  # this pass decides on one snapshot, taken after it
+        if count_in(trials) >= job.target:
+            return
+        if count_in(trials, RESERVED) < job.target:
+            with quiet_when_stopped(stop):
+                study.optimize(trial, callbacks=callbacks, catch=(_Overshoot,),
+                               gc_after_trial=False)
+            trials = study.get_trials(deepcopy=False)  # the trials changed during optimize
+        stop.check()
+        if count_in(trials, RESERVED) >= job.target:  # the others' trials are running
+            if progress is not None:
+                progress.poll(trials)
+            time.sleep(POLL_SECONDS)
+
+
+class _BetweenTrials:
+    """An `optimize` callback: the progress bar polled, a requested stop starts no new trial."""
+
+    def __init__(self, progress, stop):
+        self.progress, self.stop = progress, stop
+
+    def __call__(self, study: optuna.Study, _trial) -> None:
+        if self.progress is not None:
+            self.progress.poll()
+        if self.stop.requested:
+            study.stop()
+
+
+def _worker_entry(job: WorkerJob, worker: int) -> None:
+    from pipeline.search.orphan import watch_parent
+
+    # The parent stops workers with SIGTERM (and Ctrl-C reaches the whole process group): this
+    # worker's own Stop records it and the trial's training stops at its next epoch, so the
+    # trial ends FAIL and its child run KILLED instead of both staying RUNNING.
+    stop = Stop()
+    from pipeline.store_fault import quiet_threads
+
+    quiet_threads()  # Optuna's heartbeat thread on a broken store: no traceback per worker
+    with stop.on_signals():
+        watch_parent()  # the parent killed (-9) -> this worker stops within seconds
+        try:
+            if _tracking_store_gone(job):  # the search process names it, in its one line
+                sys.exit(WORKER_EXIT)
+            run_worker(job, worker, stop=stop)
+        except Stopped as exc:
+            sys.exit(exc.exit_code)
+        except Exception as exc:  # a store gone (tracking server, database): one line, not a
+            from pipeline.store_fault import fault_of  # traceback per worker
+
+            if fault_of(exc) is not None:  # the search process says it, naming the store
+                sys.exit(WORKER_EXIT)
+            if not foreseeable(exc):
+                raise
+            print(f"search-worker-{worker}: error: {one_line(exc)}", file=sys.stderr)
+            sys.exit(2)
+
+
+def _tracking_store_gone(job: WorkerJob) -> bool:
+    """The SQLite file the search created is gone (deleted mid-search): MLflow would make an
+    empty store there and the worker fail on its missing experiment, in a line of its own."""
+    from pipeline.tracking.store import sqlite_path
+
+    path = sqlite_path(job.tracking_uri)
+    return path is not None and not path.exists()
+
+
+def run_workers(job: WorkerJob, workers: int, progress, prepared=None, stop=None) -> list[str]:
+    with _one_blas_thread():  # every worker, this process's included, at the chosen count
+        return _run_workers(job, workers, progress, prepared, stop)
+
+
+def _run_workers(job: WorkerJob, workers: int, progress, prepared, stop) -> list[str]:
+    """Worker 0 runs in this process (seeded runs with one worker reproduce; it reuses
+    `prepared` and this process's imports); workers 1..N-1 are spawned processes sharing the
+    storage. A spawned worker spends seconds importing mlflow and preparing its data before
+    its first trial: worker 0 runs trials meanwhile, so that start-up is off the critical
+    path. Worker 0 runs until the study holds the target (replacing the trials of workers
+    that died); then this process waits for the others, checking `stop` (on a stop it sends
+    them SIGTERM and waits for them). Returns one line per spawned worker that ended badly (exit code or
+    signal), for the summary: a dead worker is counted, not raised, as its trials are redone."""
+    from pipeline.stop import children_ignore_sigint
+
+    stop = stop if stop is not None else Stop()
+    if workers == 1:
+        run_worker(job, 0, progress, prepared, stop)
+        return []
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_entry, args=(job, k), name=f"search-worker-{k}")
+             for k in range(1, workers)]
+    with children_ignore_sigint():  # until a worker installs its Stop
+        for p in procs:
+            p.start()
+    try:
+        run_worker(job, 0, progress, prepared, stop)
+        while any(p.is_alive() for p in procs):
+            stop.check()
+            progress.poll()
+            time.sleep(0.5)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join()
+    return [f"{p.name} " + (f"killed by signal {-p.exitcode}" if p.exitcode < 0 else
+                            f"exit code {p.exitcode}" + _STORE_FAULT.get(p.exitcode, ""))
+            for p in procs if p.exitcode]
+
+
+_STORE_FAULT = {WORKER_EXIT: " (a store fault; it printed nothing)"}
+
+
+@contextmanager
+def _one_blas_thread():
+    """The BLAS thread count of pipeline/threads.py (one unless the user chose) for the spawned
+    workers, which read it at numpy import, and for worker 0 in this process, where numpy may
+    already be loaded (a notebook). N workers x a multi-threaded BLAS oversubscribe the cores."""
+    from pipeline import threads
+
+    with threads.for_spawned() as count, threads.limit(count):
+        yield
