@@ -95,7 +95,7 @@ def pack_arm(run) -> bytes:
 
 def unpack_arm(data: bytes, job, prepared, reused_from: str = ""):
     """The `ArmRun` of `job` that `pack_arm` stored; `prepared` is the job's data."""
-    from pipeline.lessons.execute import ArmRun, Model as ArmModel
+    from pipeline.lessons.execute import ArmRun, BoundaryModel as ArmModel
 
     meta, model, history = _read(data)
     figure_model = ArmModel(model, prepared.raw_train.X, prepared.raw_train.y,

@@ -1,4 +1,4 @@
-"""Command line: the imperative shell.
+"""The command line (the edge that reads files and the environment).
 
 Each sub-command lives in `pipeline/commands/<name>.py` and exposes
 `add_arguments(parser)` and `run(args) -> int`. Command modules are imported only when their
@@ -32,10 +32,29 @@ COMMANDS = {
 }
 
 
+# what `--help` says the program is (the module docstring speaks to maintainers)
+DESCRIPTION = ("nn-pipeline: a NumPy neural network with train/dev/test discipline, tracked "
+               "with MLflow and tuned with Optuna. Every command takes dotted key=value "
+               "config overrides (conf/base.yaml lists the keys).")
+
+
+def version() -> str:
+    """The installed distribution's version (package metadata), else the source's own."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("nn-pipeline")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        from pipeline import __version__
+
+        return __version__
+
+
 def build_parser(prog: str = "nn-pipeline") -> argparse.ArgumentParser:
     """`prog` is how the user started us, so usage lines and errors can be pasted back:
     `nn-pipeline` (the console script) or `python -m pipeline` (`__main__.py` passes it)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"nn-pipeline {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, help_text in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -59,7 +78,7 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
 
     quiet_threads()  # a thread dying of a store fault: the command's own line says it
     try:
-        args = build_parser(prog).parse_args(argv)
+        args = parse(build_parser(prog), argv)
         from pipeline.commands.preflight import mlflow_defaults
 
         mlflow_defaults()  # bounded HTTP retries, no progress bars, every command (user values win)
@@ -74,7 +93,11 @@ def main(argv: list[str] | None = None, prog: str = "nn-pipeline") -> int:
             return 2
         if not foreseeable(exc):
             raise
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        line = one_line(exc)
+        print(f"error: {line}", file=sys.stderr)
+        from pipeline.commands.project_params import describe_refusal
+
+        describe_refusal(line)  # under `mlflow run`: its run (ended FAILED) says why
         return 2
 
 
@@ -89,6 +112,21 @@ def _store_fault(exc: BaseException) -> str | None:
     tracking = sys.modules.get("pipeline.tracking")
     stores = {"tracking": tracking.tracking_uri()} if tracking is not None else {}
     return store_fault.one_line(fault, stores, "during the command")
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """argparse, except that the `--name value` arguments `mlflow run` makes of an undeclared
+    `-P name=value` are explained in one line (ValueError) instead of "unrecognized arguments"."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        from pipeline.commands.project_params import under_project_run, undeclared_line
+
+        given = list(sys.argv[1:] if argv is None else argv)
+        line = undeclared_line(args.command, extra, given) if under_project_run() else None
+        if line is None:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        raise ValueError(line)
+    return args
 
 
 def _masked_traceback(kind, exc, tb) -> None:

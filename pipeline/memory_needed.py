@@ -12,14 +12,16 @@ from pipeline.nn.footprint import Footprint, estimate
 from pipeline.stages import architecture
 
 
-def footprint(cfg, prepared) -> Footprint:
-    """The estimate for this config on this data (the network `stages.train` builds)."""
+def footprint(cfg, prepared, batch=None) -> Footprint:
+    """The estimate for this config on this data (the network `stages.train` builds); `batch`:
+    the `stages.batch_choice` a null training.batch_size resolves to (None: the config's)."""
     sizes = architecture(cfg, prepared).layer_sizes    # (n_features, *hidden, n_out)
     reg, tr = cfg.regularization, cfg.training
     n_hidden = len(cfg.model.hidden)
     keep = reg.keep_prob if isinstance(reg.keep_prob, tuple) else (reg.keep_prob,) * n_hidden
     return estimate(sizes, prepared.train.X.shape[0], prepared.dev.X.shape[0],
-                    batch_size=tr.batch_size, optimizer=tr.optimizer,
+                    batch_size=tr.batch_size if batch is None else batch.rows,
+                    optimizer=tr.optimizer,
                     itemsize=8 if tr.dtype == "float64" else 4,
                     dropout=[p < 1.0 for p in keep], early_stopping=tr.patience is not None,
                     l1_prox=reg.l1 > 0 and tr.optimizer == "gd")
@@ -33,15 +35,16 @@ def size_text(n_bytes: float) -> str:
     return f"{n_bytes:.1f} GiB"
 
 
-def check_memory(cfg, prepared, available: int | None) -> Footprint:
+def check_memory(cfg, prepared, available: int | None, batch=None) -> Footprint:
     """The footprint, or ValueError (one line) when it exceeds `available` bytes: the key of
     the largest part first, the estimate and its parts, the memory available, what to lower.
-    `available` None (unknown on this system): no check."""
-    need = footprint(cfg, prepared)
+    `available` None (unknown on this system): no check. `batch`: as for `footprint`."""
+    need = footprint(cfg, prepared, batch)
     if available is None or need.total <= available:
         return need
     tr, m, m_dev = cfg.training, prepared.train.X.shape[0], prepared.dev.X.shape[0]
-    batch = m if tr.batch_size is None else min(tr.batch_size, m)
+    rows = tr.batch_size if batch is None else batch.rows
+    batch = m if rows is None else min(rows, m)
     parts = {
         "parameters": (need.parameters, f"model.hidden={list(cfg.model.hidden)}",
                        f"parameters, gradient and {tr.optimizer} state"

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pipeline import data as D
+from pipeline.batch_choice import BatchChoice, choose_batch_size
 from pipeline.diagnosis import Diagnosis, diagnose, regularizers, resolve_bayes_error
 from pipeline.metrics import classification_metrics
 from pipeline.nn import Architecture, Model, init_network, never_broke_symmetry
@@ -60,6 +61,8 @@ class Trained:
     model: Model               # the returned network + standardizer + labels: predicts raw X
     metrics: dict[str, float]  # train_/dev_ loss, accuracy, error; best_epoch, epochs_run
     diagnosis: Diagnosis
+    batch: BatchChoice | None = None  # the batch size chosen for a null training.batch_size
+                                      # from the free memory (None: not chosen, as configured)
 
 
 def prepare(cfg) -> Prepared:
@@ -105,6 +108,16 @@ def resolve_target(dc):
 
     has_variant = dc.name != "table" and "variant" in D.dataset_params(dc.name)
     return SourceConfig(params={"variant": "clean"}) if has_variant else None
+
+
+def table_paths(cfg) -> dict[str, str]:
+    """{"data.path": ..., "data.target.path": ...}: the files a config reads (absolute, as
+    the config holds them), keyed by their config key."""
+    dc, t = cfg.data, resolve_target(cfg.data)
+    paths = {"data.path": dc.path} if dc.name == "table" else {}
+    if t is not None and t.name == "table":
+        paths["data.target.path"] = t.path
+    return paths
 
 
 def draw_holdout(cfg, prepared: Prepared, n_samples: int) -> D.Split:
@@ -173,14 +186,29 @@ def initial_network(cfg, prepared: Prepared):
                         scale=cfg.model.init_scale, dtype=np.dtype(cfg.training.dtype).type)
 
 
-def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = (), stop=None) -> Trained:
+def batch_choice(cfg, prepared: Prepared, free_memory: int | None) -> BatchChoice | None:
+    """The batch size for a null `training.batch_size` given the free memory in bytes (read
+    by the command line), or None when the config sets one or no free memory is known."""
+    if cfg.training.batch_size is not None or free_memory is None:
+        return None
+    return choose_batch_size(architecture(cfg, prepared), prepared.train.X.shape[0],
+                             cfg.training.dtype, cfg.regularization.keep_prob, free_memory)
+
+
+def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = (), stop=None,
+          free_memory: int | None = None) -> Trained:
     """Init -> fit with early stopping on dev -> the model -> train/dev metrics -> diagnosis.
-    `stop`: a `pipeline.stop.Stop` that `fit` checks every epoch (None: never stops)."""
+    `stop`: a `pipeline.stop.Stop` that `fit` checks every epoch (None: never stops).
+    `free_memory` (bytes, read by the command line): a null batch_size becomes the full batch
+    only when its buffers fit (`batch_choice`); None keeps the config's (null = full batch)."""
     rngs = streams(cfg.seed)
     arch = architecture(cfg, prepared)
     net = initial_network(cfg, prepared)
+    batch, chosen = batch_choice(cfg, prepared, free_memory), settings(cfg)
+    if batch is not None:
+        chosen = dataclasses.replace(chosen, batch_size=batch.rows)
     result = fit(net, prepared.train.X, prepared.train.y, prepared.dev.X, prepared.dev.y,
-                 settings(cfg), rngs["train"], callbacks=callbacks, stop=stop)
+                 chosen, rngs["train"], callbacks=callbacks, stop=stop)
     std = prepared.standardizer
     model = Model(result.network, std.mean, std.std, tuple(prepared.classes),
                   tuple(prepared.feature_names))
@@ -193,7 +221,7 @@ def train(cfg, prepared: Prepared, callbacks: Sequence[Callable] = (), stop=None
                          symmetric=never_broke_symmetry(result.params, arch.n_hidden),
                          regularization=regularizers(reg.l2, reg.l1, reg.keep_prob),
                          bayes_source=source)
-    return Trained(result, model, metrics, diagnosis)
+    return Trained(result, model, metrics, diagnosis, batch)
 
 
 def split_metrics(trained: Trained, split) -> dict[str, float]:

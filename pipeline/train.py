@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from pipeline.nn import layers
-from pipeline.nn.layers import Buffers, with_ones
+from pipeline.nn.layers import Buffers, buffer_rows, eval_chunk_rows, with_ones
 from pipeline.nn.losses import cross_entropy_from_logits, labels_from_probs, targets
 from pipeline.nn.network import Network, Params
 from pipeline.nn.optim import make_optimizer
@@ -25,14 +25,33 @@ __all__ = ["TrainSettings", "FitResult", "fit", "activation_stats", "grad_norms"
 
 def activation_stats(buf: Buffers) -> dict[str, float]:
     """Mean and std of each hidden layer's activations (evaluation mode, no dropout)."""
-    out = {}
-    for l, H in enumerate(buf.H, start=1):
+    return _stats_of([_moments(buf)])
+
+
+def _moments(buf: Buffers) -> list[tuple[int, float, float]]:
+    """(count, mean, sum of squared deviations) of each hidden layer's activations in `buf`."""
+    out = []
+    for H in buf.H:
         # = H.mean(), H.std() (same two-pass formula) at 2x less per call: an evaluation's
         # statistics cost as much as a training step on the default network.
         mean = H.sum() / H.size
         d = np.subtract(H, mean).ravel()
+        out.append((H.size, mean, np.dot(d, d)))
+    return out
+
+
+def _stats_of(chunks: list[list[tuple[int, float, float]]]) -> dict[str, float]:
+    """Mean and std per layer over evaluation chunks (Chan et al.'s pairwise combination of
+    the chunks' moments; one chunk gives exactly the two-pass formula's numbers)."""
+    out = {}
+    for l, parts in enumerate(zip(*chunks), start=1):
+        n, mean, m2 = parts[0]
+        for n_b, mean_b, m2_b in parts[1:]:
+            delta, total = mean_b - mean, n + n_b
+            mean, m2 = mean + delta * n_b / total, m2 + m2_b + delta * delta * n * n_b / total
+            n = total
         out[f"act_mean_{l}"] = float(mean)
-        out[f"act_std_{l}"] = float(np.sqrt(np.dot(d, d) / H.size))
+        out[f"act_std_{l}"] = float(np.sqrt(m2 / n))
     return out
 
 
@@ -41,16 +60,16 @@ def grad_norms(grad_views: Params) -> dict[str, float]:
     return {f"grad_norm_{k}": float(np.linalg.norm(v)) for k, v in grad_views.items()}
 
 
-def _scores(buf: Buffers, net: Network, XA, y) -> tuple[float, float]:
-    P = layers.forward(buf, net.Was, XA)              # (n_out, m)
-    loss = cross_entropy_from_logits(buf.Z[-1].T, y, buf.output)
-    return loss, float(np.mean(labels_from_probs(P.T) == y))
-
-
 class _Loop:
-    """The network being trained (a copy), its flat gradient, and one `Buffers` per batch size:
-    each step is `layers.forward`, `layers.backward`, `Penalty.add_gradient`, the optimizer's
-    step -- the same functions `Network.gradient` and the gradient check use."""
+    """The network being trained (a copy), its flat gradient, and its buffers: each step is
+    `layers.forward`, `layers.backward`, `Penalty.add_gradient`, the optimizer's step -- the
+    same functions `Network.gradient` and the gradient check use.
+
+    Memory: ONE buffer arena for the batch size. A shorter last batch and every evaluation
+    chunk are carved from it (evaluation runs over chunks of the batch size, or of
+    `eval_chunk_rows` when the batches are smaller), so evaluating the train and dev splits
+    allocates nothing when the batch is at least a chunk; `_use` rewrites the ones rows a
+    buffer shares with the others before it is used after another."""
 
     def __init__(self, net: Network, X, y, settings: TrainSettings, rng):
         self.net = net = net.copy(np.dtype(settings.dtype))
@@ -68,29 +87,34 @@ class _Loop:
         self.XT = with_ones(X.T)                                      # [X.T; 1], (n0 + 1, m)
         self.TT = np.ascontiguousarray(
             targets(y, net.arch.output, net.arch.layer_sizes[-1], net.theta.dtype).T)
+        self._live = None                                             # the buffer used last
         self._make_batches(settings.batch_size, keep)
         self.opt = make_optimizer(settings.optimizer, settings.learning_rate,
                                   **settings.optimizer_options())
         self.rng = rng
-        has_dropout = min(keep, default=1.0) < 1.0
-        full = self.batches[0][2] if not self.shuffle and not has_dropout else None
-        self.eval_train = full or Buffers(net.arch, self.m, net.theta.dtype)
-        self._eval_bufs: dict[int, Buffers] = {self.m: self.eval_train}
+        self._eval_bufs: dict[int, Buffers] = {}
+        self._eval_arena = None
 
     def _make_batches(self, batch_size, keep):
         m, arch, dtype = self.m, self.net.arch, self.net.theta.dtype
-        bsz = m if batch_size is None else min(batch_size, m)
+        self.bsz = bsz = m if batch_size is None else min(batch_size, m)
         self.shuffle = bsz < m  # a full batch is the same sum in any order: no draw needed
+        main = Buffers(arch, bsz, dtype, keep)
         if not self.shuffle:
-            self.batches = [(self.XT, self.TT, Buffers(arch, m, dtype, keep))]
+            self.batches = [(self.XT, self.TT, main)]
             return
         self.Xs, self.Ts = np.empty_like(self.XT), np.empty_like(self.TT)
-        bufs: dict[int, Buffers] = {}
+        bufs: dict[int, Buffers] = {bsz: main}
         self.batches = []
         for s in range(0, m, bsz):
             n = min(bsz, m - s)
-            buf = bufs.get(n) or bufs.setdefault(n, Buffers(arch, n, dtype, keep))
+            buf = bufs.get(n) or bufs.setdefault(n, Buffers(arch, n, dtype, keep, main.arena))
             self.batches.append((self.Xs[:, s:s + n], self.Ts[:, s:s + n], buf))
+
+    def _use(self, buf: Buffers) -> Buffers:
+        if buf is not self._live:
+            self._live = buf.ones()
+        return buf
 
     def epoch(self) -> bool:
         """One pass over the training set; False (update not applied) on a non-finite gradient."""
@@ -101,6 +125,8 @@ class _Loop:
             np.take(self.XT, perm, axis=1, out=self.Xs)
             np.take(self.TT, perm, axis=1, out=self.Ts)
         for Xb, Tb, buf in self.batches:
+            if buf is not self._live:
+                self._use(buf)
             layers.forward(buf, Was, Xb, rng)
             layers.backward(buf, Ws, Tb, gWas)
             pen.add_gradient(theta, grad)
@@ -110,19 +136,45 @@ class _Loop:
             pen.prox(theta, self.lr)
         return True
 
-    def buffers(self, m: int) -> Buffers:
-        buf = self._eval_bufs.get(m)
-        if buf is None:
-            buf = self._eval_bufs[m] = Buffers(self.net.arch, m, self.net.theta.dtype)
-        return buf
+    def _chunks(self, XT, y):
+        """(buffers, [XT; 1] columns, labels) per evaluation chunk of XT (n0 + 1, m)."""
+        arch, dtype = self.net.arch, self.net.theta.dtype
+        if self._eval_arena is None:
+            rows = max(self.bsz, min(max(self.m, XT.shape[1]), eval_chunk_rows(arch, dtype)))
+            main = self.batches[0][2]
+            self._chunk = rows
+            self._eval_arena = (main.arena if rows <= self.bsz else
+                                np.empty(buffer_rows(arch) * rows, dtype=dtype))
+        for s in range(0, XT.shape[1], self._chunk):
+            n = min(self._chunk, XT.shape[1] - s)
+            buf = self._eval_bufs.get(n)
+            if buf is None:
+                buf = self._eval_bufs[n] = Buffers(arch, n, dtype, arena=self._eval_arena)
+            yield self._use(buf), XT[:, s:s + n], y[s:s + n]
+
+    def _scores(self, XT, y, moments=None) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy over XT's chunks (each chunk's hidden-activation
+        moments appended to `moments` when given)."""
+        parts = []
+        for buf, XA, yc in self._chunks(XT, y):
+            P = layers.forward(buf, self.net.Was, XA)          # (n_out, n)
+            loss = cross_entropy_from_logits(buf.Z[-1].T, yc, buf.output)
+            parts.append((buf.m, loss, np.mean(labels_from_probs(P.T) == yc)))
+            if moments is not None:
+                moments.append(_moments(buf))
+        if len(parts) == 1:  # the whole split in one chunk: exactly the unchunked numbers
+            return parts[0][1], float(parts[0][2])
+        m = sum(n for n, _, _ in parts)
+        return (sum(n * loss for n, loss, _ in parts) / m,
+                float(sum(n * acc for n, _, acc in parts) / m))
 
     def evaluate(self, y, XT_dev, y_dev) -> dict[str, float]:
-        buf = self.eval_train
-        train_loss, train_acc = _scores(buf, self.net, self.XT, y)
+        moments: list = []
+        train_loss, train_acc = self._scores(self.XT, y, moments)
         metrics = {"train_loss": train_loss, "train_accuracy": train_acc}
-        metrics.update(activation_stats(buf))
+        metrics.update(_stats_of(moments))
         if XT_dev is not None:
-            dev_loss, dev_acc = _scores(self.buffers(XT_dev.shape[1]), self.net, XT_dev, y_dev)
+            dev_loss, dev_acc = self._scores(XT_dev, y_dev)
             metrics.update(dev_loss=dev_loss, dev_accuracy=dev_acc, dev_error=1.0 - dev_acc)
         metrics["train_objective"] = train_loss + self.penalty.value(self.net.Ws)
         metrics.update(grad_norms(self.grad_views))

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 # One BLAS thread, as every command sets (pipeline/cli.py main): the tests' matrices are
 # small, and with busy cores a second OpenBLAS thread spins (25x slower trainings measured).
@@ -206,3 +207,24 @@ def pytest_terminal_summary(terminalreporter):
             f"NOTE: {len(skipped)} MLflow UI browser test(s) SKIPPED: no Chromium on this "
             "machine; run `apt-get install -y chromium` (as .ci/run does) to run them.",
             yellow=True, bold=True)
+
+
+@pytest.fixture(autouse=True)
+def _sys_path_restored():
+    """Loading a pyfunc model puts its logged code first on sys.path (MLflow's code_paths) for
+    good: a later test's spawned workers (lessons, searches) then imported that copy of
+    `pipeline` instead of the checkout's. Every test gets its path and `pipeline` modules back
+    (tests/test_daily_commands.py's `own_sys_path` did this for its own tests only)."""
+    path = list(sys.path)
+    ours = {k: v for k, v in sys.modules.items() if k == "pipeline" or k.startswith("pipeline.")}
+    yield
+    sys.path[:] = path
+    for name in [k for k in sys.modules if k == "pipeline" or k.startswith("pipeline.")]:
+        # only a module loaded from elsewhere (a model's logged code/) goes: one of the
+        # checkout's imported during the test stays, as later tests patch it by name
+        if not str(getattr(sys.modules[name], "__file__", "") or "").startswith(_PACKAGE_DIR):
+            del sys.modules[name]
+    sys.modules.update(ours)
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1] / "pipeline")

@@ -2,6 +2,7 @@
 the config's sections field by field, and a config error imports nothing heavy."""
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,8 +64,10 @@ def test_a_config_error_imports_no_heavy_library(tmp_path, override):
 
 
 @pytest.mark.parametrize("overrides, check", [
-    (["data.name=table", "data.path=t.csv", "data.label=y"], lambda c: c.data.path == "t.csv"),
-    (["data.target={name: table, path: d.csv, label: y}"], lambda c: c.data.target.path == "d.csv"),
+    (["data.name=table", "data.path=t.csv", "data.label=y"],
+     lambda c: c.data.path == os.path.abspath("t.csv")),       # resolved where it was typed
+    (["data.target={name: table, path: d.csv, label: y}"],
+     lambda c: c.data.target.path == os.path.abspath("d.csv")),
     (["data.target={params: {variant: clean}}"], lambda c: c.data.target.params == {"variant": "clean"}),
     (["data.name=rings", "data.params={n_samples: 300, noise: 0.1}"],
      lambda c: c.data.params["n_samples"] == 300),

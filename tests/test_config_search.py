@@ -87,7 +87,8 @@ def test_gate_direction_follows_the_metric():
     ({"type": "float", "low": 0.1, "high": 1.0, "step": 0}, "step must be > 0, got 0.0"),
     ({"type": "float", "low": 0.1, "high": float("inf")}, "high must be finite, got inf"),
     ({"type": "float", "low": 0.1, "high": 1.0, "lo": 2}, "unknown key lo; valid keys of regularization.l2: "
-                                                          "choices, high, log, low, step, type"),
+                                                          "choices, high, log, low, step, type; "
+                                                          "did you mean low?"),
 ])
 def test_space_errors_use_the_config_translator(spec, message):
     # one translator of pydantic errors for the config, the search space and the lessons

@@ -233,12 +233,16 @@ def test_a_network_too_large_for_memory_is_refused_before_a_run(tmp_path, monkey
     from pipeline.memory_needed import footprint, size_text
 
     monkeypatch.chdir(tmp_path)
+    free = 20 * 2**30  # the estimate is of the batch train chooses from it (null batch_size)
+    monkeypatch.setattr("pipeline.commands.train.available_memory", lambda: free)
     store = tmp_path / "mlflow.db"
     args = ["model.hidden=[100000,100000]", f"tracking.uri=sqlite:///{store}"]
     code = main(["train", "--quiet", "--conf-dir", str(CONF), *args])
     err = capsys.readouterr().err
     assert code == 2, err
-    need = footprint(cfg := load_config(args, conf_dir=CONF), stages.prepare(cfg))
+    cfg = load_config(args, conf_dir=CONF)
+    prepared = stages.prepare(cfg)
+    need = footprint(cfg, prepared, stages.batch_choice(cfg, prepared, free))
     (line,) = lines(err)
     assert line.startswith(f"error: model.hidden=[100000, 100000]: the network needs about "
                            f"{size_text(need.total)} of memory to train (parameters, gradient "

@@ -117,8 +117,8 @@ def test_a_lesson_is_a_parent_with_one_finished_child_per_arm_and_seed(workdir, 
 @pytest.mark.parametrize("args, message", [
     (["nope"], "error: lesson must be one of ['augmentation', 'bias_variance'"),
     (["initialization", "seeds=0"], "error: seeds must be an integer >= 1, got '0'"),
-    (["initialization", "model.init=magic"], "error: lesson initialization: command line: "
-                                             "model.init must be one of"),
+    (["initialization", "model.activation=magic"], "error: lesson initialization: command "
+                                                   "line: model.activation must be one of"),
     (["initialization", "data.params={n_samples: 2}"], "error: rings.n_samples must be"),
 ])
 def test_bad_input_exits_2_and_creates_no_run(existing_store, tmp_path, monkeypatch, capsys,

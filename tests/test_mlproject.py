@@ -123,7 +123,7 @@ def test_mlflow_models_predict_matches_the_pipeline(project_run):
     assert done.returncode == 0, done.stderr[-3000:]
     predictions = json.loads((tmp / "pred.json").read_text())["predictions"]
     labels = [p["label"] if isinstance(p, dict) else p for p in predictions]
-    assert labels == [str(v) for v in expected]
+    assert labels == [int(v) for v in expected]               # integer classes: JSON numbers
     assert len(labels) == prepared.raw_dev.n
 
 

@@ -72,27 +72,6 @@ def test_a_new_sqlite_store_is_a_copy_of_the_template_with_its_own_default_exper
     assert [p.name for p in (tmp_path / "cache").iterdir()][0].endswith("-store.db")
 
 
-def _schedule(*overrides):
-    from pipeline.search.study import ReportSchedule
-
-    return ReportSchedule(load_config(list(overrides), conf_dir=CONF))
-
-
-def test_trials_report_only_where_the_pruner_decides():
-    evaluations = range(10, 2001, 10)
-    default = _schedule()                                       # conf/base.yaml: median
-    assert [e for e in evaluations if default.due(e)] == list(range(100, 2001, 10))
-    hyper200 = _schedule("search.pruner.name=hyperband", "search.pruner.min_resource=200")
-    assert [e for e in evaluations if hyper200.due(e)] == [200, 600, 1800]
-    median = _schedule("search.pruner.name=median", "search.pruner.n_warmup_steps=100",
-                       "search.pruner.interval_steps=50")
-    assert [e for e in evaluations if median.due(e)] == list(range(100, 2001, 50))
-    assert not any(_schedule("search.pruner.name=none").due(e) for e in evaluations)
-    hyper = _schedule("search.pruner.name=hyperband", "search.pruner.min_resource=1",
-                      "search.pruner.reduction_factor=3")   # rungs 1, 3, 9, 27, 81, 243, 729
-    assert [e for e in evaluations if hyper.due(e)] == [10, 30, 90, 250, 730]
-
-
 def test_one_log_batch_call_beyond_mlflows_limits_stores_everything(tmp_path, monkeypatch):
     # The child run's writes are ONE client.log_batch; MLflow's client splits it by its own
     # limits (1000 entities, 100 params/tags per request), so we keep no chunking of our own.

@@ -139,7 +139,8 @@ def test_changed_data_is_named_and_changes_the_numbers(store, capsys):
     finally:
         _write_table(tmp / "t.csv")
     verdict = capsys.readouterr().out.rstrip()
-    assert "checks differ: data digest train, data digest dev, metric final/train_loss" in verdict
+    assert (f"checks differ: data digest train, data digest dev, file digest data.path "
+            f"({tmp / 't.csv'}), metric final/train_loss") in verdict
     assert main(["reproduce", trials[2], "--quiet"]) == 0   # the data back: matches again
 
 

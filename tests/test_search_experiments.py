@@ -33,7 +33,7 @@ def test_mlflow_run_search_leaves_a_pointer_run_and_logs_into_the_study_experime
     proj, search = (client.get_experiment_by_name(n) for n in ("proj", "mr-search"))
     (pointer,) = client.search_runs([proj.experiment_id])        # nothing else in "proj"
     tags = pointer.data.tags
-    assert pointer.info.status == "FINISHED" and pointer.info.run_name == "search-mr"
+    assert pointer.info.status == "FINISHED" and pointer.info.run_name == "search-mr trials 1-2"
     assert tags["stage"] == "search_pointer" and tags["search.experiment_id"] == search.experiment_id
     assert tags["mlflow.project.entryPoint"] == "search"
     parent = client.get_run(tags["search.parent_run_id"])

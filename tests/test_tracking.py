@@ -182,9 +182,9 @@ def test_pyfunc_predicts_raw_inputs_like_the_pipeline(logged):
     _, prepared, trained, run_id = logged
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     X = prepared.raw_dev.X                                             # raw, unstandardized
-    expected = np.asarray(prepared.classes)[trained.model.predict(X)]
+    expected = [int(c) for c in np.asarray(prepared.classes)[trained.model.predict(X)]]
     got = model.predict(pd.DataFrame(X, columns=list(prepared.feature_names)))
-    assert list(got) == list(expected)
+    assert got.dtype == np.int64 and list(got) == expected    # integer classes come back as ints
     proba = model.predict(pd.DataFrame(X[:4], columns=["x1", "x2"]), params={"proba": True})
     assert list(proba.columns) == ["label", "proba_0", "proba_1"]
     p1 = trained.model.predict_proba(X[:4])[:, 0]                     # the core's P(class 1)
@@ -225,7 +225,7 @@ def test_served_model_runs_the_core_and_agrees_with_the_oracle(store, activation
     oracle, _ = o_forward(trained.model.network.params, prepared.standardizer.transform(X),
                           activation)
     np.testing.assert_allclose(got["proba_1"], oracle[:, 0], rtol=1e-10, atol=1e-12)
-    assert list(got["label"]) == list(np.asarray(prepared.classes)[trained.model.predict(X)])
+    assert list(got["label"]) == [int(c) for c in np.asarray(prepared.classes)[trained.model.predict(X)]]
 
 
 def _download(uri, dest):

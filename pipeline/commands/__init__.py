@@ -12,7 +12,12 @@ def project_experiment() -> str | None:
     """Under `mlflow run` the project runner has already created the run (MLFLOW_RUN_ID) in the
     experiment it chose (--experiment-name, else Default): the command logs into that run and
     experiment instead of opening new ones. None outside `mlflow run`."""
-    return os.environ.get("MLFLOW_EXPERIMENT_ID") if os.environ.get("MLFLOW_RUN_ID") else None
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        return None
+    from pipeline.commands.project_params import note_default_experiment
+
+    note_default_experiment(os.environ.get("MLFLOW_EXPERIMENT_ID"))
+    return os.environ.get("MLFLOW_EXPERIMENT_ID")
 
 
 def add_config_arguments(parser) -> None:
@@ -61,3 +66,17 @@ def stop_of(args):
 
     stop = getattr(args, "stop", None)
     return stop if stop is not None else Stop()
+
+
+def print_open_hint(ui_url: str | None, *, experiment_id: str | None = None,
+                    run_id: str | None = None, show_run: bool = False) -> None:
+    """After a command that recorded runs: the store, the `mlflow ui` command that serves it
+    where the links point, and the runs table (of `experiment_id`, else of `run_id`'s
+    experiment); the run's own link too when `show_run`."""
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking.ui import open_hint
+
+    if experiment_id is None:
+        experiment_id = MlflowClient().get_run(run_id).info.experiment_id
+    print("\n".join(open_hint(ui_url, experiment_id, run_id if show_run else None)), flush=True)

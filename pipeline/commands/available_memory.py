@@ -48,14 +48,17 @@ def available_memory() -> int | None:
     return min(known) if known else None
 
 
-def prepare_in_memory(cfg):
+def prepare_in_memory(cfg, free: int | None = None):
     """`stages.prepare(cfg)`, then the check that training it fits in memory: a ValueError of
     one line (exit 2), before any run, when the data alone is too large to make or read (numpy's
-    MemoryError names the allocation) or when the network to train on it is."""
+    MemoryError names the allocation) or when the network to train on it is. `free`: the
+    `available_memory()` the train command read and will pass to `stages.train`, which chooses
+    the batch size of a null training.batch_size from it: the check is then of that batch (None:
+    read here, and the batch is the config's)."""
     from pipeline import stages
     from pipeline.memory_needed import check_memory, size_text
 
-    available = available_memory()
+    available = available_memory() if free is None else free
     try:
         prepared = stages.prepare(cfg)
     except MemoryError as exc:
@@ -64,5 +67,5 @@ def prepare_in_memory(cfg):
         free = "" if available is None else f", {size_text(available)} available"
         raise ValueError(f"{key}: the data set {dc.name!r} does not fit in memory ({exc}"
                          f"{free}); use fewer rows") from None
-    check_memory(cfg, prepared, available)
+    check_memory(cfg, prepared, available, stages.batch_choice(cfg, prepared, free))
     return prepared

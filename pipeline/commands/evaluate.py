@@ -45,11 +45,14 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_optuna()
     try:
-        run_evaluate(cfg, workdir=Path.cwd(), experiment_id=project_experiment(),
-                     stop=stop_of(args))
+        done = run_evaluate(cfg, workdir=Path.cwd(), experiment_id=project_experiment(),
+                            stop=stop_of(args))
     except Stopped as exc:  # cli.main prints it and exits 143/130
         exc.outcome = ("after the test look: the evaluation above was recorded and printed in "
                        "full" if exc.held else "before the test split was opened: nothing "
                        "recorded, the test look is not spent (run evaluate again)")
         raise
+    from pipeline.commands import print_open_hint
+
+    print_open_hint(cfg.tracking.ui_url, run_id=done.run_id)
     return 0

@@ -5,8 +5,8 @@ experiment `<tracking.experiment>-lesson-<lesson>` (pipeline/tracking/lesson_par
 at the parent.
 
 `seeds=`, `first_seed=` (default 0) and `workers=` belong to the experiment; every other
-key=value is a config override applied to every arm (an arm's own keys win: they are the
-comparison). Order for honest records: the lesson file, every arm's config and each arm's
+key=value is a config override applied to every arm; an override of a key an arm sets is
+refused in one line naming the key and the arms (they are the comparison: lessons/plan.py). Order for honest records: the lesson file, every arm's config and each arm's
 data are validated BEFORE a run exists, so bad input exits 2 with one line and creates nothing.
 `--output DIR` also writes the table, the verdict and the figures as files
 (docs/make_lesson_figures.py uses it). A worker that dies (kill -9, OOM) is named on stderr
@@ -151,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"lesson experiment {LP.experiment_name(cfg.tracking.experiment, lesson.name)}: "
           f"{links['runs']}")
     print(f"parent run {parent}: {links['run']}")
+    from pipeline.commands import print_open_hint
+
+    print_open_hint(cfg.tracking.ui_url, experiment_id=experiment_id)
     return 0
 
 

@@ -47,6 +47,9 @@ def run(args, out=None) -> int:
     pruned_at = trial_state(args.run_id, logged) if trial else None
     cfg = config_from_yaml(logged["config"], f"config of run {args.run_id}")
     rows = param_checks(logged["params"], cfg) + environment_checks(logged)
+    chosen = logged["params"].get("training.batch_size_chosen", "full")
+    if chosen != "full":  # a null batch_size the run resolved from its free memory: the same
+        cfg = cfg.with_overrides({"training.batch_size": int(chosen)})
     from pipeline.commands.available_memory import prepare_in_memory
 
     prepared = prepare_in_memory(cfg)         # too large: one line, not a MemoryError mid-way
@@ -54,6 +57,7 @@ def run(args, out=None) -> int:
         if not (trial and split == "test"):   # a trial never held the test split
             rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"),
                          digest))
+    rows += file_checks(logged["tags"], cfg)
     count, notes = blas_plan(logged["tags"])
     from pipeline.commands import stop_of
     from pipeline.stop import Stopped
@@ -77,8 +81,21 @@ def run(args, out=None) -> int:
     text = full.getvalue()
     print(text.splitlines()[-1] if args.quiet else text.rstrip("\n"), file=out or sys.stdout)
     if os.environ.get("MLFLOW_RUN_ID") and os.environ["MLFLOW_RUN_ID"] != args.run_id:
+        from pipeline.commands.project_params import note_default_experiment
+
+        note_default_experiment(os.environ.get("MLFLOW_EXPERIMENT_ID"))
         record_in_project_run(os.environ["MLFLOW_RUN_ID"], args.run_id, rows, text)
     return code
+
+
+def file_checks(tags, cfg) -> list[tuple[str, object, object]]:
+    """The digest of each table file the run read (tag `<key>.digest`) against the file at
+    the logged absolute path now: an edited file is named, not only its changed splits."""
+    from pipeline import stages
+    from pipeline.data.digest import file_digest
+
+    return [(f"file digest {key} ({path})", tags.get(f"{key}.digest"), file_digest(path))
+            for key, path in stages.table_paths(cfg).items()]
 
 
 def trial_state(run_id: str, logged: dict) -> int | None:

@@ -51,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.search.sweep import run_search
 
     quiet_optuna()
+    from pipeline.commands.available_memory import prepare_in_memory
+
+    # the base network too large for memory: one line before a study or a run exists (a
+    # sampled model.hidden larger than the base one is not checked here)
+    prepared = prepare_in_memory(cfg)
     experiment = project_experiment()                # before take_project_run clears it
     pointer = take_project_run()
     # a stop (SIGTERM/Ctrl-C) comes back as `Stopped` saying what it ended (run_search sets
@@ -60,9 +65,14 @@ def run(args: argparse.Namespace) -> int:
     with one_line_faults(lambda: _stores(cfg), "during the search"):  # not 1,900 lines
         result = run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
                             experiment_id=experiment, pointer_run_id=pointer,
-                            stop=stop_of(args))
+                            stop=stop_of(args), prepared=prepared)
     if result.parent_run_id is None and pointer is not None:
         _describe_empty_project_run(pointer, result)
+    if result.parent_run_id is not None:
+        from pipeline.commands import print_open_hint
+
+        print_open_hint(cfg.tracking.ui_url, experiment_id=result.search_experiment_id,
+                        run_id=result.parent_run_id)
     return 0
 
 

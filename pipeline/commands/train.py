@@ -12,7 +12,7 @@ import time
 
 from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, preflight,
                                project_experiment, stop_of, unsent)
-from pipeline.commands.available_memory import prepare_in_memory
+from pipeline.commands.available_memory import available_memory, prepare_in_memory
 from pipeline.curve_points import CurvePoints
 from pipeline.redact import redact
 
@@ -65,7 +65,8 @@ def run(args) -> int:
 
     stop = stop_of(args)
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
-    prepared = prepare_in_memory(cfg)                # bad data (or too large) fails before a run
+    free = available_memory()                        # a null batch_size: full batch if it fits
+    prepared = prepare_in_memory(cfg, free)          # bad data (or too large) fails before a run
     preflight.check(cfg)                             # tracking store usable, before a run
     stop.check()                                     # stopped while preparing: nothing made
 
@@ -82,7 +83,9 @@ def run(args) -> int:
     started = time.perf_counter()
     from pipeline.tracking.cache import TrainCache
 
-    cache = TrainCache(cfg, prepared, read=use_cache(cfg, args))  # an identical finished run?
+    batch = stages.batch_choice(cfg, prepared, free)  # a null batch_size: chosen by free memory
+    cache = TrainCache(cfg, prepared, read=use_cache(cfg, args),  # an identical finished run?
+                       batch_chosen=batch and batch.rows)
     run_id = buffer = trained = None
     try:
         with tracking.run(name, tags=tags, experiment_id=experiment_id, stop=stop) as active:
@@ -96,11 +99,13 @@ def run(args) -> int:
                 # at most ~1000 points per curve, ~100 per diagnostic series
                 buffer = tracking.MetricBuffer(
                     run_id, CurvePoints.of_training(stages.settings(cfg)))
+                if batch is not None and batch.rows is not None:
+                    print(batch.describe(), file=sys.stderr, flush=True)
                 progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
                 say = status_printer(enabled=not args.quiet)
                 try:
                     trained = stages.train(cfg, prepared, callbacks=[buffer, progress],
-                                           stop=stop)
+                                           stop=stop, free_memory=free)
                 finally:
                     progress.close()
                     if buffer.points:
@@ -128,19 +133,20 @@ def use_cache(cfg, args) -> bool:
 def report(cfg, run_id: str, experiment_id: str, trained, seconds: float, out=None) -> None:
     from pipeline import tracking
 
+    from pipeline.tracking.ui import open_hint
+
     m, fit = trained.metrics, trained.fit
-    links = tracking.ui_links(cfg.tracking.ui_url, experiment_id, run_id)
-    uri = redact(tracking.tracking_uri())
+    # "completed" says no more than the epoch count; the other reasons' messages explain
+    why = "" if fit.stop_reason == "completed" else f" ({fit.stop_message})"
     lines = [
         f"run {run_id} finished in {seconds:.1f} s (experiment id {experiment_id})",
         f"  train: loss {m['train_loss']:.4f}  accuracy {m['train_accuracy']:.2%}",
         f"  dev:   loss {m['dev_loss']:.4f}  accuracy {m['dev_accuracy']:.2%}",
-        f"  stop:  {fit.stop_reason} after {fit.epochs_run} epochs ({fit.stop_message})",
+        f"  stop:  {fit.stop_reason} after {fit.epochs_run} epochs{why}",
         f"  model: the parameters of epoch {fit.best_epoch} ({_which(cfg, fit)})",
+        *([f"  {trained.batch.describe()}"] if trained.batch and trained.batch.rows else []),
         *("  " + line for line in trained.diagnosis.format().splitlines()),
-        f"  store: {uri}",
-        f"  UI:    mlflow ui --backend-store-uri {uri}   then open {links['runs']}",
-        f"         this run: {links['run']}",
+        *open_hint(cfg.tracking.ui_url, experiment_id, run_id, tracking.tracking_uri()),
     ]
     if fit.stop_reason == "non_finite":
         lines.insert(1, f"  WARNING: training diverged: {fit.stop_message}")

@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"worker: {done.ran} trial{'' if done.ran == 1 else 's'} finished here; study "
           f"{done.study} ({done.storage}) has {done.finished} finished trials "
           f"(target {done.target}), parent run {done.parent_run_id}")
+    if done.ran and done.parent_run_id:  # trial runs were recorded under that parent
+        from pipeline.commands import print_open_hint
+
+        print_open_hint(None, run_id=done.parent_run_id)
     return 0
 
 

@@ -90,7 +90,7 @@ def explain_error(exc: ValidationError, root: type[BaseModel], name: str = "the 
     if kind == "extra_forbidden":
         parent = ".".join(str(p) for p in loc[:-1]) or name
         valid = sorted(_fields_at(root, loc[:-1]))
-        return f"unknown key {key}; valid keys of {parent}: {', '.join(valid)}"
+        return f"unknown key {key}; valid keys of {parent}: {', '.join(valid)}{_hint(loc, value, root)}"
     if kind == "missing":
         return f"missing key {key}"
     if kind == "value_error":
@@ -102,6 +102,21 @@ def explain_error(exc: ValidationError, root: type[BaseModel], name: str = "the 
     if kind.split("_")[0] in _TYPES:
         return f"{key} must be {_TYPES[kind.split('_')[0]]}, got {value!r}"
     return f"{key}: {err['msg']}, got {value!r}"
+
+
+def _hint(loc: list, value: Any, root: type[BaseModel]) -> str:
+    """"; did you mean regularization.l2?" when a key of `root` (or the config key of an
+    MLproject parameter name) is close to the one typed, else ""."""
+    from pipeline.config.suggest import MLPROJECT_ALIASES, did_you_mean, dotted_keys, typed_key
+
+    typed = typed_key([str(p) for p in loc if not isinstance(p, int)], value)
+    keys = set(dotted_keys(root))
+    aliases = {k: v for k, v in MLPROJECT_ALIASES.items() if v in keys}
+    meant = did_you_mean(typed, root, aliases)
+    if meant is None:
+        return ""
+    alias = f" (the MLproject parameter {typed} sets it)" if aliases.get(typed) == meant else ""
+    return f"; did you mean {meant}?{alias}"
 
 
 _TYPES = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string",

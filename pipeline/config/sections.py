@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, model_validator
+import os
+
+from pydantic import BeforeValidator, field_validator, model_validator
 
 # The registries themselves, not their names in strings: importing them costs numpy only (the
 # data sets import scikit-learn and pandas inside the functions that use them).
@@ -44,6 +46,14 @@ class SourceConfig(Section):
     path: str | None = None          # CSV/Parquet when name == "table"
     label: str | None = None         # label column of the table
     features: tuple[str, ...] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        """A relative path is made absolute against the directory the config is loaded in,
+        once: the logged params and config.yaml then name the file itself, so `reproduce`
+        (and a study resumed) from another directory reads the same file. Idempotent."""
+        return path if not path else os.path.normpath(os.path.abspath(os.path.expanduser(path)))
 
     @model_validator(mode="after")
     def _table_needs_path_and_label(self) -> "SourceConfig":
@@ -136,7 +146,7 @@ class TrainingConfig(Section):
     optimizer: Optimizer = "gd"
     learning_rate: Positive = 0.01
     epochs: PosInt = 10_000
-    batch_size: PosInt | None = None      # None = full batch
+    batch_size: PosInt | None = None      # None = full batch (train: if it fits, batch_choice.py)
     beta1: UnitHalfOpen = 0.9
     beta2: UnitHalfOpen = 0.999
     epsilon: Positive = 1e-8
@@ -183,7 +193,9 @@ class TrackingConfig(Section):
     run_name: str | None = None
     log_model: bool = True
     log_figures: bool = True
-    ui_url: str = "http://127.0.0.1:5000"  # where `mlflow ui` listens; used for the printed link
+    # where printed links point; None: a tracking server itself (an http store), else
+    # http://127.0.0.1:5000, where `mlflow ui` listens (tracking/ui.py ui_address)
+    ui_url: str | None = None
     # reuse a FINISHED run of the store whose config, data, code and arithmetic are identical
     # (docs/tracking.md, "Run cache"); false (or --no-cache) trains afresh
     cache: bool = True

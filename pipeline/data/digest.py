@@ -26,3 +26,13 @@ def array_digest(X: np.ndarray, y: np.ndarray) -> str:
         h.update(f"{arr.shape}|{arr.dtype.str}|".encode())
         h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()[:DIGEST_CHARS]
+
+
+def file_digest(path) -> str:
+    """The short digest of a file's bytes (read in 1 MiB chunks): which exact table a run read,
+    logged beside its path so `reproduce` can tell an edited file from the same one."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(2**20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:DIGEST_CHARS]

@@ -2,7 +2,9 @@
 
 Layers, later wins: conf/base.yaml (+ conf/local) <- the lesson's `base` <- the command line's
 key=value overrides <- the arm's overrides <- `seed`. The command line cannot undo what an arm
-sets (that is the comparison); it can change everything else (epochs, data size, ...).
+sets (that is the comparison): such an override is refused in one line naming the key and the
+arms (`arm_conflicts`) rather than silently losing to the arm; it can change everything else
+(epochs, data size, ...).
 Every config is built here, before any run exists, so a bad override fails at the door.
 """
 
@@ -57,6 +59,7 @@ def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] =
         raise ValueError(f"seeds must be an integer in [1, {MAX_SEEDS}], got {n!r}")
     base = load_config(conf_dir=conf_dir)
     cli = dotted(overrides)
+    arm_conflicts(lesson, cli)
     layers = [("base", lesson.base), ("command line", cli)]
     jobs = []
     for arm, arm_over in lesson.arm_overrides().items():
@@ -76,6 +79,22 @@ def plan(lesson: Lesson, *, seeds: int | None = None, overrides: Sequence[str] =
             items = [*_items(lesson.base), *overrides, *_items(arm_over), f"seed={seed}"]
             jobs.append(Job(lesson, arm, seed, seeded.to_yaml(), tuple(items)))
     return jobs
+
+
+def arm_conflicts(lesson: Lesson, cli: Mapping[str, Any]) -> None:
+    """Refuse an override of a key some arm sets (or a section holding one, or a key inside
+    one): the arm's value would win in that arm and the override apply only to the others,
+    so the comparison would change without a word. Refused, not warned: a warning scrolls
+    past the per-run lines and the verdict would still be printed as the lesson's."""
+    arms = lesson.arm_overrides()
+    for key in cli:
+        setting = [(arm, k) for arm, over in arms.items() for k in over
+                   if k == key or k.startswith(key + ".") or key.startswith(k + ".")]
+        if setting:
+            shown = ", ".join(f"{arm} ({k}={_text(arms[arm][k])})" for arm, k in setting)
+            raise ValueError(f"override {key} cannot apply: lesson {lesson.name}'s arms set it, "
+                             f"and they are the comparison: {shown}; drop the override, or copy "
+                             f"the lesson file and change its arms")
 
 
 def _check_kind(lesson: Lesson, arm: str, cfg) -> None:

@@ -6,13 +6,15 @@ Counted from what `fit` (pipeline/train.py) and the network allocate, in bytes:
   vectors (l2/m, l1/m, a scratch; a fourth for L1 with plain gd); the optimizer's state (gd 1,
   momentum 2, adam 3); the last finite parameters; the best-dev copy with early stopping; the
   returned copy with its mask;
-- the training pass: one `Buffers` (activations kept for backprop, dropout masks, deltas) per
-  batch size (a last, shorter batch has its own), the inputs and targets features-first, and a
-  shuffled copy of both when mini-batches are drawn (plus the buffer np.take fills it through);
-- the evaluation: the train set's `Buffers` in evaluation mode (shared with the training pass
-  for a full batch without dropout) and the dev set's, with the dev inputs features-first, and
-  the temporaries of the activation statistics (two of the widest hidden layer's size) and of
-  the loss (three of the output's). Equal train and dev sizes share one `Buffers`.
+- the training pass: one `Buffers` arena (activations kept for backprop, dropout masks,
+  deltas) for the batch size (a last, shorter batch is carved from it), the inputs and targets
+  features-first, and a shuffled copy of both when mini-batches are drawn (plus the buffer
+  np.take fills it through);
+- the evaluation, in chunks of max(batch, min(the larger split, `layers.eval_chunk_rows`))
+  samples: carved from the training arena when the chunk is no larger than the batch, else
+  one evaluation-mode arena of a chunk; the dev inputs features-first; and per chunk the
+  temporaries of the activation statistics (two of the widest hidden layer's size) and of the
+  loss (three of the output's).
 
 The test (tests/test_faults_hostile.py) holds this against tracemalloc's peak of a real `fit`.
 """
@@ -21,6 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
+
+import numpy as np
+
+from pipeline.nn.layers import buffer_rows, eval_chunk_rows
+from pipeline.nn.network import Architecture
 
 OPTIMIZER_STATE = {"gd": 1, "momentum": 2, "adam": 3}   # parameter-sized buffers of each step
 
@@ -44,12 +51,10 @@ def n_parameters(layer_sizes: Sequence[int]) -> int:
 
 
 def buffers_elements(layer_sizes: Sequence[int], m: int, dropout: Sequence[bool]) -> int:
-    """Elements of one `layers.Buffers` for a batch of m: A (hidden inputs with their ones
-    row), Z and D per layer, H and a mask per dropout layer, P, and the backward's scratch."""
-    hidden, n_out = list(layer_sizes[1:-1]), layer_sizes[-1]
-    per_sample = (sum(n + 1 for n in hidden) + 2 * (sum(hidden) + n_out) + n_out
-                  + 2 * sum(n for n, d in zip(hidden, dropout) if d) + max(layer_sizes[1:]))
-    return m * per_sample
+    """Elements of one `layers.Buffers` for a batch of m (`layers.buffer_rows` per sample: A,
+    Z and D per layer, H and a mask per dropout layer, P, and the backward's scratch)."""
+    keep = [0.5 if d else 1.0 for d in dropout]
+    return m * buffer_rows(Architecture(tuple(layer_sizes)), keep)
 
 
 def estimate(layer_sizes: Sequence[int], m_train: int, m_dev: int, *,
@@ -65,15 +70,14 @@ def estimate(layer_sizes: Sequence[int], m_train: int, m_dev: int, *,
     vectors = (8 + OPTIMIZER_STATE[optimizer] + early_stopping + l1_prox)
     parameters = P * (3 * 8 + vectors * itemsize)      # 3 float64 masks + the vectors
     batch = m_train if batch_size is None else min(batch_size, m_train)
-    sizes = {batch} | ({m_train % batch} - {0})        # a shorter last batch has its own
     # shuffled copies when mini-batches are drawn; np.take(..., out=) buffers its output once more
     data = (n0 + 1 + n_out) * m_train * (1 if batch == m_train else 3)
-    training = sum(buffers_elements(layer_sizes, n, drop) for n in sizes) + data
-    shared = batch == m_train and not any(drop)       # the training pass IS the evaluation's
+    training = buffers_elements(layer_sizes, batch, drop) + data  # a shorter batch is carved
+    chunk = max(batch, min(max(m_train, m_dev), eval_chunk_rows(
+        Architecture(tuple(layer_sizes)), np.float64 if itemsize == 8 else np.float32)))
     plain = [False] * n_hidden
-    temporaries = (2 * max(layer_sizes[1:-1], default=0) * m_train   # activation statistics
-                   + 3 * n_out * max(m_train, m_dev))                # the loss's
-    evaluation = ((0 if shared else buffers_elements(layer_sizes, m_train, plain))
-                  + (0 if m_dev == m_train else buffers_elements(layer_sizes, m_dev, plain))
-                  + (n0 + 1) * m_dev + temporaries)    # one Buffers per size: equal m share
+    temporaries = (2 * max(layer_sizes[1:-1], default=0) * chunk     # activation statistics
+                   + 3 * n_out * chunk)                              # the loss's
+    evaluation = ((0 if chunk <= batch else buffers_elements(layer_sizes, chunk, plain))
+                  + (n0 + 1) * m_dev + temporaries)  # chunks <= the batch share its arena
     return Footprint(parameters, training * itemsize, evaluation * itemsize)

@@ -66,21 +66,59 @@ def keep_per_layer(keep_prob, n_hidden: int) -> tuple[float, ...]:
     return values
 
 
+def buffer_rows(arch, keep=None) -> int:
+    """Rows of (n, m) arrays one `Buffers` of `keep` holds per sample: its size is this times
+    m times the item size (`choose_batch_size` and the evaluation's chunks budget with it)."""
+    sizes, keep = arch.layer_sizes, keep_per_layer(1.0 if keep is None else keep, arch.n_hidden)
+    dropped = sum(n for n, k in zip(sizes[1:-1], keep) if k < 1.0)
+    return (sum(n + 1 for n in sizes[1:-1]) + 2 * sum(sizes[1:]) + 2 * dropped + sizes[-1]
+            + max(sizes[1:]))
+
+
+# Evaluation (and prediction) runs over chunks of about this many bytes of buffers, not over
+# the whole split at once: a 600,000-row train split of the default network held a 2.6 GB
+# buffer set for evaluation alone. Below ~10,000 rows a chunk's per-call overhead shows.
+EVAL_CHUNK_BYTES = 64 * 2**20
+
+
+def eval_chunk_rows(arch, dtype) -> int:
+    """Samples per evaluation chunk: EVAL_CHUNK_BYTES of evaluation-mode buffers, >= 4096."""
+    return max(4096, EVAL_CHUNK_BYTES // (buffer_rows(arch) * np.dtype(dtype).itemsize))
+
+
 class Buffers:
-    """Every array one pass over a batch of m samples needs, allocated once.
+    """Every array one pass over a batch of m samples needs, allocated once, as views of ONE
+    flat `arena` (buffer_rows * m items).
 
     A[l] layer inputs (n_l + 1, m) ending in a row of ones (A[0] is the caller's [XT; 1]);
     Z[l] pre-activations (the last one the logits); H[l] hidden activations before dropout
     (the first rows of A[l + 1] when layer l has no dropout); masks[l] the scaled mask of the
     last forward or None; P probabilities (n_out, m); D[l] dJ/dZ. Layers with keep < 1 get
     dropout buffers; `keep=None` is evaluation mode (no dropout anywhere).
+
+    `arena`: carve the arrays from the front of an existing arena (another Buffers' of at
+    least as many items) instead of allocating: a shorter batch or an evaluation chunk then
+    costs no memory. Buffers sharing an arena overwrite each other's ones rows: call `ones()`
+    before using one after another was used.
     """
 
-    def __init__(self, arch, m: int, dtype, keep=None):
+    def __init__(self, arch, m: int, dtype, keep=None, arena: np.ndarray | None = None):
         sizes, self.L, self.output, self.m = arch.layer_sizes, arch.n_layers, arch.output, m
         self.act = get_activation(arch.hidden_activation)
         self.keep = keep_per_layer(1.0 if keep is None else keep, arch.n_hidden)
-        new = lambda n: np.empty((n, m), dtype=dtype)  # noqa: E731
+        need = buffer_rows(arch, self.keep) * m
+        if arena is None:
+            arena = np.empty(need, dtype=dtype)
+        elif arena.size < need or arena.dtype != np.dtype(dtype):
+            raise ValueError(f"arena of {arena.size} {arena.dtype} items cannot hold {need} "
+                             f"{np.dtype(dtype)} items ({m} samples)")
+        self.arena, at = arena, 0
+
+        def new(n):
+            nonlocal at
+            at += n * m
+            return arena[at - n * m:at].reshape(n, m)
+
         self.A: list = [None] + [_with_ones(new(n + 1)) for n in sizes[1:-1]]
         self.Z = [new(n) for n in sizes[1:]]
         drop = [k < 1.0 for k in self.keep]
@@ -89,9 +127,15 @@ class Buffers:
         self.masks: list = [None] * arch.n_hidden
         self.P = new(sizes[-1])
         self.D = [new(n) for n in sizes[1:]]
-        scratch = np.empty(m * max(sizes[1:]), dtype=dtype)
+        scratch = new(max(sizes[1:])).reshape(-1)
         self.tmp = [scratch[: m * n].reshape(n, m) for n in sizes[1:-1]]
         self.inv_m = 1.0 / m
+
+    def ones(self) -> "Buffers":
+        """Rewrite the ones rows (another Buffers on the same arena may have overwritten them)."""
+        for A in self.A[1:]:
+            _with_ones(A)
+        return self
 
 
 def _with_ones(A: np.ndarray) -> np.ndarray:

@@ -44,6 +44,20 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def label_values(classes: tuple[str, ...]) -> np.ndarray:
+    """The class labels with their own type, as the served model returns them: int64 when
+    every name is the text of an integer ("0", "1", "-2": the built-in generators' codes and a
+    table's integer label column), else the names as strings (object). The names themselves
+    stay text (plots, column names); only what a caller receives is typed."""
+    try:
+        ints = [int(c) for c in classes]
+    except ValueError:
+        return np.asarray(classes, dtype=object)
+    if [str(i) for i in ints] != list(classes):   # "007" or "+1" is a name, not a number
+        return np.asarray(classes, dtype=object)
+    return np.asarray(ints, dtype=np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """Predicts on RAW features (m, n_features): standardize with the training statistics,
@@ -72,6 +86,11 @@ class Model:
     def predict(self, X_raw: np.ndarray) -> np.ndarray:
         """Class codes (m,) indexing `classes`."""
         return labels_from_probs(self.predict_proba(X_raw))
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(len(classes),) the labels with their own type (`label_values`)."""
+        return label_values(self.classes)
 
     def class_probabilities(self, X_raw: np.ndarray) -> np.ndarray:
         """(m, len(classes)): one column per class, in `classes` order."""

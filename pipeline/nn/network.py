@@ -149,8 +149,22 @@ class Network:
         return data + self.penalty(buf.m, l2=l2, l1=l1).value(self.Ws)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities (m, n_out) in evaluation mode (no dropout)."""
-        return self.forward(X)[0]
+        """Class probabilities (m, n_out) in evaluation mode (no dropout), computed over chunks
+        of `layers.eval_chunk_rows` samples so the buffers do not grow with m (a split that
+        fits in one chunk is one pass, as `forward`)."""
+        X = np.asarray(X, dtype=self.theta.dtype)
+        rows = layers.eval_chunk_rows(self.arch, self.theta.dtype)
+        if X.ndim != 2 or X.shape[0] <= rows:
+            return self.forward(X)[0]                 # (shape errors are forward's to raise)
+        out = np.empty((X.shape[0], self.arch.layer_sizes[-1]), dtype=self.theta.dtype)
+        buf = None
+        for s in range(0, X.shape[0], rows):
+            n = min(rows, X.shape[0] - s)
+            # the last, shorter chunk is carved from the first one's memory
+            buf = layers.Buffers(self.arch, n, self.theta.dtype,
+                                 arena=None if buf is None else buf.arena)
+            out[s:s + n] = layers.forward(buf, self.Was, layers.with_ones(X[s:s + n].T)).T
+        return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Integer class codes (m,) by `labels_from_probs`."""

@@ -39,6 +39,14 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.storages.journal._storage import JournalOperation
 
 _KNOWN_OPS = frozenset(op.value for op in JournalOperation)
+# Records that may wait for the next fsync: a trial's intermediate values. Every evaluation
+# is reported (as Optuna's pruners expect), and an fsync per report cost 4 ms here, more than
+# the evaluation itself. Skipping it is safe: fsync flushes the whole file, so the trial's
+# terminal record (COMPLETE/PRUNED, always fsynced) makes every earlier report durable, and
+# a crash before it loses at most reports of a trial that is then failed as stale (pruners
+# read only COMPLETE trials and the trial's own reports). Other processes read the appended
+# bytes from the page cache at once.
+_UNSYNCED_OPS = frozenset({JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE.value})
 
 
 def check_journal(path: str | Path, err=None) -> None:
@@ -72,12 +80,53 @@ def open_journal(path: str, err=None) -> JournalStorage:
     check_journal(path, err)
     backend = MendingFileBackend(path)
     try:
-        return JournalStorage(backend)
+        return ReportBatchingJournal(backend)
     except (KeyError, TypeError, AttributeError, IndexError, AssertionError, ValueError) as exc:
         raise ValueError(f"Optuna journal {path}: line {backend.line_read} cannot be replayed "
                          f"({type(exc).__name__}: {exc}); it is not dropped: restore the "
                          "journal from a copy, or fix that line by hand (nothing was run)"
                          ) from None
+
+
+class ReportBatchingJournal(JournalStorage):
+    """Optuna's JournalStorage whose `trial.report`s are held in this process and appended
+    together with the trial's next other write (a user attribute, a system attribute, its
+    final state): ONE locked append instead of one per evaluation.
+
+    Decisions are unchanged: `Trial.should_prune` hands the pruner the trial's own cached
+    frozen trial (every value reported so far), and Optuna's pruners read other trials only
+    when COMPLETE (median, percentile, Wilcoxon) or through their system attributes
+    (successive halving, Hyperband), which are writes and so flush first. `get_trial` of a
+    trial with held reports flushes them (Optuna's `tell` reads a PRUNED trial's last value
+    so). What changes: another process sees a running trial's reports when it next writes,
+    not at each evaluation; a process killed mid-trial loses them with the trial, which is
+    then failed as stale either way.
+    """
+
+    def __init__(self, backend) -> None:
+        self._held: list[dict] = []
+        super().__init__(backend)
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int,
+                                     intermediate_value: float) -> None:
+        with self._thread_lock:  # the record Optuna writes (optuna 5.1), kept for later
+            self._held.append({"op_code": JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE,
+                               "worker_id": self._replay_result.worker_id,
+                               "trial_id": trial_id, "step": step,
+                               "intermediate_value": intermediate_value})
+
+    def _write_log(self, op_code: int, extra_fields: dict) -> None:
+        held, self._held = self._held, []
+        self._backend.append_logs(held + [{"op_code": op_code,
+                                           "worker_id": self._replay_result.worker_id,
+                                           **extra_fields}])
+
+    def get_trial(self, trial_id: int):
+        with self._thread_lock:
+            if any(log["trial_id"] == trial_id for log in self._held):
+                held, self._held = self._held, []
+                self._backend.append_logs(held)
+        return super().get_trial(trial_id)
 
 
 class MendingFileBackend(JournalFileBackend):
@@ -106,7 +155,8 @@ class MendingFileBackend(JournalFileBackend):
                 with open(path, "ab") as f:
                     f.write(text.encode("utf-8"))
                     f.flush()
-                    os.fsync(f.fileno())
+                    if any(log.get("op_code") not in _UNSYNCED_OPS for log in logs):
+                        os.fsync(f.fileno())
             except OSError as exc:
                 cut = _cut_back(path, start)
                 raise OSError(exc.errno, f"Optuna journal {path}: writing a record failed "

@@ -17,7 +17,6 @@ from pipeline import stages
 from pipeline.config.search import ParamSpec
 from pipeline.redact import redact
 from pipeline.search.space import suggest
-from pipeline.search.study import ReportSchedule
 
 
 class Diverged(Exception):
@@ -38,24 +37,24 @@ class Interrupted(KeyboardInterrupt):
 
 
 class PruningCallback:
-    """A `fit` callback: report the dev objective (step = epoch) at the evaluations where the
-    pruner decides (`schedule`, a `ReportSchedule`; None = every evaluation) and stop the run
-    by raising `optuna.TrialPruned` when the pruner says so. A non-finite value is caught at
-    every evaluation."""
+    """A `fit` callback: report the dev objective (step = epoch) at EVERY evaluation and stop the
+    run by raising `optuna.TrialPruned` when the pruner says so, exactly as a plain Optuna loop
+    does (tests/test_pruning_parity.py). Thinning the reports to the pruner's decision steps
+    changed decisions: the median pruner compares the trial's best value over ALL its reports,
+    so dropping the warmup reports pruned 7 of 16 trials where Optuna prunes 4. A report is
+    cheap on a journal (search/journal.py appends it without an fsync). A non-finite value is
+    caught at every evaluation."""
 
-    def __init__(self, trial: optuna.Trial, key: str, schedule=None):
-        self.trial, self.key, self.schedule = trial, key, schedule
-        self.last_epoch, self.reported = 0, []
+    def __init__(self, trial: optuna.Trial, key: str):
+        self.trial, self.key = trial, key
+        self.last_epoch = 0
 
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
         self.last_epoch = int(epoch)
         value = float(metrics[self.key])
         if not math.isfinite(value):
             raise Diverged(f"{self.key} became {value} at epoch {epoch}")
-        if self.schedule is not None and not self.schedule.due(int(epoch)):
-            return
         self.trial.report(value, step=int(epoch))
-        self.reported.append(int(epoch))
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch}: {self.key}={value:.4g} "
                                      "was worse than the pruner's bar")
@@ -77,7 +76,7 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
     def objective(trial: optuna.Trial) -> float:
         overrides = suggest(trial, space)
         trial_cfg = cfg.with_overrides(overrides)
-        pruning, run_id = PruningCallback(trial, key, ReportSchedule(trial_cfg)), None
+        pruning, run_id = PruningCallback(trial, key), None
         try:
             if logger:
                 run_id = logger.start_trial(trial.number, trial_cfg, overrides)
@@ -96,12 +95,11 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
             if figures == "best" and improves:  # drawn once, in `finish`
                 best[:] = [(run_id, trial_cfg, trained)]
             _end(trial, logger, run_id, "COMPLETE", None, _summary(trained), value=value,
-                 metrics=trained.metrics, figures=figs, reported=pruning.reported)
+                 metrics=trained.metrics, figures=figs)
             return value
         except (Diverged, optuna.TrialPruned) as exc:
             reason = f"non_finite: {exc}" if isinstance(exc, Diverged) else str(exc)
-            _end(trial, logger, run_id, "PRUNED", reason, {"epochs_run": pruning.last_epoch},
-                 reported=pruning.reported)
+            _end(trial, logger, run_id, "PRUNED", reason, {"epochs_run": pruning.last_epoch})
             raise optuna.TrialPruned(reason) from None
         except BaseException as exc:  # a bug (child FAILED) or a stop (Stopped, Ctrl-C: KILLED)
             killed = isinstance(exc, KeyboardInterrupt)

@@ -44,43 +44,6 @@ def make_pruner(cfg) -> optuna.pruners.BasePruner:
                                        interval_steps=p.interval_steps)
 
 
-class ReportSchedule:
-    """The epochs at which a trial reports to Optuna: only where the pruner decides.
-
-    Every `trial.report` is a storage write (a journal append with an fsync: 0.32 s of a
-    1.06 s trial when every evaluation was reported). The median pruner decides at the first
-    report of each `interval_steps` window from `n_warmup_steps` on, Hyperband at the first
-    report at or after each rung (min_resource * reduction_factor**k), and no pruner never
-    decides; reports anywhere else are never read. Every trial of a study has the same
-    evaluation epochs, so the pruner compares the same steps across trials as before.
-    """
-
-    def __init__(self, cfg):
-        p = cfg.search.pruner
-        self.name = p.name
-        self.warmup, self.interval = p.n_warmup_steps, p.interval_steps
-        self.rungs: list[int] = []
-        if p.name == "hyperband":
-            step = p.min_resource
-            while step <= cfg.training.epochs:
-                self.rungs.append(step)
-                step *= p.reduction_factor
-        self._window = -1
-
-    def due(self, epoch: int) -> bool:
-        """True at the first evaluation of each decision window (call once per evaluation)."""
-        if self.name == "none":
-            return False
-        if self.name == "hyperband":
-            window = sum(1 for r in self.rungs if r <= epoch) - 1
-        else:
-            window = -1 if epoch < self.warmup else (epoch - self.warmup) // self.interval
-        if window > self._window:
-            self._window = window
-            return True
-        return False
-
-
 def open_study(cfg, spec: StorageSpec, *, create: bool, worker: int = 0) -> optuna.Study:
     name, storage = study_name(cfg), open_storage(spec)
     kw = dict(study_name=name, storage=storage, sampler=make_sampler(cfg, worker),

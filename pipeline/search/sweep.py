@@ -65,18 +65,22 @@ def _check_base_config(study, cfg, space) -> None:
 
 def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                progress: bool = True, out=None, experiment_id: str | None = None,
-               pointer_run_id: str | None = None, stop=None) -> SearchResult:
+               pointer_run_id: str | None = None, stop=None, prepared=None) -> SearchResult:
     """`experiment_id`: the experiment `mlflow run` already chose (else tracking.experiment).
     `stop` (a `pipeline.stop.Stop`): the trials in progress end FAIL (child runs KILLED), the
     parent run KILLED, and `Stopped` is raised saying how to resume.
 
     The parent and trial runs go to the study's own experiment `<study>-search`; the training
     experiment gets a tag linking to it. `pointer_run_id` (the run `mlflow run -e search`
-    created in the training experiment) becomes a pointer to the parent, with the result."""
+    created in the training experiment) becomes a pointer to the parent, with the result.
+    `prepared`: the data the command prepared (and checked against the free memory), else
+    prepared here."""
     from pipeline import tracking  # mlflow: imported by a search that runs, not by its import
+    from pipeline.tracking import notes
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
-    prepared = stages.prepare(cfg)  # data errors fail here, before a study, a file or a run
+    if prepared is None:  # data errors fail here, before a study, a file or a run
+        prepared = stages.prepare(cfg)
     if stop is not None:
         stop.check()  # stopped while preparing: no study, no run
     study, spec = _open_study(cfg, space, workdir)
@@ -87,7 +91,8 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     experiment_id, search_id = _racing(lambda: _experiments(cfg, experiment_id, study.study_name))
     stale = _end_abandoned_runs(study, spec, [search_id, experiment_id], out)
     before = count(study)
-    with tracking.run(f"search-{study.study_name}", experiment_id=search_id, stop=stop,
+    with tracking.run(notes.search_parent_name(study.study_name, before, target),
+                      experiment_id=search_id, stop=stop,
                       tags=_parent_tags(cfg, spec, stale, target)) as handle:
         parent = _run_id(handle)
         _open_parent(cfg, study, parent, search_id, space_text, target, before)

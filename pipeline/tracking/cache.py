@@ -85,13 +85,19 @@ class TrainCache:
     finished run, or None (no match, or `read=False`: --no-cache, tracking.cache false). A
     fresh training is stored either way, so the next identical one can reuse it."""
 
-    def __init__(self, cfg, prepared, *, read: bool = True, store: Store | None = None):
+    def __init__(self, cfg, prepared, *, read: bool = True, store: Store | None = None,
+                 batch_chosen: int | None = None):
+        """`batch_chosen`: the rows per batch `train` chose for a null training.batch_size
+        from the free memory (None: the config's batch, full for null). Keyed, so a run
+        trained in other batches on a machine with other free memory is never reused."""
         from pipeline import threads
 
         self.cfg, self.prepared, self.backend = cfg, prepared, store or Store()
         # the threads in effect: the command line set them before numpy was imported
         self.parts = K.ingredients(cfg, prepared.digests, what="train",
-                                   thread_count=threads.in_effect())
+                                   thread_count=threads.in_effect(),
+                                   extra=None if batch_chosen is None else
+                                   {"batch_chosen": int(batch_chosen)})
         self.key = K.key_of(self.parts)
         self.hit = (self.backend.read(self.key, lambda data, _: cached.unpack_trained(data))
                     if read else None)
@@ -244,6 +250,24 @@ def lesson_cache(store: str | Path, *, read: bool = True,
 
 
 PACKAGED_CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def notebook_store(conf_dir: str | Path) -> tuple[str, Path]:
+    """(tracking URI, directory) for a notebook that runs the commands: the store
+    `notebook_cache` uses ($MLFLOW_TRACKING_URI, else the checkout's mlflow.db, or ./mlflow.db
+    with the packaged config), so `mlflow ui` on it shows the runs; the directory is the SQLite
+    file's (else the working one): commands run there keep a study's journal in its optuna/,
+    as `python -m pipeline search` run from the checkout does."""
+    import os
+
+    from pipeline.tracking.store import sqlite_path
+
+    conf = Path(conf_dir).resolve()
+    db = (Path("mlflow.db").resolve() if conf == PACKAGED_CONF.resolve()
+          else conf.parent / "mlflow.db")
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{db}"
+    path = sqlite_path(uri)
+    return uri, (Path(path).resolve().parent if path is not None else Path.cwd())
 
 
 def notebook_cache(conf_dir: str | Path, *, read: bool = True) -> LessonCache:

@@ -107,6 +107,11 @@ def reproduction_tags(run) -> dict[str, str]:
 
     tags = source_tags()
     tags.update({f"data.digest.{split}": d for split, d in run.digests.items()})
+    if "name: table" in run.cfg_yaml:  # a table's file digest (generators have none)
+        from pipeline.config import config_from_yaml
+        from pipeline.tracking.training import file_digest_tags
+
+        tags.update(file_digest_tags(config_from_yaml(run.cfg_yaml)))
     tags.update({"blas.threads": str(run.blas_threads), "blas.library": threads.library()})
     if run.stop_reason:
         tags["stop_reason"] = run.stop_reason

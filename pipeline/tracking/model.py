@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 from pipeline.nn.model import PACKAGE, SOURCES, source_digest, source_files
@@ -44,8 +44,11 @@ def log_model(run_id: str, prepared, trained, *, name: str = "model"):
     from mlflow.models import infer_signature
 
     example = input_example(prepared)
-    labels = pd.Series(np.asarray(prepared.classes, dtype=object)[:len(example)], name="label")
-    signature = infer_signature(example, labels, params={"proba": False})
+    labels = pd.Series(trained.model.labels, name="label")  # the output's type: long or string
+    with warnings.catch_warnings():  # "integer columns cannot represent missing values":
+        # true, and beside the point for labels the model itself returns (never missing)
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        signature = infer_signature(example, labels, params={"proba": False})
     with tempfile.TemporaryDirectory() as tmp:
         weights, network = Path(tmp) / "weights.npz", Path(tmp) / "network.json"
         code = _stage_code(Path(tmp) / "code")

@@ -37,6 +37,12 @@ def trial_name(number: int, overrides: Mapping[str, Any]) -> str:
                                            for k, v in overrides.items()])
 
 
+def search_parent_name(study: str, finished_before: int, target: int) -> str:
+    """`search-demo trials 21-40`: one search call of a study, by the finished trials it
+    brings the study from and to, so the parents of a study's calls differ in the table."""
+    return f"search-{study} trials {finished_before + 1}-{target}"
+
+
 def final_test_name(study: str, number: int, overrides: Mapping[str, Any]) -> str:
     """`final-test-demo trial-0 l2=0.0555 keep_prob=0.858 init=he`."""
     return f"final-test-{study} {trial_name(number, overrides)}"

@@ -12,7 +12,8 @@ no upload.
   zlib-compressed and base64'd with the prefix `zlib+base64:`. `reproduce` reads this tag
   when the run has no `config.yaml` artifact.
 - `data.digest.train`, `data.digest.dev`: the splits the trial trained and was scored on (the
-  search never holds the test split, so there is no test digest to record).
+  search never holds the test split, so there is no test digest to record); for a table, also
+  `data.path.digest`, its file's (hashed once per process: tracking/training.py).
 - `git.commit`, `git.dirty`, `git.diff_digest` (sha256 of the uncommitted changes, instead of
   the diff itself), and `version.*`: computed once per process, since the code a process runs
   was imported when it started.
@@ -41,8 +42,10 @@ def trial_tags(cfg, prepared=None) -> dict[str, str]:
     text = json.dumps(cfg.model_dump(mode="json"), separators=(",", ":"))
     tags = {"config.json": pack_config(redact(text)), "seed": str(cfg.seed)}
     if prepared is not None:
+        from pipeline.tracking.training import file_digest_tags
+
         tags.update({"data.digest.train": prepared.raw_train.digest,
-                     "data.digest.dev": prepared.raw_dev.digest})
+                     "data.digest.dev": prepared.raw_dev.digest, **file_digest_tags(cfg)})
     tags.update(_source_tags())
     tags.update(threads.tags())
     return tags

@@ -182,11 +182,12 @@ def describe_search(parent_run_id: str, text: str) -> None:
 def link_pointer(pointer_run_id: str, *, study: str, experiment_id: str, parent_run_id: str,
                  text: str, best_value: float | None) -> None:
     """Under `mlflow run -e search` the runner's run (in the training experiment) becomes a
-    pointer: named after the study, tagged with the search experiment and parent run, and
+    pointer: named as the parent, tagged with the search experiment and parent run, and
     described with the result and a link to the parent, which holds the trials."""
     client = MlflowClient()
     link = ui.ui_links("", experiment_id, parent_run_id)["run"].lstrip("/")
-    client.update_run(pointer_run_id, name=f"search-{study}")
+    # the parent's name (`search-<study> trials a-b`): each call's pointer is told apart too
+    client.update_run(pointer_run_id, name=client.get_run(parent_run_id).info.run_name)
     client.log_batch(pointer_run_id, tags=[
         RunTag("stage", "search_pointer"), RunTag("optuna.study_name", study),
         RunTag("search.experiment_id", experiment_id),

@@ -3,7 +3,8 @@ nothing here computes. The network is `pipeline.nn.Model`, logged with the model
 `code_paths` and imported from there; this file checks that code, loads the weights
 (`np.load(allow_pickle=False)`) and maps the inputs and outputs:
 
-    predict(df)                          -> the class labels (original names), one per row
+    predict(df)                          -> the class labels, one per row, with their own type
+                                            (ints for integer classes: `Model.labels`)
     predict(df, params={"proba": True})  -> a frame: label + one probability column per class
 
 Integrity, in the order a load meets it (MLflow runs this file first: its loader only puts the
@@ -92,7 +93,7 @@ class NumpyNetwork(mlflow.pyfunc.PythonModel):
                              f"{list(model.feature_names)}")
         X = frame[list(model.feature_names)].to_numpy(dtype=np.float64)  # (m, n_features)
         P = model.predict_proba(X)                                        # (m, n_out)
-        labels = np.asarray(model.classes, dtype=object)[labels_from_probs(P)]
+        labels = model.labels[labels_from_probs(P)]                      # ints stay ints
         if params and params.get("proba"):
             out = pd.DataFrame({"label": labels})
             columns = class_columns(P)                                    # (m, len(classes))

@@ -9,6 +9,7 @@ the figures; the pyfunc model.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -32,9 +33,33 @@ def run_tags(cfg, prepared, trained) -> dict[str, str]:
     tags.update({"data.n_train": str(prepared.raw_train.n), "data.n_dev": str(prepared.raw_dev.n),
                  "data.n_test": str(prepared.test.n),
                  "data.n_train_augmented": str(prepared.train.n)})
+    tags.update(file_digest_tags(cfg))
     if trained.diagnosis is not None:
         tags.update(trained.diagnosis.as_tags())
     return tags
+
+
+def file_digest_tags(cfg) -> dict[str, str]:
+    """{"data.path.digest": <digest of the file's bytes>, ...} for every table the config
+    reads (its absolute path is the param beside it): `reproduce` compares them. Training
+    runs, search trials and lesson children all record them."""
+    import os
+
+    from pipeline import stages
+
+    tags = {}
+    for key, path in stages.table_paths(cfg).items():
+        st = os.stat(path)
+        tags[f"{key}.digest"] = _file_digest(path, st.st_size, st.st_mtime_ns)
+    return tags
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """Once per file version and process: a search's trials read the same table each time."""
+    from pipeline.data.digest import file_digest
+
+    return file_digest(path)
 
 
 def final_metrics(trained) -> dict[str, float]:
@@ -65,7 +90,9 @@ def log_training(run_id: str, cfg, prepared, trained, *, curves: bool = True,
                                 fit.best_epoch) if curves else [])
     status(f"recording config, tags, source and data lineage"
            f"{f', {len(points)} curve points' if points else ''}...")
-    R.log_params(run_id, cfg.flat(), client)
+    chosen = trained.batch  # a null batch_size resolved from the free memory, or None
+    R.log_params(run_id, {**cfg.flat(), **({} if chosen is None else
+                                           {"training.batch_size_chosen": chosen.param})}, client)
     client.log_text(run_id, redact(cfg.to_yaml()), "config.yaml")
     R.set_tags(run_id, run_tags(cfg, prepared, trained), client)
     set_run_note(run_id, notes.training_note(cfg, prepared, trained), client)

@@ -17,7 +17,9 @@ Measured in MLflow 3.17's UI (headless Chromium, tests/test_ui_browser.py), not 
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
+import mlflow
 from mlflow.tracking import MlflowClient
 
 from pipeline.data.digest import short_digest
@@ -82,14 +84,66 @@ def set_run_note(run_id: str, note: str, client: MlflowClient | None = None) -> 
     (client or MlflowClient()).set_tag(run_id, NOTE, note)
 
 
-def ui_links(ui_url: str, experiment_id: str, run_id: str | None = None) -> dict[str, str]:
+def ui_links(ui_url: str | None, experiment_id: str, run_id: str | None = None) -> dict[str, str]:
     """{"runs": the experiment's runs table (model-training mode, our columns), "run": the
-    run's page} in the MLflow UI."""
+    run's page} in the MLflow UI at `ui_address(ui_url)` ("" gives relative links)."""
     from pipeline.redact import redact
 
-    base = f"{redact(ui_url).rstrip('/')}/#/experiments/{experiment_id}/runs"  # printed
+    address = ui_url if ui_url == "" else ui_address(ui_url)
+    base = f"{redact(address).rstrip('/')}/#/experiments/{experiment_id}/runs"  # printed
     mode = "workflowType=machine_learning"
     links = {"runs": f"{base}?{mode}&viewStateShareKey={VIEW_KEY}"}
     if run_id:
         links["run"] = f"{base}/{run_id}?{mode}"
     return links
+
+
+# where `mlflow ui` and `mlflow server` listen unless told otherwise
+MLFLOW_UI_DEFAULT = "http://127.0.0.1:5000"
+
+
+def ui_address(ui_url: str | None, tracking_uri: str | None = None) -> str:
+    """The one rule for where printed links point: `tracking.ui_url` when set; else, for a
+    tracking server (an http(s) store), that server itself, which serves the UI (without any
+    user:password); else `mlflow ui`'s own default address."""
+    if ui_url:
+        return ui_url
+    parts = urlsplit(tracking_uri or mlflow.get_tracking_uri())
+    if parts.scheme in ("http", "https") and parts.hostname:
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}{parts.path.rstrip('/')}"
+    return MLFLOW_UI_DEFAULT
+
+
+def ui_command(ui_url: str | None, tracking_uri: str) -> str | None:
+    """`mlflow ui --backend-store-uri <store>` serving where the links point (`--host` and
+    `--port` when the address is not mlflow ui's default); None for a tracking server, which
+    is its own UI."""
+    from pipeline.redact import redact
+
+    if urlsplit(tracking_uri).scheme in ("http", "https"):
+        return None
+    parts, default = urlsplit(ui_address(ui_url, tracking_uri)), urlsplit(MLFLOW_UI_DEFAULT)
+    command = f"mlflow ui --backend-store-uri {redact(tracking_uri)}"
+    if parts.hostname and parts.hostname != default.hostname:
+        command += f" --host {parts.hostname}"
+    if (parts.port or 80) != default.port:
+        command += f" --port {parts.port or 80}"
+    return command
+
+
+def open_hint(ui_url: str | None, experiment_id: str, run_id: str | None = None,
+              tracking_uri: str | None = None) -> list[str]:
+    """What every command that recorded runs prints last: the store, how to open it in the UI
+    and the links (runs table; the run, given one)."""
+    from pipeline.redact import redact
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    links = ui_links(ui_address(ui_url, uri), experiment_id, run_id)
+    command = ui_command(ui_url, uri)
+    lines = [f"  store: {redact(uri)}",
+             f"  UI:    {command}   then open {links['runs']}" if command
+             else f"  UI:    {links['runs']}   (the tracking server serves the UI)"]
+    if run_id:
+        lines.append(f"         this run: {links['run']}")
+    return lines
