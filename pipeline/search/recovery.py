@@ -1,7 +1,7 @@
 """What dead search processes left RUNNING in a study and in MLflow, found and ended.
 
 `StudyRecovery(study, spec, experiment_ids)()` is the search side's one entry point, called by
-a search before it opens its parent run and polled by every worker (search/study.py `_Sweep`)
+a search before it opens its parent run (sweep.py) and polled by every worker (workers.py)
 while it waits for other workers' trials. It fails the stale trials, then ends the runs
 abandoned in `experiment_ids` through the tracking side's one entry point
 (pipeline/tracking/recovery.py `end_abandoned_runs`): runs of dead owners (a killed search's
