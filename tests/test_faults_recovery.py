@@ -27,8 +27,9 @@ from pipeline.owner import owner
 from pipeline.tracking.recovery import OWNER, end_abandoned_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-# Two arms: `quick` keeps its own 5 epochs, `slow` takes the command's training.epochs, so the
-# killed lesson has one child logged (FINISHED) and its parent RUNNING while `slow` trains.
+# Two arms: `quick` trains 5 epochs, `slow` 50,000,000 (an override may not change a key an arm
+# sets): the killed lesson has one child logged (FINISHED) and its parent RUNNING while `slow`
+# trains for minutes; the next one, of the same name (`recover`), trains both in a moment.
 LESSON = """\
 title: "Recovery: a lesson killed mid-job"
 kind: arms
@@ -40,12 +41,12 @@ base:
   training.eval_every: 50
   training.patience: null
 arms:
-  quick: {training.epochs: 5}
-  slow: {model.init: he}
+  quick: {{training.epochs: 5}}
+  slow: {{training.epochs: {slow}}}
 claim:
   text: the slow arm trains
   checks:
-    - {metric: dev_accuracy, arm: slow, at_least: 0.0}
+    - {{metric: dev_accuracy, arm: slow, at_least: 0.0}}
 """
 FOREVER = "training.epochs=50000000"  # minutes of training: killed long before it ends
 QUICK = "training.epochs=20"
@@ -89,15 +90,18 @@ def after(tmp_path_factory):
     """Kill -9 a train and a lesson mid-run with a second train alive, then run a quick train
     and a quick lesson (at once). Returns the store, the runs, and the quick commands."""
     store = tmp_path_factory.mktemp("recovery")
-    (store / "recover.yaml").write_text(LESSON)
-    lesson = str(store / "recover.yaml")
+    lessons = {}
+    for kind, slow in (("killed", 50_000_000), ("next", 20)):
+        (store / kind).mkdir()
+        (store / kind / "recover.yaml").write_text(LESSON.format(slow=slow))
+        lessons[kind] = str(store / kind / "recover.yaml")
     from pipeline.tracking.store import seed_store  # the schema once, before 3 processes race
 
     seed_store(f"sqlite:///{store}/m.db")
     MlflowClient(f"sqlite:///{store}/m.db").search_experiments()
     victim = _command(store, "train", FOREVER, "tracking.run_name=victim", "--quiet")
     alive = _command(store, "train", FOREVER, "tracking.run_name=alive", "--quiet")
-    parent = _command(store, "experiment", lesson, FOREVER, "--quiet")
+    parent = _command(store, "experiment", lessons["killed"], "--quiet")
     procs = [victim, alive, parent]
     _wait_running(store, procs, {"victim": "RUNNING", "alive": "RUNNING",
                                  "lesson-recover": "RUNNING", "quick-seed0": "FINISHED"})
@@ -106,7 +110,7 @@ def after(tmp_path_factory):
         p.communicate()
     left = _statuses(store)
     train = _command(store, "train", QUICK, "tracking.run_name=next", "--quiet")
-    again = _command(store, "experiment", lesson, QUICK, "--quiet")
+    again = _command(store, "experiment", lessons["next"], "--quiet")
     done = {"train": train.communicate(timeout=600), "experiment": again.communicate(timeout=600)}
     codes = {"train": train.returncode, "experiment": again.returncode}
     client = MlflowClient(f"sqlite:///{store}/m.db")
