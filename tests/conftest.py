@@ -153,7 +153,7 @@ def gone_owner() -> str:
     """The owner text (`host:pid:start`) of a process that has exited: a worker killed
     mid-trial wrote it first thing in its trial. An unowned trial is a live worker's for
     a minute (search/storage.py UNOWNED_GRACE), so a test of a dead one sets this owner."""
-    from pipeline.search.orphan import owner
+    from pipeline.owner import owner
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     text = owner(child.pid)

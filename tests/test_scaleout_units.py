@@ -11,8 +11,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.commands.worker import parse
+from pipeline.search import recovery as R
 from pipeline.search import storage as S
-from pipeline.search.orphan import owner, owner_alive
+from pipeline.owner import owner, owner_alive
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -42,13 +43,13 @@ def test_journal_stale_trials_are_those_of_dead_or_unknown_owners_only(tmp_path,
     study.tell(done, 1.0)
     snapshot = study.get_trials(deepcopy=False)  # as a worker's sweep passes it: all states
     # unknown: unowned for less than a minute
-    assert S.fail_stale_trials(study, spec, trials=snapshot) == [dead.number]
+    assert R.fail_stale_trials(study, spec, trials=snapshot) == [dead.number]
     a_minute_on = datetime.now()  # as a sweep a minute after the trials were created
-    assert S.fail_stale_trials(study, spec, unowned_before=a_minute_on) == [unknown.number]
+    assert R.fail_stale_trials(study, spec, unowned_before=a_minute_on) == [unknown.number]
     states = {t.number: t.state.name for t in study.get_trials()}
     assert states == {live.number: "RUNNING", dead.number: "FAIL", unknown.number: "FAIL",
                       remote.number: "RUNNING", done.number: "COMPLETE"}
-    assert S.fail_stale_trials(study, spec, unowned_before=a_minute_on) == []  # nothing more
+    assert R.fail_stale_trials(study, spec, unowned_before=a_minute_on) == []  # nothing more
 
 
 def test_a_workers_sweep_leaves_a_young_unowned_trial_to_the_worker_about_to_own_it(tmp_path):
@@ -57,10 +58,10 @@ def test_a_workers_sweep_leaves_a_young_unowned_trial_to_the_worker_about_to_own
     spec = S.resolve(str(tmp_path / "s.journal"), "s", tmp_path)
     study = optuna.create_study(study_name="s", storage=S.open_storage(spec))
     new = study.ask()
-    assert S.fail_stale_trials(study, spec, unowned_before=datetime.now() - S.UNOWNED_GRACE) == []
+    assert R.fail_stale_trials(study, spec, unowned_before=datetime.now() - R.UNOWNED_GRACE) == []
     assert study.trials[new.number].state.name == "RUNNING"
     # a trial unowned for longer than the grace: its worker died between ask and owner
-    assert S.fail_stale_trials(study, spec, unowned_before=datetime.now()) == [new.number]
+    assert R.fail_stale_trials(study, spec, unowned_before=datetime.now()) == [new.number]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 
 from pipeline import stages
 from pipeline.data.sealed import SealedSplit
+from pipeline.search import recovery as R
 from pipeline.search import storage as S
 from pipeline.search.objective import make_objective
 from pipeline.search.space import check_space, decode, load_space
@@ -25,7 +26,7 @@ def _search(cfg, target=None):
     space, _ = load_space(cfg.search.space, CONF)
     spec = S.resolve(cfg.search.storage, cfg.search.study, Path("."))
     study = open_study(cfg, spec, create=True)
-    S.fail_stale_trials(study, spec)
+    R.fail_stale_trials(study, spec)
     run_worker(WorkerJob(cfg.to_yaml(), space, spec, target or cfg.search.n_trials))
     return open_study(cfg, spec, create=False)
 

@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from pipeline.search.record import StudyRecord, add_parent
+from pipeline.search.record import StudyRecord
 from pipeline.search.sweep import run_search
 from pipeline.search.space import load_space
 from pipeline.search.study import open_study
@@ -121,36 +121,39 @@ def test_resume_marks_the_dead_workers_trial_failed_and_reaches_the_target(searc
 
 def test_resume_ends_only_the_running_parents_of_dead_searches(search_cfg, tracking_uri,
                                                               gone_owner):
-    from pipeline.search.orphan import owner
+    from pipeline.owner import owner
+
+    from pipeline.tracking.recovery import OWNER
 
     cfg = search_cfg("search.n_trials=1", "search.pruner.name=none", "search.trial_figures=none")
     first = _search(cfg)
-    study, client = _study(cfg), MlflowClient()
+    client = MlflowClient()
+    assert client.get_run(first.parent_run_id).data.tags[OWNER] == owner()  # from creation
     # earlier parents: of dead searches (two left RUNNING, one ended, one RUNNING in the
-    # training experiment, where parents went before <study>-search), of a live search, and a
-    # deleted one (MLflow refuses to end it)
-    def new(experiment_id):
-        return client.create_run(experiment_id).info.run_id
+    # training experiment, where parents went before <study>-search), of a live search, a
+    # deleted one (MLflow refuses to end it) and one without an owner (nothing says whose)
+    def new(experiment_id, who=gone_owner):
+        tags = {} if who is None else {OWNER: who}
+        return client.create_run(experiment_id, tags=tags).info.run_id
 
     dead = [new(first.search_experiment_id) for _ in range(3)] + [new(first.experiment_id)]
     client.set_terminated(dead[1], "FINISHED")
-    live, deleted = new(first.search_experiment_id), new(first.search_experiment_id)
+    live, deleted = new(first.search_experiment_id, owner()), new(first.search_experiment_id)
+    unowned = new(first.search_experiment_id, None)
     client.delete_run(deleted)
     space, text = load_space(cfg.search.space, CONF)
-    for run_id in [*dead, live, deleted]:
-        add_parent(study, run_id, owner() if run_id == live else gone_owner,
-                   first.search_experiment_id, text, 1)
     out = io.StringIO()
     run_search(cfg, space, text, progress=False, out=out)
     ended = [dead[0], dead[2], dead[3]]
-    assert (f"resumed study tiny: parent runs {', '.join(ended)} of a search process that "
-            "died ended FAILED") in out.getvalue()
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("ended "))
+    assert line.startswith("ended 3 run(s) left RUNNING by a dead process: ")
+    assert sorted(line.split(": ", 1)[1].split(", ")) == sorted(ended)
     for run_id in ended:
         run = client.get_run(run_id)
         assert run.info.status == "FAILED" and run.info.end_time is not None
-        assert run.data.tags["fault"] == "search process gone (found RUNNING on resume)"
+        assert run.data.tags["fault"].startswith(f"left RUNNING by process {gone_owner} ")
     for run_id, status in [(dead[1], "FINISHED"), (first.parent_run_id, "FINISHED"),
-                           (live, "RUNNING"), (deleted, "RUNNING")]:
+                           (live, "RUNNING"), (deleted, "RUNNING"), (unowned, "RUNNING")]:
         run = client.get_run(run_id)
         assert run.info.status == status and "fault" not in run.data.tags
 

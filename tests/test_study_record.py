@@ -99,7 +99,7 @@ def test_a_search_resumes_a_version_1_study_ending_its_dead_parent(search_cfg, t
                      config=cfg.to_yaml(), space=text, target=0)
     out = io.StringIO()
     result = run_search(cfg, space, text, progress=False, out=out)
-    assert f"parent run {dead} of a search process that died ended FAILED" in out.getvalue()
+    assert f"ended 1 run(s) left RUNNING by a dead process: {dead}" in out.getvalue()
     assert client.get_run(dead).info.status == "FAILED"
     record = StudyRecord.load(study)
     assert [p.run_id for p in record.parent_runs] == [dead, result.parent_run_id]

@@ -95,11 +95,13 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.tracking import lesson_parent as LP
     from pipeline.tracking import lessons as TL
     from pipeline.tracking import records
+    from pipeline.tracking.recovery import end_abandoned_runs
 
     runner_experiment = project_experiment()      # before take_project_run clears it
     pointer = take_project_run()                  # `mlflow run`: becomes a pointer to the parent
     main_id = tracking.configure(cfg.tracking, experiment_id=runner_experiment)
     experiment_id = LP.lesson_experiment(main_id, cfg.tracking.experiment, lesson)
+    end_abandoned_runs([experiment_id], out=sys.stderr)  # a killed lesson's parent, children
     tags = {"stage": "experiment", "lesson.name": lesson.name, "lesson.claim": lesson.claim.text}
     print(f"lesson {lesson.name}: {len(lesson.arm_names())} arms x {seeds} seeds = {len(jobs)} "
           f"runs, {workers} worker(s)", flush=True)

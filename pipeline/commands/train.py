@@ -75,6 +75,9 @@ def run(args) -> int:
     experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())
     uri = tracking.tracking_uri()
     unsent.replay_pending(uri)                       # runs a lost server left RUNNING
+    from pipeline.tracking.recovery import end_abandoned_runs
+
+    end_abandoned_runs([experiment_id], out=sys.stderr)  # runs of killed commands, then ours
     name = cfg.tracking.run_name or tracking.run_name(cfg)  # the knobs, in short
     tags = {"stage": "train", "config.preset": args.preset or "none"}
     started = time.perf_counter()

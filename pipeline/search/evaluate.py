@@ -97,6 +97,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
     raised with `held=True`."""
     from pipeline import stages, tracking
     from pipeline.stop import Stop
+    from pipeline.tracking.recovery import end_abandoned_runs
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
     stop = stop if stop is not None else Stop()
@@ -106,6 +107,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
     prepared = stages.prepare(trial_cfg)
     stop.check()  # stopped while preparing: nothing created
     experiment_id = tracking.configure(trial_cfg.tracking, experiment_id=experiment_id)
+    end_abandoned_runs([experiment_id], out=sys.stderr)  # a killed evaluate's run, and others
     sc = cfg.search
     spec = S.resolve(sc.storage, name, workdir)
     # The once-only check and the record of the look happen under one claim (see evaluate_lock.py):

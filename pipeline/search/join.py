@@ -75,7 +75,7 @@ def _plain(uri: str | None) -> str | None:
 def _check_parent(uri: str | None, parent: str) -> None:
     """The parent run must be in the store this worker logs to, else its trials would land in
     another store, under a parent that does not exist there."""
-    from pipeline.tracking.stale import run_status
+    from pipeline.tracking.store import run_status
     from pipeline.tracking.search_runs import use_tracking_uri
 
     use_tracking_uri(uri)

@@ -2,27 +2,20 @@
 
 Journal storage (`optuna/<study>.journal` in the working directory) is Optuna's documented
 choice for several local processes on one study: appends under a file lock, nothing lost when a
-worker dies. It has no heartbeat, so a trial whose worker was killed stays RUNNING. Every trial
-records its owner (`host:pid:start`, search/orphan.py) when it starts; a RUNNING trial is stale
-when its owner is a dead process on this host (or it has had no owner for `UNOWNED_GRACE`: a
-worker that died before writing it, or an older version). Trials of live processes, e.g. a
-second `search` of the same study running at once, are left alone; so are trials owned on
-another host, which cannot be checked from here (a journal on a shared disk is not a
-multi-machine setup: use PostgreSQL). RDB URLs (sqlite://, postgresql://, mysql://) get a
-heartbeat instead, and Optuna fails a trial whose worker stopped beating for `grace_period`
-seconds, wherever that worker ran.
+worker dies. It has no heartbeat, so a trial whose worker was killed stays RUNNING until the
+next search or worker fails it by its owner (pipeline/search/recovery.py). RDB URLs
+(sqlite://, postgresql://, mysql://) get a heartbeat instead, and Optuna fails a trial whose
+worker stopped beating for `grace_period` seconds, wherever that worker ran.
 """
 
 from __future__ import annotations
 
 import warnings
-from datetime import datetime, timedelta
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 from optuna.storages import RDBStorage
-from optuna.trial import TrialState
 
 from pipeline.redact import redact
 from pipeline.search.journal import open_journal
@@ -97,55 +90,3 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
                          f"{first}") from None
 
 
-# How long a trial may stay unowned before a sweep or a resume counts it stale: far beyond the
-# gap between Optuna creating a trial and its worker writing the owner, which was seconds on a
-# loaded machine. A worker killed inside that gap leaves a trial that is failed a minute later.
-UNOWNED_GRACE = timedelta(seconds=60)
-
-
-def fail_stale_trials(study: optuna.Study, spec: StorageSpec, *,
-                      unowned_before: datetime | None = None,
-                      trials: list[optuna.trial.FrozenTrial] | None = None) -> list[int]:
-    """Mark trials left RUNNING by a killed worker as FAIL; returns their numbers.
-
-    Journal: RUNNING trials whose owner is a dead process on this host, or unknown (module doc).
-    `unowned_before` (naive local time, as Optuna's `datetime_start`; default: now minus
-    `UNOWNED_GRACE`): only unowned trials created before it count. A worker writes its owner
-    first thing in its trial, but after Optuna's `ask` has created it RUNNING and sampled
-    (under load, up to seconds); neither a worker's sweep nor another search's resume may fail
-    a live worker's new trial in that gap (its owner then hit UpdateFinishedTrialError).
-    RDB: Optuna's heartbeat check (`grace_period` seconds without a beat).
-    `trials`: the caller's `study.get_trials(deepcopy=False)` just read, instead of a read here
-    (the caller reads again when trials were failed: its snapshot then predates them)."""
-    from pipeline.search.orphan import owner_alive
-
-    if trials is None:
-        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    running = [t for t in trials if t.state == TrialState.RUNNING]
-    if not spec.is_journal:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        if not running:  # Optuna fails only trials that were RUNNING: none was
-            return []
-        now = {t.number: t.state for t in study.get_trials(deepcopy=False)}
-        return [t.number for t in running if now[t.number] == TrialState.FAIL]
-    unowned_before = unowned_before or datetime.now() - UNOWNED_GRACE
-
-    def unowned(t) -> bool:
-        return "owner" not in t.user_attrs and (
-            t.datetime_start is None or t.datetime_start < unowned_before)
-
-    stale = [t for t in running if unowned(t)
-             or ("owner" in t.user_attrs and owner_alive(t.user_attrs["owner"]) is False)]
-    failed = []
-    for trial in stale:
-        try:
-            study._storage.set_trial_user_attr(  # no public API sets another trial's attrs
-                trial._trial_id, "fail_reason",
-                "left RUNNING by a worker that is gone (stale on resume)")
-            study.tell(trial.number, state=TrialState.FAIL)
-        except (RuntimeError, ValueError):  # another process failed it first: already FAIL
-            continue
-        failed.append(trial.number)
-    return failed

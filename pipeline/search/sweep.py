@@ -19,8 +19,9 @@ from pipeline.redact import redact
 from pipeline.search import storage as S
 from pipeline.search.figures import study_figures
 from pipeline.search.home_store import check_home_store
-from pipeline.search.orphan import owner
+from pipeline.owner import owner
 from pipeline.search.progress import Progress, top_table
+from pipeline.search.recovery import StudyRecovery
 from pipeline.search.record import StudyRecord, add_parent, write_base_config
 from pipeline.search.study import best_trial, count, open_study, sampler_seed, study_name
 from pipeline.search.workers import WorkerJob, run_workers
@@ -87,9 +88,8 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     if count(study) >= target:  # only with target_trials: no run, no study change
         return _nothing_to_do(study, spec, target, out)
     check_home_store(study, spec.label, cfg.tracking.uri)  # before any write or training
-    stale = S.fail_stale_trials(study, spec)
     experiment_id, search_id = _racing(lambda: _experiments(cfg, experiment_id, study.study_name))
-    _end_abandoned_runs(study, spec, stale, [search_id, experiment_id], out)
+    stale = _end_abandoned_runs(study, spec, [search_id, experiment_id], out)
     before = count(study)
     with tracking.run(notes.search_parent_name(study.study_name, before, target),
                       experiment_id=search_id, stop=stop,
@@ -119,26 +119,25 @@ def _open_study(cfg, space, workdir: Path):
     return study, spec
 
 
-def _end_abandoned_runs(study, spec, stale: list[int], experiment_ids: list[str], out) -> None:
-    """The MLflow runs of the stale trials just failed, and parents of searches that died."""
-    from pipeline.tracking import search_runs as T
-
-    T.mark_runs_failed([study.trials[n].user_attrs["mlflow_run_id"] for n in stale
-                        if "mlflow_run_id" in study.trials[n].user_attrs],
-                       "worker gone; trial marked FAIL on resume")
-    if stale:
-        print(f"resumed study {study.study_name}: trials {stale} were left RUNNING by a dead "
-              "worker and are now FAIL", file=out)
-    _end_dead_parents(study, spec, out, experiment_ids)
+def _end_abandoned_runs(study, spec, experiment_ids: list[str], out) -> tuple[int, ...]:
+    """What searches and workers that died (kill -9) left RUNNING, ended before this search
+    opens its parent (pipeline/search/recovery.py): their trials FAIL, their parent and trial
+    runs FAILED, found by the `pipeline.owner` tag of each run. `experiment_ids`: the study's
+    `<study>-search` experiment, where parents and trials go, and the training experiment,
+    where parents went before it. Returns the trials failed."""
+    failed = StudyRecovery(study, spec, experiment_ids, out=out, recorded_parents=True)().failed
+    if failed:
+        print(f"resumed study {study.study_name}: trials {list(failed)} were left RUNNING by a "
+              "dead worker and are now FAIL", file=out)
+    return failed
 
 
 def _open_parent(cfg, study, parent: str, search_id: str, space_text: str, target: int,
                  before: int) -> None:
     """The parent run's note, params and space; then the study's record names it the current
     parent, with what a worker joining later (`python -m pipeline worker`, any machine) needs:
-    its experiment, the space and the total to reach. Each parent also records its owner
-    process, so a later search on this host can tell a parent of a live search (left alone)
-    from one of a search that died (ended FAILED)."""
+    its experiment, the space and the total to reach, and the parent's owner process (the
+    recovery reads the run's own `pipeline.owner` tag: pipeline/tracking/recovery.py)."""
     from pipeline.tracking import notes, records
     from pipeline.tracking import search_runs as T
 
@@ -203,26 +202,6 @@ def _racing(make):
     from pipeline.tracking.store import lost_create_race
 
     return S.retry_lost_race(make, lost_create_race, pause=0.5)
-
-
-def _end_dead_parents(study, spec, out, experiment_ids: list[str]) -> None:
-    """Parent runs of searches that died (kill -9) stay RUNNING; the next search ends them.
-    A parent whose owner is alive (a search of this study running at once) or on another host
-    (cannot be checked) is left alone; a journal one without an owner predates owners: the
-    old rule, one search per journal study at a time, applies to it.
-
-    Every parent the study ever had is a candidate at every resume, so they are looked up with
-    one search in `experiment_ids`, not one request each: the study's `<study>-search`
-    experiment, where parents go, and the training experiment, where they went before it."""
-    from pipeline.search.orphan import owner_alive
-    from pipeline.tracking.stale import end_if_running
-
-    dead = [p.run_id for p in StudyRecord.load(study).parent_runs
-            if owner_alive(p.owner) is False or (spec.is_journal and p.owner is None)]
-    gone = end_if_running(dead, experiment_ids, "search process gone (found RUNNING on resume)")
-    if gone:
-        print(f"resumed study {study.study_name}: parent run{'s' if len(gone) > 1 else ''} "
-              f"{', '.join(gone)} of a search process that died ended FAILED", file=out)
 
 
 def _existing_study(cfg, spec):

@@ -25,7 +25,8 @@ from pipeline.config.search import ParamSpec
 from pipeline.errors import foreseeable, one_line
 from pipeline.search import quiet_optuna, quiet_when_stopped
 from pipeline.search.objective import make_objective
-from pipeline.search.orphan import owner
+from pipeline.search.recovery import StudyRecovery
+from pipeline.owner import owner
 from pipeline.search.storage import StorageSpec
 from pipeline.search.study import FINISHED, count, count_in, open_study
 from pipeline.stop import Stop, Stopped
@@ -110,13 +111,16 @@ class _OwnedTrial:
 
 def _until_target(study: optuna.Study, job: WorkerJob, trial: _OwnedTrial, progress,
                   stop) -> None:
-    """Sweep stale trials, run trials while slots are free, wait while others hold them."""
-    sweep = _Sweep(study, job)
+    """Recover what dead workers left (their stale trials FAIL, their runs FAILED: recovery.py,
+    saying on stderr what it ended), run trials while slots are free, wait while others hold
+    them."""
+    recover = StudyRecovery(study, job.storage, [job.experiment_id] if job.parent_run_id else [],
+                            out=sys.stderr)
     # Optuna stops `optimize` once the free slots are reserved (finished + RUNNING); between
     # trials the progress bar is updated and a stop starts no new trial.
     callbacks = [MaxTrialsCallback(job.target, states=RESERVED), _BetweenTrials(progress, stop)]
     while True:
-        trials = sweep()  # this pass decides on one snapshot, taken after the sweep
+        trials = recover().trials  # this pass decides on one snapshot, taken after it
         if count_in(trials) >= job.target:
             return
         if count_in(trials, RESERVED) < job.target:
@@ -144,32 +148,6 @@ class _BetweenTrials:
             self.progress.poll()
         if self.stop.requested:
             study.stop()
-
-
-class _Sweep:
-    """Fails the stale trials of dead workers and ends their child runs still RUNNING. Child
-    runs are looked up (one query) at the first call and whenever the number of FAIL trials
-    changes: Optuna's own heartbeat check inside `optimize` fails trials too."""
-
-    def __init__(self, study: optuna.Study, job: WorkerJob):
-        self.study, self.job, self.fails = study, job, None
-
-    def __call__(self) -> list[optuna.trial.FrozenTrial]:
-        """Returns the study's trials as they are after the sweep: one storage read, a second
-        only when the sweep failed trials (a waiting worker polls this every second)."""
-        from pipeline.search.storage import fail_stale_trials
-
-        trials = self.study.get_trials(deepcopy=False)
-        if fail_stale_trials(self.study, self.job.storage, trials=trials):
-            trials = self.study.get_trials(deepcopy=False)
-        fails = count_in(trials, (TrialState.FAIL,))
-        if self.job.parent_run_id and fails != self.fails:
-            from pipeline.tracking.stale import end_trial_runs
-
-            end_trial_runs(self.job.experiment_id, self.study.study_name,
-                           {t.number: t.state.name for t in trials})
-        self.fails = fails
-        return trials
 
 
 def _worker_entry(job: WorkerJob, worker: int) -> None:

@@ -13,6 +13,8 @@ ui.py        what the MLflow UI shows first: mode, shared view (columns), descri
 notes.py     the descriptions and short run names (strings only)
 readback.py  a logged run read back for reproduce
 cache.py     the run cache: a finished identical run's result, found by its key, reused
+recovery.py  the owner tag of every run; runs a dead process left RUNNING, ended by the next
+             command
 """
 
 import os

@@ -22,6 +22,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from pipeline import cache_key as K, cached
+from pipeline.tracking.recovery import owned
 
 KEY, REUSED_FROM = "cache.key", "cache.reused_from"
 FOLDER = "cache"
@@ -196,9 +197,10 @@ class LessonCache:
         client = self.store.client
         name = f"{job.lesson.name} {run.arm}-seed{run.seed}"
         command = "python -m pipeline train " + " ".join(f"'{o}'" for o in job.overrides)
-        tags = {"stage": "lesson_arm", "lesson.name": job.lesson.name, "lesson.arm": run.arm,
-                "lesson.seed": str(run.seed), "blas.threads": str(run.blas_threads),
-                "lesson.train_command": command[:5000]}
+        tags = owned({"stage": "lesson_arm", "lesson.name": job.lesson.name,
+                      "lesson.arm": run.arm, "lesson.seed": str(run.seed),
+                      "blas.threads": str(run.blas_threads),
+                      "lesson.train_command": command[:5000]})
         run_id = client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
         R.log_params(run_id, dict(o.partition("=")[::2] for o in job.overrides), client)
         client.log_text(run_id, job.cfg_yaml, "config.yaml")

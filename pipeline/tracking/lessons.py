@@ -21,6 +21,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from pipeline.curve_points import CurvePoints
 from pipeline.redact import redact
 from pipeline.tracking import records as R
+from pipeline.tracking.recovery import owned
 
 # Curves a child keeps: the learning curves, plus gradient norms for the gradient-flow lesson.
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "dev_error",
@@ -45,14 +46,14 @@ class LessonLogger:
     def __call__(self, run) -> None:
         from pipeline.config import config_from_yaml
         name = f"{run.arm}-seed{run.seed}"
-        tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent, MLFLOW_RUN_NAME: name,
+        tags = resolve_tags(owned({MLFLOW_PARENT_RUN_ID: self.parent, MLFLOW_RUN_NAME: name,
                              "stage": "lesson_arm", "lesson.name": self.lesson,
                              "lesson.arm": run.arm, "lesson.seed": str(run.seed),
                              "lesson.train_command": "python -m pipeline train "
                              + " ".join(f"'{o}'" for o in run.overrides),
                              "stop_message": run.stop_message[:5000],
                              "diagnosis.verdict": run.diagnosis or "n/a",
-                             **reproduction_tags(run)})
+                             **reproduction_tags(run)}))
         child = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
         self.children[(run.arm, run.seed)] = child
         status = "FAILED"
@@ -72,9 +73,10 @@ class LessonLogger:
         a FAILED child each, with why, and their count on the parent."""
         for job in jobs:
             name = f"{job.arm}-seed{job.seed}"
-            tags = {MLFLOW_PARENT_RUN_ID: self.parent, MLFLOW_RUN_NAME: name,
-                    "stage": "lesson_arm", "lesson.name": self.lesson, "lesson.arm": job.arm,
-                    "lesson.seed": str(job.seed), "failure": job.reason[:5000]}
+            tags = owned({MLFLOW_PARENT_RUN_ID: self.parent, MLFLOW_RUN_NAME: name,
+                          "stage": "lesson_arm", "lesson.name": self.lesson,
+                          "lesson.arm": job.arm, "lesson.seed": str(job.seed),
+                          "failure": job.reason[:5000]})
             child = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             self.client.set_terminated(child.info.run_id, "FAILED")
         self.client.set_tag(self.parent, "lesson.failed_jobs", str(len(jobs)))

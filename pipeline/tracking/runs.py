@@ -17,6 +17,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking import notes, ui
+from pipeline.tracking.recovery import owned
 
 
 def configure(tracking_cfg, *, experiment_id: str | None = None) -> str:
@@ -85,7 +86,9 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
         stop=None) -> Iterator[mlflow.ActiveRun]:
     """Start an MLflow run (the fluent active run of this thread) and end it honestly.
 
-    Yields the `mlflow.ActiveRun` (`.info.run_id`). The run is started in `experiment_id`,
+    Yields the `mlflow.ActiveRun` (`.info.run_id`). The run records this process as its
+    owner (tag `pipeline.owner`): killed with -9, the next command ends it (recovery.py).
+    The run is started in `experiment_id`,
     else in the one `configure` chose, always named explicitly (see `configure`). `stop` (a
     `pipeline.stop.Stop`) is checked before the run is created (a stop already requested
     creates no run) and after the block (a stop requested during the run's last writes still
@@ -97,7 +100,7 @@ def run(run_name: str | None = None, *, parent_run_id: str | None = None,
     experiment_id = experiment_id or configured_experiment() or _active_experiment()
     with without_ipython_probe():
         active = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id,
-                                  tags=dict(tags or {}), experiment_id=experiment_id,
+                                  tags=owned(tags), experiment_id=experiment_id,
                                   nested=parent_run_id is not None)
     try:
         yield active

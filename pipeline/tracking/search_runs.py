@@ -25,9 +25,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from pipeline.curve_points import CurvePoints
 from pipeline.redact import redact
 from pipeline.tracking import notes, records, reproducible, ui
+from pipeline.tracking.recovery import TRIAL_STATUS, owned
 from pipeline.tracking.runs import without_ipython_probe
 
-STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+STATUS = TRIAL_STATUS
 # Curves a child run keeps: the learning curves. Gradient norms and activation statistics
 # (11 more series) made the SQLite writes 0.37 s of a 0.67 s trial; the final evaluation run
 # logs every series through log_training.
@@ -73,12 +74,12 @@ class StudyLogger:
         spend more time in its six writes than in its training."""
         name = notes.trial_name(number, overrides)
         with without_ipython_probe():  # a worker's first trial paid for importing IPython
-            tags = resolve_tags({MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+            tags = resolve_tags(owned({MLFLOW_PARENT_RUN_ID: self.parent_run_id,
                                  MLFLOW_RUN_NAME: name, "stage": "search_trial",
                                  "optuna.study_name": self.study_name,
                                  "optuna.trial_number": str(number), "optuna.state": "RUNNING",
                                  "optuna.params": json.dumps(dict(overrides), default=str),
-                                 **reproducible.trial_tags(cfg, self.prepared)})
+                                 **reproducible.trial_tags(cfg, self.prepared)}))
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         from pipeline import stages
 
@@ -195,19 +196,6 @@ def link_pointer(pointer_run_id: str, *, study: str, experiment_id: str, parent_
                         f"`{study}-search`: [open the parent run]({link}).")])
     if best_value is not None:
         records.log_metrics(pointer_run_id, {"best_value": best_value}, client=client)
-
-
-def mark_runs_failed(run_ids: list[str], reason: str) -> None:
-    """Child runs of trials whose worker died (stale on resume): FAILED, with the reason."""
-    from functools import partial
-
-    from pipeline.tracking.store import retry_lost_create
-
-    client = MlflowClient()
-    for run_id in run_ids:  # another process may end the same run at once (tracking/stale.py)
-        retry_lost_create(partial(records.set_tags, run_id, {
-            "optuna.state": "FAIL", "optuna.reason": redact(reason)}, client))
-        client.set_terminated(run_id, "FAILED")
 
 
 def log_study_summary(parent_run_id: str, *, best: Mapping[str, Any] | None,

@@ -130,3 +130,15 @@ def experiment_id_of(client, name: str, **create) -> str:
         if found is None:
             raise
         return found.experiment_id
+
+
+def run_status(run_id: str) -> str | None:
+    """The run's status, None when this store has no such run."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient().get_run(run_id).info.status
+    except Exception as exc:  # RESOURCE_DOES_NOT_EXIST; a dead server is raised as such
+        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise

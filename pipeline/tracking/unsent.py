@@ -4,6 +4,8 @@ The command keeps the unsent curve points and final metrics in a local JSON file
 (`mlflow-unsent/<run_id>.json`, written by `pipeline/commands/unsent.py`). The next command
 started against the same server replays them with `replay`, so nothing is lost, and ends the
 run FAILED (it could not end it itself: the server was down), instead of leaving it RUNNING.
+Not a second recovery rule: the command's process exited, so `recovery.end_abandoned_runs`
+would end the run too (dead owner); replaying first sends what it kept before it is ended.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
 from pipeline.redact import redact
+from pipeline.tracking.recovery import end_run
 
 
 def points(buffer) -> list[list]:
@@ -33,7 +36,6 @@ def replay(run_id: str, rows: Iterable[list], final: Mapping[str, float] | None,
     metrics += [Metric(k, float(v), now, int(final_step)) for k, v in (final or {}).items()]
     client.log_batch(run_id, metrics=metrics)
     run = client.get_run(run_id)
-    if run.info.status == RunStatus.to_string(RunStatus.RUNNING):
-        client.set_tag(run_id, "fault", redact(reason))
-        client.set_terminated(run_id, "FAILED")
+    if run.info.status == RunStatus.to_string(RunStatus.RUNNING):  # ended as recovery ends
+        end_run(client, run_id, "FAILED", {"fault": redact(reason)})  # the run of a dead owner
     return client.get_run(run_id).info.status
