@@ -126,7 +126,7 @@ def after(tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_runs_of_a_killed_train_are_ended_by_the_next_train(after):
-    runs, (out, err) = after["runs"], after["out"]["train"]
+    runs, (_, err) = after["runs"], after["out"]["train"]
     assert after["codes"]["train"] == 0, err
     assert after["left"]["victim"] == "RUNNING"  # what kill -9 left
     killed = runs["victim"]
@@ -149,7 +149,7 @@ def test_a_live_processes_run_is_left_running(after):
 
 @pytest.mark.slow
 def test_a_killed_lessons_parent_is_ended_by_the_next_experiment(after):
-    runs, (out, err) = after["runs"], after["out"]["experiment"]
+    runs, (_, err) = after["runs"], after["out"]["experiment"]
     assert after["codes"]["experiment"] == 0, err
     assert after["left"]["lesson-recover"] == "RUNNING"
     parent, child = runs["lesson-recover"], runs["quick-seed0"]
