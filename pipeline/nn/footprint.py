@@ -53,8 +53,7 @@ def n_parameters(layer_sizes: Sequence[int]) -> int:
 def buffers_elements(layer_sizes: Sequence[int], m: int, dropout: Sequence[bool]) -> int:
     """Elements of one `layers.Buffers` for a batch of m (`layers.buffer_rows` per sample: A,
     Z and D per layer, H and a mask per dropout layer, P, and the backward's scratch)."""
-    keep = [0.5 if d else 1.0 for d in dropout]
-    return m * buffer_rows(Architecture(tuple(layer_sizes)), keep)
+    return m * buffer_rows(Architecture(tuple(layer_sizes)), dropout=dropout)
 
 
 def estimate(layer_sizes: Sequence[int], m_train: int, m_dev: int, *,

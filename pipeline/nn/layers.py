@@ -66,11 +66,24 @@ def keep_per_layer(keep_prob, n_hidden: int) -> tuple[float, ...]:
     return values
 
 
-def buffer_rows(arch, keep=None) -> int:
-    """Rows of (n, m) arrays one `Buffers` of `keep` holds per sample: its size is this times
-    m times the item size (`choose_batch_size` and the evaluation's chunks budget with it)."""
-    sizes, keep = arch.layer_sizes, keep_per_layer(1.0 if keep is None else keep, arch.n_hidden)
-    dropped = sum(n for n, k in zip(sizes[1:-1], keep) if k < 1.0)
+def dropout_flags(arch, keep=None, dropout=None) -> tuple[bool, ...]:
+    """Which hidden layers hold dropout buffers: `dropout` (one flag per hidden layer) when
+    given, else the layers whose keep probability is below 1 (`keep=None`: none)."""
+    if dropout is not None:
+        flags = tuple(bool(d) for d in dropout)
+        if len(flags) != arch.n_hidden:
+            raise ValueError(f"dropout must have one flag per hidden layer ({arch.n_hidden}), "
+                             f"got {len(flags)}")
+        return flags
+    return tuple(k < 1.0 for k in keep_per_layer(1.0 if keep is None else keep, arch.n_hidden))
+
+
+def buffer_rows(arch, keep=None, *, dropout=None) -> int:
+    """Rows of (n, m) arrays one `Buffers` of `keep` (or `dropout` flags) holds per sample: its
+    size is this times m times the item size (`choose_batch_size` and the evaluation's chunks
+    budget with it)."""
+    sizes, drop = arch.layer_sizes, dropout_flags(arch, keep, dropout)
+    dropped = sum(n for n, d in zip(sizes[1:-1], drop) if d)
     return (sum(n + 1 for n in sizes[1:-1]) + 2 * sum(sizes[1:]) + 2 * dropped + sizes[-1]
             + max(sizes[1:]))
 
@@ -93,8 +106,12 @@ class Buffers:
     A[l] layer inputs (n_l + 1, m) ending in a row of ones (A[0] is the caller's [XT; 1]);
     Z[l] pre-activations (the last one the logits); H[l] hidden activations before dropout
     (the first rows of A[l + 1] when layer l has no dropout); masks[l] the scaled mask of the
-    last forward or None; P probabilities (n_out, m); D[l] dJ/dZ. Layers with keep < 1 get
-    dropout buffers; `keep=None` is evaluation mode (no dropout anywhere).
+    last forward or None; P probabilities (n_out, m); D[l] dJ/dZ.
+
+    `keep`: the keep probability per hidden layer (or one for all) the forward draws masks
+    with; layers with keep < 1 get dropout buffers; `keep=None` is evaluation mode (no dropout
+    anywhere). `dropout` instead (one flag per hidden layer, `keep` left None): buffers for
+    replaying fixed masks, which draws nothing, so `self.keep` is None.
 
     `arena`: carve the arrays from the front of an existing arena (another Buffers' of at
     least as many items) instead of allocating: a shorter batch or an evaluation chunk then
@@ -102,11 +119,16 @@ class Buffers:
     before using one after another was used.
     """
 
-    def __init__(self, arch, m: int, dtype, keep=None, arena: np.ndarray | None = None):
+    def __init__(self, arch, m: int, dtype, keep=None, arena: np.ndarray | None = None, *,
+                 dropout=None):
         sizes, self.L, self.output, self.m = arch.layer_sizes, arch.n_layers, arch.output, m
         self.act = get_activation(arch.hidden_activation)
-        self.keep = keep_per_layer(1.0 if keep is None else keep, arch.n_hidden)
-        need = buffer_rows(arch, self.keep) * m
+        if dropout is not None and keep is not None:
+            raise ValueError("Buffers takes keep probabilities or dropout flags, not both")
+        self.keep = (None if dropout is not None else
+                     keep_per_layer(1.0 if keep is None else keep, arch.n_hidden))
+        self.dropout = drop = dropout_flags(arch, self.keep, dropout)
+        need = buffer_rows(arch, dropout=drop) * m
         if arena is None:
             arena = np.empty(need, dtype=dtype)
         elif arena.size < need or arena.dtype != np.dtype(dtype):
@@ -121,7 +143,6 @@ class Buffers:
 
         self.A: list = [None] + [_with_ones(new(n + 1)) for n in sizes[1:-1]]
         self.Z = [new(n) for n in sizes[1:]]
-        drop = [k < 1.0 for k in self.keep]
         self.H = [new(n) if d else A[:-1] for n, d, A in zip(sizes[1:-1], drop, self.A[1:])]
         self.own_masks = [new(n) if d else None for n, d in zip(sizes[1:-1], drop)]
         self.masks: list = [None] * arch.n_hidden

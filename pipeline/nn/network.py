@@ -122,13 +122,13 @@ class Network:
         X = np.asarray(X, dtype=self.theta.dtype)
         if X.ndim != 2 or X.shape[1] != self.arch.layer_sizes[0]:
             raise ValueError(f"X must have shape (m, {self.arch.layer_sizes[0]}), got {X.shape}")
-        keep = layers.keep_per_layer(keep_prob, self.arch.n_hidden) if training else None
-        if training and masks is not None:
-            keep = [1.0 if mk is None else 0.5 for mk in masks]  # only "has a mask" matters
+        m, dtype = X.shape[0], self.theta.dtype
+        if training and masks is not None:            # replay: the masks say where dropout is
             masks = [None if mk is None else np.ascontiguousarray(mk) for mk in masks]
-        elif not training:
+            buf = layers.Buffers(self.arch, m, dtype, dropout=[mk is not None for mk in masks])
+        else:
             masks = None
-        buf = layers.Buffers(self.arch, X.shape[0], self.theta.dtype, keep)
+            buf = layers.Buffers(self.arch, m, dtype, keep_prob if training else None)
         P = layers.forward(buf, self.Was, layers.with_ones(X.T), rng, masks)
         return P.T, buf
 
