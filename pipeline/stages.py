@@ -50,9 +50,12 @@ class Prepared:
 
     @property
     def digests(self) -> dict[str, str]:
-        """Digests of the RAW splits as drawn (train before augmentation)."""
-        return {"train": self.raw_train.digest, "dev": self.raw_dev.digest,
-                "test": self.test.digest}
+        """Digests of the RAW splits as drawn (train before augmentation); no "test" entry in
+        the search's copy, which holds no test split (`test=None`)."""
+        out = {"train": self.raw_train.digest, "dev": self.raw_dev.digest}
+        if self.test is not None:
+            out["test"] = self.test.digest
+        return out
 
 
 @dataclass(frozen=True)
