@@ -1,7 +1,8 @@
 """Standardization with statistics fitted on the training split only.
 
 The fitted `Standardizer` is applied to train (augmented), dev, test and to anything the
-served model predicts on; `to_dict` is what gets logged and bundled with the model.
+served model predicts on. The model carries its mean and std itself (`nn.Model`, saved in
+its description JSON), so nothing serializes a Standardizer.
 """
 
 from __future__ import annotations
