@@ -44,7 +44,8 @@ def test_standardize_false_trains_on_raw_features_and_serves_the_identity():
     prepared = stages.prepare(cfg_of("data.standardize=false"))
     np.testing.assert_array_equal(prepared.train.X, prepared.raw_train.X)
     np.testing.assert_array_equal(prepared.dev.X, prepared.raw_dev.X)
-    assert prepared.standardizer.to_dict() == {"mean": [0.0, 0.0], "std": [1.0, 1.0]}
+    assert prepared.standardizer.mean.tolist() == [0.0, 0.0]
+    assert prepared.standardizer.std.tolist() == [1.0, 1.0]
 
 
 def test_feature_scale_multiplies_raw_features_of_train_dev_and_test():

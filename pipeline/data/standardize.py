@@ -8,8 +8,6 @@ its description JSON), so nothing serializes a Standardizer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
-
 import numpy as np
 
 
@@ -52,24 +50,6 @@ class Standardizer:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"standardizer was fitted on {self.n_features} features, got X of shape {X.shape}")
         return (X - self.mean) / self.std  # (m, n)
-
-    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
-        """Back to raw units (for plotting boundaries in the data's own coordinates)."""
-        Z = np.asarray(Z, dtype=np.float64)
-        if Z.ndim != 2 or Z.shape[1] != self.n_features:
-            raise ValueError(f"standardizer was fitted on {self.n_features} features, got shape {Z.shape}")
-        return Z * self.std + self.mean  # (m, n)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        """Plain lists of Python floats: JSON-able, and `from_dict` gives back the same bits."""
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, list[float]]) -> "Standardizer":
-        missing = {"mean", "std"} - set(d)
-        if missing:
-            raise ValueError(f"standardizer dict is missing {', '.join(sorted(missing))}; got keys {sorted(d)}")
-        return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Standardizer) and np.array_equal(self.mean, other.mean)

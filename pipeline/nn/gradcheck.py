@@ -54,9 +54,6 @@ class GradCheckReport:
     def passed(self) -> bool:
         return self.verdict in PASSING and all(b.verdict in PASSING for b in self.blocks)
 
-    def worst_block(self) -> BlockResult:
-        return max(self.blocks, key=lambda b: (np.nan_to_num(b.relative_error, nan=np.inf)))
-
     def format(self) -> str:
         lines = [f"{'block':<8}{'shape':<12}{'relative error':>16}  verdict"]
         for b in self.blocks:

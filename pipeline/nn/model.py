@@ -93,7 +93,10 @@ class Model:
         return label_values(self.classes)
 
     def class_probabilities(self, X_raw: np.ndarray) -> np.ndarray:
-        """(m, len(classes)): one column per class, in `classes` order."""
+        """(m, len(classes)): one column per class, in `classes` order (two columns for two
+        classes where `predict_proba` has one). Public API for a caller holding a `Model` (what
+        `train` returns and `Model.load` gives back); the served pyfunc computes the same with
+        `class_columns`."""
         return class_columns(self.predict_proba(X_raw))
 
     def describe(self) -> dict:
