@@ -61,21 +61,19 @@ def check_tracking(uri: str) -> None:
                          "postgresql+psycopg2://user@host/db")
     if scheme in ("http", "https"):
         _probe_server(uri, shown)
-    elif scheme == "sqlite":
-        _writable_dir(Path(uri.removeprefix("sqlite:///").split("?")[0]).parent,
-                      f"tracking.uri {shown!r}")
+    elif scheme == "sqlite" and store_urls.sqlite_file(uri) is not None:
+        _writable_dir(store_urls.sqlite_file(uri).parent, f"tracking.uri {shown!r}")
     elif scheme in ("postgresql", "mysql", "mssql"):
         _probe_database(uri, shown, "tracking.uri")
 
 
 def check_storage_path(storage: str) -> None:
     """A journal or SQLite storage must have a writable directory (Optuna would fail later with
-    a traceback); an RDB server is probed by open_storage itself (one line already)."""
-    path = None
-    if storage.startswith("sqlite:///"):
-        path = Path(storage.removeprefix("sqlite:///").split("?")[0])
-    elif "://" not in storage:
-        path = Path(storage.removeprefix("journal:"))
+    a traceback); an RDB server is probed by open_storage itself (one line already). A value in
+    none of the accepted forms is refused here (`store_urls.study_storage`), before anything."""
+    parsed = store_urls.study_storage(storage)
+    path = (Path(parsed.journal) if parsed.journal is not None
+            else store_urls.sqlite_file(parsed.url))
     if path is not None:
         _writable_dir(path.resolve().parent, f"search.storage {redact(storage)!r}")
 

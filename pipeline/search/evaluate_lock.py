@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.search.storage import StorageSpec
-from pipeline.store_urls import postgres_driver
+from pipeline.store_urls import postgres_driver, sqlite_file
 
 
 class ClaimBusy(ValueError):
@@ -48,8 +48,8 @@ def lock_file(spec: StorageSpec, study: str, workdir: Path) -> Path | None:
         return Path(f"{spec.path}.{safe}.evaluate.lock")
     if spec.url.startswith("postgresql"):
         return None
-    if spec.url.startswith("sqlite:///") and spec.url != "sqlite:///:memory:":
-        db = Path(spec.url.removeprefix("sqlite:///").split("?")[0])
+    db = sqlite_file(spec.url)
+    if db is not None:
         return db.parent / f"{db.name}.{safe}.evaluate.lock"
     return workdir / "optuna" / f"{safe}.evaluate.lock"
 

@@ -20,9 +20,7 @@ from optuna.storages import RDBStorage
 from pipeline.redact import redact
 from pipeline.search.journal import open_journal
 from pipeline.races import retry_lost_race  # noqa: F401 (also S.retry_lost_race)
-from pipeline.store_urls import postgres_driver
-
-_RDB_SCHEMES = ("sqlite:", "postgresql", "mysql", "oracle", "mssql")
+from pipeline.store_urls import postgres_driver, study_storage
 
 
 @dataclass(frozen=True)
@@ -47,19 +45,14 @@ class StorageSpec:
 def resolve(storage: str | None, study: str, workdir: Path, *, heartbeat_interval: int = 60,
             grace_period: int = 120) -> StorageSpec:
     """`None` -> `<workdir>/optuna/<study>.journal`; a `.journal`/`.log` path -> that journal file;
-    an RDB URL -> itself. Anything else is refused with the accepted forms."""
+    an RDB URL -> itself. Anything else is refused with the accepted forms (`study_storage`)."""
     kw = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     if storage is None:
         return StorageSpec(None, str((workdir / "optuna" / f"{study}.journal").resolve()), **kw)
-    if storage.startswith("journal:"):
-        storage = storage.removeprefix("journal:").removeprefix("//")
-    if storage.endswith((".journal", ".log")) and "://" not in storage:
-        return StorageSpec(None, str(Path(storage).resolve()), **kw)
-    if storage.startswith(_RDB_SCHEMES):
-        return StorageSpec(storage, None, **kw)
-    raise ValueError("search.storage must be null (journal file optuna/<study>.journal), a path "
-                     "ending in .journal, or an Optuna storage URL (sqlite:///x.db, "
-                     f"postgresql://user@host/db), got {redact(storage)!r}")
+    parsed = study_storage(storage)
+    if parsed.journal is not None:
+        return StorageSpec(None, str(Path(parsed.journal).resolve()), **kw)
+    return StorageSpec(parsed.url, None, **kw)
 
 
 _SCHEMA_RACE = ("IntegrityError", "ProgrammingError")  # SQLAlchemy's, by name: no import
