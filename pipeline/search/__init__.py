@@ -9,6 +9,9 @@
 import logging
 from contextlib import contextmanager
 
+from pipeline.redact import redact_logs
+from pipeline.store_fault import drop_store_faults
+
 
 def quiet_optuna() -> None:
     """Optuna logs every trial at INFO; the commands print their own progress and table.
@@ -16,17 +19,13 @@ def quiet_optuna() -> None:
     every worker's trial printed ~100 traceback lines (620 lines for one fault). The reason is
     recorded on the trial (`fail_reason`) and an exception we do not foresee is re-raised with
     its traceback anyway."""
-    import optuna
-
-    from pipeline.redact import redact_logs
+    import optuna  # lazy: the commands import this package's light modules without optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     redact_logs("optuna")  # "Trial N failed ...: <error>" quotes a store URL it could not reach
     for handler in logging.getLogger("optuna").handlers:
         if not any(isinstance(f, _NoTraceback) for f in handler.filters):
             handler.addFilter(_NoTraceback())
-    from pipeline.store_fault import drop_store_faults
-
     drop_store_faults("optuna.study._optimize")  # the trial a broken store ended: said once
 
 

@@ -18,12 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import stages
+from pipeline.data import Split
 from pipeline.promotion import task_of
 from pipeline.search import storage as S
 from pipeline.search.evaluate_lock import evaluation_claim
 from pipeline.search.record import StudyRecord, add_test_evaluation
 from pipeline.search.space import decode
 from pipeline.search.study import best_trial, open_study, study_name
+from pipeline.stop import Stop
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,6 @@ def retrain_data(cfg, prepared, best):
     trial's best epoch count with early stopping off (dev is inside the training data then)."""
     if cfg.evaluate.retrain_on == "train":
         return cfg, prepared
-    from pipeline.data import Split
-
     X = np.concatenate([prepared.train.X, prepared.dev.X])  # (m_train + m_dev, n)
     y = np.concatenate([prepared.train.y, prepared.dev.y])  # (m_train + m_dev,)
     epochs = max(1, int(best.user_attrs.get("best_epoch") or cfg.training.epochs))
@@ -95,8 +96,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
     final-test run KILLED and records nothing (the look is not spent); once it is opened the
     stop waits until the evaluation is recorded, registered and printed, then `Stopped` is
     raised with `held=True`."""
-    from pipeline import stages, tracking
-    from pipeline.stop import Stop
+    from pipeline import tracking  # mlflow: lazy (test_import_boundaries_of_the_search)
     from pipeline.tracking.recovery import end_abandoned_runs
 
     out = out or sys.stdout  # resolved per call: a captured stdout may be gone later
@@ -119,7 +119,7 @@ def run_evaluate(cfg, *, workdir: Path = Path("."), out=None,
 
 def _evaluate_claimed(cfg, study, best, trial_cfg, overrides, prepared, experiment_id,
                       out, stop) -> Evaluation:
-    from pipeline import stages, tracking
+    from pipeline import tracking  # mlflow: lazy, as in run_evaluate
     from pipeline.tracking.notes import final_test_name
 
     name, force, digest = study.study_name, cfg.evaluate.force, prepared.test.digest

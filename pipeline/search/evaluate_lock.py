@@ -21,6 +21,7 @@ running evaluate again afterwards gives the right answer either way.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from contextlib import contextmanager
@@ -69,8 +70,6 @@ def evaluation_claim(spec: StorageSpec, study: str, workdir: Path = Path(".")) -
 
 @contextmanager
 def _file_lock(path: Path, study: str) -> Iterator[str]:
-    import fcntl
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -89,7 +88,7 @@ def _file_lock(path: Path, study: str) -> Iterator[str]:
 
 @contextmanager
 def _advisory_lock(spec: StorageSpec, study: str) -> Iterator[str]:
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: only a PostgreSQL study takes this lock
 
     key = lock_key(study)
     engine = sa.create_engine(postgres_driver(spec.url), poolclass=sa.pool.NullPool)

@@ -17,7 +17,7 @@ def study_figures(study: optuna.Study, objective: str, importances: bool = False
     slice plot when the space lacks either) and, with `importances` (search.importances), the
     parameter importances (Optuna's default evaluator, PED-ANOVA). Figures that Optuna cannot
     draw yet (e.g. importances with fewer than two complete trials) are skipped."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: pyplot and Optuna's plots only when drawing
     from optuna.visualization import matplotlib as ov
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

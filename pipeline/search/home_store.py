@@ -15,6 +15,7 @@ chooses a new study name (the old one stays as it is in the journal).
 from __future__ import annotations
 
 from pipeline.redact import redact
+from pipeline.search.record import StudyRecord
 
 _LOOKED_UP = 20  # the latest parents asked for: one found is enough, none of 20 is a verdict
 
@@ -23,7 +24,6 @@ def check_home_store(study, spec_label: str, tracking_uri: str | None) -> None:
     """Raise ValueError (one line) when `study` has parent runs and the tracking store (the
     given `tracking.uri`, else MLflow's default) holds none of them. A new study, or one
     whose searches never opened a parent, passes."""
-    from pipeline.search.record import StudyRecord
     from pipeline.tracking.present import first_present, resolved_uri
 
     parents = [p.run_id for p in StudyRecord.load(study).parent_runs]

@@ -80,8 +80,6 @@ def _check_parent(uri: str | None, parent: str) -> None:
 
     use_tracking_uri(uri)
     if run_status(parent) is None:
-        from pipeline.redact import redact
-
         raise ValueError(f"tracking.uri {redact(uri or 'MLflow default')!r} does not hold the "
                          f"study's parent run {parent}: point tracking.uri= or "
                          "MLFLOW_TRACKING_URI at the tracking server the search used")

@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from tqdm import tqdm
 
 from pipeline.search.study import best_in, count, count_in
 
@@ -35,7 +36,6 @@ class Progress:
     """A tqdm bar over finished trials (stderr) and one line whenever the best value improves."""
 
     def __init__(self, study: optuna.Study, target: int, key: str, enabled: bool = True):
-        from tqdm import tqdm
         self.study, self.key = study, key
         self.best: float | None = None
         trials = study.get_trials(deepcopy=False)

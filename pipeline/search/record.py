@@ -30,6 +30,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from pipeline.config import config_from_yaml
+from pipeline.config.safe_yaml import load_yaml
+from pipeline.config.search import parse_space
+
 VERSION = 2
 
 
@@ -85,15 +89,10 @@ class StudyRecord:
 
     def config(self, study: str):
         """The stored training config, validated as any config is."""
-        from pipeline.config import config_from_yaml
-
         return config_from_yaml(self.base_config, f"study {study} base_config")
 
     def search_space(self, study: str) -> dict:
         """The stored search space, parsed and validated (`{dotted key: ParamSpec}`)."""
-        from pipeline.config.safe_yaml import load_yaml
-        from pipeline.config.search import parse_space
-
         where = f"study {study} space"
         return parse_space(load_yaml(self.space, where), where)
 

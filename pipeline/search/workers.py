@@ -19,18 +19,19 @@ import optuna
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from pipeline import stages
+from pipeline import stages, threads
 from pipeline.config import config_from_yaml
 from pipeline.config.search import ParamSpec
 from pipeline.errors import foreseeable, one_line
 from pipeline.search import quiet_optuna, quiet_when_stopped
 from pipeline.search.objective import make_objective
+from pipeline.search.orphan import watch_parent
 from pipeline.search.recovery import StudyRecovery
 from pipeline.owner import owner
 from pipeline.search.storage import StorageSpec
 from pipeline.search.study import FINISHED, count, count_in, open_study
-from pipeline.stop import Stop, Stopped
-from pipeline.store_fault import WORKER_EXIT
+from pipeline.stop import Stop, Stopped, children_ignore_sigint
+from pipeline.store_fault import WORKER_EXIT, fault_of, quiet_threads
 
 # Trials that hold a slot of the target: finished, or running (a worker will finish them).
 RESERVED = FINISHED + (TrialState.RUNNING,)
@@ -151,14 +152,10 @@ class _BetweenTrials:
 
 
 def _worker_entry(job: WorkerJob, worker: int) -> None:
-    from pipeline.search.orphan import watch_parent
-
     # The parent stops workers with SIGTERM (and Ctrl-C reaches the whole process group): this
     # worker's own Stop records it and the trial's training stops at its next epoch, so the
     # trial ends FAIL and its child run KILLED instead of both staying RUNNING.
     stop = Stop()
-    from pipeline.store_fault import quiet_threads
-
     quiet_threads()  # Optuna's heartbeat thread on a broken store: no traceback per worker
     with stop.on_signals():
         watch_parent()  # the parent killed (-9) -> this worker stops within seconds
@@ -169,8 +166,7 @@ def _worker_entry(job: WorkerJob, worker: int) -> None:
         except Stopped as exc:
             sys.exit(exc.exit_code)
         except Exception as exc:  # a store gone (tracking server, database): one line, not a
-            from pipeline.store_fault import fault_of  # traceback per worker
-
+            # traceback per worker
             if fault_of(exc) is not None:  # the search process says it, naming the store
                 sys.exit(WORKER_EXIT)
             if not foreseeable(exc):
@@ -202,8 +198,6 @@ def _run_workers(job: WorkerJob, workers: int, progress, prepared, stop) -> list
     that died); then this process waits for the others, checking `stop` (on a stop it sends
     them SIGTERM and waits for them). Returns one line per spawned worker that ended badly (exit code or
     signal), for the summary: a dead worker is counted, not raised, as its trials are redone."""
-    from pipeline.stop import children_ignore_sigint
-
     stop = stop if stop is not None else Stop()
     if workers == 1:
         run_worker(job, 0, progress, prepared, stop)
@@ -240,7 +234,5 @@ def _one_blas_thread():
     """The BLAS thread count of pipeline/threads.py (one unless the user chose) for the spawned
     workers, which read it at numpy import, and for worker 0 in this process, where numpy may
     already be loaded (a notebook). N workers x a multi-threaded BLAS oversubscribe the cores."""
-    from pipeline import threads
-
     with threads.for_spawned() as count, threads.limit(count):
         yield
