@@ -98,8 +98,24 @@ def _chattr(flag: str, *paths: Path) -> None:
                     "makes a store immutable, which needs root on a filesystem with attributes")
 
 
+@pytest.fixture
+def disk_path(tmp_path):
+    """A temporary directory on a disk filesystem: tests/conftest.py puts tmp_path in /dev/shm,
+    where `chattr +i` succeeds and SQLite still writes (no fault, exit 0). Removed after."""
+    import shutil
+    import tempfile
+
+    base = "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else None
+    where = Path(tempfile.mkdtemp(prefix="nn-pipeline-immutable-", dir=base)) if base else tmp_path
+    yield where
+    if where != tmp_path:
+        subprocess.run(["chattr", "-R", "-i", str(where)], capture_output=True)
+        shutil.rmtree(where, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_an_immutable_tracking_store_mid_search_is_one_line_naming_it(tmp_path):
+def test_an_immutable_tracking_store_mid_search_is_one_line_naming_it(disk_path):
+    tmp_path = disk_path
     """Two workers: the spawned one and Optuna's trial lines stay silent too."""
     db = tmp_path / "mlflow.db"
     try:
@@ -120,7 +136,8 @@ def test_a_tracking_store_deleted_mid_search_is_one_line_naming_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_immutable_study_storage_is_one_line_and_no_run_is_left_running(tmp_path):
+def test_an_immutable_study_storage_is_one_line_and_no_run_is_left_running(disk_path):
+    tmp_path = disk_path
     """The tracking store still works: every run the search opened is ended there."""
     db, study_db = tmp_path / "mlflow.db", tmp_path / "optuna.db"
     try:
