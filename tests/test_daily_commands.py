@@ -157,6 +157,10 @@ def test_the_aliases_are_the_mlproject_main_parameters():
 
 
 def runs_of(uri: str) -> list:
+    # A refused command that never created its SQLite store left no runs; opening the missing
+    # file with MlflowClient would only run MLflow's ~60 migrations (1.5-2.5 s a test).
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return []
     client = MlflowClient(uri)
     ids = [e.experiment_id for e in client.search_experiments()]
     return client.search_runs(ids) if ids else []
@@ -170,7 +174,9 @@ def runs_of(uri: str) -> list:
 def test_train_prints_the_ui_command_that_serves_its_links(tracking_uri, capsys, ui_url,
                                                            command, base):
     extra = [f"tracking.ui_url={ui_url}"] if ui_url else []
-    assert train(tracking_uri, *extra) == 0
+    # the printed links are the subject: no model or figures to log (a third of each train)
+    assert train(tracking_uri, *extra, "tracking.log_model=false",
+                 "tracking.log_figures=false") == 0
     out = capsys.readouterr().out
     run = only_run(tracking_uri)
     assert f"  UI:    mlflow ui --backend-store-uri {tracking_uri}{command}   then open {base}/#/" \

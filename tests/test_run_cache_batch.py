@@ -11,8 +11,11 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")
 TINY = ["training.epochs=20", "data.params.n_samples=200"]
 
 
-def test_the_chosen_batch_is_part_of_the_key_and_the_full_batch_keeps_the_old_key(tracking_uri):
+def test_the_chosen_batch_is_part_of_the_key_and_the_full_batch_keeps_the_old_key(tracking_uri,
+                                                                                   new_store):
     from pipeline.tracking.cache import TrainCache
+
+    new_store(tracking_uri)   # the cache reads this store: a template copy, not 60 migrations
 
     cfg = load_config(TINY, conf_dir=CONF)
     assert cfg.training.batch_size is None

@@ -95,7 +95,7 @@ def test_worker_refuses_a_study_no_search_started(tmp_path, monkeypatch, capsys)
 
 
 def test_worker_refuses_a_tracking_store_without_the_parent_run(search_cfg, tracking_uri,
-                                                                tmp_path, capsys):
+                                                                tmp_path, capsys, new_store):
     from pipeline.search.sweep import run_search
     from pipeline.search.space import load_space
 
@@ -104,7 +104,9 @@ def test_worker_refuses_a_tracking_store_without_the_parent_run(search_cfg, trac
     conf = Path(__file__).resolve().parents[1] / "conf"
     space, text = load_space(cfg.search.space, conf)
     run_search(cfg, space, text, workdir=tmp_path, progress=False)
-    other = f"sqlite:///{tmp_path / 'other.db'}"
+    # another store, empty (a copy of the template: the worker would otherwise run MLflow's
+    # ~60 migrations on it first, a second of this test)
+    other = new_store(f"sqlite:///{tmp_path / 'other.db'}")
     assert main(["worker", "study=tiny", f"storage={tmp_path / 'study.journal'}",
                  f"tracking.uri={other}"]) == 2
     assert "does not hold the study's parent run" in capsys.readouterr().err

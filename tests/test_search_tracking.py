@@ -158,7 +158,8 @@ def test_resume_ends_only_the_running_parents_of_dead_searches(search_cfg, track
         assert run.info.status == status and "fault" not in run.data.tags
 
 
-def test_n_trials_runs_that_many_more_each_time(search_cfg, tracking_uri):
+def test_n_trials_runs_that_many_more_each_time_and_a_changed_config_is_refused(search_cfg,
+                                                                              tracking_uri):
     cfg = search_cfg("search.n_trials=2", "search.pruner.name=none", "search.trial_figures=none")
     first, second = _search(cfg), _search(cfg)
     assert (first.finished, first.target, second.finished, second.target) == (2, 2, 4, 4)
@@ -166,6 +167,12 @@ def test_n_trials_runs_that_many_more_each_time(search_cfg, tracking_uri):
     assert parent.data.tags["optuna.target_trials"] == "4"
     assert parent.data.params["search.finished_before"] == "2"
     assert len(_children(MlflowClient(), second)) == 2
+    # the same study resumed with another training config is refused (this test's study, not
+    # a search of its own: a search is ~1 s of the fast suite); the refusal compares the
+    # study's config, not its trials
+    with pytest.raises(ValueError, match=r"different config \(training.epochs: 60 -> 70\)"):
+        _search(search_cfg("search.n_trials=3", "search.pruner.name=none",
+                           "search.trial_figures=none", "training.epochs=70"))
 
 
 def test_target_reached_runs_nothing_creates_no_run_and_says_why(search_cfg, tracking_uri,
@@ -196,13 +203,6 @@ def test_target_reached_runs_nothing_creates_no_run_and_says_why(search_cfg, tra
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)  # the search took it from the env
     assert main(["search", "target_trials=4", *args]) == 0   # one short: runs exactly one
     assert _study(search_cfg()).trials[-1].number == 3 and len(_study(search_cfg()).trials) == 4
-
-
-def test_resuming_with_a_different_training_config_is_refused(search_cfg, tracking_uri):
-    # one trial, no trial figures: the refusal compares the study's config, not its trials
-    _search(search_cfg("search.n_trials=1", "search.trial_figures=none"))
-    with pytest.raises(ValueError, match=r"different config \(training.epochs: 60 -> 70\)"):
-        _search(search_cfg("search.n_trials=3", "training.epochs=70"))
 
 
 @pytest.mark.slow

@@ -82,7 +82,7 @@ def test_test_evaluations_append_and_are_found_by_digest(tmp_path):
 
 
 def test_a_search_resumes_a_version_1_study_ending_its_dead_parent(search_cfg, tracking_uri,
-                                                                  gone_owner):
+                                                                  gone_owner, new_store):
     """A study the previous version created (its keys only): the resume checks its config,
     ends its parent left RUNNING by a dead search, and appends the new parent to the old."""
     from pipeline.search.space import load_space
@@ -93,7 +93,7 @@ def test_a_search_resumes_a_version_1_study_ending_its_dead_parent(search_cfg, t
     space, text = load_space(cfg.search.space, CONF)
     spec = S.resolve(cfg.search.storage, "tiny", Path("."))
     study = open_study(cfg, spec, create=True)
-    client = MlflowClient()
+    client = MlflowClient(new_store(tracking_uri))   # the template's copy, not 60 migrations
     dead = client.create_run(client.create_experiment("tiny-search")).info.run_id
     _write_version_1(study, parents={dead: gone_owner}, experiment="1",
                      config=cfg.to_yaml(), space=text, target=0)
