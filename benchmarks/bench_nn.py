@@ -4,7 +4,10 @@ Peers: a straightforward NumPy loop of the same math (written plainly below), sc
 MLPClassifier (sgd, no momentum, batch = whole set, alpha = lambda, no early stop, no shuffle),
 and PyTorch on the CPU when importable (skipped otherwise). Each (workload, implementation) is
 run `--repeats` times; the table shows medians. Workload 3 also measures the float64 matrix-
-multiply rate NumPy reaches here, on the very matmul shapes of that network and on a square one.
+multiply rates NumPy reaches here (float64 and float32), on the very matmul shapes of that
+network and on a square one. "this project" trains as the product does (a dev set, the default
+`eval_every: auto` cadence); "this project, bare loop" is `fit` without a dev set and with one
+evaluation, the training arithmetic alone.
 
     python benchmarks/bench_nn.py            # full workloads (a few minutes on 2 cores)
     python benchmarks/bench_nn.py --quick    # smoke run: fewer iterations and repeats
@@ -39,10 +42,17 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from pipeline.nn import Architecture, Network, init_network  # noqa: E402
+from pipeline.config.sections import eval_cadence  # noqa: E402
 from pipeline.train import TrainSettings, fit  # noqa: E402
 
 LR = 0.3
 MATMUL_ROW = "NumPy f64 matmuls only"
+MATMUL_ROW_F32 = "NumPy f32 matmuls only"
+PRODUCT_ROW = "this project"            # as the product trains: a dev set, the default cadence
+BARE_ROW = "this project, bare loop"    # no dev set, one evaluation at the end
+# the product holds out dev: 0.2 of the data against a train split of 0.6 (conf/base.yaml), so
+# its dev set is a third of the rows it trains on; evaluated every eval_cadence("auto") epochs
+DEV_PER_TRAIN = 1 / 3
 
 
 # ---------------------------------------------------------------- data and workloads
@@ -58,27 +68,44 @@ def teacher(rng, m, n, k):
     return X, np.argmax(X @ rng.standard_normal((n, k)), axis=1)
 
 
+def with_dev(wl, make):
+    """A held-out dev set from the same generator, a third of the training rows (as the
+    product's 0.6 / 0.2 train / dev split): the product evaluates on it during training."""
+    wl["dev"] = make(np.random.default_rng(7), max(1, round(wl["data"][0].shape[0] * DEV_PER_TRAIN)))
+    return wl
+
+
 def workloads(quick: bool, scale: int | None = None):
     rng = np.random.default_rng(0)
     s = scale or (10 if quick else 1)
-    return [
+    wide = lambda r, m: teacher(r, m, 64, 10)  # noqa: E731
+    return [with_dev(wl, make) for wl, make in zip([
         dict(name="(1) 300x2 [2,10,5,1]", data=circles(rng, 300), layers=(2, 10, 5, 1),
              lam=0.0, iters=15_000 // s),
         dict(name="(2) 211x2 [2,20,3,1] l2=0.7", data=circles(rng, 211), layers=(2, 20, 3, 1),
              lam=0.7, iters=30_000 // s),
         dict(name="(3) 20000x64 [64,256,128,10]", data=teacher(rng, 20_000 // s, 64, 10),
              layers=(64, 256, 128, 10), lam=0.0, iters=max(1, 50 // (5 if quick else s))),
-    ]
+    ], [circles, circles, wide])]
 
 
 # ---------------------------------------------------------------- implementations
-def run_ours(wl, params, dtype="float64"):
+def run_ours(wl, params, dtype="float64", product=True):
+    """`fit` as the product calls it (product=True: a dev set, evaluated every
+    eval_cadence("auto") epochs, as `training.eval_every: auto` resolves), or the bare loop
+    (no dev set, one evaluation at the end: the training arithmetic alone)."""
     X, y = wl["data"]
+    Xd, yd = wl["dev"] if product else (None, None)
+    every = eval_cadence("auto", wl["iters"]) if product else wl["iters"]
     arch = Architecture(wl["layers"], "relu")
     s = TrainSettings(learning_rate=LR, epochs=wl["iters"], l2=wl["lam"],
-                      eval_every=wl["iters"], dtype=dtype)
-    r = fit(Network.from_params(arch, params), X, y, None, None, s, np.random.default_rng(0))
+                      eval_every=every, dtype=dtype)
+    r = fit(Network.from_params(arch, params), X, y, Xd, yd, s, np.random.default_rng(0))
     return r.history["train_loss"][-1]
+
+
+def run_bare(wl, params, dtype="float64"):
+    return run_ours(wl, params, dtype, product=False)
 
 
 def run_plain(wl, params):
@@ -197,9 +224,10 @@ def step_matmuls(layers, m, dtype=np.float64):
     return mats, sum(2 * s1[0] * s1[1] * s2[1] for s1, s2 in shapes)
 
 
-def make_run_matmuls(wl):
-    """A pseudo-implementation: only the step's float64 matmuls, `iters` times (the ceiling)."""
-    mats, _ = step_matmuls(wl["layers"], wl["data"][0].shape[0])
+def make_run_matmuls(wl, dtype=np.float64):
+    """A pseudo-implementation: only the step's matmuls in `dtype`, `iters` times (the ceiling
+    for the same dtype: float32 is compared with this at float32, not with the f64 rate)."""
+    mats, _ = step_matmuls(wl["layers"], wl["data"][0].shape[0], dtype)
 
     def run(wl, params):
         for _ in range(wl["iters"]):
@@ -213,6 +241,12 @@ def square_rate(n=2048, repeats=3):
     S1, S2 = rng.standard_normal((n, n)), rng.standard_normal((n, n))
     t, _ = timed(lambda: np.dot(S1, S2), repeats)
     return 2 * n ** 3 / t
+
+
+def load() -> str:
+    """The load average, as `uptime` prints it: the machine is shared, so every result says
+    what else was running."""
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
 def machine() -> str:
@@ -237,7 +271,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=int, default=None, help=argparse.SUPPRESS)  # tests: tiny
     args = ap.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 5)
-    peers = {"this project": run_ours, "plain NumPy loop": run_plain, "sklearn MLP": run_sklearn}
+    peers = {PRODUCT_ROW: run_ours, BARE_ROW: run_bare, "plain NumPy loop": run_plain,
+             "sklearn MLP": run_sklearn}
     if not args.no_torch and importlib.util.find_spec("torch") is not None:
         peers["PyTorch CPU"] = run_torch
     else:
@@ -247,8 +282,11 @@ def main(argv=None) -> int:
         import torch  # noqa: F401
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     print(f"machine: {machine()}; BLAS threads {threads}; repeats {repeats} interleaved, "
-          f"medians; load average before: {os.getloadavg()[0]:.2f}")
-    print(f"{'workload':<32}{'implementation':<24}{'median s':>10}{'min s':>9}{'us/iter':>12}"
+          f"medians; {load()}")
+    print(f"'{PRODUCT_ROW}' trains as the product does: a dev set (a third of the training "
+          f"rows), evaluated every eval_cadence('auto') epochs; '{BARE_ROW}': no dev set, one "
+          f"evaluation at the end. Ratios are against '{PRODUCT_ROW}'.")
+    print(f"{'workload':<32}{'implementation':<26}{'median s':>10}{'min s':>9}{'us/iter':>12}"
           f"{'ours faster by':>16}  final loss")
     for i, wl in enumerate(workloads(args.quick, args.scale), start=1):
         if args.only and str(i) not in args.only.split(","):
@@ -258,23 +296,32 @@ def main(argv=None) -> int:
         if i == 3:
             rows["this project float32"] = lambda w, p: run_ours(w, p, "float32")
             rows[MATMUL_ROW] = make_run_matmuls(wl)
+            rows[MATMUL_ROW_F32] = make_run_matmuls(wl, np.float32)
         times, losses = interleaved(rows, wl, params, repeats)
-        base = statistics.median(times["this project"])
+        base = statistics.median(times[PRODUCT_ROW])
+        every = eval_cadence("auto", wl["iters"])
+        print(f"{wl['name']}: {wl['iters']} iterations, product row evaluates every {every} "
+              f"on {wl['dev'][0].shape[0]} dev rows; {load()}")
         for name, ts in times.items():
             t = statistics.median(ts)
             loss_s = "" if losses[name] is None else f"{losses[name]:.4g}"
-            print(f"{wl['name']:<32}{name:<24}{t:>10.3f}{min(ts):>9.3f}"
+            print(f"{wl['name']:<32}{name:<26}{t:>10.3f}{min(ts):>9.3f}"
                   f"{t / wl['iters'] * 1e6:>12.1f}{t / base:>15.2f}x  {loss_s}", flush=True)
             if i == 3:
                 rate = model_flops(wl["layers"], wl["data"][0].shape[0]) * wl["iters"] / t
-                print(f"{'':<32}{'  -> FLOP rate':<24}{rate / 1e9:>10.1f} GFLOP/s")
+                print(f"{'':<32}{'  -> FLOP rate':<26}{rate / 1e9:>10.1f} GFLOP/s")
         if i == 3:
-            ceiling = statistics.median(times[MATMUL_ROW])
-            for name in ("this project", "this project float32"):
-                print(f"{name} reaches {ceiling / statistics.median(times[name]):.0%} of the "
-                      f"NumPy float64 matmul rate on the step's own shapes")
-            print(f"(reference: NumPy float64 2048x2048 matmul {square_rate() / 1e9:.1f} GFLOP/s)")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+            med = {name: statistics.median(ts) for name, ts in times.items()}
+            for name, ceiling, kind in ((PRODUCT_ROW, MATMUL_ROW, "float64"),
+                                        (BARE_ROW, MATMUL_ROW, "float64"),
+                                        ("this project float32", MATMUL_ROW_F32, "float32")):
+                print(f"{name} reaches {med[ceiling] / med[name]:.0%} of the NumPy {kind} "
+                      f"matmul rate on the step's own shapes")
+            print(f"float32 / float64: this project {med[PRODUCT_ROW] / med['this project float32']:.2f}x, "
+                  f"matmuls alone {med[MATMUL_ROW] / med[MATMUL_ROW_F32]:.2f}x")
+            print(f"(reference: NumPy float64 2048x2048 matmul {square_rate() / 1e9:.1f} GFLOP/s; "
+                  f"{load()})")
+    print(f"after: {load()}")
     return 0
 
 

@@ -3,10 +3,12 @@
 startup  `--help` of every command, and a config error (`regularization.keep_prob=1.5`)
 
 floor  MLflow's own fixed costs, each in a fresh process, medians: `import mlflow`; that plus
-       its SQL store module (every local store needs it); that plus a bare
+       its SQL store module (every local store needs it); that plus a run and a bare
        `mlflow.pyfunc.log_model` of a trivial model from code with explicit pip requirements
-       and no input example. No code of ours runs there: it is what a tracked run cannot go
-       below, whatever this project does.
+       and no input example, on three stores: a new one MLflow creates (its ~60 schema
+       migrations included), a new one copied from the template store as the project makes
+       every new store (pipeline/tracking/store.py), and an existing one (reused). No code of
+       ours runs there: it is what a tracked run cannot go below, whatever this project does.
 steps  the default `train` command's sequence in-process, once, each step's wall time.
 """
 
@@ -31,22 +33,28 @@ class M(mlflow.pyfunc.PythonModel):
         return model_input
 mlflow.models.set_model(M())
 '''
+# argv: the store's directory, the code's directory, and a template store to copy first ("-":
+# none): the copy is what pipeline/tracking/store.py seed_store does for a new local store
 LOG_MODEL = STORE + '''
-import time, pathlib, mlflow
+import time, pathlib, shutil, mlflow
+t0 = time.perf_counter()
+if sys.argv[3] != "-":
+    shutil.copyfile(sys.argv[3], sys.argv[1] + "/mlflow.db")
 mlflow.set_tracking_uri("sqlite:///" + sys.argv[1] + "/mlflow.db")
-code = pathlib.Path(sys.argv[1]) / "trivial.py"
+code = pathlib.Path(sys.argv[2]) / "trivial.py"
 with mlflow.start_run():
     t = time.perf_counter()
     mlflow.pyfunc.log_model(name="model", python_model=str(code), pip_requirements=["numpy"])
-    print(time.perf_counter() - t)
+    print(t - t0, time.perf_counter() - t)
 '''
+TEMPLATE = "from pipeline.tracking.store import _template; print(_template())"
 
 
-def _timed(code: str, tmp: str, env: dict) -> tuple[float, float, str]:
+def _timed(code: str, tmp: str, env: dict, *args: str) -> tuple[float, float, str]:
     """Wall and CPU (user + sys) seconds of a fresh process, and its output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", "import sys; " + code, tmp], env=env,
+    out = subprocess.run([sys.executable, "-c", "import sys; " + code, tmp, *args], env=env,
                          capture_output=True, text=True, check=True).stdout
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -75,27 +83,52 @@ def bench_startup(repeats: int, conf: str, env_for, wall) -> None:
 
 
 def bench_floor(repeats: int, env_for, load) -> None:
+    """The rows interleaved, each repeat; the three store variants differ only in the store:
+    "new" is an empty directory every repeat (MLflow runs its schema migrations), "template"
+    an empty directory every repeat where the template store is copied first (inside the
+    timed process), "reused" one directory whose store the first (unmeasured) run created."""
+    stores = {"new store (MLflow migrates)": "-", "new store from the template": None,
+              "reused store": "-"}
     rows = {"python -c pass": "pass", IMPORT: IMPORT, "+ SQL store module": STORE,
-            "+ start a run, bare log_model": LOG_MODEL}
+            **{f"+ a run, bare log_model, {k}": LOG_MODEL for k in stores}}
     times = {k: [] for k in rows}
     cpu = {k: [] for k in rows}
-    inner = []  # log_model's own seconds, measured inside the process
+    inner = {k: ([], []) for k in stores}  # in-process: store + start_run, log_model
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "trivial.py").write_text(TRIVIAL)
         env = env_for(Path(tmp))
         env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-        for _ in range(repeats):
+        env["NN_PIPELINE_CACHE"] = str(Path(tmp) / "cache")   # the template, built once here
+        stores["new store from the template"] = subprocess.run(
+            [sys.executable, "-c", TEMPLATE], env=env, capture_output=True, text=True,
+            check=True).stdout.strip()
+        reused = Path(tmp) / "reused"
+        reused.mkdir()
+        _timed(LOG_MODEL, str(reused), env, tmp, "-")      # creates the reused store
+        for r in range(repeats):
             for label, code in rows.items():
-                seconds, used, out = _timed(code, tmp, env)
+                kind = label.rsplit(", ", 1)[-1]
+                if code is LOG_MODEL:
+                    where = reused
+                    if kind != "reused store":  # a new, empty directory for this process
+                        where = Path(tmp) / f"repeat{r}-{list(stores).index(kind)}"
+                        where.mkdir()
+                    seconds, used, out = _timed(code, str(where), env, tmp, stores[kind])
+                    run_s, model_s = out.strip().splitlines()[-1].split()
+                    inner[kind][0].append(float(run_s))
+                    inner[kind][1].append(float(model_s))
+                else:
+                    seconds, used, out = _timed(code, tmp, env)
                 times[label].append(seconds)
                 cpu[label].append(used)
-                if code is LOG_MODEL:
-                    inner.append(float(out.strip().splitlines()[-1]))
-    print(f"floor: MLflow's own fixed costs, fresh processes, medians of {repeats} ({load()})")
+    print(f"floor: MLflow's own fixed costs, fresh processes, interleaved, medians of {repeats} "
+          f"({load()})")
     for label, xs in times.items():
-        print(f"  {label:<32} {statistics.median(xs):6.2f} s wall "
+        print(f"  {label:<58} {statistics.median(xs):6.2f} s wall "
               f"{statistics.median(cpu[label]):6.2f} s CPU")
-    print(f"  bare log_model itself (in-process) {statistics.median(inner):6.2f} s")
+    for kind, (run_s, model_s) in inner.items():
+        print(f"  in-process, {kind:<30} store + start_run {statistics.median(run_s):5.2f} s, "
+              f"bare log_model {statistics.median(model_s):5.2f} s")
 
 
 def bench_steps(conf: str, overrides) -> None:
