@@ -73,3 +73,10 @@ def test_bad_inputs_to_fit_and_to_the_constructor():
         fit_standardizer(np.array([[1.0], [np.nan]]))
     with pytest.raises(ValueError, match="std finite and > 0"):
         Standardizer(np.array([0.0]), np.array([0.0]))
+
+
+def test_inverse_transform_undoes_transform(rng):
+    """Public (notebook 08 plots augmented copies in raw units with it)."""
+    X = rng.normal(3.0, 4.0, size=(30, 2))
+    s = fit_standardizer(X)
+    np.testing.assert_allclose(s.inverse_transform(s.transform(X)), X, rtol=1e-13)

@@ -51,6 +51,14 @@ class Standardizer:
             raise ValueError(f"standardizer was fitted on {self.n_features} features, got X of shape {X.shape}")
         return (X - self.mean) / self.std  # (m, n)
 
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        """Back to raw units: a user's way to plot standardized points (augmented copies, a
+        boundary) in the data's own coordinates, as notebooks/08-augmentation.ipynb does."""
+        Z = np.asarray(Z, dtype=np.float64)
+        if Z.ndim != 2 or Z.shape[1] != self.n_features:
+            raise ValueError(f"standardizer was fitted on {self.n_features} features, got shape {Z.shape}")
+        return Z * self.std + self.mean  # (m, n)
+
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Standardizer) and np.array_equal(self.mean, other.mean)
                 and np.array_equal(self.std, other.std))
