@@ -73,10 +73,8 @@ def print_open_hint(ui_url: str | None, *, experiment_id: str | None = None,
     """After a command that recorded runs: the store, the `mlflow ui` command that serves it
     where the links point, and the runs table (of `experiment_id`, else of `run_id`'s
     experiment); the run's own link too when `show_run`."""
-    from mlflow.tracking import MlflowClient
-
-    from pipeline.tracking.ui import open_hint
+    from pipeline.tracking.ui import experiment_of, open_hint
 
     if experiment_id is None:
-        experiment_id = MlflowClient().get_run(run_id).info.experiment_id
+        experiment_id = experiment_of(run_id)
     print("\n".join(open_hint(ui_url, experiment_id, run_id if show_run else None)), flush=True)

@@ -65,12 +65,9 @@ def describe_refusal(line: str) -> None:
     if not run_id or not os.environ.get("MLFLOW_TRACKING_URI"):  # the runner sets both
         return
     try:
-        from mlflow.tracking import MlflowClient
-
         from pipeline.tracking.project_run import describe_project_run
 
-        name = MlflowClient().get_run(run_id).info.run_name   # the runner's, kept
-        describe_project_run(run_id, name=name, note=f"Refused before anything ran: {line}",
+        describe_project_run(run_id, name=None, note=f"Refused before anything ran: {line}",
                              tags={"refused": line[:5000]})
     except Exception as exc:  # a store that cannot be written: the refusal still stands
         print(f"(could not describe mlflow run's run {run_id}: {type(exc).__name__})",

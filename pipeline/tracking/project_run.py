@@ -18,10 +18,12 @@ from mlflow.tracking import MlflowClient
 from pipeline.tracking.ui import NOTE  # the tag the MLflow UI shows as a run's description
 
 
-def describe_project_run(run_id: str, *, name: str, note: str,
+def describe_project_run(run_id: str, *, name: str | None, note: str,
                          tags: Mapping[str, str] = (), texts: Mapping[str, str] = ()) -> None:
+    """`name`: the run's new name (None keeps the runner's)."""
     client = MlflowClient()
-    client.update_run(run_id, name=name)
+    if name is not None:
+        client.update_run(run_id, name=name)
     client.log_batch(run_id, tags=[RunTag(NOTE, note)] +
                      [RunTag(k, str(v)) for k, v in dict(tags).items()])
     for path, text in dict(texts).items():

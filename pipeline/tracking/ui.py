@@ -132,6 +132,11 @@ def ui_command(ui_url: str | None, tracking_uri: str) -> str | None:
     return command
 
 
+def experiment_of(run_id: str) -> str:
+    """The experiment a run of the current store belongs to."""
+    return MlflowClient().get_run(run_id).info.experiment_id
+
+
 def open_hint(ui_url: str | None, experiment_id: str, run_id: str | None = None,
               tracking_uri: str | None = None) -> list[str]:
     """What every command that recorded runs prints last: the store, how to open it in the UI
