@@ -168,11 +168,12 @@ def _fill(disk: Path):
     path = disk / "filler"
 
     def fill() -> None:
-        with open(path, "wb") as f:
+        # unbuffered: a buffered file's close() flushes its leftover bytes again and raises
+        # ENOSPC a second time, outside the except (CI failed that way at stop 23)
+        with open(path, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 65536)
-                    f.flush()
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC
     fill.path = path
