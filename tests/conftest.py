@@ -41,23 +41,63 @@ if "TMPDIR" not in os.environ and _roomy_shm():
 os.environ.setdefault("NN_PIPELINE_CACHE", tempfile.mkdtemp(prefix="nn-pipeline-cache-"))
 
 
-# The slow tests that take a minute or more on a loaded 2-core machine (--durations); only the
-# order of the run depends on this list (pytest_collection_modifyitems below).
-LONGEST = ("test_scaleout_faults.py::test_child_runs",
-           "test_faults_tracking.py::test_the_server_dies",
-           "test_faults_search_parent.py::", "test_scaleout_faults.py::test_kill_9")
+# Rough seconds of the slow tests that take longest, on a quiet 2-core machine under xdist
+# (--durations; a loaded machine scales them all). Only the order of the run depends on this
+# table (pytest_collection_modifyitems below); a slow test not listed counts as UNLISTED.
+# Keys are prefixes of node ids. Tests in an xdist_group run as their group's unit, which
+# xdist schedules before every single test (largest group first), so they are not listed.
+LONGEST = {
+    "test_scaleout_faults.py::test_child_runs": 60,
+    "test_faults_tracking.py::test_the_server_dies": 60,
+    "test_faults_search_parent.py::": 60,
+    "test_scaleout_faults.py::test_kill_9": 60,
+    "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
+    "[07-search-and-evaluate.ipynb]": 22,
+    "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
+    "[03-bias-variance.ipynb]": 16,
+    "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
+    "[05-vanishing-exploding.ipynb]": 15,
+    "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
+    "[09-early-stopping.ipynb]": 15,
+    # shorter than an unlisted slow test: these run last of the slow ones
+    "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
+    "[06-gradient-checking.ipynb]": 8,
+    "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
+    "[04-normalization.ipynb]": 7,
+    "test_daily_commands.py::test_an_undeclared_p_is_explained": 7,
+    "test_run_cache.py::test_the_experiment_command_reuses_arms": 6,
+    "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
+    "[01-initialization.ipynb]": 6,
+    "test_cli.py::test_wheel_ships_the_config": 5,
+    "test_lesson_depth.py::": 5,
+    "test_train.py::test_benchmark_quick_code_path": 5,
+    "test_daily_commands.py::test_a_missing_declared_parameter": 4,
+    "test_daily_commands.py::test_search_parents_of_one_study": 4,
+    "test_lessons.py::test_two_workers_give_the_same_numbers_as_one": 3.5,
+    "test_lesson_earlystop.py::test_the_tradeoff_direction": 3,
+    "test_lesson_earlystop.py::test_early_stopping_direction": 1.6,
+    "test_overhead.py::": 1.4,
+    "test_memory_scaling.py::": 1.2,
+    "test_run_cache.py::test_a_search_never_looks_in_the_cache": 0.6,
+}
+UNLISTED = 10
+
+
+def _expected_seconds(item) -> float:
+    return next((v for k, v in LONGEST.items() if k in item.nodeid), UNLISTED)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under xdist, the LONGEST tests first, then the other slow ones, then the rest (stable
-    order otherwise). xdist hands work out in collection order (after the xdist_group groups,
-    largest first), so the minute-long end-to-end tests start early and the hundreds of
-    sub-second tests fill in at the end, instead of two long tests deciding the suite's last
-    minutes on one worker while the other waits. A run without xdist keeps the file order
-    (each module's tests together, so a module fixture is built once)."""
+    """Under xdist, the slow tests longest first (LONGEST), then the rest (stable order
+    otherwise). xdist hands work out in collection order (after the xdist_group groups,
+    largest first) and queues up to 3 tests on a worker, so the minute-long end-to-end tests
+    start early and the hundreds of sub-second tests fill in at the end, instead of two long
+    tests deciding the suite's last minutes on one worker while the other waits. A run
+    without xdist keeps the file order (each module's tests together, so a module fixture is
+    built once)."""
     if hasattr(config, "workerinput"):  # an xdist worker: its order is the one scheduled
         items.sort(key=lambda item: (item.get_closest_marker("slow") is None,
-                                     not any(k in item.nodeid for k in LONGEST)))
+                                     -_expected_seconds(item)))
 
 
 @pytest.fixture
@@ -146,6 +186,23 @@ def new_store():
         return uri
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _lesson_cache_store(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('lesson-run-cache') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def lesson_run_cache(_lesson_cache_store, monkeypatch) -> str:
+    """The tracking URI of one run-cache store per test process (pipeline/tracking/cache.py),
+    also set as $MLFLOW_TRACKING_URI for the test (which every command and the notebooks'
+    `notebook_cache` read). A full lesson test and the notebook of the same lesson at its
+    defaults train the same (arm, seed) jobs; in the same xdist group ("lesson_run_cache")
+    whichever runs second reuses the first one's results, bit for bit, as a user re-running a
+    notebook does. Each still trains alone when run alone (-k, -n 0 on one file)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _lesson_cache_store)
+    return _lesson_cache_store
 
 
 @pytest.fixture

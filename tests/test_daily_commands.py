@@ -15,6 +15,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from pipeline.cli import main
+from pipeline.tracking.store import seed_store
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -249,6 +250,9 @@ def project_env(tmp_path: Path) -> dict:
 
 
 def mlflow_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    # the store made first from the template (tests/conftest.py new_store), as a command would
+    # make it: `mlflow run` otherwise runs MLflow's ~60 migrations itself (1.6 s of CPU or more)
+    seed_store(project_env(tmp_path)["MLFLOW_TRACKING_URI"])
     return subprocess.run(["mlflow", "run", str(ROOT), "--env-manager", "local", *args],
                           cwd=tmp_path, env=project_env(tmp_path), capture_output=True,
                           text=True, timeout=600)
@@ -277,37 +281,13 @@ def test_a_missing_declared_parameter_is_refused_by_mlflow_before_any_run(tmp_pa
     assert runs_of(f"sqlite:///{tmp_path / 'mlflow.db'}") == []
 
 
-@pytest.mark.slow
-def test_mlflow_run_in_default_says_how_to_name_the_experiment(tmp_path):
-    done = mlflow_run(tmp_path, "-P", "epochs=20", "-P", "dataset=rings")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert ("note: mlflow run put its run in experiment Default; add --experiment-name "
-            "nn-pipeline to `mlflow run`") in done.stderr
-    (run,) = runs_of(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert run.info.experiment_id == "0" and run.data.params["data.name"] == "rings"
+# test_mlflow_run_in_default_says_how_to_name_the_experiment: in tests/test_mlproject.py, on
+# that module's `mlflow run` (a run of its own here cost ~12 s of CPU).
 
 
 # --- 3. notebook 07 writes into the user's store, nothing into the temp dir --------------------
-
-@pytest.mark.slow
-def test_notebook_07_uses_the_users_store_and_leaves_no_temp_files(tmp_path, monkeypatch):
-    from test_notebooks import NOTEBOOKS, execute
-
-    private = tmp_path / "tmpdir"          # the kernel's and its commands' temp dir
-    private.mkdir()
-    monkeypatch.setenv("TMPDIR", str(private))
-    nb, claims = execute(NOTEBOOKS / "07-search-and-evaluate.ipynb",
-                         {"N_TRIALS": 2, "OVERRIDES": ["training.epochs=60"]}, tmp_path)
-    assert claims["finished_trials"] == 2
-    leftovers = [p.name for p in private.iterdir()]
-    assert leftovers == [], leftovers     # before: an nn-pipeline-search-* store of ~5 MB each run
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"             # the store the environment names
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                      for o in c.outputs)
-    assert f"UI:    mlflow ui --backend-store-uri {store}   then open" in printed
-    studies = {r.data.tags.get("optuna.study_name") for r in runs_of(store)}
-    assert any(s and s.startswith("notebook-search-") for s in studies)
-    assert list((tmp_path / "optuna").glob("notebook-search-*.journal"))   # beside the store
+# Checked on tests/test_notebooks.py's own run of notebook 07 (search_used_the_users_store):
+# a second kernel run of the notebook here cost ~15 s of CPU.
 
 
 # --- 6. docs/tables.md: its CSV is made by its own snippet, its commands say what it quotes ---

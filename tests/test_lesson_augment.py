@@ -142,10 +142,14 @@ def test_augmentation_direction_on_a_small_budget():
 
 
 @pytest.mark.slow
-def test_the_full_augmentation_lesson_holds_and_draws_one_seed_for_every_arm():
+@pytest.mark.xdist_group("lesson_run_cache")   # conftest.py lesson_run_cache
+def test_the_full_augmentation_lesson_holds_and_draws_one_seed_for_every_arm(lesson_run_cache):
     """The lesson's own budget (10 seeds, 1000 epochs): the verdict holds; every boundary
-    panel shows the same seed (the median rotate - none difference)."""
-    r = run_lesson("augmentation", conf_dir=CONF)
+    panel shows the same seed (the median rotate - none difference). (Its runs are the ones
+    notebook 08 reuses at its defaults: conftest.py lesson_run_cache.)"""
+    from pipeline.tracking.cache import lesson_cache
+
+    r = run_lesson("augmentation", conf_dir=CONF, cache=lesson_cache(lesson_run_cache))
     assert r.verdict.held, r.verdict.format()
     assert r.table.loc["rotate", "dev_accuracy_mean"] > r.table.loc["none", "dev_accuracy_mean"]
     axes = r.figures["lesson/comparison.png"].axes   # 3 boundaries, 2 curves, the paired panel

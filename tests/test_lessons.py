@@ -186,10 +186,15 @@ def test_vanishing_exploding_and_gradient_checking_hold():
 
 
 @pytest.mark.slow
-def test_the_full_regularization_lesson_reaches_the_target():
+@pytest.mark.xdist_group("lesson_run_cache")   # conftest.py lesson_run_cache
+def test_the_full_regularization_lesson_reaches_the_target(lesson_run_cache):
     """The issue's target: the best regularized arm that did not select on dev >= 0.95 mean
-    clean-dev accuracy over 5 seeds, and the verdict says held."""
-    r = run_lesson("regularization", conf_dir=CONF, figures=False, workers=2)
+    clean-dev accuracy over 5 seeds, and the verdict says held. (Its runs are the ones
+    notebook 02 reuses at its defaults: conftest.py lesson_run_cache.)"""
+    from pipeline.tracking.cache import lesson_cache
+
+    r = run_lesson("regularization", conf_dir=CONF, figures=False, workers=2,
+                   cache=lesson_cache(lesson_run_cache))
     assert r.verdict.held, r.verdict.format()
     honest = r.table.drop(index=["none", "early_stopping"])
     assert honest["dev_accuracy_mean"].max() >= 0.95

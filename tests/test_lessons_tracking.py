@@ -173,7 +173,7 @@ def test_the_mlproject_entry_point_passes_lesson_seeds_and_workers():
 
 
 @pytest.mark.slow
-def test_mlflow_run_experiment_logs_the_lesson_into_the_runners_run(tmp_path):
+def test_mlflow_run_experiment_logs_the_lesson_into_the_runners_run(tmp_path, new_store):
     import os
     import subprocess
 
@@ -181,6 +181,7 @@ def test_mlflow_run_experiment_logs_the_lesson_into_the_runners_run(tmp_path):
            if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
     env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", PYTHONPATH=str(ROOT),
                MLFLOW_DISABLE_TELEMETRY="true")
+    new_store(env["MLFLOW_TRACKING_URI"])   # from the template: `mlflow run` would migrate it
     done = subprocess.run(["mlflow", "run", str(ROOT), "-e", "experiment", "--env-manager",
                            "local", "-P", "lesson=gradient_checking", "-P", "seeds=1"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

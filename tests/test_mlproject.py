@@ -16,6 +16,10 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# One xdist worker runs this module (--dist loadgroup): the slow tests share `project_run`, a
+# module fixture (one `mlflow run` of 300 epochs); split across the two workers it ran twice.
+pytestmark = pytest.mark.xdist_group("test_mlproject")
+
 
 def test_entry_points_and_typed_parameters():
     from mlflow.projects._project_spec import load_project
@@ -67,22 +71,27 @@ def _env(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def project_run(tmp_path_factory):
-    """`mlflow run <repo> --env-manager local -P epochs=300` against a temporary store."""
+def project_run(tmp_path_factory, new_store):
+    """`mlflow run <repo> --env-manager local -P epochs=300` against a temporary store, with no
+    experiment named (so it also shows what a run in Default prints) and a dataset that is not
+    the default one (whose labels are integers too: the predictions test compares numbers)."""
     tmp = tmp_path_factory.mktemp("mlproject")
+    # the store made first from the template (tests/conftest.py new_store): `mlflow run`
+    # otherwise runs MLflow's ~60 migrations itself, for a schema no test here is about
+    new_store(_env(tmp)["MLFLOW_TRACKING_URI"])
     done = subprocess.run(["mlflow", "run", str(ROOT), "--env-manager", "local",
-                           "-P", "epochs=300", "-P", "l2=0.05"],
+                           "-P", "epochs=300", "-P", "l2=0.05", "-P", "dataset=moons"],
                           cwd=tmp, env=_env(tmp), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     (run,) = client.search_runs(["0"])             # mlflow run's experiment: Default unless named
     assert f"run {run.info.run_id} finished" in done.stdout
-    return tmp, client, run
+    return tmp, client, run, done
 
 
 @pytest.mark.slow
 def test_mlflow_run_records_params_metrics_figures_inputs_and_model(project_run):
-    tmp, client, run = project_run
+    tmp, client, run, _ = project_run
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"
     assert run.data.params["regularization.l2"] == "0.05"
@@ -103,7 +112,7 @@ def test_mlflow_run_records_params_metrics_figures_inputs_and_model(project_run)
 
 @pytest.mark.slow
 def test_mlflow_models_predict_matches_the_pipeline(project_run):
-    tmp, client, run = project_run
+    tmp, client, run, _ = project_run
     run_id = run.info.run_id
     from pipeline import stages
     from pipeline.config import config_from_yaml
@@ -131,7 +140,7 @@ def test_mlflow_models_predict_matches_the_pipeline(project_run):
 def test_mlflow_run_reproduce_records_the_check_in_the_runners_run(project_run):
     """`mlflow run -e reproduce` makes a run before our command starts; it ends FINISHED,
     named and tagged as the check, and no other run appears."""
-    tmp, client, run = project_run
+    tmp, client, run, _ = project_run
     before = {r.info.run_id for r in client.search_runs(["0"])}
     done = subprocess.run(["mlflow", "run", str(ROOT), "-e", "reproduce", "--env-manager", "local",
                            "-P", f"run_id={run.info.run_id}"],
@@ -146,3 +155,12 @@ def test_mlflow_run_reproduce_records_the_check_in_the_runners_run(project_run):
     assert new.data.tags["mlflow.project.entryPoint"] == "reproduce"
     assert [a.path for a in client.list_artifacts(new.info.run_id, "reproduce")] == [
         "reproduce/report.txt"]
+
+
+@pytest.mark.slow
+def test_mlflow_run_in_default_says_how_to_name_the_experiment(project_run):
+    """(Issue 18; was a second `mlflow run` in tests/test_daily_commands.py.)"""
+    tmp, client, run, done = project_run
+    assert ("note: mlflow run put its run in experiment Default; add --experiment-name "
+            "nn-pipeline to `mlflow run`") in done.stderr
+    assert run.info.experiment_id == "0" and run.data.params["data.name"] == "moons"
