@@ -56,8 +56,6 @@ LONGEST = {
     "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
     "[03-bias-variance.ipynb]": 16,
     "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
-    "[05-vanishing-exploding.ipynb]": 15,
-    "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
     "[09-early-stopping.ipynb]": 15,
     # shorter than an unlisted slow test: these run last of the slow ones
     "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
@@ -69,7 +67,6 @@ LONGEST = {
     "test_notebooks.py::test_notebook_runs_in_a_kernel_shows_its_figures_and_its_claims_hold"
     "[01-initialization.ipynb]": 6,
     "test_cli.py::test_wheel_ships_the_config": 5,
-    "test_lesson_depth.py::": 5,
     "test_train.py::test_benchmark_quick_code_path": 5,
     "test_daily_commands.py::test_a_missing_declared_parameter": 4,
     "test_daily_commands.py::test_search_parents_of_one_study": 4,

@@ -160,7 +160,7 @@ def test_mlflow_run_reproduce_records_the_check_in_the_runners_run(project_run):
 @pytest.mark.slow
 def test_mlflow_run_in_default_says_how_to_name_the_experiment(project_run):
     """(Issue 18; was a second `mlflow run` in tests/test_daily_commands.py.)"""
-    tmp, client, run, done = project_run
+    _, _, run, done = project_run
     assert ("note: mlflow run put its run in experiment Default; add --experiment-name "
             "nn-pipeline to `mlflow run`") in done.stderr
     assert run.info.experiment_id == "0" and run.data.params["data.name"] == "moons"

@@ -54,6 +54,7 @@ BUDGETS = {
 # default, as a user re-running them gets). WORKERS does not change a number (test_lessons.py
 # test_two_workers_give_the_same_numbers_as_one), so it is no part of the cache key.
 REUSES = {"02-regularization.ipynb": "test_lessons.py::test_the_full_regularization_lesson",
+          "05-vanishing-exploding.ipynb": "test_lesson_depth.py (2 of its 5 seeds)",
           "08-augmentation.ipynb": "test_lesson_augment.py::test_the_full_augmentation_lesson"}
 
 
