@@ -91,7 +91,7 @@ def project_run(tmp_path_factory, new_store):
 
 @pytest.mark.slow
 def test_mlflow_run_records_params_metrics_figures_inputs_and_model(project_run):
-    tmp, client, run, _ = project_run
+    _, client, run, _ = project_run
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"
     assert run.data.params["regularization.l2"] == "0.05"
@@ -112,7 +112,7 @@ def test_mlflow_run_records_params_metrics_figures_inputs_and_model(project_run)
 
 @pytest.mark.slow
 def test_mlflow_models_predict_matches_the_pipeline(project_run):
-    tmp, client, run, _ = project_run
+    tmp, _, run, _ = project_run
     run_id = run.info.run_id
     from pipeline import stages
     from pipeline.config import config_from_yaml
