@@ -73,7 +73,7 @@ def run(args) -> int:
     from pipeline.stop import Stopped
 
     stop = stop_of(args)
-    cfg, prepared, free = prepare_checked(args, stop)   # bad input exits 2 here: no run exists
+    cfg, prepared, free = validated_inputs(args, stop)  # bad input exits 2 here: no run exists
     from pipeline import tracking                    # mlflow costs seconds to import: only now
     from pipeline.tracking.cache import TrainCache
 
@@ -103,7 +103,7 @@ def run(args) -> int:
     return 0
 
 
-def prepare_checked(args, stop):
+def validated_inputs(args, stop):
     """(config, prepared data, free memory), each checked before a run exists: a bad value, bad
     data, a training too large for the memory or an unusable tracking store exits 2."""
     from pipeline.config import load_config
