@@ -37,17 +37,24 @@ class BatchChoice:
         return "full" if self.rows is None else str(self.rows)
 
     def describe(self) -> str:
+        full, budget = size_text(self.full_bytes), size_text(self.budget)
         if self.rows is None:
-            return (f"batch size: full batch ({self.m} rows, {_gib(self.full_bytes)} of "
-                    f"buffers within the budget of {_gib(self.budget)})")
+            return (f"batch size: full batch ({self.m} rows, {full} of buffers within the "
+                    f"budget of {budget})")
         return (f"batch size: {self.rows} rows chosen (training.batch_size is null and a full "
-                f"batch of {self.m} rows needs {_gib(self.full_bytes)} of buffers, over the "
-                f"budget of {_gib(self.budget)} = min(1/{FREE_SHARE} of {_gib(self.free)} free, "
-                f"{_gib(BUFFER_CAP)}); set training.batch_size to choose)")
+                f"batch of {self.m} rows needs {full} of buffers, over the budget of {budget} "
+                f"= min(1/{FREE_SHARE} of {size_text(self.free)} free, "
+                f"{size_text(BUFFER_CAP)}); set training.batch_size to choose)")
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB"
+def size_text(n_bytes: float) -> str:
+    """Bytes as people read them, in the largest unit under 1024 ("90.0 KiB", "1046.5 GiB"):
+    every message about memory (here and pipeline/memory_needed.py) says sizes so."""
+    for unit in ("B", "KiB", "MiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} GiB"
 
 
 def choose_batch_size(arch, m: int, dtype, keep, free_bytes: int) -> BatchChoice:

@@ -8,6 +8,7 @@ first allocation with a MemoryError traceback, after its MLflow run was created:
 
 from __future__ import annotations
 
+from pipeline.batch_choice import size_text
 from pipeline.nn.footprint import Footprint, estimate
 from pipeline.stages import architecture
 
@@ -25,14 +26,6 @@ def footprint(cfg, prepared, batch=None) -> Footprint:
                     itemsize=8 if tr.dtype == "float64" else 4,
                     dropout=[p < 1.0 for p in keep], early_stopping=tr.patience is not None,
                     l1_prox=reg.l1 > 0 and tr.optimizer == "gd")
-
-
-def size_text(n_bytes: float) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if n_bytes < 1024:
-            return f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
-    return f"{n_bytes:.1f} GiB"
 
 
 def check_memory(cfg, prepared, available: int | None, batch=None) -> Footprint:

@@ -250,29 +250,49 @@ def _run(loop: _Loop, stopper: _EarlyStopping, settings: TrainSettings, y, XT_de
         if epoch % settings.eval_every and epoch != settings.epochs:
             continue
         metrics = loop.evaluate(y, XT_dev, y_dev)
-        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-        if not np.isfinite(theta).all():
-            bad.insert(0, "weights")
-        if bad:  # exploded: keep the history and the params finite, say what overflowed
+        overflow = _overflow(metrics, theta, epoch, settings)
+        if overflow:  # exploded: keep the history and the params finite, say what overflowed
             np.copyto(theta, last_good)
-            reason, rolled_back = "non_finite", True
-            shown = metrics.get(bad[0], "non-finite")
-            message = (f"{bad[0]} became non-finite ({shown}) at epoch {epoch} (exploding "
-                       f"values); parameters rolled back to the previous evaluation. Lower "
-                       f"learning_rate ({settings.learning_rate}) or check the input scale")
+            reason, message, rolled_back = "non_finite", overflow, True
             break
         np.copyto(last_good, theta)
-        history["epoch"].append(epoch)
-        for key, value in metrics.items():
-            history.setdefault(key, []).append(value)
-        for callback in callbacks:
-            callback(epoch, metrics)
+        _record(history, epoch, metrics, callbacks)
         if XT_dev is not None and stopper.update(epoch, metrics[settings.monitor], theta):
             reason = "early_stopping"
             message = (f"{settings.monitor} did not improve by more than {settings.min_delta} "
                        f"for {settings.patience} evaluations; best {stopper.best:.6g} at epoch "
                        f"{stopper.best_epoch}, stopped at epoch {epoch}")
             break
+    return _result(loop, stopper, history, reason, message, epochs_run, rolled_back)
+
+
+def _overflow(metrics: dict[str, float], theta: np.ndarray, epoch: int,
+              settings: TrainSettings) -> str | None:
+    """What became non-finite at this evaluation (the weights first, else the first metric),
+    said with what to do; None when everything is finite."""
+    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+    if not np.isfinite(theta).all():
+        bad.insert(0, "weights")
+    if not bad:
+        return None
+    shown = metrics.get(bad[0], "non-finite")
+    return (f"{bad[0]} became non-finite ({shown}) at epoch {epoch} (exploding "
+            f"values); parameters rolled back to the previous evaluation. Lower "
+            f"learning_rate ({settings.learning_rate}) or check the input scale")
+
+
+def _record(history: dict[str, list[float]], epoch: int, metrics: dict[str, float],
+            callbacks) -> None:
+    """One finite evaluation: appended to the history, then passed to every callback."""
+    history["epoch"].append(epoch)
+    for key, value in metrics.items():
+        history.setdefault(key, []).append(value)
+    for callback in callbacks:
+        callback(epoch, metrics)
+
+
+def _result(loop: _Loop, stopper: _EarlyStopping, history, reason: str, message: str,
+            epochs_run: int, rolled_back: bool) -> FitResult:
     # One rule: `best_epoch` is the epoch whose parameters are returned, so the final metrics
     # and the step they are logged at describe the same network. With early stopping that is
     # the best monitored dev evaluation (restored); without it, the last epoch trained, or the

@@ -230,7 +230,8 @@ def test_a_network_too_large_for_memory_is_refused_before_a_run(tmp_path, monkey
     from pipeline import stages
     from pipeline.cli import main
     from pipeline.config import load_config
-    from pipeline.memory_needed import footprint, size_text
+    from pipeline.batch_choice import size_text
+    from pipeline.memory_needed import footprint
 
     monkeypatch.chdir(tmp_path)
     free = 20 * 2**30  # the estimate is of the batch train chooses from it (null batch_size)
@@ -288,7 +289,8 @@ def test_the_refusal_names_the_largest_part(overrides, key, advice):
     """The core check takes the available memory as a number: the estimate itself passes, one
     byte less is refused, naming the key of the largest part (weights: model.hidden; the
     training pass: training.batch_size; the evaluation: the data size) and what to lower."""
-    from pipeline.memory_needed import check_memory, size_text
+    from pipeline.batch_choice import size_text
+    from pipeline.memory_needed import check_memory
 
     cfg, prepared = _prepared(*overrides)
     need = check_memory(cfg, prepared, None)                  # unknown: never refused

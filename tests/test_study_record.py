@@ -49,14 +49,16 @@ def test_a_version_1_study_is_read_whole(tmp_path):
                           "search_experiment_id") == []
 
 
-def test_the_next_search_of_a_version_1_study_writes_version_2_keeping_its_parents(tmp_path):
+def test_the_next_search_of_a_version_1_study_writes_the_current_version_keeping_its_parents(
+        tmp_path):
     study = _new_study(tmp_path)
     _write_version_1(study, parents={"p1": None, "p2": "h:1:2"}, experiment="7",
                      config="seed: 3\n", space="x: 1\n", target=9)
-    after = add_parent(study, "p3", "h:5:6", "8", "x: 2\n", 12)
+    after = add_parent(study, "p3", "8", "x: 2\n", 12)
     assert after.version == VERSION == int(study.user_attrs["record_version"])
+    # the new parent's owner is its run's tag; the owner version 1 recorded is kept
     assert after.parent_runs == (ParentRun("p1", None), ParentRun("p2", "h:1:2"),
-                                 ParentRun("p3", "h:5:6"))
+                                 ParentRun("p3", None))
     assert (after.search_experiment_id, after.space, after.target_trials) == ("8", "x: 2\n", 12)
     assert after == StudyRecord.load(study) and after.base_config == "seed: 3\n"
 

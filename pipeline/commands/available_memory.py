@@ -56,7 +56,8 @@ def prepare_in_memory(cfg, free: int | None = None):
     the batch size of a null training.batch_size from it: the check is then of that batch (None:
     read here, and the batch is the config's)."""
     from pipeline import stages
-    from pipeline.memory_needed import check_memory, size_text
+    from pipeline.batch_choice import size_text
+    from pipeline.memory_needed import check_memory
 
     available = available_memory() if free is None else free
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.commands import (add_cache_argument, conf_dir, project_experiment, stop_of,
@@ -63,14 +64,67 @@ def split_own(items: list[str]) -> tuple[dict[str, int], list[str]]:
     return own, rest
 
 
+@dataclass(frozen=True)
+class LessonPlan:
+    """Everything validated before a run exists: the lesson, its jobs and how to run them."""
+
+    lesson: object              # pipeline.lessons.Lesson
+    jobs: list                  # pipeline.lessons.plan.Job per (arm, seed), arm-major
+    seeds: int
+    workers: int
+    overrides: list[str]        # config overrides applied to every arm
+    cfg: object                 # the first job's config: its tracking section is the lesson's
+    lesson_yaml: str            # the lesson file's text, logged with the summary
+
+
 def run(args: argparse.Namespace) -> int:
-    from pipeline.config import config_from_yaml
-    from pipeline.lessons import load_lesson, plan
-    from pipeline.lessons.plan import MAX_SEEDS
-    from pipeline.lessons.runner import JobsFailed, assemble, run_jobs
+    from pipeline.lessons.runner import JobsFailed
     from pipeline.stop import Stopped
 
     stop = stop_of(args)
+    lp = plan_lesson(args, stop)                  # bad input exits 2 here: no run exists
+    from pipeline import tracking                 # mlflow costs seconds to import: only now
+    from pipeline.tracking import lesson_parent as LP
+
+    pointer, experiment_id = open_lesson_experiment(lp.cfg, lp.lesson)
+    print(f"lesson {lp.lesson.name}: {len(lp.lesson.arm_names())} arms x {lp.seeds} seeds = "
+          f"{len(lp.jobs)} runs, {lp.workers} worker(s)", flush=True)
+    started, parent = time.perf_counter(), None
+    try:
+        with tracking.run(lp.cfg.tracking.run_name or f"lesson-{lp.lesson.name}",
+                          tags=_parent_tags(lp.lesson), experiment_id=experiment_id,
+                          stop=stop) as active:
+            parent = active.info.run_id
+            if pointer:
+                _link(pointer, lp, experiment_id, parent)
+            result, cache = run_under_parent(lp, parent, experiment_id, stop, args)
+            seconds = time.perf_counter() - started
+            LP.log_summary(parent, result, lesson_yaml=lp.lesson_yaml, seconds=seconds)
+    except Stopped as exc:  # cli.main prints it and exits 143/130
+        exc.outcome = (f"the lesson's parent run {parent} ended KILLED (the (arm, seed) runs "
+                       "already logged stay FINISHED)" if parent else "no run was created")
+        raise
+    except JobsFailed as exc:
+        return say_jobs_failed(exc, parent, reuse=reads_cache(lp.cfg, args))
+    if args.output is not None:
+        write_output(result, args.output)
+    print(result.texts["lesson/table.md"])
+    print(f"{len(lp.jobs)} runs in {seconds:.1f} s with {lp.workers} worker(s)")
+    if pointer:
+        _link(pointer, lp, experiment_id, parent, result.verdict)
+    print(cache.summary(len(lp.jobs)))
+    print_where(lp, experiment_id, parent)
+    return 0
+
+
+def plan_lesson(args: argparse.Namespace, stop) -> LessonPlan:
+    """The lesson, its jobs (every arm's config validated) and each arm's data prepared once,
+    before any run: a bad value or data set exits 2 with one line and creates nothing."""
+    from pipeline.config import config_from_yaml
+    from pipeline.lessons import load_lesson, plan
+    from pipeline.lessons.plan import MAX_SEEDS
+    from pipeline.stop import Stopped
+
     own, overrides = split_own(args.overrides)
     conf = conf_dir(args)
     lesson = load_lesson(args.lesson, conf)
@@ -88,13 +142,15 @@ def run(args: argparse.Namespace) -> int:
     except Stopped as exc:                 # cli.main prints it and exits 143/130
         exc.outcome = "stopped while planning the lesson; no run was created"
         raise
-    cfg = config_from_yaml(jobs[0].cfg_yaml)
-    lesson_yaml = _lesson_text(args.lesson, conf)
+    return LessonPlan(lesson, jobs, seeds, workers, overrides,
+                      config_from_yaml(jobs[0].cfg_yaml), _lesson_text(args.lesson, conf))
 
+
+def open_lesson_experiment(cfg, lesson) -> tuple[str | None, str]:
+    """(the `mlflow run` runner's run, to become a pointer to the parent, or None; the lesson's
+    experiment id), after ending the runs a killed lesson left RUNNING there."""
     from pipeline import tracking
     from pipeline.tracking import lesson_parent as LP
-    from pipeline.tracking import lessons as TL
-    from pipeline.tracking import records
     from pipeline.tracking.recovery import end_abandoned_runs
 
     runner_experiment = project_experiment()      # before take_project_run clears it
@@ -102,59 +158,69 @@ def run(args: argparse.Namespace) -> int:
     main_id = tracking.configure(cfg.tracking, experiment_id=runner_experiment)
     experiment_id = LP.lesson_experiment(main_id, cfg.tracking.experiment, lesson)
     end_abandoned_runs([experiment_id], out=sys.stderr)  # a killed lesson's parent, children
-    tags = {"stage": "experiment", "lesson.name": lesson.name, "lesson.claim": lesson.claim.text}
-    print(f"lesson {lesson.name}: {len(lesson.arm_names())} arms x {seeds} seeds = {len(jobs)} "
-          f"runs, {workers} worker(s)", flush=True)
-    started, parent = time.perf_counter(), None
+    return pointer, experiment_id
+
+
+def _parent_tags(lesson) -> dict[str, str]:
+    return {"stage": "experiment", "lesson.name": lesson.name, "lesson.claim": lesson.claim.text}
+
+
+def run_under_parent(lp: LessonPlan, parent: str, experiment_id: str, stop, args):
+    """The parent's params, then every (arm, seed) job as a child run (or a cached one's
+    reuse); returns (the assembled result, the run cache). A job whose worker died twice is
+    recorded FAILED and `JobsFailed` raised."""
+    from pipeline.lessons.runner import JobsFailed, assemble, run_jobs
+    from pipeline.tracking import lessons as TL
+    from pipeline.tracking import records
+
+    records.log_params(parent, TL.parent_params(lp.lesson, lp.seeds, lp.workers, lp.overrides))
+    records.log_source(parent)
+    logger = TL.LessonLogger(experiment_id, parent, lp.lesson.name,
+                             grad_curves=lp.lesson.kind == "gradient_flow")
+    on_result = _progress(logger, len(lp.jobs), quiet=args.quiet)
+    cache = arm_cache(logger, read=reads_cache(lp.cfg, args))
     try:
-        with tracking.run(cfg.tracking.run_name or f"lesson-{lesson.name}", tags=tags,
-                          experiment_id=experiment_id, stop=stop) as active:
-            parent = active.info.run_id
-            if pointer:
-                LP.link_pointer(pointer, lesson=lesson.name, experiment_id=experiment_id,
-                                parent_run_id=parent)
-            records.log_params(parent, TL.parent_params(lesson, seeds, workers, overrides))
-            records.log_source(parent)
-            logger = TL.LessonLogger(experiment_id, parent, lesson.name,
-                                     grad_curves=lesson.kind == "gradient_flow")
-            on_result = _progress(logger, len(jobs), quiet=args.quiet)
-            cache = arm_cache(logger, read=cfg.tracking.cache and not args.no_cache)
-            try:
-                runs = run_jobs(jobs, workers, on_result, stop, cache)
-            except JobsFailed as exc:  # a worker died twice on these: recorded, then FAILED
-                logger.failed(exc.failed)
-                raise
-            result = assemble(lesson, jobs, runs)
-            seconds = time.perf_counter() - started
-            LP.log_summary(parent, result, lesson_yaml=lesson_yaml, seconds=seconds)
-    except Stopped as exc:  # cli.main prints it and exits 143/130
-        exc.outcome = (f"the lesson's parent run {parent} ended KILLED (the (arm, seed) runs "
-                       "already logged stay FINISHED)" if parent else "no run was created")
+        runs = run_jobs(lp.jobs, lp.workers, on_result, stop, cache)
+    except JobsFailed as exc:  # a worker died twice on these: recorded, then FAILED
+        logger.failed(exc.failed)
         raise
-    except JobsFailed as exc:
-        reuse = ("; the same command again reuses them (run cache)"
-                 if cfg.tracking.cache and not args.no_cache else "")
-        print(f"error: {exc}; the lesson's parent run {parent} ended FAILED, no verdict (the "
-              f"{len(exc.runs)} finished (arm, seed) runs are logged{reuse})",
-              file=sys.stderr, flush=True)
-        return 1
-    if args.output is not None:
-        write_output(result, args.output)
-    print(result.texts["lesson/table.md"])
-    print(f"{len(jobs)} runs in {seconds:.1f} s with {workers} worker(s)")
-    if pointer:
-        LP.link_pointer(pointer, lesson=lesson.name, experiment_id=experiment_id,
-                        parent_run_id=parent, verdict=result.verdict.line,
-                        held=result.verdict.held)
-    print(cache.summary(len(jobs)))
-    links = tracking.ui_links(cfg.tracking.ui_url, experiment_id, parent)
-    print(f"lesson experiment {LP.experiment_name(cfg.tracking.experiment, lesson.name)}: "
+    return assemble(lp.lesson, lp.jobs, runs), cache
+
+
+def reads_cache(cfg, args) -> bool:
+    """Reuse a finished identical (arm, seed) run unless `--no-cache` or `tracking.cache: false`."""
+    return cfg.tracking.cache and not args.no_cache
+
+
+def say_jobs_failed(exc, parent: str, reuse: bool) -> int:
+    """The parent ended FAILED without a verdict: say so and what was kept; exit code 1."""
+    kept = "; the same command again reuses them (run cache)" if reuse else ""
+    print(f"error: {exc}; the lesson's parent run {parent} ended FAILED, no verdict (the "
+          f"{len(exc.runs)} finished (arm, seed) runs are logged{kept})",
+          file=sys.stderr, flush=True)
+    return 1
+
+
+def _link(pointer: str, lp: LessonPlan, experiment_id: str, parent: str, verdict=None) -> None:
+    """The `mlflow run` runner's run points at the parent (with the verdict once there is one)."""
+    from pipeline.tracking import lesson_parent as LP
+
+    held = {} if verdict is None else {"verdict": verdict.line, "held": verdict.held}
+    LP.link_pointer(pointer, lesson=lp.lesson.name, experiment_id=experiment_id,
+                    parent_run_id=parent, **held)
+
+
+def print_where(lp: LessonPlan, experiment_id: str, parent: str) -> None:
+    """Where to look: the lesson's experiment, the parent run, and how to open the UI."""
+    from pipeline import tracking
+    from pipeline.commands import print_open_hint
+    from pipeline.tracking import lesson_parent as LP
+
+    links = tracking.ui_links(lp.cfg.tracking.ui_url, experiment_id, parent)
+    print(f"lesson experiment {LP.experiment_name(lp.cfg.tracking.experiment, lp.lesson.name)}: "
           f"{links['runs']}")
     print(f"parent run {parent}: {links['run']}")
-    from pipeline.commands import print_open_hint
-
-    print_open_hint(cfg.tracking.ui_url, experiment_id=experiment_id)
-    return 0
+    print_open_hint(lp.cfg.tracking.ui_url, experiment_id=experiment_id)
 
 
 def _progress(logger, total: int, quiet: bool):

@@ -37,9 +37,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args, out=None) -> int:
-    from pipeline import stages, threads
+    from pipeline import threads
+    from pipeline.commands.available_memory import prepare_in_memory
     from pipeline.config import config_from_yaml
-
     from pipeline.tracking.readback import read_run
 
     logged = read_run(args.run_id, CURVES)
@@ -47,35 +47,53 @@ def run(args, out=None) -> int:
     pruned_at = trial_state(args.run_id, logged) if trial else None
     cfg = config_from_yaml(logged["config"], f"config of run {args.run_id}")
     rows = param_checks(logged["params"], cfg) + environment_checks(logged)
-    chosen = logged["params"].get("training.batch_size_chosen", "full")
-    if chosen != "full":  # a null batch_size the run resolved from its free memory: the same
-        cfg = cfg.with_overrides({"training.batch_size": int(chosen)})
-    from pipeline.commands.available_memory import prepare_in_memory
-
+    cfg = with_chosen_batch(cfg, logged["params"])
     prepared = prepare_in_memory(cfg)         # too large: one line, not a MemoryError mid-way
-    for split, digest in prepared.digests.items():
-        if not (trial and split == "test"):   # a trial never held the test split
-            rows.append((f"data digest {split}", logged["tags"].get(f"data.digest.{split}"),
-                         digest))
-    rows += file_checks(logged["tags"], cfg)
+    rows += data_checks(logged["tags"], prepared, trial) + file_checks(logged["tags"], cfg)
     count, notes = blas_plan(logged["tags"])
-    from pipeline.commands import stop_of
-    from pipeline.stop import Stopped
-
     with threads.limit(count):
         rows += blas_checks(logged["tags"])   # measured while the limit is in effect
-        try:
-            trained = stages.train(cfg, prepared, stop=stop_of(args))
-        except Stopped as exc:  # cli.main prints it and exits 143/130
-            exc.outcome = (f"the rerun of run {args.run_id} was stopped: no verdict, nothing "
-                           "recorded")
-            raise
+        trained = retrain(args, cfg, prepared)
     if pruned_at is not None:
         notes.append(f"a PRUNED trial (at epoch {pruned_at}): it has no final numbers; its "
                      "curves are compared up to that epoch")
     rows += metric_checks(logged, trained, logged_points(cfg, trial), trial=trial,
                           until=pruned_at, objective=cfg.search.objective,
                           at_logged_steps=logged["tags"].get("stage") == "lesson_arm")
+    return print_verdict(args, rows, notes, out)
+
+
+def with_chosen_batch(cfg, params):
+    """A null batch_size the run resolved from its free memory (param
+    `training.batch_size_chosen`): rerun with the same batch, whatever memory is free now."""
+    chosen = params.get("training.batch_size_chosen", "full")
+    return cfg if chosen == "full" else cfg.with_overrides({"training.batch_size": int(chosen)})
+
+
+def data_checks(tags, prepared, trial: bool) -> list[tuple[str, object, object]]:
+    """The logged digest of each split against the freshly prepared data's."""
+    return [(f"data digest {split}", tags.get(f"data.digest.{split}"), digest)
+            for split, digest in prepared.digests.items()
+            if not (trial and split == "test")]  # a trial never held the test split
+
+
+def retrain(args, cfg, prepared):
+    """The run's training again, in-process (a stop leaves no verdict and records nothing)."""
+    from pipeline import stages
+    from pipeline.commands import stop_of
+    from pipeline.stop import Stopped
+
+    try:
+        return stages.train(cfg, prepared, stop=stop_of(args))
+    except Stopped as exc:  # cli.main prints it and exits 143/130
+        exc.outcome = (f"the rerun of run {args.run_id} was stopped: no verdict, nothing "
+                       "recorded")
+        raise
+
+
+def print_verdict(args, rows, notes, out=None) -> int:
+    """The table and verdict (only the verdict when --quiet); under `mlflow run` also recorded
+    on the runner's run. Returns the exit code: 0 all match, 1 something differs."""
     full = io.StringIO()
     code = report(args.run_id, rows, full, notes=notes)
     text = full.getvalue()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 
 from pipeline.commands import (add_cache_argument, add_config_arguments, conf_dir, preflight,
                                project_experiment, stop_of, unsent)
@@ -58,71 +59,108 @@ def status_printer(enabled: bool):
     return say
 
 
+@dataclass
+class RunSoFar:
+    """What the run has made so far: what a stop or a lost tracking server reports or keeps."""
+
+    run_id: str | None = None
+    buffer: object = None       # the curve buffer (tracking.MetricBuffer) once training starts
+    trained: object = None      # the stages.Trained once training (or a cache reuse) is done
+
+
 def run(args) -> int:
     from pipeline import stages
-    from pipeline.config import load_config
     from pipeline.stop import Stopped
 
     stop = stop_of(args)
+    cfg, prepared, free = validated_inputs(args, stop)  # bad input exits 2 here: no run exists
+    from pipeline import tracking                    # mlflow costs seconds to import: only now
+    from pipeline.tracking.cache import TrainCache
+
+    experiment_id, uri = open_store(cfg)
+    name = cfg.tracking.run_name or tracking.run_name(cfg)  # the knobs, in short
+    tags = {"stage": "train", "config.preset": args.preset or "none"}
+    started = time.perf_counter()
+    batch = stages.batch_choice(cfg, prepared, free)  # a null batch_size: chosen by free memory
+    cache = TrainCache(cfg, prepared, read=use_cache(cfg, args),  # an identical finished run?
+                       batch_chosen=batch and batch.rows)
+    made = RunSoFar()
+    try:
+        with tracking.run(name, tags=tags, experiment_id=experiment_id, stop=stop) as active:
+            made.run_id = active.info.run_id
+            if cache.hit is not None:
+                made.trained = reuse_cached(cache, made.run_id)
+            else:
+                train_and_log(cfg, prepared, batch, free, cache, made, stop, args.quiet)
+    except Stopped as exc:  # cli.main prints it and exits 143/130
+        exc.outcome = f"run {made.run_id} ended KILLED" if made.run_id else "no run was created"
+        raise
+    except Exception as exc:
+        if not uri.startswith(("http://", "https://")) or _answers(uri):
+            raise
+        return _server_gone(cfg, uri, made.run_id, made.buffer, made.trained, exc)
+    report(cfg, made.run_id, experiment_id, made.trained, time.perf_counter() - started)
+    return 0
+
+
+def validated_inputs(args, stop):
+    """(config, prepared data, free memory), each checked before a run exists: a bad value, bad
+    data, a training too large for the memory or an unusable tracking store exits 2."""
+    from pipeline.config import load_config
+
     cfg = load_config(args.overrides, conf_dir=conf_dir(args), preset=args.preset)
     free = available_memory()                        # a null batch_size: full batch if it fits
     prepared = prepare_in_memory(cfg, free)          # bad data (or too large) fails before a run
     preflight.check(cfg)                             # tracking store usable, before a run
     stop.check()                                     # stopped while preparing: nothing made
+    return cfg, prepared, free
 
-    from pipeline import tracking                    # mlflow costs seconds to import: only now
+
+def open_store(cfg) -> tuple[str, str]:
+    """(experiment id, tracking URI), after sending what a lost server kept and ending the runs
+    killed commands left RUNNING: then ours is created."""
+    from pipeline import tracking
+    from pipeline.tracking.recovery import end_abandoned_runs
 
     experiment_id = tracking.configure(cfg.tracking, experiment_id=project_experiment())
     uri = tracking.tracking_uri()
     unsent.replay_pending(uri)                       # runs a lost server left RUNNING
-    from pipeline.tracking.recovery import end_abandoned_runs
-
     end_abandoned_runs([experiment_id], out=sys.stderr)  # runs of killed commands, then ours
-    name = cfg.tracking.run_name or tracking.run_name(cfg)  # the knobs, in short
-    tags = {"stage": "train", "config.preset": args.preset or "none"}
-    started = time.perf_counter()
-    from pipeline.tracking.cache import TrainCache
+    return experiment_id, uri
 
-    batch = stages.batch_choice(cfg, prepared, free)  # a null batch_size: chosen by free memory
-    cache = TrainCache(cfg, prepared, read=use_cache(cfg, args),  # an identical finished run?
-                       batch_chosen=batch and batch.rows)
-    run_id = buffer = trained = None
+
+def reuse_cached(cache, run_id: str):
+    """The cached identical run's numbers recorded on `run_id`, said in one line."""
+    source, trained, link = cache.record_reuse(run_id)
+    print(f"reused run {source} ({link}): same config, data, code, numpy/BLAS and "
+          "threads, so its numbers, without training (--no-cache trains afresh)", flush=True)
+    return trained
+
+
+def train_and_log(cfg, prepared, batch, free, cache, made: RunSoFar, stop, quiet: bool) -> None:
+    """Train under the open run `made.run_id`, its curves buffered (flushed even when
+    interrupted), then log the rest and store the result in the run cache."""
+    from pipeline import stages, tracking
+
+    run_id = made.run_id
+    # at most ~1000 points per curve, ~100 per diagnostic series
+    made.buffer = buffer = tracking.MetricBuffer(
+        run_id, CurvePoints.of_training(stages.settings(cfg)))
+    if batch is not None and batch.rows is not None:
+        print(batch.describe(), file=sys.stderr, flush=True)
+    progress = EpochProgress(cfg.training.epochs, enabled=not quiet)
+    say = status_printer(enabled=not quiet)
     try:
-        with tracking.run(name, tags=tags, experiment_id=experiment_id, stop=stop) as active:
-            run_id = active.info.run_id
-            if cache.hit is not None:
-                source, trained, link = cache.record_reuse(run_id)
-                print(f"reused run {source} ({link}): same config, data, code, numpy/BLAS and "
-                      "threads, so its numbers, without training (--no-cache trains afresh)",
-                      flush=True)
-            else:
-                # at most ~1000 points per curve, ~100 per diagnostic series
-                buffer = tracking.MetricBuffer(
-                    run_id, CurvePoints.of_training(stages.settings(cfg)))
-                if batch is not None and batch.rows is not None:
-                    print(batch.describe(), file=sys.stderr, flush=True)
-                progress = EpochProgress(cfg.training.epochs, enabled=not args.quiet)
-                say = status_printer(enabled=not args.quiet)
-                try:
-                    trained = stages.train(cfg, prepared, callbacks=[buffer, progress],
-                                           stop=stop, free_memory=free)
-                finally:
-                    progress.close()
-                    if buffer.points:
-                        say(f"writing {len(buffer.points)} curve points...")
-                    buffer.flush()                   # curves so far, even when interrupted
-                buffer.finish(trained.fit.history, trained.fit.best_epoch)  # + last and best
-                tracking.log_training(run_id, cfg, prepared, trained, curves=False, status=say)
-                cache.store(run_id, trained)
-    except Stopped as exc:  # cli.main prints it and exits 143/130
-        exc.outcome = f"run {run_id} ended KILLED" if run_id else "no run was created"
-        raise
-    except Exception as exc:
-        if not uri.startswith(("http://", "https://")) or _answers(uri):
-            raise
-        return _server_gone(cfg, uri, run_id, buffer, trained, exc)
-    report(cfg, run_id, experiment_id, trained, time.perf_counter() - started)
-    return 0
+        made.trained = trained = stages.train(cfg, prepared, callbacks=[buffer, progress],
+                                              stop=stop, free_memory=free)
+    finally:
+        progress.close()
+        if buffer.points:
+            say(f"writing {len(buffer.points)} curve points...")
+        buffer.flush()                   # curves so far, even when interrupted
+    buffer.finish(trained.fit.history, trained.fit.best_epoch)  # + last and best
+    tracking.log_training(run_id, cfg, prepared, trained, curves=False, status=say)
+    cache.store(run_id, trained)
 
 
 def use_cache(cfg, args) -> bool:

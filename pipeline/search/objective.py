@@ -1,15 +1,15 @@
 """The Optuna objective: one trial = the tracked run's own `stages.train` on the dev split.
 
-The data are prepared ONCE per worker and closed over without the test split: the closure
+The data are prepared ONCE per worker and held without the test split: the `Objective`
 holds `prepared` with `test=None`, so no trial can reach the sealed split even by accident
-(`tests/test_search_study.py` checks both the closure and that `unseal` is never called).
+(`tests/test_search_study.py` checks both what it holds and that `unseal` is never called).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import optuna
 
@@ -61,41 +61,48 @@ class PruningCallback:
 
 
 def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
-                   figures: str = "improving", stop=None) -> Callable[[optuna.Trial], float]:
+                   figures: str = "improving", stop=None) -> Objective:
     """`objective(trial) -> dev_loss | dev_error` (config `search.objective`), minimized.
     `stop` (a `pipeline.stop.Stop`) is checked by the training every epoch: the trial ends
     FAIL and its child run KILLED.
 
     `logger` is a `pipeline.tracking.search_runs.StudyLogger` (or None in tests of the pure search):
     one child run per trial with params, curves, figures and the trial's final state."""
-    key = cfg.search.objective
-    prepared = without_test(prepared)
-    if logger is not None:
-        logger.prepared = prepared  # each trial records its data digests (reproduce checks them)
+    return Objective(cfg, space, prepared, logger, figures, stop)
 
-    def objective(trial: optuna.Trial) -> float:
-        overrides = suggest(trial, space)
-        trial_cfg = cfg.with_overrides(overrides)
-        pruning, run_id = PruningCallback(trial, key), None
+
+class Objective:
+    """What a trial does: its config from the space, the tracked training on the dev split,
+    and how it ends (COMPLETE, PRUNED, or FAIL with its child run ended first: `_end`).
+
+    `prepared` is the worker's data without the test split (what the sealed-test check reads);
+    `finish()` draws the figures of this worker's best trial once (search.trial_figures=best)."""
+
+    def __init__(self, cfg, space: Mapping[str, ParamSpec], prepared, logger, figures: str,
+                 stop):
+        self.cfg, self.space, self.logger, self.figures, self.stop = (cfg, space, logger,
+                                                                      figures, stop)
+        self.key = cfg.search.objective
+        self.prepared = without_test(prepared)
+        if logger is not None:
+            logger.prepared = self.prepared  # each trial records its data digests (reproduce)
+        self._best: list = []  # (run_id, cfg, trained) of the last trial that beat the best
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        overrides = suggest(trial, self.space)
+        trial_cfg = self.cfg.with_overrides(overrides)
+        logger, pruning, run_id = self.logger, PruningCallback(trial, self.key), None
         try:
             if logger:
                 run_id = logger.start_trial(trial.number, trial_cfg, overrides)
                 trial.set_user_attr("mlflow_run_id", run_id)
             # The curve buffer first: the evaluation that triggers pruning is still logged.
             callbacks = ([logger.metric_callback(run_id)] if logger else []) + [pruning]
-            trained = stages.train(trial_cfg, prepared, callbacks=callbacks, stop=stop)
-            value = float(trained.metrics[key])
+            trained = stages.train(trial_cfg, self.prepared, callbacks=callbacks, stop=self.stop)
+            value = float(trained.metrics[self.key])
             if trained.fit.stop_reason == "non_finite" or not math.isfinite(value):
-                raise Diverged(trained.fit.stop_message or f"{key} is {value}")
-            improves = logger is not None and figures in ("improving", "best") and _improves(
-                trial, value)
-            draw = logger is not None and (figures == "all" or
-                                           (figures == "improving" and improves))
-            figs = stages.figures(trial_cfg, prepared, trained) if draw else {}
-            if figures == "best" and improves:  # drawn once, in `finish`
-                best[:] = [(run_id, trial_cfg, trained)]
-            _end(trial, logger, run_id, "COMPLETE", None, _summary(trained), value=value,
-                 metrics=trained.metrics, figures=figs)
+                raise Diverged(trained.fit.stop_message or f"{self.key} is {value}")
+            self._complete(trial, run_id, trial_cfg, trained, value)
             return value
         except (Diverged, optuna.TrialPruned) as exc:
             reason = f"non_finite: {exc}" if isinstance(exc, Diverged) else str(exc)
@@ -111,17 +118,24 @@ def make_objective(cfg, space: Mapping[str, ParamSpec], prepared, logger=None,
             # (SystemExit, say) would leave it RUNNING in the storage.
             raise Interrupted(str(exc)) from exc
 
-    best: list = []  # (run_id, cfg, trained) of this worker's last trial that beat the best
+    def _complete(self, trial, run_id, trial_cfg, trained, value: float) -> None:
+        """The figures search.trial_figures asks for (`improving`: of a trial that beats every
+        earlier one; `best`: kept for `finish`), then the child run and the trial ended."""
+        logger, figures = self.logger, self.figures
+        improves = logger is not None and figures in ("improving", "best") and _improves(
+            trial, value)
+        draw = logger is not None and (figures == "all" or (figures == "improving" and improves))
+        figs = stages.figures(trial_cfg, self.prepared, trained) if draw else {}
+        if figures == "best" and improves:  # drawn once, in `finish`
+            self._best[:] = [(run_id, trial_cfg, trained)]
+        _end(trial, logger, run_id, "COMPLETE", None, _summary(trained), value=value,
+             metrics=trained.metrics, figures=figs)
 
-    def finish() -> None:
+    def finish(self) -> None:
         """search.trial_figures=best: the figures of this worker's best trial, drawn once."""
-        if best:
-            run_id, trial_cfg, trained = best.pop()
-            logger.log_figures(run_id, stages.figures(trial_cfg, prepared, trained))
-
-    objective.prepared = prepared  # what the closure holds, for the sealed-test check
-    objective.finish = finish
-    return objective
+        if self._best:
+            run_id, trial_cfg, trained = self._best.pop()
+            self.logger.log_figures(run_id, stages.figures(trial_cfg, self.prepared, trained))
 
 
 def _improves(trial: optuna.Trial, value: float) -> bool:

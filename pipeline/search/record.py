@@ -6,24 +6,31 @@ resuming), so they are an interface between processes. This module is the only o
 their keys: everything else reads `StudyRecord.load(study)` and writes through the functions
 below.
 
-Keys (format version 2, `record_version`), each written by one kind of process:
+Keys (format version 3, `record_version`), each written by one kind of process:
 
 | key                    | written by        | holds                                            |
 |------------------------|-------------------|--------------------------------------------------|
 | `base_config`          | search (creation) | the training config the study was created with   |
 | `space`                | search            | the search space's YAML text                     |
 | `target_trials`        | search            | the total of finished trials to reach            |
-| `parent_runs`          | search            | every parent run, oldest first, with its owner   |
+| `parent_runs`          | search            | every parent run, oldest first                   |
 | `search_experiment_id` | search            | the `<study>-search` experiment of the parents   |
 | `test_evaluations`     | evaluate          | the one-time test evaluations (once-only record) |
-| `record_version`       | search            | 2                                                |
+| `record_version`       | search            | 3                                                |
 
-Version 1 (no `record_version`) kept the parents as `mlflow_parent_runs` plus one
-`mlflow_parent_owner.<run id>` each and the experiment as `mlflow_search_experiment_id`; it
-also wrote `mlflow_parent_run` (the last parent again) and `mlflow_experiment_id` (read by
-nobody). `load` reads a version-1 study (the only place that knows those keys), and the next
-search of it writes version 2. The trials' own attributes (`owner`, `mlflow_run_id`, ...) are
-not part of the record: each belongs to one trial and is written by the process running it.
+A parent's owner process is its run's `pipeline.owner` tag (set at the run's creation:
+pipeline/tracking/recovery.py), which the recovery reads; the record names no owner of the
+parents it adds. Older versions wrote one: version 2 an `owner` in each `parent_runs` entry
+(null for a parent from before owners), version 1 (no `record_version`) the parents as
+`mlflow_parent_runs` plus one `mlflow_parent_owner.<run id>` each and the experiment as
+`mlflow_search_experiment_id` (it also wrote `mlflow_parent_run`, the last parent again, and
+`mlflow_experiment_id`, read by nobody). `load` reads both (the only place that knows those
+keys): a parent an older version opened may lack the tag, and its recorded owner is then what
+says whether its search is dead (search/recovery.py), so the next search writes version 3 with
+those owners carried over. Version 3 changed the meaning of a parent without an owner (before:
+opened before owners existed; now: its owner is in its tag), hence the new number. The trials'
+own attributes (`owner`, `mlflow_run_id`, ...) are not part of the record: each belongs to one
+trial and is written by the process running it.
 """
 
 from __future__ import annotations
@@ -34,13 +41,15 @@ from pipeline.config import config_from_yaml
 from pipeline.config.safe_yaml import load_yaml
 from pipeline.config.search import parse_space
 
-VERSION = 2
+VERSION = 3
 
 
 @dataclass(frozen=True)
 class ParentRun:
     run_id: str
-    owner: str | None  # host:pid:start of the search that opened it; None: before owners
+    # host:pid:start of the search that opened it, as an older version recorded it (the run
+    # may lack the tag); None: opened by version 3 (owner in the run's tag) or before owners
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class StudyRecord:
     @classmethod
     def from_attrs(cls, attrs: dict) -> StudyRecord:
         version = int(attrs.get("record_version", 1))
-        if version >= 2:
+        if version >= 2:  # version 3 writes no owner: p.get("owner") is None then
             parents = tuple(ParentRun(p["run_id"], p.get("owner"))
                             for p in attrs.get("parent_runs", []))
             experiment = attrs.get("search_experiment_id")
@@ -107,19 +116,23 @@ def write_base_config(study, text: str) -> None:
     study.set_user_attr("record_version", VERSION)
 
 
-def add_parent(study, run_id: str, owner: str, search_experiment_id: str, space: str,
+def add_parent(study, run_id: str, search_experiment_id: str, space: str,
                target: int) -> StudyRecord:
     """A search opened parent run `run_id`: it becomes the current one, with what a worker
-    joining later needs (its experiment, the space, the total to reach). The version is
-    written last, so a reader in between still reads a version-1 study whole."""
-    parents = StudyRecord.load(study).parent_runs + (ParentRun(run_id, owner),)
-    study.set_user_attr("parent_runs", [{"run_id": p.run_id, "owner": p.owner}
-                                        for p in parents])
+    joining later needs (its experiment, the space, the total to reach). Its owner is the
+    run's tag; the owners older versions recorded are kept. The version is written last, so a
+    reader in between still reads a version-1 study whole."""
+    parents = StudyRecord.load(study).parent_runs + (ParentRun(run_id),)
+    study.set_user_attr("parent_runs", [_parent_entry(p) for p in parents])
     study.set_user_attr("search_experiment_id", search_experiment_id)
     study.set_user_attr("space", space)
     study.set_user_attr("target_trials", target)
     study.set_user_attr("record_version", VERSION)
     return StudyRecord.load(study)
+
+
+def _parent_entry(parent: ParentRun) -> dict:
+    return {"run_id": parent.run_id, **({"owner": parent.owner} if parent.owner else {})}
 
 
 def add_test_evaluation(study, evaluation: dict) -> tuple[dict, ...]:

@@ -19,7 +19,6 @@ from pipeline.redact import redact
 from pipeline.search import storage as S
 from pipeline.search.figures import study_figures
 from pipeline.search.home_store import check_home_store
-from pipeline.owner import owner
 from pipeline.search.progress import Progress, top_table
 from pipeline.search.recovery import StudyRecovery
 from pipeline.search.record import StudyRecord, add_parent, write_base_config
@@ -136,15 +135,15 @@ def _open_parent(cfg, study, parent: str, search_id: str, space_text: str, targe
                  before: int) -> None:
     """The parent run's note, params and space; then the study's record names it the current
     parent, with what a worker joining later (`python -m pipeline worker`, any machine) needs:
-    its experiment, the space and the total to reach, and the parent's owner process (the
-    recovery reads the run's own `pipeline.owner` tag: pipeline/tracking/recovery.py)."""
+    its experiment, the space and the total to reach (its owner process is the run's own
+    `pipeline.owner` tag, which the recovery reads: pipeline/tracking/recovery.py)."""
     from pipeline.tracking import notes, records
     from pipeline.tracking import search_runs as T
 
     T.describe_search(parent, notes.search_note(study.study_name, target))
     records.log_params(parent, {**cfg.flat(), "search.finished_before": before})
     T.log_text(parent, space_text, "study/space.yaml")
-    add_parent(study, parent, owner(), search_id, space_text, target)
+    add_parent(study, parent, search_id, space_text, target)
 
 
 def _run_trials(cfg, study, job: WorkerJob, prepared, progress: bool, stop, out) -> None:

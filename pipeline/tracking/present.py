@@ -11,13 +11,15 @@ from __future__ import annotations
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from pipeline.store_urls import tracking_uri
 from pipeline.tracking.store import sqlite_path
 
 
 def resolved_uri(uri: str | None) -> str:
-    """The store a command will write to: `uri` (tracking.uri), else MLflow's own resolution
-    ($MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here), as `runs.configure` picks it."""
-    return uri or mlflow.get_tracking_uri()
+    """The store a command will write to: the one `store_urls.tracking_uri` says applies
+    (`uri`, i.e. tracking.uri, else $MLFLOW_TRACKING_URI), else MLflow's own default as
+    MLflow spells it (sqlite:///<working directory>/mlflow.db, or ./mlruns if it holds runs)."""
+    return tracking_uri(uri) or mlflow.get_tracking_uri()
 
 
 def first_present(uri: str, run_ids: list[str]) -> str | None:
