@@ -67,14 +67,14 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import config_from_yaml
     from pipeline.lessons import load_lesson, plan
     from pipeline.lessons.plan import MAX_SEEDS
-    from pipeline.lessons.runner import JobsFailed, assemble, run_jobs
+    from pipeline.lessons.pool import LessonPool
     from pipeline.stop import Stopped
 
     stop = stop_of(args)
     own, overrides = split_own(args.overrides)
     conf = conf_dir(args)
     lesson = load_lesson(args.lesson, conf)
-    seeds, workers = own.get("seeds", lesson.seeds), own.get("workers", 1)
+    seeds = own.get("seeds", lesson.seeds)
     n_jobs = len(lesson.arm_names()) * seeds
     if LONG_PLAN <= n_jobs and seeds <= MAX_SEEDS and not args.quiet:  # (plan refuses more)
         print(f"planning {n_jobs} runs...", file=sys.stderr, flush=True)  # ms each: say so
@@ -88,6 +88,32 @@ def run(args: argparse.Namespace) -> int:
     except Stopped as exc:                 # cli.main prints it and exits 143/130
         exc.outcome = "stopped while planning the lesson; no run was created"
         raise
+    workers, why = _workers(own, len(jobs))
+    # the workers start now: their start-up overlaps this process's (MLflow, the store)
+    pool = LessonPool(min(workers, len(jobs)), stop).prestart() if workers > 1 else None
+    try:
+        return _run(args, lesson, jobs, overrides, seeds, workers, why, pool, stop)
+    finally:
+        if pool is not None:
+            pool.terminate()  # on a refusal or a stop before the jobs; idle ones exit anyway
+            pool.close()
+
+
+def _workers(own: dict, jobs: int) -> tuple[int, str]:
+    """workers= as given, else one per free core (free_cores.py), with what to print."""
+    if "workers" in own:
+        return own["workers"], ""
+    from pipeline.commands.free_cores import choose_workers
+
+    return choose_workers(jobs)
+
+
+def _run(args, lesson, jobs, overrides, seeds: int, workers: int, why: str, pool, stop) -> int:
+    from pipeline.config import config_from_yaml
+    from pipeline.lessons.runner import JobsFailed, assemble, run_jobs
+    from pipeline.stop import Stopped
+
+    conf = conf_dir(args)
     cfg = config_from_yaml(jobs[0].cfg_yaml)
     lesson_yaml = _lesson_text(args.lesson, conf)
 
@@ -104,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     end_abandoned_runs([experiment_id], out=sys.stderr)  # a killed lesson's parent, children
     tags = {"stage": "experiment", "lesson.name": lesson.name, "lesson.claim": lesson.claim.text}
     print(f"lesson {lesson.name}: {len(lesson.arm_names())} arms x {seeds} seeds = {len(jobs)} "
-          f"runs, {workers} worker(s)", flush=True)
+          f"runs, {workers} worker(s)" + (f" ({why})" if why else ""), flush=True)
     started, parent = time.perf_counter(), None
     try:
         with tracking.run(cfg.tracking.run_name or f"lesson-{lesson.name}", tags=tags,
@@ -120,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             on_result = _progress(logger, len(jobs), quiet=args.quiet)
             cache = arm_cache(logger, read=cfg.tracking.cache and not args.no_cache)
             try:
-                runs = run_jobs(jobs, workers, on_result, stop, cache)
+                runs = run_jobs(jobs, workers, on_result, stop, cache, pool)
             except JobsFailed as exc:  # a worker died twice on these: recorded, then FAILED
                 logger.failed(exc.failed)
                 raise

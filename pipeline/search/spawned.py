@@ -216,6 +216,8 @@ def _entry(conn, worker: int, preload: tuple[str, ...]) -> None:
         job = conn.recv()
     except (EOFError, OSError):  # the parent ended before its trials (refused, stopped, killed)
         return
+    from pipeline.process_exit import skip_final_gc
     from pipeline.search.workers import worker_main
 
     worker_main(job, worker, ParentLink(conn))
+    skip_final_gc()  # its exit overlaps the parent's summary: the less it costs the better
