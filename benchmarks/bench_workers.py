@@ -98,7 +98,7 @@ def lesson_cell(code: str, lesson: str, workers: int | None, cell: Path) -> dict
     cmd = [sys.executable, "-m", "pipeline", "experiment", lesson, f"tracking.uri={tracking}",
            "--quiet", "--no-cache", "--conf-dir", str(Path(code) / "conf")]
     if workers is not None:
-        cmd.insert(4, f"workers={workers}")
+        cmd.insert(5, f"workers={workers}")  # after the lesson's name
     _, wall, cpu, out = _run(cmd, cell, code)
     jobs = re.search(r"runs in ([0-9.]+) s with (\d+) worker", out)
     return {"wall": wall, "cpu": cpu, "jobs_s": float(jobs.group(1)) if jobs else float("nan"),

@@ -75,8 +75,11 @@ def test_two_workers_meet_the_target_exactly_and_both_run_trials(tmp_path):
     """Worker 0 (this process) and the early-started worker 1 share 8 trials; each waits for
     the other's last trial through their pipe, none is reported lost."""
     storage, uri = tmp_path / "s.journal", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # trials of ~1 s idle (3000 epochs, no early stop): worker 1, ready after its imports,
+    # finds trials left to run
     done = cli(tmp_path, uri, "search", "study=two", "workers=2", "n_trials=8",
-               f"storage={storage}", *TINY, "training.epochs=300", "--quiet", "--conf-dir", CONF)
+               f"storage={storage}", *TINY, "training.epochs=3000", "training.patience=null",
+               "search.pruner.name=none", "--quiet", "--conf-dir", CONF)
     assert done.returncode == 0, done.stderr
     assert "ended early" not in done.stdout, done.stdout
     study = optuna.load_study(study_name="two",
@@ -84,7 +87,8 @@ def test_two_workers_meet_the_target_exactly_and_both_run_trials(tmp_path):
     finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                        optuna.trial.TrialState.PRUNED)]
     assert len(finished) == 8 and len(study.trials) == 8
-    assert {t.user_attrs["worker"] for t in finished} == {0, 1}
+    assert {t.user_attrs["worker"] for t in finished} == {0, 1}, [
+        (t.number, t.user_attrs["worker"], t.datetime_start) for t in finished]
     client = MlflowClient(uri)
     trials = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                 "tags.stage = 'search_trial'")
