@@ -20,9 +20,10 @@ from servers import group_gone
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("zeros", "random_large", "he", "xavier")       # conf/lessons/initialization.yaml
 # each job trains for several seconds even on a quiet machine (the [10, 5] network runs 15,000
-# epochs in 0.6 s there: a fresh-clone CI run saw a first job finish before its kill); a worker
-# holds its job from the moment it exists (the job is sent as it starts), so a kill soon after
-# is a death mid-job (importing or training)
+# epochs in 0.6 s there: a fresh-clone CI run saw a first job finish before its kill). The first
+# workers start before the command opens the store (their imports overlap its own), so they
+# hold jobs once the parent run exists (`_wait_jobs`); a replacement holds its job from the
+# moment it exists (the job is sent as it starts), so a kill soon after is a death mid-job
 COMMAND = ("experiment", "initialization", "seeds=1", "workers=2", "training.epochs=200000")
 BOUND = 240  # seconds: the whole command, retries included (it hung forever before)
 
@@ -68,6 +69,18 @@ def _wait_workers(proc, n: int, exclude=frozenset(), timeout: float = 120) -> se
     raise AssertionError(f"{n} workers did not start: {proc.communicate()}")
 
 
+def _wait_jobs(proc, tmp_path, timeout: float = 120) -> None:
+    """Until the first workers hold their jobs: the command said what it runs (stdout's first
+    line, printed once the store exists) and opened the lesson's parent run, after which it
+    sends the jobs at once."""
+    first = proc.stdout.readline()
+    assert first.startswith("lesson initialization: "), first + proc.communicate()[1]
+    end = time.monotonic() + timeout
+    while not any(r.data.tags.get("stage") == "experiment" for r in _runs(tmp_path)):
+        assert time.monotonic() < end and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+
+
 def _finish(proc) -> tuple[str, str]:
     try:
         return proc.communicate(timeout=BOUND)
@@ -99,7 +112,8 @@ def test_a_dead_workers_job_is_retried_once_then_failed_and_the_parent_ends_fail
     started = time.monotonic()
     proc = _start(tmp_path)
     first = _wait_workers(proc, 2)
-    time.sleep(2.5)  # each has its job (sent as it started): mid-import or mid-training
+    _wait_jobs(proc, tmp_path)
+    time.sleep(2.5)  # each has its job: mid-training
     for pid in first:
         os.kill(pid, signal.SIGTERM)
     [victim, survivor] = sorted(_wait_workers(proc, 2, exclude=first))
@@ -181,7 +195,8 @@ def test_workers_stop_when_the_command_is_killed(tmp_path):
     for nobody (their run, left RUNNING, is the next command's to end: issue 17 item 7)."""
     proc = _start(tmp_path, "training.epochs=400000")  # a job of minutes
     workers = _wait_workers(proc, 2)
-    time.sleep(2.5)
+    _wait_jobs(proc, tmp_path)
+    time.sleep(2.5)  # training their jobs
     proc.kill()
     killed = time.monotonic()
     proc.wait()  # not communicate(): the workers hold its stdout and stderr open

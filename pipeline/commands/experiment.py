@@ -75,20 +75,36 @@ class LessonPlan:
     overrides: list[str]        # config overrides applied to every arm
     cfg: object                 # the first job's config: its tracking section is the lesson's
     lesson_yaml: str            # the lesson file's text, logged with the summary
+    why: str = ""               # how the worker count was chosen when workers= was not given
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.lessons.runner import JobsFailed
-    from pipeline.stop import Stopped
+    from pipeline.lessons.pool import LessonPool
 
     stop = stop_of(args)
     lp = plan_lesson(args, stop)                  # bad input exits 2 here: no run exists
+    # the workers start now: their start-up overlaps this process's (MLflow, the store)
+    pool = (LessonPool(min(lp.workers, len(lp.jobs)), stop).prestart() if lp.workers > 1
+            else None)
+    try:
+        return run_planned(args, lp, pool, stop)
+    finally:
+        if pool is not None:
+            pool.terminate()  # on a refusal or a stop before the jobs; idle ones exit anyway
+            pool.close()
+
+
+def run_planned(args: argparse.Namespace, lp: LessonPlan, pool, stop) -> int:
+    """The lesson's parent run and its jobs (on `pool` when there is one), then the verdict."""
+    from pipeline.lessons.runner import JobsFailed
+    from pipeline.stop import Stopped
     from pipeline import tracking                 # mlflow costs seconds to import: only now
     from pipeline.tracking import lesson_parent as LP
 
     pointer, experiment_id = open_lesson_experiment(lp.cfg, lp.lesson)
     print(f"lesson {lp.lesson.name}: {len(lp.lesson.arm_names())} arms x {lp.seeds} seeds = "
-          f"{len(lp.jobs)} runs, {lp.workers} worker(s)", flush=True)
+          f"{len(lp.jobs)} runs, {lp.workers} worker(s)" + (f" ({lp.why})" if lp.why else ""),
+          flush=True)
     started, parent = time.perf_counter(), None
     try:
         with tracking.run(lp.cfg.tracking.run_name or f"lesson-{lp.lesson.name}",
@@ -97,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             parent = active.info.run_id
             if pointer:
                 _link(pointer, lp, experiment_id, parent)
-            result, cache = run_under_parent(lp, parent, experiment_id, stop, args)
+            result, cache = run_under_parent(lp, parent, experiment_id, stop, args, pool)
             seconds = time.perf_counter() - started
             LP.log_summary(parent, result, lesson_yaml=lp.lesson_yaml, seconds=seconds)
     except Stopped as exc:  # cli.main prints it and exits 143/130
@@ -128,7 +144,7 @@ def plan_lesson(args: argparse.Namespace, stop) -> LessonPlan:
     own, overrides = split_own(args.overrides)
     conf = conf_dir(args)
     lesson = load_lesson(args.lesson, conf)
-    seeds, workers = own.get("seeds", lesson.seeds), own.get("workers", 1)
+    seeds = own.get("seeds", lesson.seeds)
     n_jobs = len(lesson.arm_names()) * seeds
     if LONG_PLAN <= n_jobs and seeds <= MAX_SEEDS and not args.quiet:  # (plan refuses more)
         print(f"planning {n_jobs} runs...", file=sys.stderr, flush=True)  # ms each: say so
@@ -142,8 +158,18 @@ def plan_lesson(args: argparse.Namespace, stop) -> LessonPlan:
     except Stopped as exc:                 # cli.main prints it and exits 143/130
         exc.outcome = "stopped while planning the lesson; no run was created"
         raise
+    workers, why = _workers(own, len(jobs))
     return LessonPlan(lesson, jobs, seeds, workers, overrides,
-                      config_from_yaml(jobs[0].cfg_yaml), _lesson_text(args.lesson, conf))
+                      config_from_yaml(jobs[0].cfg_yaml), _lesson_text(args.lesson, conf), why)
+
+
+def _workers(own: dict, jobs: int) -> tuple[int, str]:
+    """workers= as given, else one per free core (free_cores.py), with what to print."""
+    if "workers" in own:
+        return own["workers"], ""
+    from pipeline.commands.free_cores import choose_workers
+
+    return choose_workers(jobs)
 
 
 def open_lesson_experiment(cfg, lesson) -> tuple[str | None, str]:
@@ -165,7 +191,7 @@ def _parent_tags(lesson) -> dict[str, str]:
     return {"stage": "experiment", "lesson.name": lesson.name, "lesson.claim": lesson.claim.text}
 
 
-def run_under_parent(lp: LessonPlan, parent: str, experiment_id: str, stop, args):
+def run_under_parent(lp: LessonPlan, parent: str, experiment_id: str, stop, args, pool=None):
     """The parent's params, then every (arm, seed) job as a child run (or a cached one's
     reuse); returns (the assembled result, the run cache). A job whose worker died twice is
     recorded FAILED and `JobsFailed` raised."""
@@ -180,7 +206,7 @@ def run_under_parent(lp: LessonPlan, parent: str, experiment_id: str, stop, args
     on_result = _progress(logger, len(lp.jobs), quiet=args.quiet)
     cache = arm_cache(logger, read=reads_cache(lp.cfg, args))
     try:
-        runs = run_jobs(lp.jobs, lp.workers, on_result, stop, cache)
+        runs = run_jobs(lp.jobs, lp.workers, on_result, stop, cache, pool)
     except JobsFailed as exc:  # a worker died twice on these: recorded, then FAILED
         logger.failed(exc.failed)
         raise

@@ -42,6 +42,25 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(expand(args.overrides), conf_dir=conf, preset=args.preset)
     space, text = load_space(cfg.search.space, conf)
     check_space(cfg, space)  # a bad space fails here, before any study or run exists
+    # the spawned workers first: their imports overlap this process's start-up (spawned.py)
+    with _spawned_workers(cfg) as spawned:
+        return _run(args, cfg, space, text, spawned)
+
+
+def _spawned_workers(cfg):
+    """Workers 1..N-1 of `search.workers`, started now and given their job once the parent run
+    exists; a null context for one worker."""
+    from contextlib import nullcontext
+
+    if cfg.search.workers == 1:
+        return nullcontext()
+    from pipeline.commands.preflight import tracking_uri
+    from pipeline.search.spawned import SpawnedWorkers, preload_for
+
+    return SpawnedWorkers(cfg.search.workers - 1, preload_for(cfg, tracking_uri(cfg)))
+
+
+def _run(args, cfg, space, text: str, spawned) -> int:
     from pipeline.commands import preflight, unsent
 
     preflight.check(cfg, storage=True)  # tracking store and storage path usable, before a study
@@ -65,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     with one_line_faults(lambda: _stores(cfg), "during the search"):  # not 1,900 lines
         result = run_search(cfg, space, text, workdir=Path.cwd(), progress=not args.quiet,
                             experiment_id=experiment, pointer_run_id=pointer,
-                            stop=stop_of(args), prepared=prepared)
+                            stop=stop_of(args), prepared=prepared, spawned=spawned)
     if result.parent_run_id is None and pointer is not None:
         _describe_empty_project_run(pointer, result)
     if result.parent_run_id is not None:

@@ -81,7 +81,7 @@ class ArmCache(Protocol):
 
 
 def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None,
-             cache: ArmCache | None = None) -> list[ArmRun]:
+             cache: ArmCache | None = None, pool: LessonPool | None = None) -> list[ArmRun]:
     """Every job, in order of completion to `on_result`. `stop` (a `pipeline.stop.Stop`) is
     checked by the training of an in-process job every epoch, between jobs, and every
     `pool.POLL` seconds while spawned workers run; on a stop the workers are terminated (they
@@ -89,7 +89,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None,
     result for are not trained (they come first); each result is then `put` into it.
     A spawned worker that dies is named on stderr and its job retried once (pool.py); a job
     whose retry dies too is skipped, and once every other job is done `JobsFailed` is
-    raised (its `runs`: those that finished)."""
+    raised (its `runs`: those that finished). `pool`: workers the caller started early
+    (`LessonPool.prestart`); closed here either way."""
     from pipeline.stop import Stop
 
     stop = stop if stop is not None else Stop()
@@ -98,12 +99,14 @@ def run_jobs(jobs: Sequence[Job], workers: int, on_result=None, stop=None,
     seen = {(r.arm, r.seed) for r in reused}
     todo = [j for j in jobs if (j.arm, j.seed) not in seen]
     done: list[ArmRun] = []
-    pool = None
     if workers == 1 or len(todo) <= 1:
+        if pool is not None:           # started early, nothing left for it (the cache)
+            pool.close()
+            pool = None
         limit = threads.limit()        # this process too: pipeline/threads.py
         fresh = (execute(job, stop) for job in todo)
     else:
-        pool = LessonPool(min(workers, len(todo)), stop)
+        pool = pool or LessonPool(min(workers, len(todo)), stop)
         fresh = pool.results(todo)
     try:
         for run in itertools.chain(reused, fresh):

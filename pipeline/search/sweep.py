@@ -64,7 +64,8 @@ def _check_base_config(study, cfg, space) -> None:
 
 def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
                progress: bool = True, out=None, experiment_id: str | None = None,
-               pointer_run_id: str | None = None, stop=None, prepared=None) -> SearchResult:
+               pointer_run_id: str | None = None, stop=None, prepared=None,
+               spawned=None) -> SearchResult:
     """`experiment_id`: the experiment `mlflow run` already chose (else tracking.experiment).
     `stop` (a `pipeline.stop.Stop`): the trials in progress end FAIL (child runs KILLED), the
     parent run KILLED, and `Stopped` is raised saying how to resume.
@@ -73,7 +74,9 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
     experiment gets a tag linking to it. `pointer_run_id` (the run `mlflow run -e search`
     created in the training experiment) becomes a pointer to the parent, with the result.
     `prepared`: the data the command prepared (and checked against the free memory), else
-    prepared here."""
+    prepared here. `spawned`: the spawned workers (pipeline/search/spawned.py) the command
+    started before its own start-up, waiting for their job; else spawned when the trials
+    start."""
     from pipeline import tracking  # mlflow: imported by a search that runs, not by its import
     from pipeline.tracking import notes
 
@@ -97,7 +100,7 @@ def run_search(cfg, space, space_text: str, *, workdir: Path = Path("."),
         _open_parent(cfg, study, parent, search_id, space_text, target, before)
         job = WorkerJob(cfg.to_yaml(), dict(space), spec, target, tracking.tracking_uri(),
                         search_id, parent)
-        _run_trials(cfg, study, job, prepared, progress, stop, out)
+        _run_trials(cfg, study, job, prepared, progress, stop, out, spawned)
         best, table = _summarize(study, cfg.search, parent)
         _describe(study, cfg.search, target, parent, best, pointer_run_id, search_id)
     _print_done(cfg, study, spec, target, before, table, search_id, parent, out)
@@ -146,7 +149,8 @@ def _open_parent(cfg, study, parent: str, search_id: str, space_text: str, targe
     add_parent(study, parent, search_id, space_text, target)
 
 
-def _run_trials(cfg, study, job: WorkerJob, prepared, progress: bool, stop, out) -> None:
+def _run_trials(cfg, study, job: WorkerJob, prepared, progress: bool, stop, out,
+                spawned) -> None:
     """The workers until the target, with the progress bar; a failure or stop says how to
     finish this call's trials (rerunning with n_trials would add N more, not finish these)."""
     from pipeline.tracking import search_runs as T
@@ -155,7 +159,7 @@ def _run_trials(cfg, study, job: WorkerJob, prepared, progress: bool, stop, out)
     bar = Progress(study, job.target, sc.objective, enabled=progress)
     resume = f"search study={study.study_name} target_trials={job.target}"
     try:
-        lost = run_workers(job, sc.workers, bar, prepared, stop=stop)
+        lost = run_workers(job, sc.workers, bar, prepared, stop=stop, spawned=spawned)
     except Stopped as exc:  # one line (cli.main)
         exc.outcome = (f"the parent run ended KILLED and the trials in progress FAIL; to "
                        f"finish this call's trials: {resume}")

@@ -3,13 +3,14 @@
 The target is a total (COMPLETE + PRUNED): sweep.py turns `search.n_trials` (N more) or
 `search.target_trials` (a total) into it. FAIL trials (a crash, a stale trial, a bug) do not
 count, so they are redone. Worker 0 runs in the search's own process, workers 1..N-1 are
-spawned processes, and `python -m pipeline worker` (join.py) runs one on any machine; all of
-them are `run_worker` on the shared storage.
+spawned processes (spawned.py), and `python -m pipeline worker` (join.py) runs one on any
+machine; all of them are `run_worker` on the shared storage. A worker's `peers` is how it
+waits for the others' trials: `Alone` polls the storage, the parent and its spawned workers
+also wake each other through their pipes (spawned.py).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 import time
 from contextlib import contextmanager
@@ -28,9 +29,10 @@ from pipeline.search.objective import make_objective
 from pipeline.search.orphan import watch_parent
 from pipeline.search.recovery import StudyRecovery
 from pipeline.owner import owner
+from pipeline.process_exit import skip_final_gc
 from pipeline.search.storage import StorageSpec
 from pipeline.search.study import FINISHED, count, count_in, open_study
-from pipeline.stop import Stop, Stopped, children_ignore_sigint
+from pipeline.stop import Stop, Stopped
 from pipeline.store_fault import WORKER_EXIT, fault_of, quiet_threads
 
 # Trials that hold a slot of the target: finished, or running (a worker will finish them).
@@ -52,15 +54,27 @@ class WorkerJob:
     parent_run_id: str | None = None
 
 
-def run_worker(job: WorkerJob, worker: int = 0, progress=None, prepared=None, stop=None) -> int:
+class Alone:
+    """The `peers` of a worker with no pipe to the others: it polls the storage."""
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def trial_ended(self) -> None:
+        pass
+
+
+def run_worker(job: WorkerJob, worker: int = 0, progress=None, prepared=None, stop=None,
+               peers=None) -> int:
     """Prepare the data once (or take the caller's `prepared`), then run trials until the
     study holds `target` finished ones. When the remaining slots are taken by other workers'
     RUNNING trials, wait for them: a trial whose worker died is failed (journal: its owner
     process is gone; RDB: no heartbeat for `grace_period` s), its child run ended, and this
     worker runs its replacement, so the target is met exactly. Returns how many finished
     trials this process ran. `stop` (a `pipeline.stop.Stop`) is checked by every trial's
-    training, between trials and while waiting."""
+    training, between trials and while waiting; `peers` (default `Alone`): how it waits."""
     stop = stop if stop is not None else Stop()  # never requested: the checks below stay plain
+    peers = peers if peers is not None else Alone()
     cfg = config_from_yaml(job.cfg_yaml)
     quiet_optuna()  # also in spawned workers: one line per failed trial, no traceback
     study = open_study(cfg, job.storage, create=False, worker=worker)
@@ -70,7 +84,7 @@ def run_worker(job: WorkerJob, worker: int = 0, progress=None, prepared=None, st
                                _trial_logger(job, study), figures=cfg.search.trial_figures,
                                stop=stop)
     trial = _OwnedTrial(study, job, objective, worker)
-    _until_target(study, job, trial, progress, stop)
+    _until_target(study, job, trial, progress, stop, peers)
     objective.finish()
     return sum(t.user_attrs.get("owner") == trial.owner
                for t in study.get_trials(deepcopy=False, states=FINISHED))
@@ -111,7 +125,7 @@ class _OwnedTrial:
 
 
 def _until_target(study: optuna.Study, job: WorkerJob, trial: _OwnedTrial, progress,
-                  stop) -> None:
+                  stop, peers) -> None:
     """Recover what dead workers left (their stale trials FAIL, their runs FAILED: recovery.py,
     saying on stderr what it ended), run trials while slots are free, wait while others hold
     them."""
@@ -119,7 +133,8 @@ def _until_target(study: optuna.Study, job: WorkerJob, trial: _OwnedTrial, progr
                             out=sys.stderr)
     # Optuna stops `optimize` once the free slots are reserved (finished + RUNNING); between
     # trials the progress bar is updated and a stop starts no new trial.
-    callbacks = [MaxTrialsCallback(job.target, states=RESERVED), _BetweenTrials(progress, stop)]
+    callbacks = [MaxTrialsCallback(job.target, states=RESERVED),
+                 _BetweenTrials(progress, stop, peers)]
     while True:
         trials = recover().trials  # this pass decides on one snapshot, taken after it
         if count_in(trials) >= job.target:
@@ -135,23 +150,27 @@ def _until_target(study: optuna.Study, job: WorkerJob, trial: _OwnedTrial, progr
         if count_in(trials, RESERVED) >= job.target:  # the others' trials are running
             if progress is not None:
                 progress.poll(trials)
-            time.sleep(POLL_SECONDS)
+            peers.wait(POLL_SECONDS)  # woken early when a peer's trial ends
 
 
 class _BetweenTrials:
-    """An `optimize` callback: the progress bar polled, a requested stop starts no new trial."""
+    """An `optimize` callback: the peers told, the progress bar polled, a requested stop
+    starts no new trial."""
 
-    def __init__(self, progress, stop):
-        self.progress, self.stop = progress, stop
+    def __init__(self, progress, stop, peers):
+        self.progress, self.stop, self.peers = progress, stop, peers
 
     def __call__(self, study: optuna.Study, _trial) -> None:
+        self.peers.trial_ended()
         if self.progress is not None:
             self.progress.poll()
         if self.stop.requested:
             study.stop()
 
 
-def _worker_entry(job: WorkerJob, worker: int) -> None:
+def worker_main(job: WorkerJob, worker: int, peers) -> None:
+    """A spawned worker's life once it has its job (spawned.py started it): trials until the
+    target, then "done" to the parent; faults become exit codes, not tracebacks."""
     # The parent stops workers with SIGTERM (and Ctrl-C reaches the whole process group): this
     # worker's own Stop records it and the trial's training stops at its next epoch, so the
     # trial ends FAIL and its child run KILLED instead of both staying RUNNING.
@@ -162,8 +181,10 @@ def _worker_entry(job: WorkerJob, worker: int) -> None:
         try:
             if _tracking_store_gone(job):  # the search process names it, in its one line
                 sys.exit(WORKER_EXIT)
-            run_worker(job, worker, stop=stop)
-        except Stopped as exc:
+            run_worker(job, worker, stop=stop, peers=peers)
+            peers.say("done")
+        except Stopped as exc:  # its trial is FAIL and its run KILLED: nothing left to do
+            skip_final_gc()  # it exits sooner (process_exit.py)
             sys.exit(exc.exit_code)
         except Exception as exc:  # a store gone (tracking server, database): one line, not a
             # traceback per worker
@@ -184,49 +205,43 @@ def _tracking_store_gone(job: WorkerJob) -> bool:
     return path is not None and not path.exists()
 
 
-def run_workers(job: WorkerJob, workers: int, progress, prepared=None, stop=None) -> list[str]:
+def run_workers(job: WorkerJob, workers: int, progress, prepared=None, stop=None,
+                spawned=None) -> list[str]:
     with _one_blas_thread():  # every worker, this process's included, at the chosen count
-        return _run_workers(job, workers, progress, prepared, stop)
+        return _run_workers(job, workers, progress, prepared, stop, spawned)
 
 
-def _run_workers(job: WorkerJob, workers: int, progress, prepared, stop) -> list[str]:
+def _run_workers(job: WorkerJob, workers: int, progress, prepared, stop, spawned) -> list[str]:
     """Worker 0 runs in this process (seeded runs with one worker reproduce; it reuses
-    `prepared` and this process's imports); workers 1..N-1 are spawned processes sharing the
-    storage. A spawned worker spends seconds importing mlflow and preparing its data before
-    its first trial: worker 0 runs trials meanwhile, so that start-up is off the critical
-    path. Worker 0 runs until the study holds the target (replacing the trials of workers
-    that died); then this process waits for the others, checking `stop` (on a stop it sends
-    them SIGTERM and waits for them). Returns one line per spawned worker that ended badly (exit code or
-    signal), for the summary: a dead worker is counted, not raised, as its trials are redone."""
+    `prepared` and this process's imports); workers 1..N-1 are the spawned processes of
+    `spawned` (started by the command before its own start-up, spawned.py), else spawned now.
+    Worker 0 runs until the study holds the target (replacing the trials of workers that
+    died); then this process waits until each spawned worker said "done" or died, checking
+    `stop` (on a stop it sends them SIGTERM and waits for them: their trials end FAIL, their
+    runs KILLED). Their exit is waited for by `spawned.close()`, after the summary. Returns one
+    line per spawned worker that ended badly (exit code or signal), for the summary: a dead
+    worker is counted, not raised, as its trials are redone."""
+    from pipeline.search.spawned import SpawnedWorkers
+
     stop = stop if stop is not None else Stop()
     if workers == 1:
         run_worker(job, 0, progress, prepared, stop)
         return []
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_entry, args=(job, k), name=f"search-worker-{k}")
-             for k in range(1, workers)]
-    with children_ignore_sigint():  # until a worker installs its Stop
-        for p in procs:
-            p.start()
+    own = spawned is None
+    if own:
+        spawned = SpawnedWorkers(workers - 1)
     try:
-        run_worker(job, 0, progress, prepared, stop)
-        while any(p.is_alive() for p in procs):
-            stop.check()
-            progress.poll()
-            time.sleep(0.5)
+        spawned.start(job)
+        run_worker(job, 0, progress, prepared, stop, peers=spawned)
+        spawned.finish(stop, progress)
     except BaseException:
-        for p in procs:
-            p.terminate()
+        spawned.terminate()
+        spawned.join()
         raise
     finally:
-        for p in procs:
-            p.join()
-    return [f"{p.name} " + (f"killed by signal {-p.exitcode}" if p.exitcode < 0 else
-                            f"exit code {p.exitcode}" + _STORE_FAULT.get(p.exitcode, ""))
-            for p in procs if p.exitcode]
-
-
-_STORE_FAULT = {WORKER_EXIT: " (a store fault; it printed nothing)"}
+        if own:
+            spawned.close()
+    return spawned.lost()
 
 
 @contextmanager
