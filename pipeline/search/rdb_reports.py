@@ -39,6 +39,8 @@ from __future__ import annotations
 import threading
 import time
 
+import sqlalchemy
+
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
@@ -138,9 +140,10 @@ class ReportBatchingRDBStorage(RDBStorage):
                 for row in session.query(_Value).filter(_Value.trial_id == trial_id,
                                                         _Value.step.in_(list(stored))):
                     row.intermediate_value, row.intermediate_value_type = stored.pop(row.step)
-                session.add_all(_Value(trial_id=trial_id, step=step, intermediate_value=value,
-                                       intermediate_value_type=kind)
-                                for step, (value, kind) in stored.items())
+                if stored:  # one executemany INSERT, not one ORM INSERT per row
+                    session.execute(sqlalchemy.insert(_Value), [
+                        dict(trial_id=trial_id, step=step, intermediate_value=value,
+                             intermediate_value_type=kind) for step, (value, kind) in stored.items()])
         return finished
 
     def _with_held(self, trial):
