@@ -69,11 +69,12 @@ def parity(n_trials: int, tmp: Path) -> None:
               f"trained, {time.perf_counter() - started:.1f} s", flush=True)
 
 
-def reporting_seconds(storage, completed: int = 6) -> tuple[float, float]:
+def reporting_seconds(storage, completed: int = 6) -> tuple[float, float, float]:
     """Seconds of `trial.report` and of `trial.should_prune` over one default trial's
     evaluations (median pruner with the default settings, `completed` finished trials already
-    in the study, so the pruner reads and compares them). A storage that holds the reports
-    (rdb_reports.py) writes them at the trial's next write: that flush is added to `report`."""
+    in the study, so the pruner reads and compares them), and of the end-of-trial flush: a
+    storage that holds the reports (rdb_reports.py) writes them at the trial's next write; that
+    flush is included in `report` and also returned apart (0 for the other storages)."""
     study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(0),
                                 pruner=optuna.pruners.MedianPruner(5, 100, 1))
     flush = getattr(getattr(study._storage, "_backend", None), "flush", None)
@@ -81,7 +82,7 @@ def reporting_seconds(storage, completed: int = 6) -> tuple[float, float]:
 
     def objective(trial):
         x = trial.suggest_float("x", 0.0, 1.0)
-        report = decide = 0.0
+        report = decide = flushed = 0.0
         for epoch in EVALUATIONS:
             t0 = time.perf_counter()
             trial.report(x + 1.0 / epoch, epoch)
@@ -91,8 +92,8 @@ def reporting_seconds(storage, completed: int = 6) -> tuple[float, float]:
         if flush is not None:
             t0 = time.perf_counter()
             flush(trial._trial_id)
-            report += time.perf_counter() - t0
-        spent.append((report, decide))
+            flushed = time.perf_counter() - t0
+        spent.append((report + flushed, decide, flushed))
         return x
 
     study.optimize(objective, n_trials=completed + 1)
@@ -177,7 +178,10 @@ def main() -> None:
         for r in range(args.repeats):
             rows["trial"].append(default_trial_seconds())
             for name, make in sides.items():
-                rows[name].append(reporting_seconds(make(r)))
+                storage = make(r)
+                rows[name].append(reporting_seconds(storage))
+                if hasattr(storage, "engine"):  # an RDB storage: its connections back now
+                    storage.engine.dispose()
             print(f"repeat {r + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
     trial = statistics.median(rows.pop("trial"))
     print(f"default trial training: median {trial:.3f} s over {args.repeats} repeats")
@@ -187,6 +191,10 @@ def main() -> None:
             print(f"{what} on the {name}: median {med * 1e3:.1f} ms per trial "
                   f"({med / len(EVALUATIONS) * 1e3:.3f} ms per evaluation), "
                   f"{med / trial:.2%} of a default trial")
+        flushed = statistics.median(v[2] for v in values)
+        if flushed:
+            print(f"  of which the one end-of-trial flush on the {name}: median "
+                  f"{flushed * 1e3:.1f} ms")
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 
