@@ -30,7 +30,8 @@ Why the pruner's decisions are unchanged (Optuna 5.1):
   before the state), only with fewer commits.
 
 What changes: another process (optuna-dashboard, a second worker listing trials) sees a
-running trial's reports up to FLUSH_AFTER_SECONDS later; and a report to a trial another worker
+running trial's reports up to FLUSH_AFTER_SECONDS later (a trial that stops reporting: at its
+next heartbeat or write); and a report to a trial another worker
 has already failed as stale raises `UpdateFinishedTrialError` at the flush, not at the report.
 """
 
