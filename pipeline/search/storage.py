@@ -19,7 +19,6 @@ import optuna
 
 from pipeline.redact import redact
 from pipeline.search.journal import open_journal
-from pipeline.search.rdb_reports import ReportBatchingRDBStorage
 from pipeline.races import retry_lost_race  # noqa: F401 (also S.retry_lost_race)
 from pipeline.store_urls import postgres_driver, study_storage
 
@@ -68,7 +67,11 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         # Several workers on one SQLite file wait for the lock instead of failing at once.
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
 
-    def make() -> ReportBatchingRDBStorage:  # reports written in batches (rdb_reports.py)
+    def make() -> optuna.storages.RDBStorage:
+        # Reports written in batches; imported here: it loads SQLAlchemy, which a journal
+        # search never needs (Optuna's own RDB module imports it lazily).
+        from pipeline.search.rdb_reports import ReportBatchingRDBStorage
+
         with warnings.catch_warnings():  # heartbeat is "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return ReportBatchingRDBStorage(postgres_driver(spec.url),
