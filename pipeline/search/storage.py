@@ -5,7 +5,8 @@ choice for several local processes on one study: appends under a file lock, noth
 worker dies. It has no heartbeat, so a trial whose worker was killed stays RUNNING until the
 next search or worker fails it by its owner (pipeline/search/recovery.py). RDB URLs
 (sqlite://, postgresql://, mysql://) get a heartbeat instead, and Optuna fails a trial whose
-worker stopped beating for `grace_period` seconds, wherever that worker ran.
+worker stopped beating for `grace_period` seconds, wherever that worker ran. Both hold a
+trial's reports and write them together (journal.py, rdb_reports.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage
 
 from pipeline.redact import redact
 from pipeline.search.journal import open_journal
@@ -67,11 +67,16 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         # Several workers on one SQLite file wait for the lock instead of failing at once.
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
 
-    def make() -> RDBStorage:
+    def make() -> optuna.storages.RDBStorage:
+        # Reports written in batches; imported here: it loads SQLAlchemy, which a journal
+        # search never needs (Optuna's own RDB module imports it lazily).
+        from pipeline.search.rdb_reports import ReportBatchingRDBStorage
+
         with warnings.catch_warnings():  # heartbeat is "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(postgres_driver(spec.url), heartbeat_interval=spec.heartbeat_interval,
-                              grace_period=spec.grace_period, **kwargs)
+            return ReportBatchingRDBStorage(postgres_driver(spec.url),
+                                            heartbeat_interval=spec.heartbeat_interval,
+                                            grace_period=spec.grace_period, **kwargs)
 
     try:
         # Processes creating the schema of a fresh database at once: the loser of the CREATE

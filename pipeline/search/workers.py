@@ -146,6 +146,10 @@ def _until_target(study: optuna.Study, job: WorkerJob, trial: _OwnedTrial, progr
             trials = study.get_trials(deepcopy=False)  # the trials changed during optimize
         stop.check()
         if count_in(trials) >= job.target:  # done: no last poll (it cost every search 1 s)
+            # but one last pass: Optuna's heartbeat check inside `optimize` may have failed a
+            # dead worker's trial since the pass above, and its child run would stay RUNNING
+            # (one storage read; MLflow is asked only when the FAIL count changed).
+            recover()
             return
         if count_in(trials, RESERVED) >= job.target:  # the others' trials are running
             if progress is not None:
