@@ -94,9 +94,11 @@ def test_kill_9_of_one_worker_mid_trial_is_replaced_and_the_target_met_exactly(
         kind, tmp_path, request):
     uri, storage = _stores(kind, tmp_path, request)
     name = f"kill9-{kind}"
-    # trials of ~10 s: the kill lands well inside the trial the victim has just started
-    search = cli(tmp_path, uri, *_search_args(name, storage, "workers=3", "training.epochs=20000"),
-                 wait=False)
+    # trials of ~10 s: the kill lands well inside the trial the victim has just started. An
+    # evaluation every 50 epochs (twice the epochs, as long a trial): each evaluation is a
+    # round trip to the storage, 4,000 a trial at every 5 (114 s of CPU on PostgreSQL)
+    search = cli(tmp_path, uri, *_search_args(name, storage, "workers=3", "training.epochs=40000",
+                                              "training.eval_every=50"), wait=False)
     victim, trial, end = None, None, time.monotonic() + 400
     while victim is None and time.monotonic() < end and search.poll() is None:
         time.sleep(0.3)
