@@ -3,10 +3,18 @@
 Two evaluates at once: exactly one unseals, records and registers; the other exits 2 with one
 line. A signal before the unsealing spends nothing; after it, the numbers are still recorded and
 printed, then the command exits 143/130.
+
+The searches before the evaluations are setup, not the subject: two studies (a short one, and
+one long trial whose retrain can be signalled) are searched once per module, in this process,
+and each test evaluates in its own copy of the journal and the store (the once-only record
+lives in them), as tests/test_registry_rules.py does. Six `python -m pipeline search`
+subprocesses (each ~4 s of CPU for its imports alone) became two in-process searches.
 """
 
+import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,11 +46,49 @@ def _start(tmp_path, command: str, *extra) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def _search(tmp_path, *extra) -> None:
-    p = _start(tmp_path, "search", "search.n_trials=2", "search.pruner.name=none",
-               "search.trial_figures=none", *extra, "--quiet")
-    out, err = p.communicate(timeout=300)
-    assert p.returncode == 0, err
+SEARCHES = {"short": ("training.epochs=60",),
+            # a long retrain (no early stopping) leaves time to signal it mid-training
+            "long": ("training.epochs=10000", "training.patience=null", "search.n_trials=1")}
+# One xdist worker builds this module's studies once (--dist loadgroup in pyproject).
+pytestmark = pytest.mark.xdist_group("test_faults_evaluate")
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """`searched(kind)`: the directory of the `kind` study (SEARCHES) and its SQLite store,
+    searched on first use (in this process: the search is setup here, not the subject)."""
+    import mlflow
+
+    from pipeline.config import load_config
+    from pipeline.search.space import load_space
+    from pipeline.search.sweep import run_search
+
+    made: dict[str, Path] = {}
+
+    def make(kind: str) -> Path:
+        if kind not in made:
+            root = tmp_path_factory.mktemp(f"searched-{kind}")
+            uri = f"sqlite:///{root}/m.db"
+            with pytest.MonkeyPatch.context() as mp:
+                mp.chdir(root)  # MLflow's artifacts go to ./mlruns of the working directory
+                mp.setenv("MLFLOW_TRACKING_URI", uri)
+                mlflow.set_tracking_uri(uri)
+                cfg = load_config(_args(root, "search.n_trials=2", "search.pruner.name=none",
+                                        "search.trial_figures=none", *SEARCHES[kind])[:-2],
+                                  conf_dir=CONF)
+                space, text = load_space(cfg.search.space, CONF)
+                run_search(cfg, space, text, progress=False, out=io.StringIO())
+            made[kind] = root
+        return made[kind]
+
+    return make
+
+
+def _search(searched, tmp_path, kind: str) -> None:
+    """This test's own copy of the `kind` study and its store (the runs' artifacts stay
+    beside the module's store: their experiment's location)."""
+    for name in ("study.journal", "m.db"):
+        shutil.copy(searched(kind) / name, tmp_path / name)
 
 
 def _final_test_runs(tmp_path) -> dict[str, int]:
@@ -76,8 +122,8 @@ def _evaluations(tmp_path) -> list:
 
 
 @pytest.mark.slow
-def test_two_evaluates_at_the_same_instant_unseal_once(tmp_path):
-    _search(tmp_path, "training.epochs=60")
+def test_two_evaluates_at_the_same_instant_unseal_once(searched, tmp_path):
+    _search(searched, tmp_path, "short")
     procs = [_start(tmp_path, "evaluate", "evaluate.gate.threshold=1.0") for _ in range(2)]
     done = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
@@ -92,13 +138,13 @@ def test_two_evaluates_at_the_same_instant_unseal_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_evaluate_while_the_claim_is_held_is_refused_at_once(tmp_path):
+def test_an_evaluate_while_the_claim_is_held_is_refused_at_once(searched, tmp_path):
     """Deterministic version of the race: this process holds the claim, evaluate is refused
     with the lock named, no final-test run, nothing recorded."""
     from pipeline.search import storage as S
     from pipeline.search.evaluate_lock import evaluation_claim
 
-    _search(tmp_path, "training.epochs=60")
+    _search(searched, tmp_path, "short")
     spec = S.resolve(str(tmp_path / "study.journal"), "tiny", tmp_path)
     with evaluation_claim(spec, "tiny", tmp_path):
         p = _start(tmp_path, "evaluate")
@@ -134,9 +180,8 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_before_the_unsealing_spends_nothing(tmp_path, signum, code):
-    # a long retrain (no early stopping) leaves time to signal it mid-training
-    _search(tmp_path, "training.epochs=10000", "training.patience=null", "search.n_trials=1")
+def test_a_signal_before_the_unsealing_spends_nothing(searched, tmp_path, signum, code):
+    _search(searched, tmp_path, "long")
     p = _start(tmp_path, "evaluate")
     _wait_for(lambda: _final_test_runs(tmp_path).get("RUNNING") == 1 or p.poll() is not None,
               120, "the final-test run to start")
@@ -156,8 +201,9 @@ def test_a_signal_before_the_unsealing_spends_nothing(tmp_path, signum, code):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_after_the_unsealing_still_records_and_prints(tmp_path, signum, code):
-    _search(tmp_path, "training.epochs=60")
+def test_a_signal_after_the_unsealing_still_records_and_prints(searched, tmp_path, signum,
+                                                               code):
+    _search(searched, tmp_path, "short")
     journal = tmp_path / "study.journal"
     p = _start(tmp_path, "evaluate", "evaluate.gate.threshold=1.0")
     # the record is the first write after the unsealing: signal as soon as it is in the journal

@@ -84,8 +84,12 @@ def test_an_independent_worker_joins_the_search_and_logs_under_its_one_parent(
     # trials of seconds (no early stop, ~5 s alone on a 2-core Xeon, 10+ s loaded): the
     # search is still running when the worker has started (~5-10 s of imports), so both
     # processes run some of the 8. Not shorter: on a faster, quiet machine the search must not
-    # finish its 8 before the worker's first trial
-    slow = ["training.epochs=20000", "training.patience=null", "search.pruner.name=none",
+    # finish its 8 before the worker's first trial. An evaluation every 50 epochs, not 5, and
+    # twice the epochs: as long a trial, but 800 evaluations instead of 4,000, each a round
+    # trip to the PostgreSQL storage and the server (149 s of CPU for this test before, 9x a
+    # journal study's trials of the same length)
+    slow = ["training.epochs=40000", "training.eval_every=50", "training.patience=null",
+            "search.pruner.name=none",
             "tracking.experiment=srv-join", "--conf-dir", CONF]
     search = cli(tmp_path, tracking_server, "search", "--quiet", "study=srv-join", *TINY,
                  f"storage={pg_database}", f"target_trials={target}", *slow, wait=False)
