@@ -47,6 +47,8 @@ os.environ.setdefault("NN_PIPELINE_CACHE", tempfile.mkdtemp(prefix="nn-pipeline-
 # Keys are prefixes of node ids. Tests in an xdist_group run as their group's unit, which
 # xdist schedules before every single test (largest group first), so they are not listed.
 LONGEST = {
+    "test_scaleout_server.py::test_an_independent_worker": 60,   # suitea: the costliest one
+    "test_faults_lesson_pool.py::test_a_dead_worker": 55,
     "test_scaleout_faults.py::test_child_runs": 60,
     "test_faults_tracking.py::test_the_server_dies": 60,
     "test_faults_search_parent.py::": 60,
