@@ -137,14 +137,20 @@ def browser(width: int = 1600, height: int = 900):
             context.close()
 
 
+_CLOSED: set = set()  # pages whose assistant panel was closed once
+
+
 def close_assistant(page, wait_ms: int = 4000) -> None:
-    """The assistant side panel opens on a first visit and hides a third of the page."""
+    """The assistant side panel opens on a first visit and hides a third of the page. Once
+    closed it stays closed in that browser (seen 2026-12-07: on the next three pages it never
+    came back), so later pages only glance for it instead of waiting 4 s each."""
     button = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
     try:
-        button.first.wait_for(state="visible", timeout=wait_ms)
+        button.first.wait_for(state="visible", timeout=300 if id(page) in _CLOSED else wait_ms)
     except Exception:  # playwright's TimeoutError: the panel is not open
         return
     button.first.click()
+    _CLOSED.add(id(page))
     page.wait_for_timeout(300)
 
 
