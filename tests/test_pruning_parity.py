@@ -43,10 +43,17 @@ SPACE = {"regularization.l2": {"type": "float", "low": L2[0], "high": L2[1], "lo
 
 def plain_study(cfg, prepared, path, n_trials: int = N_TRIALS) -> optuna.Study:
     """What a user would write with Optuna alone: same seed, space, pruner and training
-    (benchmarks/bench_pruning.py runs it on the default config)."""
+    (benchmarks/bench_pruning.py runs it on the default config), on Optuna's journal."""
+    return plain_study_on(JournalStorage(JournalFileBackend(str(path))), cfg, prepared,
+                          n_trials)
+
+
+def plain_study_on(storage, cfg, prepared, n_trials: int = N_TRIALS,
+                   study_name: str | None = None) -> optuna.Study:
+    """The plain Optuna loop (optuna-examples' basic/pruning.py) on any Optuna storage."""
     key, p = cfg.search.objective, cfg.search.pruner
     study = optuna.create_study(
-        storage=JournalStorage(JournalFileBackend(str(path))), direction="minimize",
+        storage=storage, study_name=study_name, direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=cfg.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials,
                                            n_warmup_steps=p.n_warmup_steps,

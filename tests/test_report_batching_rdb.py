@@ -29,7 +29,7 @@ from pipeline.search.storage import open_storage, resolve
 from pipeline.search.study import make_pruner, make_sampler
 from tests.servers import postgres_database
 from tests.test_overhead import CONF
-from tests.test_pruning_parity import INITS, KEEP, L2, N_TRIALS, OVERRIDES, SPACE, _outcomes
+from tests.test_pruning_parity import N_TRIALS, OVERRIDES, SPACE, _outcomes, plain_study_on
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -44,33 +44,9 @@ def url(request, tmp_path):
 
 
 def plain_rdb_study(cfg, prepared, url) -> optuna.Study:
-    """tests/test_pruning_parity.py's `plain_study` (optuna-examples' basic/pruning.py loop),
-    on Optuna's own RDBStorage: every report its own transaction."""
-    key, p = cfg.search.objective, cfg.search.pruner
-    study = optuna.create_study(
-        storage=RDBStorage(url), study_name="plain", direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials,
-                                           n_warmup_steps=p.n_warmup_steps,
-                                           interval_steps=p.interval_steps))
-
-    def objective(trial):
-        overrides = {"regularization.l2": trial.suggest_float("regularization.l2", *L2, log=True),
-                     "regularization.keep_prob": trial.suggest_float("regularization.keep_prob",
-                                                                     *KEEP),
-                     "model.init": trial.suggest_categorical("model.init", INITS)}
-
-        def report(epoch, metrics):
-            trial.set_user_attr("epochs_run", epoch)
-            trial.report(metrics[key], step=epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        return stages.train(cfg.with_overrides(overrides), prepared,
-                            callbacks=[report]).metrics[key]
-
-    study.optimize(objective, n_trials=N_TRIALS)
-    return study
+    """tests/test_pruning_parity.py's plain Optuna loop on Optuna's own RDBStorage: every
+    report its own transaction."""
+    return plain_study_on(RDBStorage(url), cfg, prepared, study_name="plain")
 
 
 def test_the_same_trials_are_pruned_as_plain_optuna_on_the_same_database(url, tmp_path):
