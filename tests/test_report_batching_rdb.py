@@ -49,6 +49,10 @@ def plain_rdb_study(cfg, prepared, url) -> optuna.Study:
     return plain_study_on(RDBStorage(url), cfg, prepared, study_name="plain")
 
 
+# slow (8-12 s a storage: every should_prune is a database round trip, in plain Optuna too);
+# the fast tests below pin the mechanism it rests on: should_prune sees every held value, one
+# INSERT per trial, another worker's decision independent of a running trial's held reports
+@pytest.mark.slow
 def test_the_same_trials_are_pruned_as_plain_optuna_on_the_same_database(url, tmp_path):
     cfg = load_config(OVERRIDES, conf_dir=CONF)
     prepared = stages.prepare(cfg)
