@@ -29,6 +29,7 @@ from multiprocessing.connection import wait
 from pipeline import threads
 from pipeline.stop import children_ignore_sigint
 from pipeline.store_fault import WORKER_EXIT
+from pipeline.store_urls import RDB_SCHEMES
 
 JOIN_SECONDS = 30  # a worker that said "done" and has not exited by then is killed
 
@@ -38,8 +39,7 @@ def preload_for(cfg, tracking_uri: str | None) -> tuple[str, ...]:
     would otherwise import): the trial code, the tracking edge, the SQL store MLflow opens for
     a database URI, and matplotlib when trials draw figures."""
     names = ["pipeline.search.workers", "pipeline.tracking.search_runs"]
-    if tracking_uri and tracking_uri.split(":", 1)[0].split("+", 1)[0] in (
-            "sqlite", "postgresql", "mysql", "mssql"):
+    if tracking_uri and tracking_uri.startswith(RDB_SCHEMES):  # a database URI
         names.append("mlflow.store.tracking.sqlalchemy_store")
     if cfg.search.trial_figures in ("improving", "all"):
         names.append("pipeline.plots.training")
